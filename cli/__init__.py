@@ -1,0 +1,1 @@
+"""The ``regsweep`` command line: commands, output writers, logging setup."""

@@ -1,0 +1,1 @@
+"""Cython implementations of the version schemes: one extension module per scheme."""

@@ -1,0 +1,1 @@
+"""Pure-Python reference implementations of the version schemes (same API, same keys)."""
