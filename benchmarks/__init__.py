@@ -1,0 +1,1 @@
+"""Runnable benchmarks: ``python -m benchmarks.bench_<topic>``; results in RESULTS.md."""

@@ -1,0 +1,91 @@
+"""The ``regsweep`` command: entry point and command groups.
+
+Exit codes follow the scanner convention: 0 success, 1 findings at or above the failure
+threshold (later commands), 2 usage errors — which includes a version that does not parse.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from importlib.metadata import version as _dist_version
+from typing import NoReturn
+from operator import itemgetter
+
+import click
+
+from regsweep.matcher import versions
+from regsweep.matcher.versions import InvalidVersion, Scheme
+
+SCHEME_CHOICE = click.Choice([s.value for s in Scheme], case_sensitive=False)
+_SYMBOL = {-1: "<", 0: "=", 1: ">"}
+
+
+def _usage_error(message: str) -> NoReturn:
+    # Usage errors exit 2 without a traceback: the message names the bad input and why.
+    click.echo(f"regsweep: error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_dist_version("regsweep"), prog_name="regsweep")
+def main() -> None:
+    """Audit OCI container registries for vulnerable packages and risky configuration."""
+
+
+@main.group(name="versions")
+def versions_group() -> None:
+    """Compare, key and sort versions under a package ecosystem's version scheme."""
+
+
+@versions_group.command(name="compare")
+@click.argument("scheme", type=SCHEME_CHOICE)
+@click.argument("a")
+@click.argument("b")
+def versions_compare(scheme: str, a: str, b: str) -> None:
+    """Print '<', '=' or '>' as version A is older than, equal to or newer than B."""
+    try:
+        result = versions.compare(scheme, a, b)
+    except InvalidVersion as err:
+        _usage_error(str(err))
+    else:
+        click.echo(_SYMBOL[result])
+
+
+@versions_group.command(name="key")
+@click.argument("scheme", type=SCHEME_CHOICE)
+@click.argument("version", nargs=-1, required=True)
+def versions_key(scheme: str, version: tuple[str, ...]) -> None:
+    """Print each VERSION's order-preserving byte key in hex (memcmp order = version order)."""
+    for v in version:
+        try:
+            k = versions.key(scheme, v)
+        except InvalidVersion as err:
+            _usage_error(str(err))
+        else:
+            click.echo(f"{k.hex()}\t{v}")
+
+
+@versions_group.command(name="sort")
+@click.argument("scheme", type=SCHEME_CHOICE)
+@click.argument("version", nargs=-1)
+def versions_sort(scheme: str, version: tuple[str, ...]) -> None:
+    """Sort VERSIONs (or one version per line on stdin) oldest first, by their keys."""
+    items = list(version) or [line.strip() for line in sys.stdin if line.strip()]
+    mod = versions.module(scheme)
+    try:
+        # An authoritative key is the order itself; otherwise only the comparator is exact.
+        if mod.AUTHORITATIVE:
+            keys = mod.key_many(items)
+            ordered = [v for _, v in sorted(zip(keys, items, strict=True), key=itemgetter(0))]
+        else:
+            ordered = sorted(items, key=functools.cmp_to_key(mod.compare))
+    except InvalidVersion as err:
+        _usage_error(str(err))
+    else:
+        for v in ordered:
+            click.echo(v)
+
+
+if __name__ == "__main__":  # pragma: no cover - ``python -m regsweep.cli.main``
+    main()
