@@ -13,8 +13,9 @@ from typing import NoReturn
 from operator import itemgetter
 
 import click
+import msgspec
 
-from regsweep.matcher import versions
+from regsweep.matcher import records, versions
 from regsweep.matcher.versions import InvalidVersion, Scheme
 
 SCHEME_CHOICE = click.Choice([s.value for s in Scheme], case_sensitive=False)
@@ -85,6 +86,12 @@ def versions_sort(scheme: str, version: tuple[str, ...]) -> None:
     else:
         for v in ordered:
             click.echo(v)
+
+
+@main.command(name="schema")
+def schema_command() -> None:
+    """Print the JSON Schema of the NDJSON output records (schema version 1)."""
+    click.echo(msgspec.json.format(msgspec.json.encode(records.json_schema()), indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover - ``python -m regsweep.cli.main``
