@@ -15,6 +15,8 @@ test: system-deps build
 lint: build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@mkdir -p build/typecheck/regsweep
+	@for d in crawler matcher cli; do ln -sfn ../../../$$d build/typecheck/regsweep/$$d; done
 	$(BIN)/mypy
 
 bench: build

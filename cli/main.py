@@ -9,23 +9,19 @@ from __future__ import annotations
 import functools
 import sys
 from importlib.metadata import version as _dist_version
-from typing import NoReturn
 from operator import itemgetter
 
 import click
 import msgspec
 
+from regsweep.cli.common import usage_error
+from regsweep.cli.db import db_group
+from regsweep.cli.match import match_command
 from regsweep.matcher import records, versions
 from regsweep.matcher.versions import InvalidVersion, Scheme
 
 SCHEME_CHOICE = click.Choice([s.value for s in Scheme], case_sensitive=False)
 _SYMBOL = {-1: "<", 0: "=", 1: ">"}
-
-
-def _usage_error(message: str) -> NoReturn:
-    # Usage errors exit 2 without a traceback: the message names the bad input and why.
-    click.echo(f"regsweep: error: {message}", err=True)
-    sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,7 +44,7 @@ def versions_compare(scheme: str, a: str, b: str) -> None:
     try:
         result = versions.compare(scheme, a, b)
     except InvalidVersion as err:
-        _usage_error(str(err))
+        usage_error(str(err))
     else:
         click.echo(_SYMBOL[result])
 
@@ -62,7 +58,7 @@ def versions_key(scheme: str, version: tuple[str, ...]) -> None:
         try:
             k = versions.key(scheme, v)
         except InvalidVersion as err:
-            _usage_error(str(err))
+            usage_error(str(err))
         else:
             click.echo(f"{k.hex()}\t{v}")
 
@@ -82,10 +78,14 @@ def versions_sort(scheme: str, version: tuple[str, ...]) -> None:
         else:
             ordered = sorted(items, key=functools.cmp_to_key(mod.compare))
     except InvalidVersion as err:
-        _usage_error(str(err))
+        usage_error(str(err))
     else:
         for v in ordered:
             click.echo(v)
+
+
+main.add_command(db_group)
+main.add_command(match_command)
 
 
 @main.command(name="schema")

@@ -225,7 +225,14 @@ Record = (
 )
 
 #: Every record kind, as the ``kind`` tag spells it.
-KINDS: tuple[str, ...] = ("image", "package", "vulnerability", "misconfiguration", "error", "summary")
+KINDS: tuple[str, ...] = (
+    "image",
+    "package",
+    "vulnerability",
+    "misconfiguration",
+    "error",
+    "summary",
+)
 RecordKind = Literal["image", "package", "vulnerability", "misconfiguration", "error", "summary"]
 
 

@@ -21,10 +21,9 @@ the bisect point — advisories fixed before the installed version — are never
 
 from __future__ import annotations
 
-import bisect
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -32,7 +31,17 @@ import msgspec
 from regsweep.matcher.index.errors import TableError
 from regsweep.matcher.index.intervals import Interval
 
-__all__ = ["TableError", "build", "header", "payloads", "pure_query", "pure_query_many", "query", "query_many"]
+__all__ = [
+    "TableError",
+    "build",
+    "header",
+    "payload_bytes",
+    "payloads",
+    "pure_query",
+    "pure_query_many",
+    "query",
+    "query_many",
+]
 
 MAGIC = b"RSIT"
 VERSION = 1
@@ -94,21 +103,24 @@ def header(table: bytes | memoryview) -> tuple[int, int, int, int, int]:
     return n_ranges, n_exact, blob_off, payload_off, payload_len
 
 
-def payloads(table: bytes | memoryview) -> list[Any]:
-    """Decode the payload list (only needed when a query hits)."""
+def payload_bytes(table: bytes | memoryview) -> memoryview:
+    """The msgpack payload section, for a caller that decodes it into its own type."""
     _, _, _, payload_off, payload_len = header(table)
-    result: list[Any] = msgspec.msgpack.decode(table[payload_off : payload_off + payload_len])
+    return memoryview(table)[payload_off : payload_off + payload_len]
+
+
+def payloads(table: bytes | memoryview) -> list[Any]:
+    """Decode the payload list as plain objects (only needed when a query hits)."""
+    result: list[Any] = msgspec.msgpack.decode(payload_bytes(table))
     return result
 
 
-def pure_query(table: bytes | memoryview, key: bytes) -> list[int]:
-    """Payload indices of every range containing ``key`` and every exact row equal to it.
-
-    Sorted and without repeats. The reference implementation of the compiled query.
-    """
+def _parse(
+    table: bytes | memoryview,
+) -> tuple[list[tuple[bytes | None, bytes, int]], list[tuple[bytes, int]]]:
+    # The whole table as Python values: ``(hi, lo, payload)`` rows and ``(key, payload)``.
     n_ranges, n_exact, blob_off, payload_off, _ = header(table)
     mv = memoryview(table)
-
     blob_len = payload_off - blob_off
 
     def key_at(off: int, length: int) -> bytes:
@@ -116,26 +128,46 @@ def pure_query(table: bytes | memoryview, key: bytes) -> list[int]:
             raise TableError("interval table row points outside its key blob")
         return bytes(mv[blob_off + off : blob_off + off + length])
 
-    rows = [_RANGE.unpack_from(mv, _HEADER.size + i * _RANGE.size) for i in range(n_ranges)]
-    his = [None if r[1] == UNBOUNDED else key_at(r[0], r[1]) for r in rows]
-    # First row whose hi > key; unbounded rows sort last and always qualify.
-    first = bisect.bisect_right([h for h in his if h is not None], key)
-    hits = {
-        rows[i][4] for i in range(first, n_ranges) if key_at(rows[i][2], rows[i][3]) <= key
-    }
+    ranges = []
+    for i in range(n_ranges):
+        hi_off, hi_len, lo_off, lo_len, payload = _RANGE.unpack_from(
+            mv, _HEADER.size + i * _RANGE.size
+        )
+        hi = None if hi_len == UNBOUNDED else key_at(hi_off, hi_len)
+        ranges.append((hi, key_at(lo_off, lo_len), payload))
     base = _HEADER.size + n_ranges * _RANGE.size
-    exact = [_EXACT.unpack_from(mv, base + i * _EXACT.size) for i in range(n_exact)]
-    hits.update(p for off, ln, p in exact if key_at(off, ln) == key)
-    return sorted(hits)
+    exact = []
+    for i in range(n_exact):
+        off, length, payload = _EXACT.unpack_from(mv, base + i * _EXACT.size)
+        exact.append((key_at(off, length), payload))
+    return ranges, exact
 
 
 def pure_query_many(table: bytes | memoryview, keys: Sequence[bytes]) -> list[list[int]]:
-    """``[pure_query(table, k) for k in keys]``."""
-    return [pure_query(table, k) for k in keys]
+    """Payload indices of every range containing each key and every exact row equal to it.
+
+    Sorted and without repeats. The reference implementation of the compiled query: it
+    reads the same layout but scans linearly, so it does not share the bisect under test.
+    """
+    ranges, exact = _parse(table)
+    out = []
+    for key in keys:
+        hits = {p for hi, lo, p in ranges if lo <= key and (hi is None or key < hi)}
+        hits.update(p for k, p in exact if k == key)
+        out.append(sorted(hits))
+    return out
 
 
+def pure_query(table: bytes | memoryview, key: bytes) -> list[int]:
+    """``pure_query_many(table, [key])[0]``."""
+    return pure_query_many(table, [key])[0]
+
+
+query: Callable[[bytes | memoryview, bytes], list[int]]
+query_many: Callable[[bytes | memoryview, Sequence[bytes]], list[list[int]]]
 if os.environ.get("REGSWEEP_PURE_PYTHON", "") not in ("", "0"):
-    query = pure_query
-    query_many = pure_query_many
+    query, query_many = pure_query, pure_query_many
 else:
-    from regsweep.matcher.index._table import query, query_many  # noqa: F401
+    from regsweep.matcher.index import _table
+
+    query, query_many = _table.query, _table.query_many

@@ -69,7 +69,7 @@ def _load(scheme: Scheme) -> SchemeModule:
             name = f"regsweep.matcher.versions.{IMPLEMENTATION}.{scheme.value}"
         case _:
             assert_never(scheme)
-    mod: SchemeModule = importlib.import_module(name)  # type: ignore[assignment]
+    mod: SchemeModule = importlib.import_module(name)
     _modules[scheme] = mod
     return mod
 

@@ -40,9 +40,7 @@ def osv_is_vulnerable(v: int, events: list[tuple[EventKind, int | None]]) -> boo
     for x, kind in timeline:
         if kind is E.INTRODUCED and v >= x:
             vulnerable = True
-        elif kind is E.FIXED and v >= x:
-            vulnerable = False
-        elif kind is E.LAST_AFFECTED and v > x:
+        elif kind is E.FIXED and v >= x or kind is E.LAST_AFFECTED and v > x:
             vulnerable = False
     return vulnerable
 

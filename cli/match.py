@@ -1,0 +1,121 @@
+"""``regsweep match``: package records in, vulnerability records out, streaming."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+import msgspec
+
+from regsweep.cli.common import DB_OPTION
+from regsweep.matcher.index.errors import AdvisoryIndexError
+from regsweep.matcher.index.store import AdvisoryIndex
+from regsweep.matcher.match import Matcher
+from regsweep.matcher.records import ErrorRecord, PackageRecord, Record, VulnerabilityRecord
+
+#: Packages matched per batch: large enough to share table reads, small enough to stream.
+BATCH = 20_000
+_FLUSH = 1 << 20
+
+
+class _Writer:
+    """NDJSON out through one reusable buffer (``encode_into``), flushed in large writes."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.buf = bytearray()
+        self.enc = msgspec.json.Encoder()
+        self.count = 0
+
+    def write(self, record: msgspec.Struct) -> None:
+        self.enc.encode_into(record, self.buf, len(self.buf))
+        self.buf += b"\n"
+        self.count += 1
+        if len(self.buf) >= _FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        self.out.write(self.buf)
+        self.out.flush()
+        self.buf.clear()
+
+
+def match_stream(matcher: Matcher, lines: BinaryIO, writer: _Writer, batch: int = BATCH) -> None:
+    """Match every ``package`` record of ``lines``; other kinds are read and passed over.
+
+    A line that is not a valid record becomes an ``error`` record (stage ``input``) and the
+    stream goes on; so does a package that cannot be matched (stage ``match``).
+    """
+    decoder = msgspec.json.Decoder(Record)
+    pending: list[PackageRecord] = []
+
+    def flush() -> None:
+        found, errors = matcher.match([r.package for r in pending])
+        for rec, advisories in zip(pending, found, strict=True):
+            for adv in advisories:
+                writer.write(
+                    VulnerabilityRecord(image=rec.image, package=rec.package, advisory=adv)
+                )
+        for err in errors:
+            rec = pending[err.package]
+            writer.write(
+                ErrorRecord(
+                    image=rec.image,
+                    ref=rec.image.ref if rec.image else None,
+                    stage="match",
+                    error=err.error,
+                    message=f"{rec.package.name} {rec.package.version}: {err.message}",
+                )
+            )
+        pending.clear()
+
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = decoder.decode(line)
+        except msgspec.DecodeError as err:
+            writer.write(
+                ErrorRecord(
+                    stage="input",
+                    error="malformed_record",
+                    message=f"line {lineno}: {err}",
+                )
+            )
+            continue
+        if isinstance(rec, PackageRecord):
+            pending.append(rec)
+            if len(pending) >= batch:
+                flush()
+    if pending:
+        flush()
+
+
+@click.command(name="match")
+@DB_OPTION
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    default="-",
+    help="NDJSON with package records (default: stdin).",
+)
+def match_command(db: Path, input_path: Path) -> None:
+    """Read package records (NDJSON) and write the vulnerability records that match them."""
+    try:
+        index = AdvisoryIndex(db)
+    except AdvisoryIndexError as err:
+        click.echo(f"regsweep: error: {err}", err=True)
+        sys.exit(1)
+    writer = _Writer(sys.stdout.buffer)
+    with index:
+        matcher = Matcher(index)
+        if str(input_path) == "-":
+            match_stream(matcher, sys.stdin.buffer, writer)
+        else:
+            with input_path.open("rb") as fh:
+                match_stream(matcher, fh, writer)
+    writer.flush()

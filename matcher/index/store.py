@@ -1,0 +1,394 @@
+"""The advisory index on disk: one LMDB file, built whole and swapped in atomically.
+
+Named databases (LMDB keys are at most 511 bytes):
+
+* ``meta``       ``b"meta"`` → ``IndexMeta`` (schema version, build time, sources, skips);
+* ``advisories`` ``source NUL id`` → ``StoredAdvisory`` (what a vulnerability record shows);
+* ``aliases``    alias id → the advisory keys that carry it;
+* ``packages``   ``ecosystem NUL name`` → an interval table (``table.py``) whose payloads
+  are ``Hit`` rows: which advisory, its fixed versions and the vendor's status.
+
+The index is immutable once built: ``build`` writes a new file beside the old one and
+``os.replace``s it into place, so a reader sees the old index or the new one, never half of
+one, and readers open it without a lock file. A second build of the same path while one
+runs fails at once (``BuildLocked``) instead of waiting or interleaving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import lmdb
+import msgspec
+
+from regsweep.matcher import versions
+from regsweep.matcher.advisories.model import (
+    Advisory,
+    Affected,
+    Cvss,
+    EventKind,
+    Severity,
+    SeveritySource,
+    Status,
+)
+from regsweep.matcher.advisories.stats import IngestStats
+from regsweep.matcher.index import intervals, table
+from regsweep.matcher.index.errors import AdvisoryIndexError
+from regsweep.matcher.versions import InvalidVersion
+
+SCHEMA_VERSION = 1
+#: Sparse on disk: LMDB only grows the file as pages are written.
+MAP_SIZE = 1 << 36
+_MAX_KEY = 511
+_EVENT = {
+    EventKind.INTRODUCED: intervals.EventKind.INTRODUCED,
+    EventKind.FIXED: intervals.EventKind.FIXED,
+    EventKind.LAST_AFFECTED: intervals.EventKind.LAST_AFFECTED,
+    EventKind.LIMIT: intervals.EventKind.LIMIT,
+}
+
+
+class BuildLocked(AdvisoryIndexError):
+    """Another build of the same index path is running."""
+
+
+class IndexMissing(AdvisoryIndexError):
+    """No index at the path (never built, or removed)."""
+
+
+class IndexMeta(msgspec.Struct, kw_only=True):
+    """The index's own description, shown by ``regsweep db info``."""
+
+    schema_version: int = SCHEMA_VERSION
+    built_at: datetime
+    advisories: int = 0
+    packages: int = 0
+    ranges: int = 0
+    exact_versions: int = 0
+    #: Reason → count of ranges and versions the build could not key (bad versions …).
+    build_skipped: dict[str, int] = {}
+    #: What the ingest read, skipped and noted, per source.
+    ingest: IngestStats | None = None
+
+
+class StoredAdvisory(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """The per-advisory part of a vulnerability record (``array_like``: compact on disk)."""
+
+    id: str
+    source: str
+    aliases: list[str] = []
+    related: list[str] = []
+    summary: str | None = None
+    severity: Severity = Severity.UNKNOWN
+    severity_source: SeveritySource | None = None
+    cvss: list[Cvss] = []
+    modified: datetime | None = None
+
+
+class Hit(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """A table payload: what it means that a version fell in one of the rows.
+
+    ``recheck`` is set for schemes whose keys are not exact (``versions.authoritative``):
+    the rows then only narrow the candidates and ``ranges``/``versions`` are evaluated again
+    with the scheme's comparator.
+    """
+
+    advisory: str
+    fixed: list[str] = []
+    status: Status = Status.UNKNOWN
+    vendor_status: str | None = None
+    severity: Severity | None = None
+    recheck: bool = False
+    ranges: list[list[tuple[str, str]]] = []
+    versions: list[str] = []
+
+
+def advisory_key(source: str, advisory_id: str) -> bytes:
+    """The ``advisories`` key of one record: ids repeat across feeds, sources do not."""
+    return f"{source}\x00{advisory_id}".encode()
+
+
+def package_key(ecosystem: str, name: str) -> bytes:
+    """The ``packages`` key of one (canonical ecosystem, normalised name)."""
+    return f"{ecosystem}\x00{name}".encode()
+
+
+class _Table:
+    """One package's rows while the build collects them."""
+
+    __slots__ = ("exact", "payloads", "ranges")
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[intervals.Interval, int]] = []
+        self.exact: list[tuple[bytes, int]] = []
+        self.payloads: list[Hit] = []
+
+
+def _event_key(mod: versions.SchemeModule, kind: EventKind, version: str) -> bytes | None:
+    if kind is EventKind.INTRODUCED and version == "0":
+        return intervals.MIN_KEY
+    if kind is EventKind.LIMIT and "*" in version:
+        return None  # OSV: a limit containing "*" is infinity
+    return mod.key(version)
+
+
+def _compile_affected(aff: Affected, tab: _Table, skipped: Counter[str]) -> None:
+    mod = versions.module(aff.scheme)
+    exact_keys: list[bytes] = []
+    range_rows: list[intervals.Interval] = []
+    raw_ranges: list[list[tuple[str, str]]] = []
+    for rng in aff.ranges:
+        try:
+            keyed = [(_EVENT[e.kind], _event_key(mod, e.kind, e.version)) for e in rng.events]
+        except InvalidVersion:
+            # The whole range goes: half a range would invert its meaning.
+            skipped[f"invalid {aff.scheme.value} version in range"] += 1
+            continue
+        if not any(k is intervals.EventKind.INTRODUCED for k, _ in keyed):
+            skipped["range without introduced event"] += 1
+            continue
+        raw_ranges.append([(e.kind.value, e.version) for e in rng.events])
+        if mod.AUTHORITATIVE:
+            range_rows += intervals.compile_range(keyed)
+        else:
+            # Inexact keys: one coarse row over all the range's event keys, re-checked later.
+            bounds = [k for _, k in keyed if k is not None]
+            open_ended = not any(
+                k in (intervals.EventKind.FIXED, intervals.EventKind.LAST_AFFECTED)
+                for k, _ in keyed
+            )
+            hi = None if open_ended else intervals.successor(max(bounds))
+            range_rows.append((min(bounds), hi))
+    good_versions = []
+    for v in aff.versions:
+        try:
+            exact_keys.append(mod.key(v))
+        except InvalidVersion:
+            skipped[f"invalid {aff.scheme.value} version in versions list"] += 1
+        else:
+            good_versions.append(v)
+    if not range_rows and not exact_keys:
+        return
+    hit = Hit(
+        advisory="",  # set by the caller, which knows the record
+        fixed=aff.fixed_versions(),
+        status=aff.status,
+        vendor_status=aff.vendor_status,
+        severity=aff.severity,
+        recheck=not mod.AUTHORITATIVE,
+        ranges=raw_ranges if not mod.AUTHORITATIVE else [],
+        versions=good_versions if not mod.AUTHORITATIVE else [],
+    )
+    idx = len(tab.payloads)
+    tab.payloads.append(hit)
+    tab.ranges += [(row, idx) for row in range_rows]
+    tab.exact += [(k, idx) for k in exact_keys]
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    lock_path = path.with_name(path.name + ".build-lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildLocked(f"another build of {path} is running") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def build(
+    path: str | os.PathLike[str],
+    advisories: Iterable[Advisory],
+    ingest: IngestStats | None = None,
+) -> IndexMeta:
+    """Build the index at ``path`` from ``advisories`` and swap it into place atomically.
+
+    ``ingest`` is the statistics object of the load that yields ``advisories`` (complete
+    once they are consumed); it is recorded in the meta so that ``db info`` shows what was
+    read and what was left out, and why. Raises ``BuildLocked`` if another build of
+    ``path`` is running.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(path):
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        try:
+            meta = _write(tmp, advisories, ingest)
+            os.replace(tmp, path)
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + "-lock")):
+                leftover.unlink(missing_ok=True)
+    return meta
+
+
+def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None) -> IndexMeta:
+    skipped: Counter[str] = Counter()
+    tables: dict[bytes, _Table] = defaultdict(_Table)
+    aliases: dict[bytes, set[bytes]] = defaultdict(set)
+    n_advisories = 0
+    enc = msgspec.msgpack.Encoder()
+    env = lmdb.open(str(tmp), subdir=False, map_size=MAP_SIZE, max_dbs=4, sync=False)
+    try:
+        adv_db = env.open_db(b"advisories")
+        with env.begin(write=True, db=adv_db) as txn:
+            for adv in advisories:
+                akey = advisory_key(adv.source, adv.id)
+                n_advisories += 1
+                stored = StoredAdvisory(
+                    id=adv.id,
+                    source=adv.source,
+                    aliases=adv.aliases,
+                    related=adv.related,
+                    summary=adv.summary,
+                    severity=adv.severity,
+                    severity_source=adv.severity_source,
+                    cvss=adv.cvss,
+                    modified=adv.modified,
+                )
+                txn.put(akey, enc.encode(stored))
+                for alias in (adv.id, *adv.aliases):
+                    aliases[alias.encode()].add(akey)
+                for aff in adv.affected:
+                    if aff.status is Status.NOT_AFFECTED:
+                        continue
+                    pkey = package_key(aff.ecosystem, aff.package)
+                    if len(pkey) > _MAX_KEY:
+                        skipped["package key longer than 511 bytes"] += 1
+                        continue
+                    tab = tables[pkey]
+                    before = len(tab.payloads)
+                    _compile_affected(aff, tab, skipped)
+                    for i in range(before, len(tab.payloads)):
+                        tab.payloads[i] = msgspec.structs.replace(
+                            tab.payloads[i], advisory=akey.decode()
+                        )
+        n_ranges = n_exact = 0
+        pkg_db = env.open_db(b"packages")
+        with env.begin(write=True, db=pkg_db) as txn:
+            for pkey in sorted(tables):
+                tab = tables[pkey]
+                n_ranges += len(tab.ranges)
+                n_exact += len(tab.exact)
+                txn.put(pkey, table.build(tab.ranges, tab.exact, tab.payloads))
+        alias_db = env.open_db(b"aliases")
+        with env.begin(write=True, db=alias_db) as txn:
+            for name in sorted(aliases):
+                if len(name) <= _MAX_KEY:
+                    txn.put(name, enc.encode(sorted(aliases[name])))
+        meta = IndexMeta(
+            built_at=datetime.now(UTC).replace(microsecond=0),
+            advisories=n_advisories,
+            packages=len(tables),
+            ranges=n_ranges,
+            exact_versions=n_exact,
+            build_skipped=dict(skipped),
+            ingest=ingest,
+        )
+        with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+            txn.put(b"meta", enc.encode(meta))
+        env.sync(True)
+    finally:
+        env.close()
+    return meta
+
+
+class AdvisoryIndex:
+    """A read-only view of a built index.
+
+    Holds one LMDB environment; every lookup runs in a short read transaction (a long-lived
+    one would pin old pages). Not for use across ``fork``: open it in the child instead.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise IndexMissing(f"no advisory index at {self.path} (build one: regsweep db build)")
+        try:
+            self._env = lmdb.open(
+                str(self.path), subdir=False, readonly=True, lock=False, max_dbs=4
+            )
+        except lmdb.Error as err:
+            raise AdvisoryIndexError(f"cannot open advisory index {self.path}: {err}") from err
+        self._meta_db = self._env.open_db(b"meta", create=False)
+        self._adv_db = self._env.open_db(b"advisories", create=False)
+        self._alias_db = self._env.open_db(b"aliases", create=False)
+        self._pkg_db = self._env.open_db(b"packages", create=False)
+        self._adv_dec = msgspec.msgpack.Decoder(StoredAdvisory)
+        self._hits_dec = msgspec.msgpack.Decoder(list[Hit])
+        self.meta = self._read_meta()
+
+    def _read_meta(self) -> IndexMeta:
+        with self._env.begin(db=self._meta_db) as txn:
+            raw = txn.get(b"meta")
+        if raw is None:
+            raise AdvisoryIndexError(f"{self.path} has no meta record: not a regsweep index")
+        meta = msgspec.msgpack.decode(raw, type=IndexMeta)
+        if meta.schema_version != SCHEMA_VERSION:
+            raise AdvisoryIndexError(
+                f"{self.path} is index schema v{meta.schema_version}; this regsweep reads "
+                f"v{SCHEMA_VERSION}: rebuild it with regsweep db build"
+            )
+        return meta
+
+    def close(self) -> None:
+        """Release the environment (the file stays)."""
+        self._env.close()
+
+    def __enter__(self) -> AdvisoryIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def tables(self, keys: Iterable[bytes]) -> dict[bytes, bytes]:
+        """The interval tables of the given package keys that exist, in one transaction."""
+        out = {}
+        with self._env.begin(db=self._pkg_db) as txn:
+            for k in keys:
+                raw = txn.get(k)
+                if raw is not None:
+                    out[k] = raw
+        return out
+
+    def hits(self, raw_table: bytes) -> list[Hit]:
+        """Decode a table's payload rows."""
+        return self._hits_dec.decode(table.payload_bytes(raw_table))
+
+    def advisory(self, key: str) -> StoredAdvisory:
+        """The stored advisory of a ``Hit.advisory`` key."""
+        with self._env.begin(db=self._adv_db) as txn:
+            raw = txn.get(key.encode())
+        if raw is None:
+            raise AdvisoryIndexError(f"index has a hit for {key!r} but no such advisory")
+        return self._adv_dec.decode(raw)
+
+    def lookup_alias(self, alias: str) -> list[StoredAdvisory]:
+        """Every advisory whose id or alias is ``alias`` (e.g. a CVE id)."""
+        with self._env.begin(db=self._alias_db) as txn:
+            raw = txn.get(alias.encode())
+        keys: list[bytes] = msgspec.msgpack.decode(raw) if raw else []
+        return [self.advisory(k.decode()) for k in keys]
+
+    def package_count(self) -> int:
+        """How many (ecosystem, package) tables the index holds."""
+        with self._env.begin(db=self._pkg_db) as txn:
+            n: int = txn.stat(self._pkg_db)["entries"]
+        return n
+
+
+def default_path() -> Path:
+    """``$REGSWEEP_DB``, else ``$XDG_CACHE_HOME/regsweep/advisories.lmdb`` (``~/.cache``)."""
+    env = os.environ.get("REGSWEEP_DB")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "regsweep" / "advisories.lmdb"

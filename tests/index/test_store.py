@@ -1,0 +1,338 @@
+"""The advisory index end to end: build, atomic swap, and the matching rules on tiny indexes.
+
+Every index here is built per test from model records shaped like real feed records (a
+Debian DSA, an Alpine secfix, a PyPI advisory), including deliberately broken rows.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from regsweep.matcher import reference, versions
+from regsweep.matcher.advisories.ecosystems import parse_ecosystem
+from regsweep.matcher.advisories.model import (
+    Advisory,
+    Affected,
+    Event,
+    EventKind,
+    Range,
+    RangeType,
+    Status,
+)
+from regsweep.matcher.index import store
+from regsweep.matcher.match import Matcher
+from regsweep.matcher.records import Package
+
+
+def affected(
+    ecosystem: str,
+    package: str,
+    events: list[tuple[str, str]] | None = None,
+    *,
+    ranges: list[list[tuple[str, str]]] | None = None,
+    versions_: list[str] | None = None,
+    status: Status = Status.FIXED,
+) -> Affected:
+    info = parse_ecosystem(ecosystem)
+    assert info is not None
+    all_ranges = ranges if ranges is not None else ([events] if events else [])
+    return Affected(
+        ecosystem=info.ecosystem,
+        family=info.family,
+        release=info.release,
+        scheme=info.scheme,
+        package=package,
+        ranges=[
+            Range(
+                type=RangeType.ECOSYSTEM,
+                events=[Event(kind=EventKind(k), version=v) for k, v in evs],
+            )
+            for evs in all_ranges
+        ],
+        versions=versions_ or [],
+        status=status,
+    )
+
+
+def advisory(adv_id: str, *aff: Affected, source: str = "osv:Debian", **kw: object) -> Advisory:
+    return Advisory(id=adv_id, source=source, affected=list(aff), **kw)  # type: ignore[arg-type]
+
+
+def deb(name: str, version: str, release: str = "11", **kw: str | None) -> Package:
+    return Package(name=name, version=version, type="deb", ecosystem=f"Debian:{release}", **kw)
+
+
+@pytest.fixture
+def build(tmp_path: Path):  # type: ignore[no-untyped-def]
+    def _build(*advs: Advisory) -> Matcher:
+        path = tmp_path / "adv.lmdb"
+        store.build(path, advs)
+        return Matcher(store.AdvisoryIndex(path))
+
+    return _build
+
+
+def ids(found: list) -> list[str]:  # type: ignore[type-arg]
+    return sorted(a.id for a in found)
+
+
+DSA_5343 = advisory(
+    "DSA-5343-1",
+    affected("Debian:11", "openssl", [("introduced", "0"), ("fixed", "1.1.1n-0+deb11u4")]),
+    related=["CVE-2023-0286"],
+)
+
+
+def test_distro_packages_match_by_source_package_and_version(build) -> None:  # type: ignore[no-untyped-def]
+    """libssl1.1 is matched through its source package openssl, at the source version."""
+    m = build(DSA_5343)
+    found, errors = m.match(
+        [
+            deb("libssl1.1", "1.1.1n-0+deb11u3", source_name="openssl"),
+            deb("libssl1.1", "1.1.1n-0+deb11u4", source_name="openssl"),
+            deb("openssl", "1.1.1n-0+deb11u3"),  # no Source: field: the binary is the source
+            deb("libssl1.1", "1.1.1n-0+deb11u3"),  # a binary name never matches a source table
+        ]
+    )
+    assert [ids(f) for f in found] == [["DSA-5343-1"], [], ["DSA-5343-1"], []]
+    assert errors == []
+    adv = found[0][0]
+    assert adv.fixed == ["1.1.1n-0+deb11u4"] and adv.status == "fixed"
+    assert adv.related == ["CVE-2023-0286"] and adv.source == "osv:Debian"
+
+
+def test_binnmu_binary_version_matches_as_its_source_version(build) -> None:  # type: ignore[no-untyped-def]
+    """A +bN binNMU of a fixed source is fixed; of a vulnerable source, vulnerable."""
+    m = build(
+        advisory(
+            "DSA-5111-1",
+            affected("Debian:11", "zlib", [("introduced", "0"), ("fixed", "1:1.2.11.dfsg-2+deb11u1")]),
+        )
+    )
+    found, _ = m.match(
+        [
+            deb("zlib1g", "1:1.2.11.dfsg-2+b1", source_name="zlib"),
+            deb("zlib1g", "1:1.2.11.dfsg-2+deb11u1+b1", source_name="zlib"),
+            # Source: zlib (1:1.2.11.dfsg-2+deb11u1) with a binNMU binary version
+            deb(
+                "zlib1g",
+                "1:1.2.11.dfsg-2+deb11u1+b2",
+                source_name="zlib",
+                source_version="1:1.2.11.dfsg-2+deb11u1",
+            ),
+        ]
+    )
+    assert [ids(f) for f in found] == [["DSA-5111-1"], [], []]
+
+
+def test_advisories_are_scoped_to_their_release(build) -> None:  # type: ignore[no-untyped-def]
+    """A Debian 11 advisory never matches a Debian 12 package, whatever its version."""
+    m = build(DSA_5343)
+    found, _ = m.match([deb("openssl", "1.1.1n-0+deb11u3", release="12")])
+    assert found == [[]]
+
+
+def test_language_packages_owned_by_the_os_are_not_matched_upstream(build) -> None:  # type: ignore[no-untyped-def]
+    """A python module installed by dpkg is judged by the distro, not by PyPI advisories."""
+    m = build(
+        advisory(
+            "PYSEC-2023-1",
+            affected("PyPI", "requests", [("introduced", "0"), ("fixed", "2.31.0")]),
+            source="osv:PyPI",
+        )
+    )
+    mine = Package(name="requests", version="2.25.1", type="pypi", ecosystem="PyPI")
+    owned = Package(
+        name="requests", version="2.25.1", type="pypi", ecosystem="PyPI", owner="python3-requests"
+    )
+    found, _ = m.match([mine, owned])
+    assert [ids(f) for f in found] == [["PYSEC-2023-1"], []]
+
+
+def test_pypi_names_are_normalised_on_both_sides(build) -> None:  # type: ignore[no-untyped-def]
+    """PEP 503: Foo_Bar, foo.bar and foo-bar are one project."""
+    m = build(
+        advisory(
+            "PYSEC-X",
+            affected("PyPI", "zope-interface", [("introduced", "0"), ("fixed", "5.0")]),
+            source="osv:PyPI",
+        )
+    )
+    pkgs = [
+        Package(name=n, version="4.7.2", type="pypi", ecosystem="PyPI")
+        for n in ("Zope.Interface", "zope_interface", "zope-interface")
+    ]
+    assert [ids(f) for f in m.match(pkgs)[0]] == [["PYSEC-X"]] * 3
+
+
+def test_multiple_ranges_and_versions_lists_are_a_union(build) -> None:  # type: ignore[no-untyped-def]
+    """Two ranges and a versions list of one affected entry: a version in any one matches,
+    and the package gets one record per advisory."""
+    aff = affected(
+        "PyPI",
+        "pkg",
+        ranges=[
+            [("introduced", "1.0"), ("fixed", "1.2")],
+            [("introduced", "2.0"), ("last_affected", "2.1")],
+            [("introduced", "1.1"), ("fixed", "1.3")],  # overlaps the first range
+        ],
+        versions_=["0.5"],
+    )
+    m = build(advisory("GHSA-x", aff, source="osv:PyPI"))
+    vs = ["0.4", "0.5", "1.0", "1.1.5", "1.2.5", "1.3", "2.0", "2.1", "2.1.1"]
+    found, _ = m.match([Package(name="pkg", version=v, type="pypi", ecosystem="PyPI") for v in vs])
+    assert [len(f) for f in found] == [0, 1, 1, 1, 1, 0, 1, 1, 0]
+
+
+def test_not_affected_statements_never_match(build) -> None:  # type: ignore[no-untyped-def]
+    """secdb's fixed version "0" (not affected) is kept as a statement, never a range."""
+    m = build(
+        advisory(
+            "CVE-2021-1",
+            affected("Alpine:v3.15", "busybox", [("introduced", "0")], status=Status.NOT_AFFECTED),
+            source="secdb:Alpine",
+        )
+    )
+    pkg = Package(name="busybox", version="1.34.1-r3", type="apk", ecosystem="Alpine:v3.15")
+    assert m.match([pkg])[0] == [[]]
+
+
+def test_bad_versions_in_advisories_are_skipped_and_counted(tmp_path: Path) -> None:
+    """A range with an unparseable version is left out (never a match) and the meta says so."""
+    path = tmp_path / "adv.lmdb"
+    meta = store.build(
+        path,
+        [
+            advisory(
+                "DSA-BAD",
+                affected("Debian:11", "foo", [("introduced", "0"), ("fixed", "1:")]),
+            ),
+            DSA_5343,
+        ],
+    )
+    assert meta.build_skipped == {"invalid dpkg version in range": 1}
+    with store.AdvisoryIndex(path) as index:
+        assert index.meta.build_skipped == meta.build_skipped
+        found, _ = Matcher(index).match([deb("foo", "0.1"), deb("openssl", "1.0")])
+    assert [ids(f) for f in found] == [[], ["DSA-5343-1"]]
+
+
+def test_an_installed_version_that_does_not_parse_is_an_error_not_a_miss(build) -> None:  # type: ignore[no-untyped-def]
+    """The package is reported as unmatched with the reason; the others still match."""
+    m = build(DSA_5343)
+    found, errors = m.match([deb("openssl", "1:"), deb("openssl", "1.0")])
+    assert [ids(f) for f in found] == [[], ["DSA-5343-1"]]
+    assert [(e.package, e.error) for e in errors] == [(0, "invalid_version")]
+
+
+def test_aliases_find_their_advisories(tmp_path: Path) -> None:
+    """A CVE id finds every advisory that lists it as an alias."""
+    path = tmp_path / "adv.lmdb"
+    store.build(path, [advisory("GHSA-1", aliases=["CVE-2024-1"], source="osv:PyPI")])
+    with store.AdvisoryIndex(path) as index:
+        assert [a.id for a in index.lookup_alias("CVE-2024-1")] == ["GHSA-1"]
+        assert index.lookup_alias("CVE-1999-0") == []
+
+
+def test_rebuild_replaces_the_index_atomically_for_open_readers(tmp_path: Path) -> None:
+    """A reader that opened the old index keeps reading it whole; new readers see the new."""
+    path = tmp_path / "adv.lmdb"
+    store.build(path, [DSA_5343])
+    old = store.AdvisoryIndex(path)
+    store.build(path, [advisory("DSA-2", affected("Debian:11", "bash", [("introduced", "0")]))])
+    assert [a.id for a in old.lookup_alias("DSA-5343-1")] == ["DSA-5343-1"]
+    with store.AdvisoryIndex(path) as new:
+        assert new.lookup_alias("DSA-5343-1") == []
+        assert new.meta.advisories == 1
+    old.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adv.lmdb", "adv.lmdb.build-lock"]
+
+
+def _hold_lock(path: str, ready: multiprocessing.synchronize.Event, done: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+    with store._build_lock(Path(path)):
+        ready.set()
+        done.wait(10)
+
+
+def test_a_second_concurrent_build_fails_cleanly(tmp_path: Path) -> None:
+    """While one build runs, another of the same path raises BuildLocked and changes nothing."""
+    path = tmp_path / "adv.lmdb"
+    ctx = multiprocessing.get_context("spawn")
+    ready, done = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_lock, args=(str(path), ready, done))
+    proc.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(store.BuildLocked):
+            store.build(path, [DSA_5343])
+        assert not path.exists()
+    finally:
+        done.set()
+        proc.join(10)
+    store.build(path, [DSA_5343])  # and once the other build is gone, it works
+    assert path.exists()
+
+
+def test_missing_or_foreign_index_is_a_clear_error(tmp_path: Path) -> None:
+    """Opening nothing, or a file that is not an index, says so instead of crashing."""
+    with pytest.raises(store.IndexMissing):
+        store.AdvisoryIndex(tmp_path / "nope.lmdb")
+    junk = tmp_path / "junk.lmdb"
+    junk.write_bytes(os.urandom(8192))
+    with pytest.raises(store.AdvisoryIndexError):
+        store.AdvisoryIndex(junk)
+
+
+# ----------------------------------------------------------------- differential test
+
+# Real Debian versions (openssl, zlib, bash … as in DSA/DLA fixed versions) and neighbours.
+DEB_VERSIONS = [
+    "0.9.8c-4etch1", "0.9.8g-15+lenny1", "1.0.1e-2+deb7u14", "1.0.1t-1+deb8u12",
+    "1.1.0l-1~deb9u1", "1.1.1d-0+deb10u7", "1.1.1n-0+deb11u3", "1.1.1n-0+deb11u4",
+    "1.1.1n-0+deb11u5", "1.1.1w-0+deb11u1", "3.0.11-1~deb12u2", "1:1.2.11.dfsg-2",
+    "1:1.2.11.dfsg-2+deb11u1", "1:1.2.11.dfsg-2+deb11u2", "1:1.2.13.dfsg-1", "5.1-2+deb11u1",
+    "5.1-2", "5.2.15-2+b2", "4.3-14", "2.2.5-2", "2.2.5-2~bpo1", "1.0", "1.0~rc1", "1.0-1",
+    "2:1.0-1", "0", "0.1",
+]  # fmt: skip
+
+
+def test_compiled_matcher_equals_the_osv_reference_on_random_packages(tmp_path: Path) -> None:
+    """On thousands of random (package, version) pairs against random advisories, the
+    index answers exactly what the transcribed OSV algorithm answers."""
+    rng = random.Random(1128)
+    mod = versions.module("dpkg")
+    names = [f"src{i}" for i in range(12)]
+    advs, truth_ranges = [], {}
+    for n in range(150):
+        name = rng.choice(names)
+        ranges = []
+        for _ in range(rng.randint(1, 3)):
+            pts = sorted(rng.sample(DEB_VERSIONS, rng.randint(1, 4)), key=mod.key)
+            evs: list[tuple[str, str]] = [("introduced", "0" if rng.random() < 0.5 else pts[0])]
+            for v in pts[1:]:
+                evs.append((rng.choice(["fixed", "last_affected", "introduced", "limit"]), v))
+            rng.shuffle(evs)  # events in any order
+            ranges.append(evs)
+        listed = rng.sample(DEB_VERSIONS, rng.randint(0, 2))
+        advs.append(advisory(f"DSA-{n}", affected("Debian:11", name, ranges=ranges, versions_=listed)))
+        truth_ranges[f"DSA-{n}"] = (name, ranges, listed)
+    path = tmp_path / "adv.lmdb"
+    store.build(path, advs)
+    pkgs = [deb(rng.choice(names), rng.choice(DEB_VERSIONS)) for _ in range(3000)]
+    with store.AdvisoryIndex(path) as index:
+        found, errors = Matcher(index).match(pkgs)
+    assert errors == []
+    for pkg, got in zip(pkgs, found, strict=True):
+        source_version = re.sub(r"\+b\d+$", "", pkg.version)  # binNMU: see its own test
+        expected = sorted(
+            adv_id
+            for adv_id, (name, ranges, listed) in truth_ranges.items()
+            if name == pkg.name and reference.is_affected(mod, source_version, ranges, listed)
+        )
+        assert ids(got) == expected, pkg
