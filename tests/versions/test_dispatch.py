@@ -20,7 +20,7 @@ ORDERED = {
     Scheme.APK: ("1.0_rc1-r0", "1.0-r0", "1.0-r1"),
     Scheme.PEP440: ("1.0rc1", "1.0", "1.0.post1"),
     Scheme.SEMVER: ("1.0.0-rc.1", "1.0.0", "1.0.1"),
-    Scheme.MAVEN: ("1.0-alpha-1", "1.0", "1.0-sp1"),
+    Scheme.MAVEN: ("1.0", "1.0.1", "1.1"),
     Scheme.GEM: ("1.0.0.rc1", "1.0.0", "1.0.1"),
 }
 INVALID = {
