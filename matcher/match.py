@@ -75,82 +75,190 @@ def target(pkg: Package) -> Target | None:
     return Target(info.ecosystem, normalize_name(info.family, name), version, info.scheme)
 
 
+#: A package's identity for matching: the fields ``target`` reads.
+_Identity = tuple[str, str | None, str, str | None, str | None, str, str | None]
+#: Cache bounds: a long crawl sees millions of packages but far fewer distinct ones.
+_CACHE_MAX = 1 << 20
+_NONE: tuple[Advisory, ...] = ()
+
+
 class Matcher:
-    """Matches batches of packages against one ``AdvisoryIndex``."""
+    """Matches batches of packages against one ``AdvisoryIndex``.
+
+    Keeps small caches across batches (lookups per package identity, package tables, and
+    the output ``Advisory`` per table row), so a crawl that meets the same base layers in
+    thousands of images pays for each distinct package once.
+    """
 
     def __init__(self, index: AdvisoryIndex) -> None:
         self.index = index
-        self._advisories: dict[str, StoredAdvisory] = {}
+        self._stored: dict[str, StoredAdvisory] = {}
+        self._targets: dict[_Identity, Target | str | None] = {}
+        self._tables: dict[bytes, tuple[bytes, list[Hit] | None] | None] = {}
+        self._rows: dict[tuple[bytes, int], Advisory] = {}
+        self._results: dict[_Identity, tuple[Advisory, ...]] = {}
 
-    def match(self, packages: Sequence[Package]) -> tuple[list[list[Advisory]], list[MatchError]]:
-        """Return, per package, the advisories that affect it; plus what could not be matched."""
-        found: list[list[Advisory]] = [[] for _ in packages]
+    def match(
+        self, packages: Sequence[Package]
+    ) -> tuple[list[tuple[Advisory, ...]], list[MatchError]]:
+        """Return, per package, the advisories that affect it; plus what could not be matched.
+
+        Equal packages share one result tuple (immutable, so sharing is safe).
+        """
+        # 1. Distinct identities: a fleet repeats the same packages over and over.
+        slots: dict[_Identity, list[int]] = {}
+        for i, p in enumerate(packages):
+            ident = (
+                p.type,
+                p.ecosystem,
+                p.name,
+                p.source_name,
+                p.source_version,
+                p.version,
+                p.owner,
+            )
+            lst = slots.get(ident)
+            if lst is None:
+                slots[ident] = [i]
+            else:
+                lst.append(i)
+
+        # 2. Lookups, grouped by package table: (ecosystem, name) -> version -> identities.
+        # An identity matched in an earlier batch is answered from the result cache: the
+        # index is immutable, so its answer cannot change.
         errors: list[MatchError] = []
-        # (ecosystem, name) -> version -> package indices
-        wanted: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-        schemes: dict[tuple[str, str], versions.Scheme] = {}
-        for i, pkg in enumerate(packages):
-            try:
-                t = target(pkg)
-            except ValueError as err:
-                errors.append(MatchError(package=i, error="unknown_ecosystem", message=str(err)))
+        results: dict[_Identity, tuple[Advisory, ...]] = {}
+        wanted: dict[Target, list[_Identity]] = defaultdict(list)
+        done = self._results
+        for ident in slots:
+            prev = done.get(ident)
+            if prev is not None:
+                results[ident] = prev
                 continue
-            if t is None:
-                continue
-            wanted[(t.ecosystem, t.name)][t.version].append(i)
-            schemes[(t.ecosystem, t.name)] = t.scheme
+            t = self._target(ident)
+            if isinstance(t, str):
+                errors += [
+                    MatchError(package=i, error="unknown_ecosystem", message=t)
+                    for i in slots[ident]
+                ]
+            elif t is None:
+                results[ident] = _NONE  # not matched, by rule (an OS-owned module …)
+            else:
+                wanted[t].append(ident)
+        by_table: dict[bytes, list[Target]] = defaultdict(list)
+        for t in wanted:
+            by_table[package_key(t.ecosystem, t.name)].append(t)
 
-        pkeys = {package_key(eco, name): (eco, name) for eco, name in wanted}
-        tables = self.index.tables(pkeys)
-        for pkey, raw in tables.items():
-            eco_name = pkeys[pkey]
-            mod = versions.module(schemes[eco_name])
-            by_version = wanted[eco_name]
-            good: list[str] = []
+        # 3. One table read per package, one key per version, one compiled query per table.
+        self._load_tables([k for k in by_table if k not in self._tables])
+        for pkey, targets in by_table.items():
+            cached = self._tables[pkey]
+            if cached is None:  # no advisory names this package
+                for t in targets:
+                    results.update(dict.fromkeys(wanted[t], _NONE))
+                continue
+            raw = cached[0]
+            mod = versions.module(targets[0].scheme)
+            good: list[Target] = []
             keys: list[bytes] = []
-            for v in by_version:
+            for t in targets:
                 try:
-                    keys.append(mod.key(v))
+                    keys.append(mod.key(t.version))
                 except InvalidVersion as err:
                     errors += [
                         MatchError(package=i, error="invalid_version", message=str(err))
-                        for i in by_version[v]
+                        for ident in wanted[t]
+                        for i in slots[ident]
                     ]
                 else:
-                    good.append(v)
-            results = table.query_many(raw, keys)
-            hits: list[Hit] | None = None
-            for v, rows in zip(good, results, strict=True):
-                if not rows:
-                    continue
-                if hits is None:
-                    hits = self.index.hits(raw)
-                advisories = self._advisories_for(mod, v, [hits[r] for r in rows])
-                for i in by_version[v]:
-                    found[i].extend(advisories)
-        return found, errors
+                    good.append(t)
+            for t, rows in zip(good, table.query_many(raw, keys), strict=True):
+                found = self._advisories_for(pkey, mod, t.version, rows) if rows else _NONE
+                for ident in wanted[t]:
+                    results[ident] = found
+        # Only clean answers are remembered; errors are reported again when met again.
+        if len(done) + len(results) >= _CACHE_MAX:
+            done.clear()
+        done.update(results)
+
+        # 4. Fan out to the packages.
+        out: list[tuple[Advisory, ...]] = [_NONE] * len(packages)
+        for ident, found in results.items():
+            if found:
+                for i in slots[ident]:
+                    out[i] = found
+        return out, errors
+
+    def _target(self, ident: _Identity) -> Target | str | None:
+        # Target, None (not matched by rule), or the message of an unknown ecosystem.
+        try:
+            return self._targets[ident]
+        except KeyError:
+            pass
+        typ, eco, name, src, src_ver, ver, owner = ident
+        pkg = Package(
+            type=typ, ecosystem=eco, name=name, source_name=src, source_version=src_ver,
+            version=ver, owner=owner,
+        )  # fmt: skip
+        result: Target | str | None
+        try:
+            result = target(pkg)
+        except ValueError as err:
+            result = str(err)
+        if len(self._targets) >= _CACHE_MAX:
+            self._targets.clear()
+        self._targets[ident] = result
+        return result
+
+    def _load_tables(self, pkeys: list[bytes]) -> None:
+        if len(self._tables) + len(pkeys) >= _CACHE_MAX:
+            self._tables.clear()
+            self._rows.clear()
+        found = self.index.tables(pkeys)
+        for k in pkeys:
+            raw = found.get(k)
+            self._tables[k] = None if raw is None else (raw, None)
+
+    def _hits(self, pkey: bytes) -> list[Hit]:
+        cached = self._tables[pkey]
+        assert cached is not None
+        raw, hits = cached
+        if hits is None:
+            hits = self.index.hits(raw)
+            self._tables[pkey] = (raw, hits)
+        return hits
 
     def _advisories_for(
-        self, mod: versions.SchemeModule, version: str, hits: list[Hit]
-    ) -> list[Advisory]:
+        self, pkey: bytes, mod: versions.SchemeModule, version: str, rows: list[int]
+    ) -> tuple[Advisory, ...]:
+        hits = self._hits(pkey)
         # Several affected entries of one advisory can cover the same version (two ranges
         # for one package): the package gets one record per advisory, their fixes merged.
-        merged: dict[str, Hit] = {}
-        for hit in hits:
+        chosen: dict[str, list[int]] = {}
+        for r in rows:
+            hit = hits[r]
             if hit.recheck and not reference.is_affected(mod, version, hit.ranges, hit.versions):
                 continue
-            prev = merged.get(hit.advisory)
-            if prev is None:
-                merged[hit.advisory] = hit
+            chosen.setdefault(hit.advisory, []).append(r)
+        out = []
+        for same in chosen.values():
+            if len(same) == 1:
+                key = (pkey, same[0])
+                adv = self._rows.get(key)
+                if adv is None:
+                    adv = self._rows[key] = self._advisory(hits[same[0]])
             else:
-                fixed = prev.fixed + [f for f in hit.fixed if f not in prev.fixed]
-                merged[hit.advisory] = msgspec.structs.replace(prev, fixed=fixed)
-        return [self._advisory(hit) for hit in merged.values()]
+                fixed: list[str] = []
+                for r in same:
+                    fixed += [f for f in hits[r].fixed if f not in fixed]
+                adv = self._advisory(msgspec.structs.replace(hits[same[0]], fixed=fixed))
+            out.append(adv)
+        return tuple(out)
 
     def _advisory(self, hit: Hit) -> Advisory:
-        stored = self._advisories.get(hit.advisory)
+        stored = self._stored.get(hit.advisory)
         if stored is None:
-            stored = self._advisories[hit.advisory] = self.index.advisory(hit.advisory)
+            stored = self._stored[hit.advisory] = self.index.advisory(hit.advisory)
         severity = stored.severity
         source = None if stored.severity_source is None else stored.severity_source.value
         if hit.severity is not None:

@@ -135,7 +135,7 @@ def test_advisories_are_scoped_to_their_release(build) -> None:  # type: ignore[
     """A Debian 11 advisory never matches a Debian 12 package, whatever its version."""
     m = build(DSA_5343)
     found, _ = m.match([deb("openssl", "1.1.1n-0+deb11u3", release="12")])
-    assert found == [[]]
+    assert found == [()]
 
 
 def test_language_packages_owned_by_the_os_are_not_matched_upstream(build) -> None:  # type: ignore[no-untyped-def]
@@ -200,7 +200,7 @@ def test_not_affected_statements_never_match(build) -> None:  # type: ignore[no-
         )
     )
     pkg = Package(name="busybox", version="1.34.1-r3", type="apk", ecosystem="Alpine:v3.15")
-    assert m.match([pkg])[0] == [[]]
+    assert m.match([pkg])[0] == [()]
 
 
 def test_bad_versions_in_advisories_are_skipped_and_counted(tmp_path: Path) -> None:

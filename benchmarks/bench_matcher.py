@@ -1,0 +1,350 @@
+"""Matcher speed and index size: the interval index beside a naive per-advisory loop.
+
+    python -m benchmarks.bench_matcher [--packages N] [--no-write]
+
+In one run, on all of ``../shared/data/advisories`` (or the repo's test samples without it):
+
+1. **Index build** (``db build``: ingest + index, streamed) on 25/50/75/100 % of the records,
+   each in a fresh process so its peak RSS is its own; a least-squares line through the four
+   points shows how time and memory grow with the number of advisories.
+2. **Matching core**: ``Matcher.match`` on an N-package inventory (default 1M) made of real
+   names and versions: every advisory package at its real event versions (fixed, introduced,
+   listed), Debian 12 binaries from ``apt-cache dumpavail`` with their Source fields, and
+   language packages at advisory versions, sampled with repeats as a fleet has them.
+   Beside it, the **naive baseline**: a dict of ``(ecosystem, name)`` → advisories whose
+   ranges (events pre-sorted) are evaluated per package with the compiled compare — the
+   shape of Grype's and Trivy's matching loops.
+3. **End to end**: ``regsweep match`` on the inventory as NDJSON ``package`` records,
+   beside the floor: a bare msgspec decode + encode of the same records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import multiprocessing
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import msgspec
+
+from benchmarks._common import REPO, SHARED, best_of, write_section
+from regsweep.matcher import advisories, versions
+from regsweep.matcher.advisories.ecosystems import Ecosystem
+from regsweep.matcher.index import store
+from regsweep.matcher.match import Matcher, target
+from regsweep.matcher.records import ImageRef, Package, PackageRecord
+
+DATA = SHARED / "data" / "advisories"
+if not DATA.is_dir():
+    DATA = REPO / "tests" / "data" / "advisories"
+
+PKG_TYPE = {
+    Ecosystem.DEBIAN: "deb",
+    Ecosystem.UBUNTU: "deb",
+    Ecosystem.ALPINE: "apk",
+    Ecosystem.WOLFI: "apk",
+    Ecosystem.CHAINGUARD: "apk",
+    Ecosystem.ROCKY: "rpm",
+    Ecosystem.ALMA: "rpm",
+    Ecosystem.REDHAT: "rpm",
+    Ecosystem.SUSE: "rpm",
+    Ecosystem.OPENSUSE: "rpm",
+    Ecosystem.PYPI: "pypi",
+    Ecosystem.NPM: "npm",
+    Ecosystem.GO: "go",
+    Ecosystem.CRATES_IO: "cargo",
+    Ecosystem.NUGET: "nuget",
+    Ecosystem.MAVEN: "maven",
+    Ecosystem.RUBYGEMS: "gem",
+    Ecosystem.PACKAGIST: "composer",
+    Ecosystem.DHI: "dhi",
+}
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def _build_child(n: int, path: str, queue: multiprocessing.Queue[tuple[float, float, int]]) -> None:
+    records, stats = advisories.load(DATA)
+    t0, c0 = time.perf_counter(), time.process_time()
+    meta = store.build(path, itertools.islice(records, n), stats)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((wall, cpu, int(rss_mb * 1024), meta.advisories))  # type: ignore[arg-type]
+
+
+def build_scaling(total: int, tmp: Path) -> list[tuple[int, float, float, float]]:
+    """``(advisories, wall s, cpu s, peak RSS MB)`` for four subset sizes."""
+    ctx = multiprocessing.get_context("spawn")
+    out = []
+    for frac in (0.25, 0.5, 0.75, 1.0):
+        n = int(total * frac)
+        q: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+        p = ctx.Process(target=_build_child, args=(n, str(tmp / f"sub{frac}.lmdb"), q))
+        p.start()
+        wall, cpu, rss_kb, got = q.get()
+        p.join()
+        out.append((got, wall, cpu, rss_kb / 1024))
+    return out
+
+
+def fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
+    """Least squares ``y = a + b x``: returns (a, b, r²)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    b = sxy / sxx
+    a = my - b * mx
+    ss_res = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True))
+    ss_tot = sum((y - my) ** 2 for y in ys) or 1.0
+    return a, b, 1 - ss_res / ss_tot
+
+
+# ----------------------------------------------------------------------------- inventory
+
+
+def _apt_packages() -> list[Package]:
+    try:
+        text = subprocess.run(
+            ["apt-cache", "dumpavail"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return []
+    out = []
+    for para in text.split("\n\n"):
+        fields = {}
+        for line in para.splitlines():
+            if line[:1].isspace() or ":" not in line:
+                continue
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+        if "Package" not in fields or "Version" not in fields:
+            continue
+        src, _, src_ver = fields.get("Source", "").partition(" (")
+        out.append(
+            Package(
+                name=fields["Package"],
+                version=fields["Version"],
+                type="deb",
+                ecosystem="Debian:12",
+                source_name=src or None,
+                source_version=src_ver.rstrip(")") or None,
+            )
+        )
+    return out
+
+
+def inventory(advs: list[advisories.Advisory], n: int, rng: random.Random) -> list[Package]:
+    """N packages: advisory packages at their fixed versions, apt binaries, sampled with repeats."""
+    pool: list[Package] = []
+    for adv in advs:
+        for aff in adv.affected:
+            # Installed at the versions that fixed something: the realistic case of a fleet
+            # that patches, yet lags behind the advisories published after.
+            vs = set(aff.fixed_versions())
+            typ = PKG_TYPE[aff.family]
+            distro = typ in ("deb", "apk", "rpm")
+            pool.extend(
+                Package(
+                    name=aff.package,
+                    version=v,
+                    type=typ,
+                    ecosystem=aff.ecosystem,
+                    source_name=aff.package if distro else None,
+                )
+                for v in sorted(vs)
+            )
+    pool += _apt_packages()
+    return [rng.choice(pool) for _ in range(n)]
+
+
+# ----------------------------------------------------------------------------- naive
+
+
+class Naive:
+    """Grype/Trivy's shape: (ecosystem, name) → advisories, each range walked per package."""
+
+    def __init__(self, advs: list[advisories.Advisory]) -> None:
+        self.table: dict[tuple[str, str], list[tuple[str, list[list[tuple[str, str]]], list[str]]]]
+        self.table = defaultdict(list)
+        for adv in advs:
+            for aff in adv.affected:
+                if aff.status == "not_affected":
+                    continue
+                mod = versions.module(aff.scheme)
+                ranges = []
+                for r in aff.ranges:
+                    evs = [(e.kind.value, e.version) for e in r.events]
+                    try:
+                        evs.sort(key=lambda e: mod.key(e[1]) if e[1] != "0" else b"")
+                    except versions.InvalidVersion:
+                        continue
+                    ranges.append(evs)
+                self.table[(aff.ecosystem, aff.package)].append((adv.id, ranges, aff.versions))
+
+    def match(self, packages: list[Package]) -> int:
+        found = 0
+        for pkg in packages:
+            try:
+                t = target(pkg)
+            except ValueError:
+                continue
+            if t is None:
+                continue
+            cmp = versions.module(t.scheme).compare
+            for _adv_id, ranges, listed in self.table.get((t.ecosystem, t.name), ()):
+                try:
+                    hit = any(cmp(t.version, v) == 0 for v in listed)
+                    for evs in ranges:
+                        if hit:
+                            break
+                        vulnerable = False
+                        for kind, v in evs:
+                            if kind == "introduced":
+                                if v == "0" or cmp(t.version, v) >= 0:
+                                    vulnerable = True
+                            elif kind == "fixed":
+                                if cmp(t.version, v) >= 0:
+                                    vulnerable = False
+                            elif kind == "last_affected" and cmp(t.version, v) > 0:
+                                vulnerable = False
+                        hit = vulnerable
+                except versions.InvalidVersion:
+                    continue
+                found += hit
+        return found
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the figures with ratios, and record them in RESULTS.md."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--packages", type=int, default=1_000_000)
+    ap.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    args = ap.parse_args(argv)
+    rng = random.Random(20261128)
+    lines = []
+
+    def say(s: str = "") -> None:
+        print(s, flush=True)
+        lines.append(s)
+
+    records, _ = advisories.load(DATA)
+    advs = list(records)
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        say(f"## Matcher and index (`bench_matcher`)\n\nData: {DATA} ({len(advs)} advisories).\n")
+        say("### Index build (ingest + index, streamed; fresh process each)\n")
+        say("| advisories | wall s | CPU s | peak RSS MB |\n|---|---|---|---|")
+        scaling = build_scaling(len(advs), tmp)
+        for got, wall, cpu, rss in scaling:
+            say(f"| {got} | {wall:.2f} | {cpu:.2f} | {rss:.0f} |")
+        xs = [float(s[0]) for s in scaling]
+        a, b, r2 = fit(xs, [s[1] for s in scaling])
+        ra, rb, rr2 = fit(xs, [s[3] for s in scaling])
+        say(
+            f"\nWall = {a:.2f} s + {b * 1000:.3f} s per 1k advisories (r² = {r2:.3f}); "
+            f"peak RSS = {ra:.0f} MB + {rb * 1000:.2f} MB per 1k advisories (r² = {rr2:.3f}). "
+            f"Target: all shared data ≤ 60 s, linear.\n"
+        )
+
+        pkgs = inventory(advs, args.packages, rng)
+        index_path = tmp / "sub1.0.lmdb"
+        with store.AdvisoryIndex(index_path) as index:
+            matcher = Matcher(index)
+            batch = 20_000
+            found = 0
+
+            def run_core() -> None:
+                nonlocal found
+                found = 0
+                for i in range(0, len(pkgs), batch):
+                    res, _ = matcher.match(pkgs[i : i + batch])
+                    found += sum(len(r) for r in res)
+
+            c0 = time.process_time()
+            core_wall = best_of(run_core, repeat=2)
+            core_cpu = (time.process_time() - c0) / 2
+            core_rate = len(pkgs) / core_wall
+            naive = Naive(advs)
+            sub = pkgs[: max(20_000, len(pkgs) // 20)]
+            naive_found = 0
+
+            def run_naive() -> None:
+                nonlocal naive_found
+                naive_found = naive.match(sub)
+
+            naive_rate = len(sub) / best_of(run_naive, repeat=1)
+        say("### Matching core\n")
+        say(
+            f"- inventory: {len(pkgs):,} packages ({len(set(pkgs)):,} distinct), "
+            f"{found:,} findings"
+        )
+        say(
+            f"- `Matcher.match` (batches of {batch:,}): {core_rate / 1e6:.2f} M packages/s wall "
+            f"({len(pkgs) / core_cpu / 1e6:.2f} M/s per core by CPU time)"
+        )
+        say(
+            f"- naive per-advisory loop on the first {len(sub):,}: {naive_rate / 1e6:.3f} M/s "
+            f"→ **{core_rate / naive_rate:.1f}×** (target ≥ 5×; ≥ 10 M/s per core)\n"
+        )
+
+        nd = tmp / "packages.ndjson"
+        image = ImageRef(ref="bench", digest="sha256:" + "0" * 64)
+        enc = msgspec.json.Encoder()
+        with nd.open("wb") as fh:
+            buf = bytearray()
+            for p in pkgs:
+                enc.encode_into(PackageRecord(image=image, package=p), buf, len(buf))
+                buf += b"\n"
+                if len(buf) > 1 << 20:
+                    fh.write(buf)
+                    buf.clear()
+            fh.write(buf)
+        dec = msgspec.json.Decoder(PackageRecord)
+
+        def floor() -> None:
+            out = bytearray()
+            with nd.open("rb") as fh:
+                for line in fh:
+                    enc.encode_into(dec.decode(line), out, len(out))
+                    out += b"\n"
+                    if len(out) > 1 << 20:
+                        out.clear()
+
+        floor_s = best_of(floor, repeat=2)
+        env = {**os.environ, "REGSWEEP_DB": str(index_path)}
+        cmd = [str(Path(sys.executable).parent / "regsweep"), "match", "-i", str(nd)]
+
+        def e2e() -> None:
+            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
+
+        e2e_s = best_of(e2e, repeat=2)
+        say("### `regsweep match` end to end\n")
+        say(
+            f"- {len(pkgs):,} package records ({nd.stat().st_size / 1e6:.0f} MB): "
+            f"`regsweep match` {e2e_s:.2f} s; floor (msgspec decode + encode) {floor_s:.2f} s "
+            f"→ **{e2e_s / floor_s:.2f}× the floor** (target ≤ 1.5×)"
+        )
+    body = "\n".join(lines)
+    if not args.no_write:
+        write_section(
+            "bench_matcher",
+            body + f"\n\nCommand: `python -m benchmarks.bench_matcher --packages {args.packages}`",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
