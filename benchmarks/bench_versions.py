@@ -258,7 +258,9 @@ def _parse_both_rate(parse: Callable[[str], object], pairs: list[tuple[str, str]
     return len(pairs) / best_of(run)
 
 
-def _valid_for(parse: Callable[[str], object], pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _valid_for(
+    parse: Callable[[str], object], pairs: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
     out = []
     for a, b in pairs:
         try:

@@ -24,7 +24,11 @@ from collections.abc import Sequence
 import msgspec
 
 from regsweep.matcher import reference, versions
-from regsweep.matcher.advisories.ecosystems import normalize_name, parse_ecosystem
+from regsweep.matcher.advisories.ecosystems import (
+    normalize_name,
+    normalize_version,
+    parse_ecosystem,
+)
 from regsweep.matcher.index import table
 from regsweep.matcher.index.store import AdvisoryIndex, Hit, StoredAdvisory, package_key
 from regsweep.matcher.records import Advisory, Cvss, Package, Severity, Status
@@ -72,7 +76,12 @@ def target(pkg: Package) -> Target | None:
         if pkg.owner is not None:
             return None
         name, version = pkg.name, pkg.version
-    return Target(info.ecosystem, normalize_name(info.family, name), version, info.scheme)
+    return Target(
+        info.ecosystem,
+        normalize_name(info.family, name),
+        normalize_version(info.family, version),
+        info.scheme,
+    )
 
 
 #: A package's identity for matching: the fields ``target`` reads.

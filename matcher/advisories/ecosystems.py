@@ -38,7 +38,14 @@ import msgspec
 
 from regsweep.matcher.versions.interface import Scheme
 
-__all__ = ["Ecosystem", "EcosystemInfo", "normalize_name", "parse_ecosystem", "scheme_of"]
+__all__ = [
+    "Ecosystem",
+    "EcosystemInfo",
+    "normalize_name",
+    "normalize_version",
+    "parse_ecosystem",
+    "scheme_of",
+]
 
 
 class Ecosystem(enum.StrEnum):
@@ -180,6 +187,16 @@ _ALPINE_RELEASE = re.compile(r"v?(\d+\.\d+)")
 
 
 @functools.lru_cache(maxsize=4096)
+def normalize_version(family: Ecosystem, version: str) -> str:
+    """The spelling of ``version`` that the ecosystem's scheme orders as the ecosystem does.
+
+    NuGet compares pre-release labels case-insensitively while the semver scheme (SemVer
+    2.0) is case-sensitive, so NuGet versions are lower-cased — on the advisory side at index
+    build and on the package side at match time, so the two always meet.
+    """
+    return version.lower() if family is Ecosystem.NUGET else version
+
+
 def parse_ecosystem(raw: str) -> EcosystemInfo | None:
     """Map an OSV ecosystem string onto a known family, or ``None`` when it is unknown.
 

@@ -28,6 +28,7 @@ import lmdb
 import msgspec
 
 from regsweep.matcher import versions
+from regsweep.matcher.advisories.ecosystems import Ecosystem, normalize_version
 from regsweep.matcher.advisories.model import (
     Advisory,
     Affected,
@@ -130,12 +131,16 @@ class _Table:
         self.payloads: list[Hit] = []
 
 
-def _event_key(mod: versions.SchemeModule, kind: EventKind, version: str) -> bytes | None:
+def _event_key(
+    mod: versions.SchemeModule, family: Ecosystem, kind: EventKind, version: str
+) -> bytes | None:
     if kind is EventKind.INTRODUCED and version == "0":
+        # OSV's "before any version": not semver's 0.0.0, which sorts above Go's
+        # 0.0.0-<date>-<hash> pseudo-versions that vulndb ranges end at.
         return intervals.MIN_KEY
     if kind is EventKind.LIMIT and "*" in version:
         return None  # OSV: a limit containing "*" is infinity
-    return mod.key(version)
+    return mod.key(normalize_version(family, version))
 
 
 def _compile_affected(aff: Affected, tab: _Table, skipped: Counter[str]) -> None:
@@ -145,7 +150,9 @@ def _compile_affected(aff: Affected, tab: _Table, skipped: Counter[str]) -> None
     raw_ranges: list[list[tuple[str, str]]] = []
     for rng in aff.ranges:
         try:
-            keyed = [(_EVENT[e.kind], _event_key(mod, e.kind, e.version)) for e in rng.events]
+            keyed = [
+                (_EVENT[e.kind], _event_key(mod, aff.family, e.kind, e.version)) for e in rng.events
+            ]
         except InvalidVersion:
             # The whole range goes: half a range would invert its meaning.
             skipped[f"invalid {aff.scheme.value} version in range"] += 1
@@ -168,7 +175,7 @@ def _compile_affected(aff: Affected, tab: _Table, skipped: Counter[str]) -> None
     good_versions = []
     for v in aff.versions:
         try:
-            exact_keys.append(mod.key(v))
+            exact_keys.append(mod.key(normalize_version(aff.family, v)))
         except InvalidVersion:
             skipped[f"invalid {aff.scheme.value} version in versions list"] += 1
         else:

@@ -112,7 +112,9 @@ def test_binnmu_binary_version_matches_as_its_source_version(build) -> None:  # 
     m = build(
         advisory(
             "DSA-5111-1",
-            affected("Debian:11", "zlib", [("introduced", "0"), ("fixed", "1:1.2.11.dfsg-2+deb11u1")]),
+            affected(
+                "Debian:11", "zlib", [("introduced", "0"), ("fixed", "1:1.2.11.dfsg-2+deb11u1")]
+            ),
         )
     )
     found, _ = m.match(
@@ -254,7 +256,9 @@ def test_rebuild_replaces_the_index_atomically_for_open_readers(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adv.lmdb", "adv.lmdb.build-lock"]
 
 
-def _hold_lock(path: str, ready: multiprocessing.synchronize.Event, done: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+def _hold_lock(
+    path: str, ready: multiprocessing.synchronize.Event, done: multiprocessing.synchronize.Event
+) -> None:  # type: ignore[name-defined]
     with store._build_lock(Path(path)):
         ready.set()
         done.wait(10)
@@ -320,7 +324,9 @@ def test_compiled_matcher_equals_the_osv_reference_on_random_packages(tmp_path: 
             rng.shuffle(evs)  # events in any order
             ranges.append(evs)
         listed = rng.sample(DEB_VERSIONS, rng.randint(0, 2))
-        advs.append(advisory(f"DSA-{n}", affected("Debian:11", name, ranges=ranges, versions_=listed)))
+        advs.append(
+            advisory(f"DSA-{n}", affected("Debian:11", name, ranges=ranges, versions_=listed))
+        )
         truth_ranges[f"DSA-{n}"] = (name, ranges, listed)
     path = tmp_path / "adv.lmdb"
     store.build(path, advs)
@@ -336,3 +342,41 @@ def test_compiled_matcher_equals_the_osv_reference_on_random_packages(tmp_path: 
             if name == pkg.name and reference.is_affected(mod, source_version, ranges, listed)
         )
         assert ids(got) == expected, pkg
+
+
+def test_nuget_versions_and_names_compare_case_insensitively(build) -> None:  # type: ignore[no-untyped-def]
+    """NuGet orders pre-release labels without case (semver would put "Beta2" below
+    "beta1") and treats package ids without case: both sides are folded the same way."""
+    m = build(
+        advisory(
+            "GHSA-nuget",
+            affected("NuGet", "newtonsoft.json", [("introduced", "0"), ("fixed", "13.0.1-Beta2")]),
+            source="osv:NuGet",
+        )
+    )
+    pkgs = [
+        Package(name="Newtonsoft.Json", version=v, type="nuget", ecosystem="NuGet")
+        for v in ("13.0.1-beta1", "13.0.1-BETA2", "13.0.1")
+    ]
+    assert [ids(f) for f in m.match(pkgs)[0]] == [["GHSA-nuget"], [], []]
+
+
+def test_go_pseudo_versions_below_an_introduced_zero_range_match(build) -> None:  # type: ignore[no-untyped-def]
+    """OSV's introduced "0" is below every version, including Go pseudo-versions of 0.0.0
+    (semver's "0" would sort above them and match nothing)."""
+    m = build(
+        advisory(
+            "GO-2020-0001",
+            affected(
+                "Go",
+                "github.com/gin-gonic/gin",
+                [("introduced", "0"), ("fixed", "0.0.0-20200101000000-abcdefabcdef")],
+            ),
+            source="osv:Go",
+        )
+    )
+    pkgs = [
+        Package(name="github.com/gin-gonic/gin", version=v, type="go", ecosystem="Go")
+        for v in ("v0.0.0-20190101000000-123456789abc", "v0.0.0-20200101000000-abcdefabcdef")
+    ]
+    assert [ids(f) for f in m.match(pkgs)[0]] == [["GO-2020-0001"], []]
