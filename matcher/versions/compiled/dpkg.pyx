@@ -444,7 +444,7 @@ cdef object _LT = -1, _EQ = 0, _GT = 1
 
 # binding=False makes compare and key plain builtin functions, which CPython 3.11 calls
 # through its specialised fast path (a CyFunction goes the generic vectorcall way):
-# several nanoseconds of a ~150 ns call.
+# about 4 ns of a ~150 ns call under the venv's interpreter (no gain under Debian's).
 @cython.binding(False)
 def compare(str a not None, str b not None, /):
     """Return -1, 0 or 1 as ``a`` is older than, equal to or newer than ``b``.

@@ -14,18 +14,25 @@ epoch first (numerically), then ``verrevcmp`` on the upstream parts, then on the
 Validity is dpkg's ``parseversion``, reasons worded as dpkg words them. A string is
 rejected when dpkg reports an **error** for it (empty, embedded blanks, empty or
 non-numeric epoch, negative epoch or one above INT_MAX, nothing after the epoch colon,
-empty revision after a hyphen, empty upstream) and also when dpkg only **warns** about an
-invalid character (upstream outside ``[A-Za-z0-9.+~:-]``, revision outside
-``[A-Za-z0-9.+~]``, so anything non-ASCII): ``dpkg --compare-versions`` goes on with a
-warning there, but dpkg's strict parser (building and installing packages) refuses them,
-so no real package carries one. Decisions where regsweep follows dpkg exactly:
+empty revision after a hyphen, empty upstream). parseversion also has two **warnings**,
+which ``dpkg --compare-versions`` and dpkg's lax reading of its status file let pass, and
+which its strict parser (building, installing packages) turns into errors:
 
-* An upstream part that does not start with a digit is accepted (dpkg only warns, and
-  real archives hold such versions); its characters are still checked, although dpkg's
-  check stops at that warning.
+* an invalid character (upstream outside ``[A-Za-z0-9.+~:-]``, revision outside
+  ``[A-Za-z0-9.+~]``, so anything non-ASCII) is **rejected**: no package can carry one,
+  and dpkg's own order for them is not even portable (``order()`` takes a plain ``char``,
+  so a byte >= 0x80 sorts below ``.`` on x86 and above it on ARM);
+* an upstream part that does not start with a digit is **accepted**: verrevcmp orders it
+  like any other, and a scanner should not drop a record dpkg itself can compare (none
+  occur in Debian 12's archive). Its characters are still checked, although dpkg's own
+  check stops at that first warning.
+
+Further decisions, where regsweep follows dpkg exactly:
+
 * Leading and trailing blanks (space, tab) are trimmed, as dpkg does.
 * The epoch is read with C's ``strtol`` as dpkg reads it: ``\\n``, ``\\v``, ``\\f``, ``\\r``
-  before it and a sign are accepted (``+1:0`` is epoch 1, ``-0:0`` epoch 0).
+  before it and a sign are accepted (``+1:0`` is epoch 1, ``-0:0`` epoch 0). apt_pkg
+  compares epochs as strings and disagrees there; dpkg is the authority.
 
 Where regsweep differs from ``dpkg --compare-versions``: an empty string (and the literal
 ``<unknown>``) is dpkg's "blank version" there; here it is invalid.
