@@ -288,8 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             naive_rate = len(sub) / best_of(run_naive, repeat=1)
         say("### Matching core\n")
         say(
-            f"- inventory: {len(pkgs):,} packages ({len(set(pkgs)):,} distinct), "
-            f"{found:,} findings"
+            f"- inventory: {len(pkgs):,} packages ({len(set(pkgs)):,} distinct), {found:,} findings"
         )
         say(
             f"- `Matcher.match` (batches of {batch:,}): {core_rate / 1e6:.2f} M packages/s wall "

@@ -319,8 +319,8 @@ def test_compiled_matcher_equals_the_osv_reference_on_random_packages(tmp_path: 
         for _ in range(rng.randint(1, 3)):
             pts = sorted(rng.sample(DEB_VERSIONS, rng.randint(1, 4)), key=mod.key)
             evs: list[tuple[str, str]] = [("introduced", "0" if rng.random() < 0.5 else pts[0])]
-            for v in pts[1:]:
-                evs.append((rng.choice(["fixed", "last_affected", "introduced", "limit"]), v))
+            kinds = ["fixed", "last_affected", "introduced", "limit"]
+            evs += [(rng.choice(kinds), v) for v in pts[1:]]
             rng.shuffle(evs)  # events in any order
             ranges.append(evs)
         listed = rng.sample(DEB_VERSIONS, rng.randint(0, 2))
