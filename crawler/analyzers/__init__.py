@@ -1,0 +1,1 @@
+"""Analyzers: turn the files an image's layers hold into packages and OS facts."""
