@@ -14,6 +14,7 @@ from operator import itemgetter
 import click
 import msgspec
 
+from regsweep.cli import logs
 from regsweep.cli.common import usage_error
 from regsweep.cli.db import db_group
 from regsweep.cli.match import match_command
@@ -26,8 +27,16 @@ _SYMBOL = {-1: "<", 0: "=", 1: ">"}
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_dist_version("regsweep"), prog_name="regsweep")
-def main() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS),
+    default="warning",
+    show_default=True,
+    help="Structured logs (JSON lines on stderr; readable on a terminal).",
+)
+def main(log_level: str) -> None:
     """Audit OCI container registries for vulnerable packages and risky configuration."""
+    logs.configure(log_level)
 
 
 @main.group(name="versions")
