@@ -143,7 +143,7 @@ def _event_key(
     return mod.key(normalize_version(family, version))
 
 
-def _compile_affected(aff: Affected, tab: _Table, skipped: Counter[str]) -> None:
+def _compile_affected(advisory: str, aff: Affected, tab: _Table, skipped: Counter[str]) -> None:
     mod = versions.module(aff.scheme)
     exact_keys: list[bytes] = []
     range_rows: list[intervals.Interval] = []
@@ -183,7 +183,7 @@ def _compile_affected(aff: Affected, tab: _Table, skipped: Counter[str]) -> None
     if not range_rows and not exact_keys:
         return
     hit = Hit(
-        advisory="",  # set by the caller, which knows the record
+        advisory=advisory,
         fixed=aff.fixed_versions(),
         status=aff.status,
         vendor_status=aff.vendor_status,
@@ -271,13 +271,7 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
                     if len(pkey) > _MAX_KEY:
                         skipped["package key longer than 511 bytes"] += 1
                         continue
-                    tab = tables[pkey]
-                    before = len(tab.payloads)
-                    _compile_affected(aff, tab, skipped)
-                    for i in range(before, len(tab.payloads)):
-                        tab.payloads[i] = msgspec.structs.replace(
-                            tab.payloads[i], advisory=akey.decode()
-                        )
+                    _compile_affected(akey.decode(), aff, tables[pkey], skipped)
         n_ranges = n_exact = 0
         pkg_db = env.open_db(b"packages")
         with env.begin(write=True, db=pkg_db) as txn:
