@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -13,11 +14,22 @@ from regsweep.cli.common import DB_OPTION
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.match import Matcher
-from regsweep.matcher.records import ErrorRecord, PackageRecord, Record, VulnerabilityRecord
+from regsweep.matcher.records import (
+    SCHEMA_VERSION,
+    Advisory,
+    ErrorRecord,
+    ImageRef,
+    Package,
+    PackageRecord,
+    Record,
+)
 
 #: Packages matched per batch: large enough to share table reads, small enough to stream.
 BATCH = 20_000
 _FLUSH = 1 << 20
+
+
+_VULN_HEAD = b'{"kind":"vulnerability","schema_version":%d,"image":' % SCHEMA_VERSION
 
 
 class _Writer:
@@ -28,11 +40,36 @@ class _Writer:
         self.buf = bytearray()
         self.enc = msgspec.json.Encoder()
         self.count = 0
+        # id(advisory) -> (advisory, its JSON). The matcher hands the same Advisory object
+        # to every package it affects; keeping the object in the value pins its id.
+        self._adv_json: dict[int, tuple[Advisory, bytes]] = {}
 
     def write(self, record: msgspec.Struct) -> None:
         self.enc.encode_into(record, self.buf, len(self.buf))
         self.buf += b"\n"
         self.count += 1
+        if len(self.buf) >= _FLUSH:
+            self.flush()
+
+    def write_vulnerabilities(
+        self, image: ImageRef | None, package: Package, advisories: Sequence[Advisory]
+    ) -> None:
+        """One ``vulnerability`` record per advisory, byte-identical to encoding
+        ``VulnerabilityRecord``s, with the image and package encoded once and each
+        advisory once per run: a package is often hit by dozens of advisories."""
+        enc = self.enc.encode
+        head = b"".join((_VULN_HEAD, enc(image), b',"package":', enc(package), b',"advisory":'))
+        cache = self._adv_json
+        if len(cache) > 1 << 18:
+            cache.clear()
+        for adv in advisories:
+            hit = cache.get(id(adv))
+            if hit is None or hit[0] is not adv:
+                hit = cache[id(adv)] = (adv, enc(adv))
+            self.buf += head
+            self.buf += hit[1]
+            self.buf += b"}\n"
+        self.count += len(advisories)
         if len(self.buf) >= _FLUSH:
             self.flush()
 
@@ -54,10 +91,8 @@ def match_stream(matcher: Matcher, lines: BinaryIO, writer: _Writer, batch: int 
     def flush() -> None:
         found, errors = matcher.match([r.package for r in pending])
         for rec, advisories in zip(pending, found, strict=True):
-            for adv in advisories:
-                writer.write(
-                    VulnerabilityRecord(image=rec.image, package=rec.package, advisory=adv)
-                )
+            if advisories:
+                writer.write_vulnerabilities(rec.image, rec.package, advisories)
         for err in errors:
             rec = pending[err.package]
             writer.write(

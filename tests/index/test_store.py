@@ -380,3 +380,35 @@ def test_go_pseudo_versions_below_an_introduced_zero_range_match(build) -> None:
         for v in ("v0.0.0-20190101000000-123456789abc", "v0.0.0-20200101000000-abcdefabcdef")
     ]
     assert [ids(f) for f in m.match(pkgs)[0]] == [["GO-2020-0001"], []]
+
+
+def test_match_command_output_is_byte_identical_to_encoding_the_records(tmp_path: Path) -> None:
+    """``regsweep match`` writes vulnerability lines through a fast path (image, package and
+    advisory encoded once each); every line equals msgspec's encoding of the record."""
+    import io
+
+    import msgspec
+
+    from regsweep.cli.match import _Writer, match_stream
+    from regsweep.matcher.records import ImageRef, PackageRecord, VulnerabilityRecord
+
+    path = tmp_path / "adv.lmdb"
+    store.build(path, [DSA_5343])
+    image = ImageRef(ref="oci:x", digest="sha256:" + "2" * 64)
+    pkgs = [deb("openssl", v) for v in ("1.0", "1.1.1n-0+deb11u3", "1.1.1n-0+deb11u4", "1.0")]
+    lines = b"".join(
+        msgspec.json.encode(PackageRecord(image=image, package=p)) + b"\n" for p in pkgs
+    )
+    out = io.BytesIO()
+    writer = _Writer(out)
+    with store.AdvisoryIndex(path) as index:
+        matcher = Matcher(index)
+        match_stream(matcher, io.BytesIO(lines), writer)
+        writer.flush()
+        found, _ = Matcher(index).match(pkgs)
+    expected = b"".join(
+        msgspec.json.encode(VulnerabilityRecord(image=image, package=p, advisory=a)) + b"\n"
+        for p, advs in zip(pkgs, found, strict=True)
+        for a in advs
+    )
+    assert out.getvalue() == expected and expected.count(b"\n") == 3
