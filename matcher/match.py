@@ -114,9 +114,18 @@ class Matcher:
 
         Equal packages share one result tuple (immutable, so sharing is safe).
         """
-        # 1. Distinct identities: a fleet repeats the same packages over and over.
-        slots: dict[_Identity, list[int]] = {}
+        # 1. Distinct identities: a fleet repeats the same packages over and over. Equal
+        # Package Structs are found by their C-level hash first (no attribute reads per
+        # package); only distinct ones are reduced to the fields matching reads.
+        same: dict[Package, list[int]] = {}
         for i, p in enumerate(packages):
+            lst = same.get(p)
+            if lst is None:
+                same[p] = [i]
+            else:
+                lst.append(i)
+        slots: dict[_Identity, list[int]] = {}
+        for p, idxs in same.items():
             ident = (
                 p.type,
                 p.ecosystem,
@@ -128,9 +137,9 @@ class Matcher:
             )
             lst = slots.get(ident)
             if lst is None:
-                slots[ident] = [i]
+                slots[ident] = idxs
             else:
-                lst.append(i)
+                lst.extend(idxs)
 
         # 2. Lookups, grouped by package table: (ecosystem, name) -> version -> identities.
         # An identity matched in an earlier batch is answered from the result cache: the
