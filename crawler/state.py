@@ -1,0 +1,748 @@
+"""The crawl state store: what makes a re-crawl incremental and a killed crawl resumable.
+
+One LMDB file (``subdir=False``, like the advisory index; ``PATH-lock`` beside it), separate
+from the advisory index because it is written during crawls while the index is built whole.
+Named databases (LMDB keys are at most 511 bytes; longer keys are replaced by a hash):
+
+* ``meta``    ``b"meta"`` → ``StateMeta`` (schema version);
+* ``layers``  ``layer digest NUL analyzer-set hash`` → ``LayerFacts``: the entries the
+  analyzers wanted from that one layer (file bytes, whiteouts, links), *not* packages.
+  Packages are a property of the merged filesystem (a later layer deletes or replaces an
+  earlier layer's files), so the reusable per-layer unit is the layer's own wanted entries;
+  re-running the analyzers on the merged view of cached entries is cheap. A layer whose
+  wanted entries exceed ``max_layer_bytes`` is not stored (it is fetched again when a new
+  image needs it): a cache entry must stay small next to the layer itself;
+* ``images``  manifest digest → ``ImageFacts`` (identity, OS, config summary, packages, layer
+  digests, when scanned, the analyzer-set hash): an unchanged image is re-matched from these;
+* ``tags``    ``registry/repo:tag`` → ``TagEntry`` (last manifest digest, when seen);
+* ``crawls``  crawl id → ``Checkpoint`` (the ``-o`` file's byte offset and record count at
+  the last checkpoint);
+* ``done``    ``crawl id NUL image key`` → empty: the images finished by that checkpoint
+  (one row each, so a checkpoint costs what it adds, not the whole set so far).
+
+Resumable output (``ResumableOutput``): records are appended to the output file, and at a
+checkpoint the file is flushed and ``fsync``ed *before* one LMDB transaction records the new
+offset together with the images finished since the last checkpoint. After ``kill -9`` the
+same command truncates the file back to the recorded offset (dropping the records of images
+not yet checkpointed, and any half-written line) and skips the recorded images: every
+record ends up in the file exactly once.
+
+Threads and processes (LMDB's rules):
+
+* Writes happen on **one thread**. A ``StateStore`` binds itself to the first thread that
+  writes and refuses writes from any other (``StateError``). The async crawler hands its
+  writes to a ``StateWriter``: one worker thread fed by a queue, awaited with ``call``. A
+  single thread rather than a lock around writes from many, because LMDB write
+  transactions are bound to the thread that began them, and because the blocking fsyncs of
+  a checkpoint belong off the event loop anyway.
+* Reads run from any thread, each in its own short read transaction (a long-lived one
+  would pin old pages and grow the file).
+* A store is never used across ``fork``: every call checks the pid and raises
+  ``StateForked`` in a child, which ``close``s the inherited store and opens its own.
+* The map grows on demand: ``MapFullError`` doubles the map size and runs the whole write
+  again (after waiting for this process's in-flight reads, as LMDB requires); a map grown
+  by another process is adopted on ``MapResizedError``.
+
+A stored value that does not decode (a damaged file, a foreign writer) is logged
+(``state_entry_corrupt``), counted in ``StateStore.corrupt`` and treated as missing: the
+crawler then fetches and analyses again, and its next write replaces the bad value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import lmdb
+import msgspec
+import structlog
+
+from regsweep.matcher.records import ConfigSummary, ImageRef, OsInfo, Package
+
+SCHEMA_VERSION = 1
+#: Initial map size. Sparse on disk: LMDB only grows the file as pages are written.
+MAP_SIZE = 1 << 30
+#: Layers whose wanted entries total more than this are not cached (see module docstring).
+MAX_LAYER_BYTES = 16 << 20
+_MAX_KEY = 511
+#: Cap on each half of a ``done`` key (crawl id, image key): two halves and a NUL fit 511.
+_MAX_DONE_PART = 250
+#: Prefix of hashed keys: NUL never starts a digest, a reference or a crawl id.
+_HASHED = b"\x00sha256:"
+_DBS = (b"meta", b"layers", b"images", b"tags", b"crawls", b"done")
+
+_log = structlog.get_logger("regsweep.crawler.state")
+_T = TypeVar("_T")
+
+
+class StateError(Exception):
+    """Base of state-store errors: the store cannot be opened or is used against its rules."""
+
+
+class StateForked(StateError):
+    """The store was opened in another process (the parent of a ``fork``)."""
+
+
+class OutputMismatch(StateError):
+    """The ``-o`` file is shorter than the checkpoint says: it was changed behind the crawl."""
+
+
+class EntryKind(enum.Enum):
+    """What a layer said about one wanted path."""
+
+    FILE = "file"
+    #: ``.wh.NAME``: the path is deleted in this layer.
+    WHITEOUT = "whiteout"
+    #: ``.wh..wh..opq`` in a directory: everything below it from lower layers is gone.
+    OPAQUE = "opaque"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+
+
+class LayerEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
+    """One wanted path as a single layer has it (``array_like``: compact on disk)."""
+
+    #: Normalised path relative to the root, no leading slash (as ``LayerFile.path``).
+    path: str
+    kind: EntryKind
+    #: The file's bytes (up to the analyzer's cap) for ``FILE``; empty otherwise.
+    data: bytes = b""
+    #: The file was larger than the cap: ``data`` holds only the first bytes.
+    truncated: bool = False
+    #: Link target for ``SYMLINK`` / ``HARDLINK``.
+    target: str | None = None
+
+
+class LayerFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What one layer contributes to analysis, reusable by every image that shares it."""
+
+    digest: str
+    #: ``analyzer_set_hash`` of the analyzers whose ``wants`` chose these entries.
+    analyzers: str
+    #: Compressed size of the blob (for the summary's byte count).
+    size: int = 0
+    entries: list[LayerEntry] = []
+    stored_at: datetime | None = None
+
+    def wanted_bytes(self) -> int:
+        """Total bytes of file data held (what ``max_layer_bytes`` caps)."""
+        return sum(len(e.data) for e in self.entries)
+
+
+class ImageFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """An analysed platform image: enough to re-match it against new advisories."""
+
+    image: ImageRef
+    os: OsInfo | None = None
+    #: Advisory ecosystem of the OS packages (``Debian:12`` …), as the analyzers set it.
+    ecosystem: str | None = None
+    config: ConfigSummary | None = None
+    packages: list[Package] = []
+    #: Layer digests, bottom first.
+    layers: list[str] = []
+    #: Total compressed size of the layers.
+    size: int = 0
+    #: What the analyzers skipped and why (error records again on a re-match).
+    notes: list[str] = []
+    scanned_at: datetime
+    #: ``analyzer_set_hash`` of the analyzers that produced ``packages``.
+    analyzers: str
+
+
+class TagEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The manifest digest a tag pointed to when last seen."""
+
+    digest: str
+    seen_at: datetime
+
+
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """How far a crawl's output got: everything before ``offset`` is final."""
+
+    crawl_id: str
+    output: str
+    offset: int = 0
+    records: int = 0
+    images: int = 0
+    started_at: datetime
+    updated_at: datetime
+
+
+class StateMeta(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The store's own description."""
+
+    schema_version: int = SCHEMA_VERSION
+
+
+class Versioned(Protocol):
+    """Anything with an analyzer's ``NAME`` and ``VERSION`` (an analyzer instance)."""
+
+    NAME: ClassVar[str]
+    VERSION: ClassVar[int]
+
+
+def analyzer_set_hash(analyzers: Iterable[Versioned | tuple[str, int]]) -> str:
+    """A stable hash of the analyzers' ``(NAME, VERSION)`` pairs, independent of order.
+
+    Part of every layer-facts key, so bumping one analyzer's ``VERSION`` (which it must do
+    when its ``wants`` or its output for the same files changes) misses every layer and
+    image cached under the old set. Two analyzers with one name are refused: the hash could
+    not tell their versions apart.
+    """
+    pairs = [a if isinstance(a, tuple) else (a.NAME, a.VERSION) for a in analyzers]
+    names = [n for n, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"analyzer names repeat: {sorted(names)}")
+    return hashlib.sha256(msgspec.msgpack.encode(sorted(pairs))).hexdigest()[:32]
+
+
+def crawl_id(*parts: str) -> str:
+    """A crawl's identity from what makes "the same command": URL, filters, output path.
+
+    The caller passes the parts that must match for a restart to resume (not e.g.
+    ``--concurrency``, which may change between runs).
+    """
+    return hashlib.sha256(msgspec.msgpack.encode(list(parts))).hexdigest()[:32]
+
+
+def _hashed(raw: bytes) -> bytes:
+    return _HASHED + hashlib.sha256(raw).hexdigest().encode()
+
+
+def _key(text: str) -> bytes:
+    raw = text.encode()
+    return raw if len(raw) <= _MAX_KEY else _hashed(raw)
+
+
+def layer_key(digest: str, analyzers: str) -> bytes:
+    """The ``layers`` key of one layer under one analyzer set."""
+    return _key(f"{digest}\x00{analyzers}")
+
+
+def done_key(image: str) -> str:
+    """The form in which ``done_images`` returns ``image`` (a hash when it is long)."""
+    raw = image.encode()
+    return image if len(raw) <= _MAX_DONE_PART else _hashed(raw).decode()
+
+
+def _done_prefix(cid: str) -> bytes:
+    raw = cid.encode()
+    return (raw if len(raw) <= _MAX_DONE_PART else _hashed(raw)) + b"\x00"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _ReadGate:
+    """Lets many short reads run together, and a map resize run with none in flight
+    (LMDB's rule: ``mdb_env_set_mapsize`` only while the process has no transaction)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class StateStore:
+    """The state store at ``path`` (created when missing).
+
+    Reads from any thread; writes from one thread only (the first that writes, normally a
+    ``StateWriter``'s). Not for use across ``fork``.
+
+    Durability: a commit is safe against ``kill -9`` as soon as it returns (its pages are
+    in the kernel's page cache, which outlives the process). Against an OS crash or power
+    loss, the default (``sync=False``) flushes the file at every checkpoint and on
+    ``sync``/``close``, not at every commit: an ``fsync`` costs milliseconds (0.9–9 ms per
+    ``put_image`` with ``sync=True`` on the development VM, 0.15–0.3 ms without), and
+    everything but a checkpoint is a cache that can be rebuilt. ``sync=True`` flushes
+    every commit.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        map_size: int = MAP_SIZE,
+        max_layer_bytes: int = MAX_LAYER_BYTES,
+        sync: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.max_layer_bytes = max_layer_bytes
+        #: Database name (``layers``, ``images`` …) → how many stored values failed to decode.
+        self.corrupt: dict[str, int] = {}
+        self._pid = os.getpid()
+        self._writer: int | None = None
+        self._closed = False
+        self._gate = _ReadGate()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._env = lmdb.open(
+                str(self.path),
+                subdir=False,
+                map_size=map_size,
+                max_dbs=len(_DBS),
+                sync=sync,
+                metasync=sync,
+            )
+            self._dbs = {name.decode(): self._env.open_db(name) for name in _DBS}
+        except lmdb.Error as err:
+            raise StateError(f"cannot open state store {self.path}: {err}") from err
+        self._enc = msgspec.msgpack.Encoder()
+        self._dec: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {
+            t: msgspec.msgpack.Decoder(t)
+            for t in (LayerFacts, ImageFacts, TagEntry, Checkpoint, StateMeta)
+        }
+        self._check_schema()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Flush every commit so far to disk (``fsync``)."""
+        self._check_pid()
+        self._env.sync(True)
+
+    def close(self) -> None:
+        """Flush and release the environment (the file stays).
+
+        In a forked child this is the one call allowed on the inherited store, and the child
+        must make it before opening the file again (py-lmdb refuses a second open of one
+        path in a process). It only unmaps and closes the child's copies: LMDB marks reader
+        slots with the owner's pid and POSIX record locks belong to the process that took
+        them, so the parent's readers and locks are untouched.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if os.getpid() == self._pid:
+            self._env.sync(True)
+        self._env.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def map_size(self) -> int:
+        """The current map size in bytes."""
+        self._check_pid()
+        size: int = self._env.info()["map_size"]
+        return size
+
+    def _check_pid(self) -> None:
+        if os.getpid() != self._pid:
+            raise StateForked(
+                f"state store {self.path} was opened in process {self._pid} and used in "
+                f"{os.getpid()}: open a new StateStore in the child (LMDB forbids sharing "
+                "an environment across fork)"
+            )
+
+    def _check_writer(self) -> None:
+        self._check_pid()
+        me = threading.get_ident()
+        if self._writer is None:
+            self._writer = me
+        elif self._writer != me:
+            raise StateError(
+                "state store written from a second thread: hand writes to the StateWriter "
+                "(LMDB write transactions are bound to one thread)"
+            )
+
+    def release_writer(self) -> None:
+        """The calling thread, if it is the writer, gives the role up (a later writer thread
+        may then claim it). ``StateWriter.close`` does this on its thread."""
+        if self._writer == threading.get_ident():
+            self._writer = None
+
+    def _check_schema(self) -> None:
+        meta = self._get("meta", b"meta", StateMeta)
+        if meta is not None and meta.schema_version == SCHEMA_VERSION:
+            return
+        if meta is not None:
+            # A cache of another layout: nothing in it can be trusted, and a crawl that
+            # started under another version restarts from the beginning.
+            _log.warning(
+                "state_schema_reset",
+                path=str(self.path),
+                found=meta.schema_version,
+                expected=SCHEMA_VERSION,
+            )
+
+        def reset(txn: Any) -> None:
+            for name, db in self._dbs.items():
+                if name != "meta":
+                    txn.drop(db, delete=False)
+            txn.put(b"meta", self._enc.encode(StateMeta()), db=self._dbs["meta"])
+
+        self._write(reset)
+        # Setting up the schema is not "the" writer: let the crawler's writer thread claim it.
+        self._writer = None
+
+    # -- reading -------------------------------------------------------------------------
+
+    @contextmanager
+    def _read_txn(self) -> Iterator[Any]:
+        self._check_pid()
+        while True:
+            with self._gate.shared():
+                try:
+                    txn = self._env.begin()
+                except lmdb.MapResizedError:
+                    pass
+                else:
+                    with txn:
+                        yield txn
+                    return
+            # Another process grew the map: adopt its size, with no reads in flight.
+            with self._gate.exclusive():
+                self._env.set_mapsize(0)
+
+    def _get(self, db: str, key: bytes, typ: type[_T]) -> _T | None:
+        with self._read_txn() as txn:
+            raw = txn.get(key, db=self._dbs[db])
+        if raw is None:
+            return None
+        return self._decode(db, key, raw, typ)
+
+    def _decode(self, db: str, key: bytes, raw: bytes, typ: type[_T]) -> _T | None:
+        try:
+            value: _T = self._dec[typ].decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            self.corrupt[db] = self.corrupt.get(db, 0) + 1
+            _log.warning(
+                "state_entry_corrupt",
+                path=str(self.path),
+                db=db,
+                key=key.decode(errors="replace"),
+                error=str(err),
+            )
+            return None
+        return value
+
+    def get_layer(self, digest: str, analyzers: str) -> LayerFacts | None:
+        """The layer's cached entries under this analyzer set, else None (a miss)."""
+        facts = self._get("layers", layer_key(digest, analyzers), LayerFacts)
+        if facts is None or facts.digest != digest or facts.analyzers != analyzers:
+            return None
+        return facts
+
+    def get_image(self, digest: str, analyzers: str | None = None) -> ImageFacts | None:
+        """The image facts of a manifest digest, else None.
+
+        With ``analyzers``, facts produced by another analyzer set are a miss: they no
+        longer say what the current analyzers would find.
+        """
+        facts = self._get("images", _key(digest), ImageFacts)
+        if facts is None or facts.image.digest != digest:
+            return None
+        if analyzers is not None and facts.analyzers != analyzers:
+            return None
+        return facts
+
+    def get_tag(self, ref: str) -> TagEntry | None:
+        """The last digest seen for ``registry/repo:tag``, else None."""
+        return self._get("tags", _key(ref), TagEntry)
+
+    def get_checkpoint(self, cid: str) -> Checkpoint | None:
+        """The last checkpoint of crawl ``cid``, else None (a fresh crawl)."""
+        cp = self._get("crawls", _key(cid), Checkpoint)
+        if cp is None or cp.crawl_id != cid:
+            return None
+        return cp
+
+    def done_images(self, cid: str) -> set[str]:
+        """The image keys (as ``done_key`` spells them) crawl ``cid`` finished so far."""
+        prefix = _done_prefix(cid)
+        out: set[str] = set()
+        with self._read_txn() as txn:
+            cur = txn.cursor(db=self._dbs["done"])
+            if cur.set_range(prefix):
+                for k in cur.iternext(values=False):
+                    if not k.startswith(prefix):
+                        break
+                    out.add(k[len(prefix) :].decode(errors="replace"))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Entries per database (for a ``state info`` command and tests)."""
+        with self._read_txn() as txn:
+            return {name: txn.stat(db)["entries"] for name, db in self._dbs.items()}
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _write(self, body: Callable[[Any], None]) -> None:
+        """Run ``body`` in one write transaction, growing the map when it is full."""
+        self._check_writer()
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    body(txn)
+                return
+            except lmdb.MapFullError:
+                # The transaction was aborted whole: grow, then run all of it again.
+                with self._gate.exclusive():
+                    self._env.set_mapsize(self._env.info()["map_size"] * 2)
+                _log.info("state_map_grown", path=str(self.path), map_size=self.map_size())
+            except lmdb.MapResizedError:
+                with self._gate.exclusive():
+                    self._env.set_mapsize(0)
+
+    def put_layer(self, facts: LayerFacts) -> bool:
+        """Store a layer's entries; False (not stored) when they exceed ``max_layer_bytes``."""
+        if facts.wanted_bytes() > self.max_layer_bytes:
+            return False
+        if facts.stored_at is None:
+            facts = msgspec.structs.replace(facts, stored_at=_now())
+        raw = self._enc.encode(facts)
+        key = layer_key(facts.digest, facts.analyzers)
+        self._write(lambda txn: txn.put(key, raw, db=self._dbs["layers"]))
+        return True
+
+    def put_image(self, facts: ImageFacts, *, tag: str | None = None) -> None:
+        """Store an image's facts and, with ``tag`` (``registry/repo:tag``), point the tag
+        at it, in one transaction."""
+        digest = facts.image.digest
+        if not digest:
+            raise ValueError("ImageFacts.image.digest is required: it is the key")
+        raw = self._enc.encode(facts)
+        tag_raw = self._enc.encode(TagEntry(digest=digest, seen_at=facts.scanned_at))
+
+        def body(txn: Any) -> None:
+            txn.put(_key(digest), raw, db=self._dbs["images"])
+            if tag is not None:
+                txn.put(_key(tag), tag_raw, db=self._dbs["tags"])
+
+        self._write(body)
+
+    def put_tag(self, ref: str, digest: str, seen_at: datetime | None = None) -> None:
+        """Record that ``registry/repo:tag`` pointed to ``digest``."""
+        raw = self._enc.encode(TagEntry(digest=digest, seen_at=seen_at or _now()))
+        self._write(lambda txn: txn.put(_key(ref), raw, db=self._dbs["tags"]))
+
+    def commit_checkpoint(self, checkpoint: Checkpoint, finished: Sequence[str]) -> None:
+        """Record ``checkpoint`` and the images finished since the last one, atomically.
+
+        The caller must have made the output durable up to ``checkpoint.offset`` first
+        (``ResumableOutput.checkpoint`` does): a checkpoint then never points past bytes
+        that a crash could lose.
+        """
+        raw = self._enc.encode(checkpoint)
+        prefix = _done_prefix(checkpoint.crawl_id)
+        ckey = _key(checkpoint.crawl_id)
+
+        def body(txn: Any) -> None:
+            done = self._dbs["done"]
+            for image in finished:
+                txn.put(prefix + done_key(image).encode(), b"", db=done)
+            txn.put(ckey, raw, db=self._dbs["crawls"])
+
+        self._write(body)
+        # A checkpoint is the one record that must survive an OS crash as well.
+        self._env.sync(True)
+
+    def clear_crawl(self, cid: str) -> None:
+        """Forget crawl ``cid`` (it completed): the same command then starts a new crawl."""
+        prefix = _done_prefix(cid)
+
+        def body(txn: Any) -> None:
+            txn.delete(_key(cid), db=self._dbs["crawls"])
+            cur = txn.cursor(db=self._dbs["done"])
+            # delete() moves the cursor to the next row; past the last row key() is b"".
+            if cur.set_range(prefix):
+                while cur.key().startswith(prefix) and cur.delete():
+                    pass
+
+        self._write(body)
+
+
+class ResumableOutput:
+    """The ``-o FILE`` of a crawl, written so that ``kill -9`` loses and repeats nothing.
+
+    Opening it resumes crawl ``cid``: the file is truncated to the last checkpoint's offset
+    (dropping the records of images that were not checkpointed, and any half-written
+    line), and ``is_done`` answers for the images finished before it. Without a checkpoint
+    the file starts empty. Use it from the store's writer thread (it writes the store).
+    """
+
+    def __init__(self, store: StateStore, cid: str, path: str | os.PathLike[str]) -> None:
+        self.store = store
+        self.cid = cid
+        self.path = Path(path)
+        cp = store.get_checkpoint(cid)
+        # Owned until complete() or close(); "ab+" creates the file and never truncates it
+        # before we know the checkpoint.
+        self._fh = open(self.path, "ab+")  # noqa: SIM115
+        try:
+            if cp is None:
+                self._started = _now()
+                self._records = self._images = 0
+                self._done: set[str] = set()
+                self._fh.truncate(0)
+            else:
+                size = os.fstat(self._fh.fileno()).st_size
+                if size < cp.offset:
+                    raise OutputMismatch(
+                        f"{self.path} has {size} bytes but crawl {cid} checkpointed "
+                        f"{cp.offset}: it was changed outside the crawl; remove it to start over"
+                    )
+                self._started = cp.started_at
+                self._records, self._images = cp.records, cp.images
+                self._done = store.done_images(cid)
+                self._fh.truncate(cp.offset)
+            self._fh.seek(0, os.SEEK_END)
+        except BaseException:
+            self._fh.close()
+            raise
+        #: Whether this run continues an interrupted crawl.
+        self.resumed = cp is not None
+        self._pending: list[str] = []
+
+    @property
+    def records(self) -> int:
+        """Records written so far by this crawl (all runs, checkpointed or not)."""
+        return self._records
+
+    @property
+    def images(self) -> int:
+        """Images finished so far by this crawl (all runs)."""
+        return self._images
+
+    def is_done(self, image: str) -> bool:
+        """Whether ``image``'s records are already in the file (this run or an earlier one)."""
+        return done_key(image) in self._done
+
+    def write_image(self, image: str, lines: Iterable[bytes]) -> bool:
+        """Append one image's NDJSON lines (each ending in ``\\n``); the image counts as done
+        at the next checkpoint. An image already done is skipped whole (returns False)."""
+        if self.is_done(image):
+            return False
+        n = 0
+        for line in lines:
+            self._fh.write(line)
+            n += 1
+        self._records += n
+        self._images += 1
+        self._pending.append(image)
+        self._done.add(done_key(image))
+        return True
+
+    def checkpoint(self) -> Checkpoint:
+        """Make everything written so far durable, then record it in one transaction."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        cp = Checkpoint(
+            crawl_id=self.cid,
+            output=str(self.path.resolve()),
+            offset=self._fh.tell(),
+            records=self._records,
+            images=self._images,
+            started_at=self._started,
+            updated_at=_now(),
+        )
+        self.store.commit_checkpoint(cp, self._pending)
+        self._pending = []
+        return cp
+
+    def complete(self, last: Iterable[bytes] = ()) -> None:
+        """End the crawl: append ``last`` (the summary), make the file durable, forget the
+        crawl.
+
+        ``last`` is not checkpointed: were the process killed before ``clear_crawl``
+        commits, a rerun truncates back to the last checkpoint (before the summary) and
+        writes the summary once, instead of finding one in the file and adding another.
+        """
+        for line in last:
+            self._fh.write(line)
+            self._records += 1
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.store.clear_crawl(self.cid)
+        self._fh.close()
+
+    def close(self) -> None:
+        """Stop without completing (SIGINT/SIGTERM): checkpoint, so a rerun resumes here."""
+        if not self._fh.closed:
+            self.checkpoint()
+            self._fh.close()
+
+
+class StateWriter:
+    """The one thread that writes a ``StateStore``, fed through a queue.
+
+    ``submit`` queues a call and returns a ``concurrent.futures.Future``; ``call`` awaits
+    one from asyncio. A cancelled awaiter never interrupts a call that has started (a
+    write transaction runs whole or not at all); one still queued is dropped.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        # One worker: ThreadPoolExecutor never starts a second thread, so every write runs
+        # on the same thread, in submission order.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="regsweep-state")
+
+    def submit(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        """Queue ``fn(*args)`` on the writer thread."""
+        return self._pool.submit(fn, *args)
+
+    async def call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(*args)`` on the writer thread and await its result."""
+        return await asyncio.wrap_future(self.submit(fn, *args))
+
+    def close(self) -> None:
+        """Finish the queued writes, hand back the writer role and stop the thread."""
+        self._pool.submit(self.store.release_writer)
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> StateWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def default_path() -> Path:
+    """``$REGSWEEP_STATE``, else ``$XDG_CACHE_HOME/regsweep/state.lmdb`` (``~/.cache``)."""
+    env = os.environ.get("REGSWEEP_STATE")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "regsweep" / "state.lmdb"

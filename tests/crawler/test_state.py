@@ -1,0 +1,584 @@
+"""The crawl state store: round-trips, invalidation, resumable output, LMDB's rules."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import msgspec
+import pytest
+import structlog
+
+from regsweep.crawler import state
+from regsweep.crawler.state import (
+    Checkpoint,
+    EntryKind,
+    ImageFacts,
+    LayerEntry,
+    LayerFacts,
+    OutputMismatch,
+    ResumableOutput,
+    StateError,
+    StateStore,
+    StateWriter,
+    analyzer_set_hash,
+)
+from regsweep.matcher.records import ConfigSummary, ImageRef, OsInfo, Package
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+LAYER = "sha256:" + "a" * 64
+
+
+class _Dpkg:
+    NAME: ClassVar[str] = "dpkg"
+    VERSION: ClassVar[int] = 1
+
+
+class _Apk:
+    NAME: ClassVar[str] = "apk"
+    VERSION: ClassVar[int] = 3
+
+
+class _DpkgBumped:
+    NAME: ClassVar[str] = "dpkg"
+    VERSION: ClassVar[int] = 2
+
+
+def _digest(i: int) -> str:
+    return f"sha256:{i:064x}"
+
+
+def _image(i: int, analyzers: str = "h", packages: int = 2) -> ImageFacts:
+    return ImageFacts(
+        image=ImageRef(
+            ref=f"127.0.0.1:5000/app{i}:v1",
+            registry="127.0.0.1:5000",
+            repository=f"app{i}",
+            tag="v1",
+            digest=_digest(i),
+            platform="linux/amd64",
+        ),
+        os=OsInfo(family="debian", name="Debian GNU/Linux", version="12"),
+        ecosystem="Debian:12",
+        config=ConfigSummary(user="app", exposed_ports=["8080/tcp"], env_keys=["PATH"]),
+        packages=[
+            Package(name=f"pkg{j}", version=f"1.{j}", type="deb", ecosystem="Debian:12")
+            for j in range(packages)
+        ],
+        layers=[LAYER, _digest(10_000 + i)],
+        size=1234,
+        notes=["var/lib/dpkg/status: 1 stanza without Version skipped"],
+        scanned_at=T0,
+        analyzers=analyzers,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    s = StateStore(tmp_path / "state.lmdb")
+    yield s
+    s.close()
+
+
+# -- round-trips -------------------------------------------------------------------------
+
+
+def test_layer_facts_round_trip_every_entry_kind_across_reopen(tmp_path: Path) -> None:
+    """A layer's wanted entries (files, whiteouts, opaque dirs, links) come back as stored,
+    after the store is closed and opened again (``sync=True`` mode here, the default
+    elsewhere)."""
+    h = analyzer_set_hash([_Dpkg(), _Apk()])
+    facts = LayerFacts(
+        digest=LAYER,
+        analyzers=h,
+        size=4096,
+        entries=[
+            LayerEntry(path="var/lib/dpkg/status", kind=EntryKind.FILE, data=b"Package: a\n"),
+            LayerEntry(path="usr/bin/big", kind=EntryKind.FILE, data=b"\x7fELF", truncated=True),
+            LayerEntry(path="etc/os-release", kind=EntryKind.SYMLINK, target="../usr/lib/os"),
+            LayerEntry(path="lib/apk/db/installed", kind=EntryKind.WHITEOUT),
+            LayerEntry(path="opt/app", kind=EntryKind.OPAQUE),
+            LayerEntry(path="usr/bin/b", kind=EntryKind.HARDLINK, target="usr/bin/a"),
+        ],
+    )
+    with StateStore(tmp_path / "s.lmdb", sync=True) as s:
+        assert s.put_layer(facts)
+    with StateStore(tmp_path / "s.lmdb") as s:
+        got = s.get_layer(LAYER, h)
+    assert got is not None
+    assert got.entries == facts.entries
+    assert got.size == 4096 and got.stored_at is not None
+
+
+def test_image_facts_and_tag_round_trip(store: StateStore) -> None:
+    """Image facts come back whole by manifest digest; ``put_image(tag=…)`` points the tag
+    at the digest in the same transaction."""
+    facts = _image(1)
+    store.put_image(facts, tag="127.0.0.1:5000/app1:v1")
+    assert store.get_image(_digest(1)) == facts
+    tag = store.get_tag("127.0.0.1:5000/app1:v1")
+    assert tag is not None and tag.digest == _digest(1) and tag.seen_at == T0
+    store.put_tag("127.0.0.1:5000/app1:v1", _digest(2), T0)
+    assert store.get_tag("127.0.0.1:5000/app1:v1") == state.TagEntry(digest=_digest(2), seen_at=T0)
+    assert store.get_image(_digest(3)) is None
+    assert store.get_tag("127.0.0.1:5000/nope:v1") is None
+
+
+def test_keys_longer_than_lmdb_allows_are_hashed_not_rejected(store: StateStore) -> None:
+    """Keys over LMDB's 511 bytes (a long repository path) still store and read back, and
+    two long keys that share their first 511 bytes stay apart."""
+    base = "registry.example/" + "deep/" * 120
+    a, b = base + "app:v1", base + "app:v2"
+    assert len(a.encode()) > 511
+    store.put_tag(a, _digest(1), T0)
+    store.put_tag(b, _digest(2), T0)
+    ta, tb = store.get_tag(a), store.get_tag(b)
+    assert ta is not None and ta.digest == _digest(1)
+    assert tb is not None and tb.digest == _digest(2)
+    long_image = "img:" + "x" * 600
+    cp = Checkpoint(crawl_id="c" * 600, output="/o", started_at=T0, updated_at=T0)
+    store.commit_checkpoint(cp, [long_image, "short"])
+    assert store.get_checkpoint("c" * 600) == cp
+    assert store.done_images("c" * 600) == {state.done_key(long_image), "short"}
+
+
+def test_oversized_layer_is_not_cached(tmp_path: Path) -> None:
+    """A layer whose wanted bytes exceed the cap is refused (False) and reads as a miss."""
+    with StateStore(tmp_path / "s.lmdb", max_layer_bytes=100) as s:
+        big = LayerFacts(
+            digest=LAYER,
+            analyzers="h",
+            entries=[LayerEntry(path="a", kind=EntryKind.FILE, data=b"x" * 101)],
+        )
+        assert not s.put_layer(big)
+        assert s.get_layer(LAYER, "h") is None
+        ok = msgspec.structs.replace(
+            big, entries=[LayerEntry(path="a", kind=EntryKind.FILE, data=b"x" * 100)]
+        )
+        assert s.put_layer(ok)
+
+
+# -- analyzer versions -----------------------------------------------------------------
+
+
+def test_bumping_one_analyzer_version_misses_its_cached_layers(store: StateStore) -> None:
+    """Layer facts are keyed by the analyzer set's versions: after one analyzer's VERSION
+    changes, the cached layer is a miss; the old set still hits."""
+    old = analyzer_set_hash([_Dpkg(), _Apk()])
+    new = analyzer_set_hash([_DpkgBumped(), _Apk()])
+    assert old != new
+    store.put_layer(LayerFacts(digest=LAYER, analyzers=old))
+    assert store.get_layer(LAYER, old) is not None
+    assert store.get_layer(LAYER, new) is None
+
+
+def test_image_facts_from_another_analyzer_set_are_a_miss(store: StateStore) -> None:
+    """An image analysed by an older analyzer set is not served to the newer one."""
+    old = analyzer_set_hash([_Dpkg(), _Apk()])
+    new = analyzer_set_hash([_DpkgBumped(), _Apk()])
+    store.put_image(_image(1, analyzers=old))
+    assert store.get_image(_digest(1), old) is not None
+    assert store.get_image(_digest(1), new) is None
+    assert store.get_image(_digest(1)) is not None  # rematch by digest alone still works
+
+
+def test_analyzer_set_hash_is_order_independent_and_refuses_duplicate_names() -> None:
+    """Registration order does not change the key; two analyzers sharing a name would make
+    the hash ambiguous and are refused."""
+    assert analyzer_set_hash([_Dpkg(), _Apk()]) == analyzer_set_hash([("apk", 3), ("dpkg", 1)])
+    with pytest.raises(ValueError, match="repeat"):
+        analyzer_set_hash([_Dpkg(), _DpkgBumped()])
+
+
+# -- corrupt values ----------------------------------------------------------------------
+
+_FOREIGN_WRITER = textwrap.dedent(
+    """
+    import sys, lmdb, msgspec
+    env = lmdb.open(sys.argv[1], subdir=False, max_dbs=6)
+    with env.begin(write=True) as txn:
+        for db, key, value in msgspec.msgpack.decode(bytes.fromhex(sys.argv[2])):
+            txn.put(key, value, db=env.open_db(db.encode(), txn=txn))
+    env.close()
+    """
+)
+
+
+def _foreign_put(path: Path, rows: list[tuple[str, bytes, bytes]]) -> None:
+    """Write raw values from another process, as a damaged file or a foreign tool would."""
+    subprocess.run(
+        [sys.executable, "-c", _FOREIGN_WRITER, str(path), msgspec.msgpack.encode(rows).hex()],
+        check=True,
+    )
+
+
+def test_corrupt_values_are_reported_and_read_as_missing(store: StateStore) -> None:
+    """Undecodable or mistyped stored values give a ``state_entry_corrupt`` log event, a
+    count, and a miss, never an exception; the next write replaces them."""
+    h = "h"
+    store.put_image(_image(1))
+    store.put_tag("r/a:v1", _digest(1), T0)
+    _foreign_put(
+        store.path,
+        [
+            ("layers", state.layer_key(LAYER, h), b"\xc1garbage"),  # 0xc1: never valid msgpack
+            ("images", _digest(1).encode(), msgspec.msgpack.encode({"image": 5})),
+            ("tags", b"r/a:v1", b""),
+            ("crawls", b"cid", msgspec.msgpack.encode([1, 2, 3])),
+        ],
+    )
+    with structlog.testing.capture_logs() as logs:
+        assert store.get_layer(LAYER, h) is None
+        assert store.get_image(_digest(1)) is None
+        assert store.get_tag("r/a:v1") is None
+        assert store.get_checkpoint("cid") is None
+    events = [e for e in logs if e["event"] == "state_entry_corrupt"]
+    assert sorted(e["db"] for e in events) == ["crawls", "images", "layers", "tags"]
+    assert all(e["error"] for e in events)
+    assert store.corrupt == {"layers": 1, "images": 1, "tags": 1, "crawls": 1}
+    store.put_image(_image(1))
+    assert store.get_image(_digest(1)) == _image(1)
+
+
+def test_store_of_another_schema_version_is_reset(tmp_path: Path) -> None:
+    """A store written under another schema version is emptied on open (it is a cache),
+    with a log event, rather than misread."""
+    path = tmp_path / "s.lmdb"
+    with StateStore(path) as s:
+        s.put_image(_image(1))
+    _foreign_put(path, [("meta", b"meta", msgspec.msgpack.encode({"schema_version": 99}))])
+    with structlog.testing.capture_logs() as logs, StateStore(path) as s:
+        assert s.get_image(_digest(1)) is None
+        assert s.counts()["images"] == 0
+    assert [e["found"] for e in logs if e["event"] == "state_schema_reset"] == [99]
+
+
+# -- checkpoints and resumable output ----------------------------------------------------
+
+_CRAWL = textwrap.dedent(
+    """
+    import os, sys, time, msgspec
+    from regsweep.crawler.state import ResumableOutput, StateStore
+
+    store_path, out_path = sys.argv[1], sys.argv[2]
+    n_images, stall_at = int(sys.argv[3]), int(sys.argv[4])
+    store = StateStore(store_path)
+    out = ResumableOutput(store, "crawl-1", out_path)
+    print("resumed" if out.resumed else "fresh", out.images, flush=True)
+    enc = msgspec.json.Encoder()
+    for i in range(n_images):
+        key = f"reg/app{i}@sha256:{i:064x}"
+        if out.is_done(key):
+            continue
+        lines = [
+            enc.encode({"kind": "vulnerability", "image": i, "n": j}) + b"\\n" for j in range(3)
+        ]
+        out.write_image(key, lines)
+        if i % 7 == 6:
+            out.checkpoint()
+        if i == stall_at:
+            # Half a record of the next image on disk, uncheckpointed images before it:
+            # the worst moment to die.
+            out._fh.write(b'{"kind": "vulnerability", "ima')
+            out._fh.flush()
+            print("stalled", flush=True)
+            time.sleep(60)
+    out.complete([enc.encode({"kind": "summary", "images": out.images}) + b"\\n"])
+    print("complete", flush=True)
+    """
+)
+
+
+def _run_crawl(store: Path, out: Path, n: int, stall_at: int = -1) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _CRAWL, str(store), str(out), str(n), str(stall_at)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _check_output(out: Path, n: int) -> None:
+    lines = out.read_bytes().splitlines()
+    records = [msgspec.json.decode(line) for line in lines]  # every line whole
+    body = [(r["image"], r["n"]) for r in records if r["kind"] == "vulnerability"]
+    assert sorted(body) == [(i, j) for i in range(n) for j in range(3)]  # none lost, none twice
+    assert len(body) == len(set(body))
+    assert [r["kind"] for r in records].count("summary") == 1
+    assert records[-1] == {"kind": "summary", "images": n}
+
+
+def test_sigkill_mid_write_then_resume_writes_every_record_exactly_once(tmp_path: Path) -> None:
+    """After ``kill -9`` with uncheckpointed images and half a line in the file, the same
+    command truncates to the checkpoint, skips finished images and ends with every record
+    once, the summary last; a completed crawl then starts afresh."""
+    store, out, n = tmp_path / "state.lmdb", tmp_path / "out.ndjson", 60
+    proc = _run_crawl(store, out, n, stall_at=31)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().split()[0] == "fresh"
+    assert proc.stdout.readline().strip() == "stalled"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    # Images 0..27 were checkpointed (checkpoint after 27), 28..31 written but not.
+    assert out.read_bytes().endswith(b'"ima')
+    with StateStore(store) as s:
+        cp = s.get_checkpoint("crawl-1")
+        assert cp is not None and cp.images == 28 and cp.records == 28 * 3
+        assert len(s.done_images("crawl-1")) == 28
+    proc = _run_crawl(store, out, n)
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert stdout.split() == ["resumed", "28", "complete"]
+    _check_output(out, n)
+    with StateStore(store) as s:
+        assert s.get_checkpoint("crawl-1") is None
+        assert s.done_images("crawl-1") == set()
+    proc = _run_crawl(store, out, 5)
+    stdout, _ = proc.communicate(timeout=30)
+    assert stdout.split() == ["fresh", "0", "complete"]
+    _check_output(out, 5)
+
+
+def test_sigkill_at_an_arbitrary_moment_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """Killed at whatever point the timer lands on (between checkpoints, inside a fsync or
+    a commit), the resumed crawl still yields every record exactly once."""
+    store, out, n = tmp_path / "state.lmdb", tmp_path / "out.ndjson", 400
+    for delay in (0.05, 0.15):
+        proc = _run_crawl(store, out, n)
+        assert proc.stdout is not None
+        proc.stdout.readline()  # started: the store is open
+        threading.Event().wait(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        if delay == 0.05:
+            # ~57 checkpoints with two fsyncs each take far longer: the kill hit mid-crawl.
+            assert proc.returncode == -signal.SIGKILL
+    proc = _run_crawl(store, out, n)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    _check_output(out, n)
+
+
+def test_output_shorter_than_checkpoint_is_refused(store: StateStore, tmp_path: Path) -> None:
+    """If the output file lost bytes the checkpoint vouches for, resuming would silently
+    drop records: it is refused with a clear error instead."""
+    path = tmp_path / "out.ndjson"
+    out = ResumableOutput(store, "c", path)
+    out.write_image("img", [b'{"a": 1}\n'])
+    out.close()
+    path.write_bytes(b"{")
+    with pytest.raises(OutputMismatch, match="changed outside the crawl"):
+        ResumableOutput(store, "c", path)
+
+
+def test_close_checkpoints_so_a_rerun_skips_finished_images(
+    store: StateStore, tmp_path: Path
+) -> None:
+    """A clean stop (SIGINT/SIGTERM path) keeps what was written and marks it done."""
+    path = tmp_path / "out.ndjson"
+    out = ResumableOutput(store, "c", path)
+    assert out.write_image("a", [b"1\n", b"2\n"])
+    out.close()
+    again = ResumableOutput(store, "c", path)
+    assert again.resumed and again.is_done("a") and again.records == 2
+    assert not again.write_image("a", [b"1\n"])
+    again.complete()
+    assert path.read_bytes() == b"1\n2\n"
+
+
+# -- threads, fork and map size ----------------------------------------------------------
+
+
+def test_readers_see_whole_commits_while_the_writer_thread_commits(store: StateStore) -> None:
+    """Reader threads running beside the StateWriter see each image either absent or whole,
+    never half, and once seen it stays visible."""
+    n = 300
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        seen: set[int] = set()
+        try:
+            while not stop.is_set():
+                for i in range(0, n, 7):
+                    got = store.get_image(_digest(i))
+                    if got is None:
+                        assert i not in seen
+                        continue
+                    assert got == _image(i, packages=i % 5)
+                    seen.add(i)
+        except BaseException as err:
+            errors.append(err)
+
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    for t in readers:
+        t.start()
+    with StateWriter(store) as writer:
+        futures = [writer.submit(store.put_image, _image(i, packages=i % 5)) for i in range(n)]
+        for f in futures:
+            f.result()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert errors == []
+    assert store.counts()["images"] == n
+
+
+def test_writes_from_a_second_thread_are_refused(store: StateStore) -> None:
+    """While a StateWriter's thread holds the writer role, a write from any other thread
+    raises instead of opening a second write transaction elsewhere; closing the writer
+    hands the role back."""
+
+    async def main() -> None:
+        with StateWriter(store) as writer:
+            await asyncio.gather(
+                *(writer.call(store.put_tag, f"r/a:{i}", _digest(i), T0) for i in range(50))
+            )
+
+    async def other_thread_writes() -> None:
+        await asyncio.to_thread(store.put_tag, "r/a:main", _digest(1), T0)
+
+    with StateWriter(store) as writer:
+        asyncio.run(
+            asyncio.wait_for(writer.call(store.put_tag, "r/a:0", _digest(0), T0), timeout=5)
+        )
+        with pytest.raises(StateError, match="second thread"):
+            asyncio.run(other_thread_writes())
+        with pytest.raises(StateError, match="second thread"):
+            store.put_tag("r/a:main", _digest(1), T0)
+    asyncio.run(main())
+    assert store.get_tag("r/a:49") is not None
+    # Each closed writer handed the role back, so the next owner may take it.
+    store.put_tag("r/a:main", _digest(1), T0)
+    assert store.get_tag("r/a:main") is not None
+
+
+_FORK = textwrap.dedent(
+    """
+    import os, sys
+    from datetime import UTC, datetime
+    from regsweep.crawler.state import StateForked, StateStore
+
+    t0 = datetime(2026, 11, 28, tzinfo=UTC)
+    store = StateStore(sys.argv[1])
+    store.put_tag("r/a:parent", "sha256:1", t0)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            try:
+                store.get_tag("r/a:parent")
+            except StateForked:
+                store.close()  # the child's copies only; then the path may be opened again
+                child = StateStore(sys.argv[1])
+                assert child.get_tag("r/a:parent") is not None
+                child.put_tag("r/a:child", "sha256:2", t0)
+                child.close()
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "child failed"
+    got = store.get_tag("r/a:child")
+    assert got is not None and got.digest == "sha256:2"
+    store.put_tag("r/a:after", "sha256:3", t0)
+    assert store.get_tag("r/a:after") is not None
+    print("ok")
+    """
+)
+
+
+def test_store_refuses_use_in_a_forked_child_which_opens_its_own(tmp_path: Path) -> None:
+    """After fork, the parent's store raises StateForked in the child; the child closes it
+    and opens its own, and the parent's store keeps working and sees the child's write.
+
+    Run in a fresh interpreter: forking the test runner, with whatever threads other tests
+    left, could deadlock the child.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK, str(tmp_path / "s.lmdb")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok"]
+
+
+def test_full_map_grows_and_the_write_is_retried(tmp_path: Path) -> None:
+    """Starting from a tiny map, writes that overflow it double the map and succeed, with
+    nothing lost, while readers keep reading."""
+    with StateStore(tmp_path / "s.lmdb", map_size=64 << 10) as s:
+        first = s.map_size()
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def reader() -> None:
+            try:
+                while not stop.is_set():
+                    got = s.get_layer(_digest(0), "h")
+                    assert got is None or got.entries[0].data == b"\x00" * 3000
+            except BaseException as err:
+                errors.append(err)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        try:
+            for i in range(200):
+                s.put_layer(
+                    LayerFacts(
+                        digest=_digest(i),
+                        analyzers="h",
+                        entries=[
+                            LayerEntry(path="a", kind=EntryKind.FILE, data=bytes([i % 256]) * 3000)
+                        ],
+                    )
+                )
+        finally:
+            stop.set()
+            t.join()
+        assert errors == []
+        assert s.map_size() > first
+        assert s.counts()["layers"] == 200
+        last = s.get_layer(_digest(199), "h")
+        assert last is not None and last.entries[0].data == bytes([199]) * 3000
+
+
+def test_cancelled_awaiter_never_leaves_half_a_write(store: StateStore) -> None:
+    """Cancelling a task awaiting the writer lets a started write finish whole and drops a
+    queued one; the writer thread then carries on and no transaction stays open."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow_put() -> None:
+        started.set()
+        release.wait(5)
+        store.put_tag("r/a:slow", _digest(1), T0)
+
+    async def main(writer: StateWriter) -> None:
+        running = asyncio.ensure_future(writer.call(slow_put))
+        queued = asyncio.ensure_future(writer.call(store.put_tag, "r/a:queued", _digest(2), T0))
+        await asyncio.to_thread(started.wait, 5)
+        running.cancel()
+        queued.cancel()
+        for task in (running, queued):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        # Only now let the started write go on: the queued call's cancellation has reached
+        # the writer's queue by the time the awaiters finished.
+        release.set()
+        await writer.call(store.put_tag, "r/a:after", _digest(3), T0)
+
+    with StateWriter(store) as writer:
+        asyncio.run(main(writer))
+    assert store.get_tag("r/a:slow") is not None
+    assert store.get_tag("r/a:queued") is None
+    assert store.get_tag("r/a:after") is not None
