@@ -1,0 +1,83 @@
+"""Helpers shared by the OS and core package analyzers: package URLs and capped notes.
+
+Package URLs follow the purl specification (github.com/package-url/purl-spec): every
+component is UTF-8 percent-encoded except the unreserved characters ``A-Z a-z 0-9 . - _ ~``
+and the colon, which the spec leaves readable so a Debian epoch stays ``1:2.4.47-2``; ``+``
+*is* encoded (``%2B``) because a URL decoder may read it as a space. Qualifiers are sorted
+by key and empty ones are dropped, which makes the string canonical.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import quote
+
+__all__ = ["Notes", "package_url"]
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9._~:-]*")
+
+
+def _pct(component: str) -> str:
+    # ``quote`` keeps ``A-Za-z0-9_.-~`` unencoded; the spec adds ``:``. Most components
+    # need no encoding at all, and the check is much cheaper than ``quote``.
+    if _PLAIN.fullmatch(component):
+        return component
+    return quote(component, safe=":")
+
+
+def package_url(
+    type_: str,
+    namespace: str | None,
+    name: str,
+    version: str | None,
+    qualifiers: Mapping[str, str | None] | None = None,
+) -> str:
+    """A canonical purl: ``pkg:type/namespace/name@version?k=v&…``.
+
+    ``namespace`` may hold several ``/``-separated segments; each is encoded on its own
+    (``@scope`` becomes ``%40scope``).
+    """
+    out = [f"pkg:{type_.lower()}/"]
+    if namespace:
+        out.append("/".join(_pct(seg) for seg in namespace.split("/") if seg))
+        out.append("/")
+    out.append(_pct(name))
+    if version:
+        out.append("@")
+        out.append(_pct(version))
+    if qualifiers:
+        pairs = sorted((k.lower(), v) for k, v in qualifiers.items() if v)
+        if pairs:
+            out.append("?")
+            out.append("&".join(f"{k}={_pct(v)}" for k, v in pairs))
+    return "".join(out)
+
+
+class Notes:
+    """Notes about skipped input, capped per analyzer run.
+
+    A file of binary garbage can fail on every line; the first ``limit`` notes say what was
+    wrong and one more says how many were left out, so a bad layer cannot flood the output.
+    """
+
+    __slots__ = ("_dropped", "_limit", "items")
+
+    def __init__(self, limit: int = 50) -> None:
+        self.items: list[str] = []
+        self._limit = limit
+        self._dropped = 0
+
+    def add(self, message: str) -> None:
+        """Record one note (or count it once the cap is reached)."""
+        if len(self.items) < self._limit:
+            self.items.append(message)
+        else:
+            self._dropped += 1
+
+    def result(self) -> list[str]:
+        """The notes, with a final count of those left out."""
+        if self._dropped:
+            return [*self.items, f"{self._dropped} more notes left out"]
+        return list(self.items)

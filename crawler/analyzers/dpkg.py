@@ -1,0 +1,326 @@
+"""The dpkg analyzer: Debian and Ubuntu packages, their source packages and their files.
+
+Reads ``var/lib/dpkg/status`` (deb822 paragraphs), the distroless ``var/lib/dpkg/status.d/``
+(one file per package, no ``Status`` field needed) and the file lists that say which package
+installed which path: ``var/lib/dpkg/info/<pkg>[:<arch>].list`` (absolute paths, directories
+included) and distroless ``status.d/<pkg>.md5sums`` (``<md5>  <relative path>``).
+
+Which entries are installed: the third word of ``Status`` (the package's *state*) must say
+its files are on disk and configured — ``installed``, or ``triggers-pending`` /
+``triggers-awaited`` (configured, waiting only for another package's trigger). The first
+word (the *want*: ``install``, ``hold``, ``deinstall``, ``purge``) is what the admin asked
+for next, not what is on disk, so ``hold ok installed`` counts and ``deinstall ok
+config-files`` (only conffiles left) does not. ``unpacked`` and ``half-configured`` packages
+have files on disk but were never configured; they are rare in images (a failed build
+step) and are skipped with a note so the gap is visible.
+
+The source package: ``Source: name`` or ``Source: name (version)`` (the version appears when
+it differs from the binary's, e.g. a binNMU ``+b1``); without the field the source is the
+binary package itself. ``source_name`` / ``source_version`` are always set: distro
+advisories are keyed by source.
+
+Layer attribution: the status file is rewritten by every ``apt-get install``, so its layer is
+the *last* layer that installed anything. A package's own ``info/<pkg>.list`` is written only
+when that package is installed or upgraded, so its layer is the one that added the package;
+it is used when present (the status file's layer otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import ClassVar
+
+from regsweep.crawler.analyzers._pkgutil import Notes, package_url
+from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.matcher.records import Package
+
+__all__ = ["DpkgAnalyzer", "Paragraph", "parse_paragraphs"]
+
+STATUS = "var/lib/dpkg/status"
+STATUS_D = "var/lib/dpkg/status.d/"
+INFO = "var/lib/dpkg/info/"
+#: A full Debian install's status is a few MB; 64 MiB leaves room for huge images.
+STATUS_CAP = 64 * 1024 * 1024
+#: One package's file list (linux-image, texlive docs: a few MB at most).
+LIST_CAP = 16 * 1024 * 1024
+#: A status.d file holds one package's paragraph.
+STATUS_D_CAP = 1024 * 1024
+
+#: States whose files are on disk and configured (dpkg(1) "Package states").
+_INSTALLED_STATES = frozenset({"installed", "triggers-pending", "triggers-awaited"})
+#: On disk but never configured: reported as skipped.
+_UNCONFIGURED_STATES = frozenset({"unpacked", "half-configured"})
+_WANTS = frozenset({"unknown", "install", "hold", "deinstall", "purge"})
+
+# deb822 field names: printable ASCII, no colon, not starting with '#' or '-'.
+_FIELD_NAME = r"[!-\"$-,.-9;-~][!-9;-~]*"
+_FIELD = re.compile(_FIELD_NAME)
+# Policy 5.6.1: lowercase alphanumerics and + - . ; tolerant of upper case in old archives.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]*")
+_VERSION = re.compile(r"[A-Za-z0-9.+~:_-]+")
+_ARCH = re.compile(r"[a-z0-9-]+")
+# One or more whitespace-only lines end a paragraph; a line not starting with blank space
+# starts a field.
+_BLANK = re.compile(r"\n(?:[ \t]*\n)+")
+_LEADING_BLANK = re.compile(r"(?:[ \t]*\n)+")
+_FIELD_START = re.compile(r"\n(?![ \t])")
+# A whole well-formed paragraph, and its fields with their continuation lines, matched in C.
+_WELL_FORMED = re.compile(rf"{_FIELD_NAME}:[^\n]*(?:\n(?:[ \t][^\n]*|{_FIELD_NAME}:[^\n]*))*")
+_FIELDS = re.compile(rf"^({_FIELD_NAME}):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.MULTILINE)
+_CONTINUATION = re.compile(r"\n[ \t]+")
+_SOURCE = re.compile(r"(?P<name>[^\s()]+)(?:\s*\((?P<version>[^\s()]+)\))?")
+
+
+class Paragraph:
+    """One deb822 paragraph: fields by lower-cased name, and where it started."""
+
+    __slots__ = ("error", "fields", "line")
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        self.fields: dict[str, str] = {}
+        #: Why the paragraph is malformed (None when it is well formed).
+        self.error: str | None = None
+
+
+def parse_paragraphs(text: str) -> Iterator[Paragraph]:
+    """The paragraphs of a deb822 file; malformed ones are yielded with ``error`` set.
+
+    Continuation lines (leading space or tab) extend the previous field and keep their
+    line breaks (leading whitespace removed); blank or whitespace-only lines end a
+    paragraph. The file is cut with C-level regex splits rather than a per-line loop: a
+    status file is mostly long Description and Conffiles continuations.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    pos, line = 0, 1
+    for m in (*_BLANK.finditer(text), None):
+        end = m.start() if m is not None else len(text)
+        block = text[pos:end]
+        first = line
+        lead = _LEADING_BLANK.match(block)
+        if lead is not None:
+            first += block.count("\n", 0, lead.end())
+            block = block[lead.end() :]
+        block = block.rstrip()
+        if block:
+            yield _paragraph(block, first)
+        if m is not None:
+            line += text.count("\n", pos, m.end())
+            pos = m.end()
+
+
+def _paragraph(block: str, line: int) -> Paragraph:
+    para = Paragraph(line)
+    if _WELL_FORMED.fullmatch(block):
+        pairs = _FIELDS.findall(block)
+        fields = {k.lower(): v.rstrip() for k, v in pairs}
+        if len(fields) == len(pairs):
+            for k, v in fields.items():
+                if "\n" in v:
+                    fields[k] = _CONTINUATION.sub("\n", v)
+            para.fields = fields
+            return para
+    # Malformed: walk the fields again to say which line is wrong.
+    chunks = _FIELD_START.split(block)
+    seen: set[str] = set()
+    for i, chunk in enumerate(chunks):
+        name, sep, _ = chunk.partition(":")
+        key = name.lower()
+        if chunk[0] in " \t":
+            error = "continuation line before any field"
+        elif not sep or not _FIELD.fullmatch(name):
+            error = "not a 'Field: value' line"
+        elif key in seen:
+            error = f"duplicate field {name!r}"
+        else:
+            seen.add(key)
+            continue
+        lineno = line + block.count("\n", 0, sum(len(c) + 1 for c in chunks[:i]))
+        para.error = f"line {lineno}: {error}"
+        break
+    else:
+        para.error = "malformed"  # unreachable: the regexes and the walk agree
+    return para
+
+
+def _installed(status: str | None, need_status: bool) -> tuple[bool, str | None]:
+    """(installed?, note) for a ``Status`` value."""
+    if status is None:
+        # status.d entries (distroless) are installed by construction.
+        return (not need_status, None if not need_status else "no Status field")
+    words = status.split()
+    if len(words) != 3 or words[0] not in _WANTS:
+        return False, f"malformed Status {status!r}"
+    state = words[2]
+    if state in _INSTALLED_STATES:
+        return True, None
+    if state in _UNCONFIGURED_STATES:
+        return False, f"state {state!r}: unpacked but never configured"
+    return False, None
+
+
+def _owner_name(stem: str) -> str:
+    # "libc6:amd64" → "libc6": owners name the package, the arch is in the status entry.
+    return stem.partition(":")[0]
+
+
+def _norm(path: str) -> str:
+    path = path.strip()
+    while path.startswith(("/", "./")):
+        path = path[1:] if path[0] == "/" else path[2:]
+    return path.rstrip("/")
+
+
+class DpkgAnalyzer:
+    """Installed Debian packages (status and status.d) and the files each one owns."""
+
+    NAME: ClassVar[str] = "dpkg"
+    VERSION: ClassVar[int] = 1
+
+    def wants(self, path: str) -> int | None:
+        """The status database, status.d entries and md5sums, and ``info/*.list``."""
+        if path == STATUS:
+            return STATUS_CAP
+        if path.startswith(INFO):
+            rest = path[len(INFO) :]
+            return LIST_CAP if rest.endswith(".list") and "/" not in rest else None
+        if path.startswith(STATUS_D):
+            rest = path[len(STATUS_D) :]
+            if not rest or "/" in rest:
+                return None
+            return LIST_CAP if rest.endswith(".md5sums") else STATUS_D_CAP
+        return None
+
+    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
+        """Packages from status and status.d; owners from the file lists."""
+        notes = Notes()
+        owners: dict[str, str] = {}
+        list_layers: dict[str, str] = {}
+        for path in sorted(files):
+            f = files[path]
+            if path.startswith(INFO) and path.endswith(".list"):
+                stem = path[len(INFO) : -len(".list")]
+                list_layers[stem] = f.layer
+                self._read_list(f, _owner_name(stem), owners, notes, md5sums=False)
+            elif path.startswith(STATUS_D) and path.endswith(".md5sums"):
+                stem = path[len(STATUS_D) : -len(".md5sums")]
+                self._read_list(f, _owner_name(stem), owners, notes, md5sums=True)
+
+        packages: list[Package] = []
+        status = files.get(STATUS)
+        if status is not None:
+            packages += self._read_status(status, ctx, list_layers, notes, need_status=True)
+        for path in sorted(files):
+            if path.startswith(STATUS_D) and not path.endswith(".md5sums"):
+                packages += self._read_status(
+                    files[path], ctx, list_layers, notes, need_status=False
+                )
+        if packages and ctx.ecosystem is None:
+            notes.add(f"{len(packages)} deb packages: OS release unknown, they are not matched")
+        return AnalyzerResult(packages=packages, owners=owners, notes=notes.result())
+
+    @staticmethod
+    def _text(f: LayerFile, notes: Notes) -> str:
+        # dpkg does not enforce UTF-8 (old Maintainer fields are Latin-1); fields this
+        # analyzer uses are ASCII by policy and validated below, so replacement is safe.
+        if f.truncated:
+            notes.add(f"{f.path}: larger than the size cap; the last partial entry is dropped")
+            cut = f.data.rfind(b"\n")
+            data = f.data[: cut + 1] if cut >= 0 else b""
+        else:
+            data = f.data
+        return data.decode("utf-8", errors="replace")
+
+    def _read_list(
+        self, f: LayerFile, owner: str, owners: dict[str, str], notes: Notes, *, md5sums: bool
+    ) -> None:
+        if b"\x00" in f.data:
+            notes.add(f"{f.path}: binary data, not a file list; ignored")
+            return
+        for line in self._text(f, notes).split("\n"):
+            if md5sums:
+                # "<32 hex>  path": two spaces (or " *" for binary mode) after the digest.
+                _digest, _sep, line = line.partition(" ")
+                line = line.removeprefix(" ").removeprefix("*")
+            path = _norm(line)
+            if path and path != ".":
+                # First owner wins (files sorted): shared directories keep a stable owner.
+                owners.setdefault(path, owner)
+
+    def _read_status(
+        self,
+        f: LayerFile,
+        ctx: Context,
+        list_layers: Mapping[str, str],
+        notes: Notes,
+        *,
+        need_status: bool,
+    ) -> list[Package]:
+        out: list[Package] = []
+        if b"\x00" in f.data:
+            notes.add(f"{f.path}: binary data, not a dpkg database; ignored")
+            return out
+        os_info = ctx.os
+        namespace = os_info.family if os_info is not None else "debian"
+        distro = (
+            f"{os_info.family}-{os_info.version}"
+            if os_info is not None and os_info.version
+            else None
+        )
+        for para in parse_paragraphs(self._text(f, notes)):
+            where = f"{f.path}: paragraph at line {para.line}"
+            if para.error is not None:
+                notes.add(f"{where}: {para.error}; skipped")
+                continue
+            fields = para.fields
+            ok, why = _installed(fields.get("status"), need_status)
+            if not ok:
+                if why is not None:
+                    notes.add(f"{where}: {why}; skipped")
+                continue
+            name = fields.get("package", "")
+            version = fields.get("version", "")
+            if not _NAME.fullmatch(name):
+                notes.add(f"{where}: missing or invalid Package {name!r}; skipped")
+                continue
+            if not _VERSION.fullmatch(version):
+                notes.add(f"{where}: {name}: missing or invalid Version {version!r}; skipped")
+                continue
+            arch = fields.get("architecture")
+            if arch is not None and not _ARCH.fullmatch(arch):
+                notes.add(f"{where}: {name}: invalid Architecture {arch!r}; ignored")
+                arch = None
+            source_name, source_version = name, version
+            if (src := fields.get("source")) is not None:
+                m = _SOURCE.fullmatch(src)
+                if m is None or not _NAME.fullmatch(m.group("name")):
+                    notes.add(f"{where}: {name}: invalid Source {src!r}; using the binary name")
+                else:
+                    source_name = m.group("name")
+                    sv = m.group("version")
+                    if sv is not None and _VERSION.fullmatch(sv):
+                        source_version = sv
+            # A status.d file is the package's own; the shared status file is not.
+            layer = (
+                list_layers.get(f"{name}:{arch}") or list_layers.get(name) or f.layer
+                if need_status
+                else f.layer
+            )
+            out.append(
+                Package(
+                    name=name,
+                    version=version,
+                    type="deb",
+                    ecosystem=ctx.ecosystem,
+                    source_name=source_name,
+                    source_version=source_version,
+                    purl=package_url(
+                        "deb", namespace, name, version, {"arch": arch, "distro": distro}
+                    ),
+                    layer=layer,
+                    path=f.path,
+                )
+            )
+        return out

@@ -1,0 +1,251 @@
+"""rpm: installed packages from the rpm database, in any of its three formats.
+
+* ``rpmdb.sqlite`` (rpm ≥ 4.16: Fedora 33+, RHEL/Rocky/Alma 9, Amazon Linux 2023): table
+  ``Packages(hnum, blob)``. Opened from memory with ``sqlite3`` ``deserialize``; nothing is
+  written to disk.
+* ``Packages``, Berkeley DB hash (RHEL/CentOS 7–8, Amazon Linux 2): walked page by page
+  (``_rpmdb_bdb``), no libdb.
+* ``Packages.db``, rpm's NDB (SUSE / openSUSE): slots and ``BlbS`` blobs (``_rpmdb_ndb``).
+
+All three store the same thing, an rpm header blob per package, decoded by ``_rpmdb_header``.
+The database lives in ``var/lib/rpm`` or, on newer Fedora/openSUSE, ``usr/lib/sysimage/rpm``
+(``var/lib/rpm`` then being a symlink to it); one database is read per image, the newest format
+first, because an image converted from one backend to another may keep the stale old file.
+
+Each package: type ``rpm``, version ``[epoch:]version-release`` (rpm's EVR, the form the rpm
+version scheme and the advisories use), source name and version from the ``SOURCERPM``
+filename (with the binary's epoch: a source rpm filename never carries one, and the
+advisories for Red Hat-family distros key fixes by the epoch-ful EVR), purl per the purl spec
+(``pkg:rpm/<vendor>/<name>@<version>-<release>?arch=…&distro=…&epoch=…``). ``gpg-pubkey``
+entries are the keys rpm trusts, stored as fake packages; they are skipped. Every file of every
+package goes into ``owners`` so that language analyzers can tell a distro-installed Python or
+npm package from one installed by pip or npm.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from collections.abc import Mapping
+from typing import ClassVar, assert_never
+
+from regsweep.crawler.analyzers._pkgutil import Notes, package_url
+from regsweep.crawler.analyzers._rpmdb_bdb import read_bdb
+from regsweep.crawler.analyzers._rpmdb_header import (
+    DatabaseError,
+    HeaderError,
+    RpmHeader,
+    parse_header,
+)
+from regsweep.crawler.analyzers._rpmdb_ndb import read_ndb
+from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.matcher.records import OsInfo, Package
+
+__all__ = ["RpmAnalyzer"]
+
+#: Largest rpm database read from a layer. A full RHEL 8 ``Packages`` is around 100 MB.
+SIZE_CAP = 256 << 20
+#: Notes beyond this many are counted, not listed (a garbage file can yield one per page).
+MAX_NOTES = 40
+
+
+class Backend(enum.Enum):
+    """The on-disk formats of the rpm database."""
+
+    SQLITE = "sqlite"
+    NDB = "ndb"
+    BDB = "bdb"
+
+
+_DIRS = ("usr/lib/sysimage/rpm", "var/lib/rpm")
+_FILES = ((Backend.SQLITE, "rpmdb.sqlite"), (Backend.NDB, "Packages.db"), (Backend.BDB, "Packages"))
+#: The databases in order of preference: newest format first, then the newer location.
+_CANDIDATES = tuple((f"{d}/{name}", backend) for backend, name in _FILES for d in _DIRS)
+_WANTED = frozenset(path for path, _ in _CANDIDATES)
+_WAL_SUFFIX = "-wal"
+#: A WAL file is only looked at to say whether it holds anything.
+_WAL_CAP = 64
+
+# os-release ``ID`` → the vendor the purl spec puts in an rpm purl's namespace, where the two
+# differ; any other ID is used as it is.
+_PURL_VENDOR = {
+    "rhel": "redhat",
+    "amzn": "amazon",
+    "ol": "oracle",
+    "sles": "suse",
+    "sled": "suse",
+    "sle-micro": "suse",
+    "opensuse-leap": "opensuse",
+    "opensuse-tumbleweed": "opensuse",
+    "opensuse-leap-micro": "opensuse",
+}
+
+
+def _sqlite_message(exc: sqlite3.Error | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        # The undecodable bytes *are* sqlite's message.
+        return bytes(exc.object).decode("utf-8", "replace")
+    return str(exc)
+
+
+def _read_sqlite(data: bytes) -> tuple[list[bytes], list[str]]:
+    """The header blobs of ``rpmdb.sqlite`` (in ``hnum`` order) and notes on what was skipped."""
+    if not data.startswith(b"SQLite format 3\0") or len(data) < 100:
+        raise DatabaseError("not an SQLite database")
+    image = bytearray(data)
+    # rpm runs sqlite in WAL mode, recorded as format version 2 in bytes 18–19; an in-memory
+    # database cannot do WAL and refuses such a file. Marking it rollback-journal (1) reads the
+    # same pages: everything already checkpointed into the main file.
+    if image[18:20] == b"\x02\x02":
+        image[18:20] = b"\x01\x01"
+    notes: list[str] = []
+    blobs: list[bytes] = []
+    con = sqlite3.connect(":memory:")
+    # A corrupt page can turn a row into TEXT that is not UTF-8; decoding it would raise
+    # outside sqlite3.Error. As bytes it is just a blob that fails to parse, and is noted.
+    con.text_factory = bytes
+    # sqlite's error messages quote names from the (possibly garbage) schema, and the sqlite3
+    # module raises UnicodeDecodeError when it cannot decode such a message.
+    failures = (sqlite3.Error, UnicodeDecodeError)
+    try:
+        try:
+            con.deserialize(bytes(image))
+            cursor = con.execute("SELECT hnum, blob FROM Packages ORDER BY hnum")
+        except failures as exc:
+            raise DatabaseError(f"unreadable: {_sqlite_message(exc)}") from exc
+        while True:
+            try:
+                row = cursor.fetchone()
+            except failures as exc:
+                # A corrupt page mid-table: what was read so far stands.
+                if not blobs:
+                    raise DatabaseError(f"unreadable: {_sqlite_message(exc)}") from exc
+                notes.append(f"stopped after {len(blobs)} rows: {_sqlite_message(exc)}")
+                break
+            if row is None:
+                break
+            hnum, blob = row
+            if isinstance(blob, bytes):
+                blobs.append(blob)
+            else:
+                notes.append(f"row {hnum} holds no blob, skipped")
+    finally:
+        con.close()
+    return blobs, notes
+
+
+def _read(backend: Backend, data: bytes) -> tuple[list[bytes], list[str]]:
+    if backend is Backend.SQLITE:
+        return _read_sqlite(data)
+    if backend is Backend.NDB:
+        return read_ndb(data)
+    if backend is Backend.BDB:
+        return read_bdb(data)
+    assert_never(backend)
+
+
+def _evr(epoch: int | None, version: str, release: str) -> str:
+    return f"{epoch}:{version}-{release}" if epoch is not None else f"{version}-{release}"
+
+
+def _source(sourcerpm: str | None) -> tuple[str, str, str] | None:
+    """(name, version, release) from ``name-version-release.src.rpm``, read from the right:
+    release and version cannot contain ``-``, a name can."""
+    if not sourcerpm:
+        return None
+    for suffix in (".src.rpm", ".nosrc.rpm"):
+        if sourcerpm.endswith(suffix):
+            parts = sourcerpm[: -len(suffix)].rsplit("-", 2)
+            if len(parts) == 3 and all(parts):
+                return parts[0], parts[1], parts[2]
+    return None
+
+
+def _purl(h: RpmHeader, os: OsInfo | None) -> str:
+    family = os.family.lower() if os is not None and os.family else None
+    return package_url(
+        "rpm",
+        _PURL_VENDOR.get(family, family) if family else None,
+        h.name,
+        f"{h.version}-{h.release}",
+        {
+            "arch": h.arch,
+            "distro": f"{family}-{os.version}"
+            if family and os is not None and os.version
+            else None,
+            # The purl spec keeps the epoch out of the version, as a qualifier.
+            "epoch": str(h.epoch) if h.epoch is not None else None,
+        },
+    )
+
+
+class RpmAnalyzer:
+    """Installed rpm packages and the files they own."""
+
+    NAME: ClassVar[str] = "rpm"
+    VERSION: ClassVar[int] = 1
+
+    def wants(self, path: str) -> int | None:
+        """The rpm database files (and the sqlite WAL, to tell whether it is empty)."""
+        if path in _WANTED:
+            return SIZE_CAP
+        if path.endswith(_WAL_SUFFIX) and path[: -len(_WAL_SUFFIX)] in _WANTED:
+            return _WAL_CAP
+        return None
+
+    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
+        """Packages and owners from the preferred rpm database present in ``files``.
+
+        Raises ``DatabaseError`` (an ``AnalyzerError``) only when that database cannot be read
+        at all; bad packages inside it are skipped with a note.
+        """
+        present = [(files[p], b) for p, b in _CANDIDATES if p in files]
+        if not present:
+            return AnalyzerResult()
+        db, backend = present[0]
+        notes = Notes(MAX_NOTES)
+        for other, _ in present[1:]:
+            # The same file seen through the var/lib/rpm symlink is not worth a note.
+            if other.data != db.data:
+                notes.add(f"{other.path} ignored: {db.path} is preferred")
+        if db.truncated:
+            notes.add(f"{db.path} is larger than {SIZE_CAP} bytes; read only its start")
+        wal = files.get(db.path + _WAL_SUFFIX)
+        if wal is not None and wal.data:
+            notes.add(f"{wal.path} is not empty: changes not yet checkpointed are not read")
+        try:
+            blobs, db_notes = _read(backend, db.data)
+        except DatabaseError as exc:
+            raise DatabaseError(f"{db.path}: {exc}") from exc
+        for note in db_notes:
+            notes.add(f"{db.path}: {note}")
+        packages: list[Package] = []
+        owners: dict[str, str] = {}
+        for blob in blobs:
+            try:
+                h = parse_header(blob)
+            except HeaderError as exc:
+                notes.add(f"{db.path}: package header skipped: {exc}")
+                continue
+            if h.name == "gpg-pubkey":
+                continue
+            if h.files_error is not None:
+                notes.add(f"{db.path}: {h.name}: file list unreadable: {h.files_error}")
+            evr = _evr(h.epoch, h.version, h.release)
+            source = _source(h.sourcerpm)
+            packages.append(
+                Package(
+                    name=h.name,
+                    version=evr,
+                    type="rpm",
+                    ecosystem=ctx.ecosystem,
+                    source_name=source[0] if source else None,
+                    source_version=_evr(h.epoch, source[1], source[2]) if source else None,
+                    purl=_purl(h, ctx.os),
+                    layer=db.layer,
+                    path=db.path,
+                )
+            )
+            for path in h.files:
+                owners.setdefault(path.lstrip("/"), h.name)
+        return AnalyzerResult(packages=packages, owners=owners, notes=notes.result())
