@@ -1,0 +1,1 @@
+"""Integration tests of the registry client against a real Distribution registry."""
