@@ -1,0 +1,591 @@
+"""Layer streaming and the layered filesystem, on real tar/gzip/zstd bytes.
+
+Every fixture is a real archive written by ``tarfile`` (ustar, GNU and PAX formats) and
+compressed by a real compressor (``gzip``/ISA-L, ``zstandard``); digests are real sha256s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import tarfile
+import threading
+import tracemalloc
+import zlib
+from collections.abc import Callable, Sequence
+
+import pytest
+import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from regsweep.crawler.layers import (
+    CorruptLayer,
+    DiffIdMismatch,
+    DigestMismatch,
+    LayerContents,
+    LayerError,
+    LayerSource,
+    LayerTooLarge,
+    UnsupportedMediaType,
+    collect,
+    merge,
+    normalize_path,
+    resolve_symlinks,
+    scan_layer,
+)
+
+GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+TAR = "application/vnd.oci.image.layer.v1.tar"
+
+# (name, kind, payload): kind "f" file (payload bytes), "d" dir, "l" symlink (payload target),
+# "h" hard link (payload target), "c" char device.
+Entry = tuple[str, str, bytes | str]
+
+
+def tar_bytes(entries: Sequence[Entry], fmt: int = tarfile.PAX_FORMAT) -> bytes:
+    """A real tar archive of ``entries`` in format ``fmt``."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+        for name, kind, payload in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "f":
+                assert isinstance(payload, bytes)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+                continue
+            if kind == "d":
+                info.type = tarfile.DIRTYPE
+            elif kind == "l":
+                info.type, info.linkname = tarfile.SYMTYPE, str(payload)
+            elif kind == "h":
+                info.type, info.linkname = tarfile.LNKTYPE, str(payload)
+            elif kind == "c":
+                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+            tar.addfile(info)
+    return out.getvalue()
+
+
+def compress(raw: bytes, media_type: str) -> bytes:
+    if media_type == GZIP:
+        return gzip.compress(raw)
+    if media_type == ZSTD:
+        return zstandard.ZstdCompressor().compress(raw)
+    return raw
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def want_all(_path: str) -> int | None:
+    return 1 << 20
+
+
+def scan(
+    raw: bytes,
+    media_type: str = GZIP,
+    wants: Callable[[str], int | None] = want_all,
+    *,
+    blob: bytes | None = None,
+    digest: str | None = None,
+    diff_id: str | None = "",
+    max_uncompressed: int = 1 << 30,
+) -> LayerContents:
+    """Scan ``raw`` (a tar) compressed as ``media_type``; digests right unless overridden."""
+    blob = compress(raw, media_type) if blob is None else blob
+    return scan_layer(
+        io.BytesIO(blob),
+        media_type=media_type,
+        digest=sha(blob) if digest is None else digest,
+        diff_id=sha(raw) if diff_id == "" else diff_id,
+        wants=wants,
+        max_uncompressed=max_uncompressed,
+    )
+
+
+def source(raw: bytes, media_type: str = GZIP) -> LayerSource:
+    blob = compress(raw, media_type)
+    return LayerSource(
+        open=lambda: io.BytesIO(blob), media_type=media_type, digest=sha(blob), diff_id=sha(raw)
+    )
+
+
+# ----------------------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize("media_type", [GZIP, ZSTD, TAR])
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_every_format_and_compression_yields_the_same_files(media_type: str, fmt: int) -> None:
+    """ustar (prefix field), GNU (long-name entries) and PAX (path records) long names all
+    come out as the same normalised paths, whatever the compression."""
+    deep = "usr/lib/python3/dist-packages/" + "a" * 60 + "/" + "b" * 60 + ".dist-info/METADATA"
+    raw = tar_bytes(
+        [("etc/os-release", "f", b"ID=debian\n"), (deep, "f", b"Name: x\n"), ("bin", "d", b"")],
+        fmt,
+    )
+    files = scan(raw, media_type).files
+    assert files[deep].data == b"Name: x\n"
+    assert files["etc/os-release"].data == b"ID=debian\n"
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_long_link_targets_survive(fmt: int) -> None:
+    """A symlink target over 100 bytes (GNU 'K' entry / PAX linkpath) is kept whole."""
+    target = "/opt/" + "t" * 150 + "/os-release"
+    layer = scan(tar_bytes([("etc/os-release", "l", target)], fmt))
+    assert layer.symlinks == {"etc/os-release": target}
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    ],
+)
+def test_docker_and_foreign_media_types_are_read(media_type: str) -> None:
+    """Docker, foreign and non-distributable layer media types map to their compression."""
+    compressed = GZIP if "gzip" in media_type else ZSTD if "zstd" in media_type else TAR
+    raw = tar_bytes([("a", "f", b"1")])
+    blob = compress(raw, compressed)
+    layer = scan(raw, media_type, blob=blob)
+    assert layer.files["a"].data == b"1"
+
+
+def test_unknown_media_type_is_refused() -> None:
+    """An unknown layer media type is an UnsupportedMediaType (a LayerError), not a guess."""
+    with pytest.raises(UnsupportedMediaType):
+        scan(tar_bytes([("a", "f", b"1")]), "application/vnd.example.layer+lz4", blob=b"x")
+
+
+def test_only_wanted_files_are_read_and_caps_truncate() -> None:
+    """Unwanted files are skipped (only their paths kept); a wanted file above its cap comes
+    back with the first ``cap`` bytes and ``truncated`` set."""
+    raw = tar_bytes([("big", "f", b"x" * 5000), ("small", "f", b"ok"), ("skip", "f", b"no")])
+    layer = scan(raw, wants=lambda p: {"big": 100, "small": 100}.get(p))
+    assert layer.files["big"].data == b"x" * 100
+    assert layer.files["big"].truncated
+    assert not layer.files["small"].truncated
+    assert "skip" not in layer.files
+    assert "skip" in layer.others
+
+
+def test_multi_member_gzip_and_multi_frame_zstd_are_read_whole() -> None:
+    """pigz-style concatenated gzip members and concatenated zstd frames are one stream."""
+    raw = tar_bytes([("a", "f", b"A" * 3000), ("b", "f", b"B" * 10)])
+    half = len(raw) // 2
+    gz = gzip.compress(raw[:half]) + gzip.compress(raw[half:])
+    zc = zstandard.ZstdCompressor()
+    zs = zc.compress(raw[:half]) + zc.compress(raw[half:])
+    for media_type, blob in ((GZIP, gz), (ZSTD, zs)):
+        files = scan(raw, media_type, blob=blob).files
+        assert files["b"].data == b"B" * 10
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def test_paths_are_normalised_and_escapes_refused() -> None:
+    """Leading ``/`` and ``./`` go; ``..`` inside the root is applied; climbing above the
+    root makes the entry unaddressable (None), never some other file."""
+    assert normalize_path("./etc/os-release") == "etc/os-release"
+    assert normalize_path("/etc//./passwd") == "etc/passwd"
+    assert normalize_path("usr/../etc/hosts") == "etc/hosts"
+    assert normalize_path("../etc/shadow") is None
+    assert normalize_path("a/../../b") is None
+    assert normalize_path("./") == ""
+
+
+def test_hostile_entry_paths_never_reach_outside_the_root() -> None:
+    """A tar entry ``../../etc/os-release`` is skipped with a note; ``/etc/x`` lands at
+    ``etc/x``; a hard link whose target escapes is not followed."""
+    raw = tar_bytes(
+        [
+            ("../../etc/os-release", "f", b"evil"),
+            ("/etc/abs", "f", b"abs"),
+            ("etc/link", "h", "../../../etc/shadow"),
+        ]
+    )
+    layer = scan(raw)
+    assert set(layer.files) == {"etc/abs"}
+    assert any("leaves the image root" in n for n in layer.notes)
+    assert len(layer.notes) == 2
+
+
+# ----------------------------------------------------------------------------- layering
+
+
+def merged(
+    *layers: Sequence[Entry], wants: Callable[[str], int | None] = want_all
+) -> dict[str, bytes]:
+    view = collect([source(tar_bytes(entries)) for entries in layers], wants)
+    return {path: f.data for path, f in view.files.items()}
+
+
+def test_later_layer_replaces_file_and_records_its_digest() -> None:
+    """A package database rewritten in an upper layer replaces the lower one, and the file
+    carries the digest of the layer that wrote it."""
+    low = tar_bytes([("var/lib/dpkg/status", "f", b"old"), ("etc/os-release", "f", b"ID=x")])
+    high = tar_bytes([("var/lib/dpkg/status", "f", b"new")])
+    view = collect([source(low), source(high)], want_all)
+    assert view.files["var/lib/dpkg/status"].data == b"new"
+    assert view.files["var/lib/dpkg/status"].layer == sha(gzip.compress(high))
+    assert view.files["etc/os-release"].layer == sha(gzip.compress(low))
+
+
+def test_whiteout_deletes_file_and_whole_directory() -> None:
+    """``.wh.NAME`` removes NAME from lower layers, subtree included (a deleted dist-info
+    is gone), and leaves siblings alone."""
+    files = merged(
+        [
+            ("site/foo-1.0.dist-info/METADATA", "f", b"foo"),
+            ("site/bar-2.0.dist-info/METADATA", "f", b"bar"),
+            ("etc/motd", "f", b"hi"),
+        ],
+        [("site/.wh.foo-1.0.dist-info", "f", b""), ("etc/.wh.motd", "f", b"")],
+    )
+    assert files == {"site/bar-2.0.dist-info/METADATA": b"bar"}
+
+
+def test_opaque_directory_hides_lower_contents_but_keeps_its_own() -> None:
+    """``.wh..wh..opq`` hides everything lower in that directory, not the layer's own files
+    nor anything outside the directory."""
+    files = merged(
+        [("app/old.txt", "f", b"old"), ("app/sub/x", "f", b"x"), ("other/y", "f", b"y")],
+        [("app/.wh..wh..opq", "f", b""), ("app/new.txt", "f", b"new")],
+    )
+    assert files == {"app/new.txt": b"new", "other/y": b"y"}
+
+
+def test_whiteout_applies_only_to_lower_layers() -> None:
+    """A whiteout does not delete the file a later layer adds again."""
+    files = merged(
+        [("etc/motd", "f", b"1")], [("etc/.wh.motd", "f", b"")], [("etc/motd", "f", b"3")]
+    )
+    assert files == {"etc/motd": b"3"}
+
+
+def test_non_directory_replacing_a_directory_hides_its_subtree() -> None:
+    """An upper layer turning ``usr/lib/x`` into a plain (unwanted) file or a symlink hides
+    the lower ``usr/lib/x/...`` files, as overlayfs does."""
+    files = merged(
+        [("usr/lib/x/METADATA", "f", b"a"), ("opt/y/METADATA", "f", b"b")],
+        [("usr/lib/x", "f", b"now a file"), ("opt/y", "l", "/elsewhere")],
+        wants=lambda p: 100 if p.endswith("METADATA") else None,
+    )
+    assert files == {}
+
+
+def test_hard_links_take_their_targets_content() -> None:
+    """A wanted hard link reads the content of its target in the same layer, and a hard
+    link into a lower layer's file takes that file (and that layer's digest)."""
+    low = tar_bytes([("usr/lib/os-release", "f", b"ID=alpine")])
+    high = tar_bytes(
+        [("x/real", "f", b"data"), ("x/alias", "h", "x/real"), ("b", "h", "usr/lib/os-release")]
+    )
+    view = collect([source(low), source(high)], want_all)
+    assert view.files["x/alias"].data == b"data"
+    assert view.files["b"].data == b"ID=alpine"
+    assert view.files["b"].layer == sha(gzip.compress(low))
+
+
+def test_symlinks_resolve_for_wanted_paths() -> None:
+    """``etc/os-release -> ../usr/lib/os-release`` reads the target, even across layers and
+    through an absolute link and a symlinked directory component."""
+    files = merged(
+        [("usr/lib/os-release", "f", b"ID=debian"), ("lib", "l", "usr/lib")],
+        [
+            ("etc/os-release", "l", "../usr/lib/os-release"),
+            ("etc/abs", "l", "/lib/os-release"),
+            ("etc/chain", "l", "abs"),
+        ],
+    )
+    assert files["etc/os-release"] == b"ID=debian"
+    assert files["etc/abs"] == b"ID=debian"
+    assert files["etc/chain"] == b"ID=debian"
+
+
+def test_symlink_target_wanted_only_through_the_link_is_resolved() -> None:
+    """The analyzers' wanted name is the link; the target (also wanted) lives elsewhere."""
+    wanted = {"etc/os-release": 100, "usr/lib/os-release": 100}
+    view = collect(
+        [
+            source(
+                tar_bytes(
+                    [
+                        ("usr/lib/os-release", "f", b"ID=x"),
+                        ("etc/os-release", "l", "../usr/lib/os-release"),
+                    ]
+                )
+            )
+        ],
+        wanted.get,
+    )
+    assert view.files["etc/os-release"].data == b"ID=x"
+
+
+def test_symlink_loops_dotdot_and_dangling_links_become_notes() -> None:
+    """A loop stops after 40 hops with a note; ``..`` above the root stays at the root (as
+    in a chroot); a dangling link is a note, not a file."""
+    view = collect(
+        [
+            source(
+                tar_bytes(
+                    [
+                        ("a", "l", "b"),
+                        ("b", "l", "a"),
+                        ("etc/up", "l", "../../../../etc/real"),
+                        ("etc/real", "f", b"root-bound"),
+                        ("etc/dangling", "l", "/nowhere"),
+                    ]
+                )
+            )
+        ],
+        want_all,
+    )
+    assert view.files["etc/up"].data == b"root-bound"
+    assert "a" not in view.files and "etc/dangling" not in view.files
+    assert any("loop" in n for n in view.notes)
+    assert any("etc/dangling" in n for n in view.notes)
+
+
+def test_resolve_symlinks_matches_kernel_rules() -> None:
+    """Relative targets resolve from the link's directory, absolute ones from the root."""
+    links = {"etc/os-release": "../usr/lib/os-release", "usr/lib": "/usr/lib64", "x": "x"}
+    assert resolve_symlinks("etc/os-release", links) == "usr/lib64/os-release"
+    assert resolve_symlinks("x", links) is None
+
+
+def test_merge_is_the_same_as_collect() -> None:
+    """``merge`` of scanned layers is what ``collect`` returns (the cacheable split)."""
+    raws = [tar_bytes([("a", "f", b"1")]), tar_bytes([("a", "f", b"2"), ("b", "l", "a")])]
+    scanned = [scan(r) for r in raws]
+    view = merge(scanned, want_all)
+    assert {p: f.data for p, f in view.files.items()} == {"a": b"2", "b": b"2"}
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("media_type", [GZIP, ZSTD])
+def test_truncated_compressed_stream_is_corrupt(media_type: str) -> None:
+    """A blob cut short (digest computed on the cut bytes) is CorruptLayer, for gzip and
+    zstd alike (zstd's own stream reader would silently stop)."""
+    raw = tar_bytes([("a", "f", bytes(range(256)) * 40)])
+    blob = compress(raw, media_type)
+    for cut in (3, len(blob) // 2, len(blob) - 3):
+        with pytest.raises(CorruptLayer, match="truncated"):
+            scan(raw, media_type, blob=blob[:cut], diff_id=None)
+
+
+def test_truncated_tar_is_corrupt() -> None:
+    """A tar cut inside an entry's data is CorruptLayer."""
+    raw = tar_bytes([("a", "f", b"x" * 5000)])
+    with pytest.raises(CorruptLayer, match="truncated"):
+        scan(raw[:1500], TAR, diff_id=None)
+
+
+def test_flipped_byte_is_reported_as_digest_mismatch() -> None:
+    """A corrupted blob named by the digest of the good one is a DigestMismatch (the true
+    cause), even though the gzip CRC fails first."""
+    raw = tar_bytes([("a", "f", bytes(range(256)) * 40)])
+    blob = bytearray(gzip.compress(raw))
+    good = sha(bytes(blob))
+    blob[len(blob) // 2] ^= 0xFF
+    with pytest.raises(DigestMismatch):
+        scan(raw, GZIP, blob=bytes(blob), digest=good)
+
+
+def test_digest_and_diff_id_mismatches_are_typed() -> None:
+    """The compressed bytes are checked against the descriptor digest, the tar against the
+    diff_id; a malformed digest string is refused too."""
+    raw = tar_bytes([("a", "f", b"1")])
+    with pytest.raises(DigestMismatch):
+        scan(raw, digest="sha256:" + "0" * 64)
+    with pytest.raises(DiffIdMismatch):
+        scan(raw, diff_id="sha256:" + "0" * 64)
+    with pytest.raises(DigestMismatch):
+        scan(raw, digest="md5:abc")
+
+
+def test_trailing_garbage_after_gzip_is_corrupt_but_zero_padding_is_not() -> None:
+    """Bytes after the last gzip member are refused unless they are zero padding."""
+    raw = tar_bytes([("a", "f", b"1")])
+    good = gzip.compress(raw)
+    assert scan(raw, blob=good + bytes(1000)).files["a"].data == b"1"
+    with pytest.raises(CorruptLayer):
+        scan(raw, blob=good + b"garbage")
+
+
+def _gzip_bomb(size: int) -> bytes:
+    # zlib at level 9 reaches deflate's ~1000:1 ceiling on zeros (ISA-L stops at level 3).
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zero = bytes(1 << 20)
+    return b"".join(comp.compress(zero) for _ in range(size >> 20)) + comp.flush()
+
+
+@pytest.mark.parametrize("media_type", [GZIP, ZSTD])
+def test_decompression_bomb_is_capped_without_allocating_it(media_type: str) -> None:
+    """A small blob inflating to 64 MiB (gzip) or 1 GiB (zstd) hits the 8 MiB cap as
+    LayerTooLarge, and peak Python memory stays far below what the bomb would take (each
+    decompression call returns at most 1 MiB)."""
+    if media_type == GZIP:
+        size = 64 << 20
+        blob = _gzip_bomb(size)
+    else:
+        size = 1 << 30
+        blob = zstandard.ZstdCompressor(level=3).compress(bytes(size))
+    assert len(blob) < size // 500
+    tracemalloc.start()
+    try:
+        with pytest.raises(LayerTooLarge):
+            scan(b"", media_type, blob=blob, diff_id=None, max_uncompressed=8 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+@pytest.mark.parametrize("media_type", [GZIP, ZSTD, TAR])
+def test_binary_garbage_is_corrupt(media_type: str) -> None:
+    """Random bytes are a CorruptLayer, whatever the announced compression."""
+    garbage = hashlib.sha512(b"seed").digest() * 40
+    with pytest.raises(CorruptLayer):
+        scan(b"", media_type, blob=garbage, diff_id=None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=3000), media_type=st.sampled_from([GZIP, ZSTD, TAR]))
+def test_fuzz_random_bytes_raise_only_layer_errors(data: bytes, media_type: str) -> None:
+    """Any byte string, under any compression, scans or raises a LayerError: nothing else."""
+    with contextlib.suppress(LayerError):
+        scan(b"", media_type, blob=data, diff_id=None)
+
+
+_SEED_TAR = tar_bytes(
+    [
+        ("etc/os-release", "f", b"ID=debian\n"),
+        ("x" * 120 + "/y", "f", b"long"),
+        ("lnk", "l", "etc/os-release"),
+        ("hl", "h", "etc/os-release"),
+        ("d/.wh..wh..opq", "f", b""),
+        ("dev/null", "c", b""),
+    ],
+    tarfile.GNU_FORMAT,
+) + tar_bytes([("p" * 200, "f", b"pax")], tarfile.PAX_FORMAT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    flips=st.lists(st.tuples(st.integers(0, len(_SEED_TAR) - 1), st.integers(0, 255)), max_size=8),
+    cut=st.integers(0, len(_SEED_TAR)),
+)
+def test_fuzz_mutated_tars_raise_only_layer_errors(flips: list[tuple[int, int]], cut: int) -> None:
+    """A real tar with bytes overwritten and cut anywhere scans or raises a LayerError."""
+    raw = bytearray(_SEED_TAR[:cut])
+    for pos, value in flips:
+        if pos < len(raw):
+            raw[pos] = value
+    with contextlib.suppress(LayerError):
+        merge([scan(bytes(raw), TAR)], want_all)
+
+
+def test_v7_header_without_magic_is_accepted_by_its_checksum() -> None:
+    """A pre-POSIX header (no ustar magic) is a tar entry when its checksum holds, and
+    garbage when it does not."""
+    raw = bytearray(tar_bytes([("old/file", "f", b"v7")], tarfile.USTAR_FORMAT))
+    raw[257:265] = bytes(8)
+    raw[148:156] = b"        "
+    raw[148:156] = b"%06o\0 " % sum(raw[:512])
+    assert scan(bytes(raw), TAR).files["old/file"].data == b"v7"
+    raw[0] ^= 0x01  # name changes, checksum does not
+    with pytest.raises(CorruptLayer, match="checksum"):
+        scan(bytes(raw), TAR)
+
+
+def test_helper_thread_is_gone_after_success_error_and_callback_failure() -> None:
+    """The inflating thread never outlives ``scan_layer``: not after a clean scan, not
+    after a corrupt layer, not when ``wants`` itself raises."""
+    before = threading.active_count()
+    raw = tar_bytes([("a", "f", b"x" * 5000)] * 3)
+    scan(raw)
+    with pytest.raises(CorruptLayer):
+        scan(raw[:1500], TAR, diff_id=None)
+
+    def boom(_path: str) -> int | None:
+        raise RuntimeError("analyzer bug")
+
+    with pytest.raises(RuntimeError):
+        scan(raw, wants=boom)
+    assert threading.active_count() == before
+
+
+def test_duplicate_entry_in_one_layer_keeps_the_later_one() -> None:
+    """Within one tar, a later entry for the same path wins (a file replaced by a link)."""
+    layer = scan(tar_bytes([("etc/x", "f", b"first"), ("etc/x", "l", "/etc/y")]))
+    assert "etc/x" not in layer.files
+    assert layer.symlinks == {"etc/x": "/etc/y"}
+
+
+def test_unwanted_link_targets_are_read_in_a_second_pass_over_their_layer_only() -> None:
+    """``etc/os-release`` (wanted) -> ``usr/lib/vendor/os-release`` (not wanted by name) is
+    answered by re-reading only the layer holding the target; the target itself is not
+    handed to analyzers, and the file carries the target layer's digest."""
+    opens: list[int] = []
+
+    def counted(raw: bytes, index: int) -> LayerSource:
+        blob = gzip.compress(raw)
+
+        def opener() -> io.BytesIO:
+            opens.append(index)
+            return io.BytesIO(blob)
+
+        return LayerSource(open=opener, media_type=GZIP, digest=sha(blob), diff_id=sha(raw))
+
+    target_layer = tar_bytes([("usr/lib/vendor/os-release", "f", b"ID=rocky\n")])
+    other_layer = tar_bytes([("opt/app", "f", b"x")])
+    link_layer = tar_bytes(
+        [("etc/os-release", "l", "../usr/lib/vendor/os-release"), ("etc/hl", "h", "opt/app")]
+    )
+    view = collect(
+        [counted(target_layer, 0), counted(other_layer, 1), counted(link_layer, 2)],
+        {"etc/os-release": 64}.get,
+    )
+    assert view.files["etc/os-release"].data == b"ID=rocky\n"
+    assert view.files["etc/os-release"].layer == sha(gzip.compress(target_layer))
+    assert set(view.files) == {"etc/os-release"}
+    assert opens == [0, 1, 2, 0]
+    assert view.notes == []
+
+
+@pytest.mark.parametrize("field", [b"-0000001000\0", b"-1\0\0\0\0\0\0\0\0\0\0", b"\xff" * 12])
+def test_negative_sizes_are_corrupt_not_a_backwards_skip(field: bytes) -> None:
+    """A size field that parses as negative (a signed octal, GNU base-256 negative) is
+    CorruptLayer; it must never move the reader backwards (an endless loop)."""
+    raw = bytearray(tar_bytes([("a", "f", b"x" * 600), ("b", "f", b"y")], tarfile.GNU_FORMAT))
+    raw[124:136] = field
+    with pytest.raises(CorruptLayer, match="negative"):
+        scan(bytes(raw), TAR, diff_id=None)
+
+
+def test_zstd_every_cut_point_is_detected_and_skippable_frames_are_read() -> None:
+    """Cut anywhere (inside a frame header, a block, the content checksum, between two
+    frames' worth of bytes), a zstd layer is CorruptLayer; whole, with a skippable frame
+    in front (as some writers put metadata), it reads."""
+    raw = tar_bytes([("a", "f", bytes(range(256)) * 64), ("b", "f", b"end")])
+    half = len(raw) // 2
+    cctx = zstandard.ZstdCompressor(write_checksum=True, write_content_size=False)
+    skippable = (0x184D2A50).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"meta!"
+    blob = skippable + cctx.compress(raw[:half]) + cctx.compress(raw[half:])
+    assert scan(raw, ZSTD, blob=blob).files["b"].data == b"end"
+    frame2 = len(skippable) + len(cctx.compress(raw[:half]))
+    for cut in sorted({1, 4, 8, 12, 14, 17, 30, frame2 - 4, frame2 - 1, len(blob) - 2}):
+        with pytest.raises(CorruptLayer):
+            scan(raw, ZSTD, blob=blob[:cut], diff_id=None)
