@@ -18,6 +18,7 @@ from regsweep.cli import logs
 from regsweep.cli.common import usage_error
 from regsweep.cli.db import db_group
 from regsweep.cli.match import match_command
+from regsweep.cli.scan import scan_command
 from regsweep.matcher import records, versions
 from regsweep.matcher.versions import InvalidVersion, Scheme
 
@@ -95,6 +96,7 @@ def versions_sort(scheme: str, version: tuple[str, ...]) -> None:
 
 main.add_command(db_group)
 main.add_command(match_command)
+main.add_command(scan_command)
 
 
 @main.command(name="schema")

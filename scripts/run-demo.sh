@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# `make run`: the main job on embedded defaults, as far as it exists today. It builds an
-# advisory index from the real feed samples bundled in tests/data/advisories (Debian DSAs,
-# Alpine secdb, PyPI, Go, crates.io …) and matches a bundled inventory of package records
-# against it, printing NDJSON vulnerability records on stdout. The image scan that will
-# produce such inventories from OCI layouts is the next issue; until then the inventory is
-# scripts/demo/packages.ndjson. It also shows the compiled version schemes at work.
+# `make run`: the main job on embedded defaults. It builds an advisory index from the real
+# feed samples bundled in tests/data/advisories (Debian DSAs, Alpine secdb, PyPI, Go,
+# crates.io …), writes the example OCI image layout (scripts/make-example-image.py: a Debian
+# amd64 and an Alpine arm64 image made of real dpkg, apk, Python and npm metadata) and scans
+# every platform of it, printing the NDJSON records on stdout. On stderr it then shows the
+# compiled version schemes at work.
 set -euo pipefail
 bin=${1:-.venv/bin}
 rs="$bin/regsweep"
@@ -15,8 +15,11 @@ db="$repo/build/demo/advisories.lmdb"
 "$rs" --version >&2
 echo "== building the advisory index from the bundled feed samples" >&2
 "$rs" db build --db "$db" "$repo/tests/data/advisories/osv" "$repo/tests/data/advisories/secdb"
-echo "== matching scripts/demo/packages.ndjson (NDJSON vulnerability records on stdout)" >&2
-"$rs" match --db "$db" -i "$here/demo/packages.ndjson"
+image="$repo/build/demo/example-image"
+rm -rf "$image"
+"$bin/python" "$here/make-example-image.py" "$image"
+echo "== scanning oci:$image:latest (NDJSON records on stdout)" >&2
+"$rs" scan --db "$db" "oci:$image:latest"
 
 echo "== version schemes: the same versions, sorted oldest first" >&2
 demo() {  # scheme, then versions in arbitrary order

@@ -1,4 +1,4 @@
-"""``make run``'s job: the bundled feeds indexed, the bundled inventory matched, real answers."""
+"""``make run``'s job: the bundled feeds indexed, the example image scanned, real answers."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import msgspec
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_make_run_demo_reports_the_expected_advisories() -> None:
-    """firefox-esr 91.4 on Debian 11 is hit by DSA-5044-1 while the Debian 10 build at the
-    fixed version is not; Alpine busybox and ansible are hit by their secfixes; the PyPI
-    package listed in its advisory's versions is hit; every line is a valid record."""
+def test_make_run_scans_the_example_image_with_the_expected_findings() -> None:
+    """Both platforms of the example layout are scanned: firefox-esr 91.4 on Debian 11 is hit
+    by DSA-5044-1, the PyPI package listed in its advisory's versions and the npm package in
+    its GHSA range are hit, the dpkg-owned PyYAML is not matched upstream, Alpine busybox and
+    ansible are hit by their secfixes; root user, the redacted AWS key, port 22, EOL and the
+    SSH server are reported; the summary comes last and no secret is written whole."""
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "run-demo.sh"), str(Path(sys.executable).parent)],
         capture_output=True,
@@ -22,12 +24,21 @@ def test_make_run_demo_reports_the_expected_advisories() -> None:
         check=True,
     )
     records = [msgspec.json.decode(line) for line in proc.stdout.splitlines()]
-    assert records and {r["kind"] for r in records} == {"vulnerability"}
-    found = {
-        (r["package"]["ecosystem"], r["package"]["name"], r["advisory"]["id"]) for r in records
+    assert records[-1]["kind"] == "summary" and records[-1]["images"] == 2
+    assert records[-1]["errors"] == 0
+    vulns = {
+        (r["package"]["ecosystem"], r["package"]["name"], r["advisory"]["id"])
+        for r in records
+        if r["kind"] == "vulnerability"
     }
-    assert ("Debian:11", "firefox-esr", "DSA-5044-1") in found
-    assert not any(eco == "Debian:10" for eco, _, _ in found)
-    assert any(eco == "Alpine:v3.11" and name == "busybox" for eco, name, _ in found)
-    assert any(eco == "Alpine:v3.11" and name == "ansible" for eco, name, _ in found)
-    assert any(eco == "PyPI" and name == "apache-skywalking" for eco, name, _ in found)
+    assert ("Debian:11", "firefox-esr", "DSA-5044-1") in vulns
+    assert ("PyPI", "apache-skywalking", "PYSEC-2020-342") in vulns
+    assert ("npm", "formidable", "GHSA-75v8-2h7p-7m2m") in vulns
+    assert not any(name == "PyYAML" for _, name, _ in vulns)
+    assert any(eco == "Alpine:v3.11" and name == "busybox" for eco, name, _ in vulns)
+    assert any(eco == "Alpine:v3.11" and name == "ansible" for eco, name, _ in vulns)
+    checks = {r["check"]["id"] for r in records if r["kind"] == "misconfiguration"}
+    assert {"RS-IMG-001", "RS-IMG-002", "RS-IMG-010", "RS-IMG-020", "RS-IMG-030"} <= checks
+    assert "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" not in proc.stdout + proc.stderr
+    platforms = {r["image"]["platform"] for r in records if r["kind"] == "image"}
+    assert platforms == {"linux/amd64", "linux/arm64"}

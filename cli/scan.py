@@ -1,0 +1,328 @@
+"""``regsweep scan``: local images (OCI layouts, docker archives) → NDJSON findings.
+
+For every platform image of every REF: stream the layers once, inventory the packages,
+match them against the advisory index, run the configuration checks, and write ``image``,
+``vulnerability``, ``misconfiguration`` (and with ``--packages``, ``package``) records; an
+image whose layers could not all be read gets ``error`` records and no ``image`` record, so
+it is never mistaken for a clean one. A ``summary`` record comes last.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import structlog
+
+from regsweep.cli.common import DB_OPTION, usage_error
+from regsweep.cli.match import _Writer
+from regsweep.crawler.oci import SourceError
+from regsweep.crawler.scan import ImageFacts, analyze_image, default_analyzers, error_code
+from regsweep.crawler.sources import open_source, parse_platform, parse_ref
+from regsweep.matcher.checks import ConfigError, decode_config, redact_text, run_checks
+from regsweep.matcher.index.errors import AdvisoryIndexError
+from regsweep.matcher.index.store import AdvisoryIndex
+from regsweep.matcher.match import Matcher
+from regsweep.matcher.records import (
+    SEVERITY_RANK,
+    Advisory,
+    ConfigSummary,
+    DbInfo,
+    ErrorRecord,
+    ImageRecord,
+    LayerCounts,
+    MisconfigurationRecord,
+    PackageRecord,
+    Severity,
+    SummaryRecord,
+)
+
+log = structlog.get_logger()
+SEVERITIES = [s.value for s in Severity if s is not Severity.UNKNOWN]
+
+
+class _Tally:
+    """Run-wide counters for the summary, and the worst severity seen for ``--fail-on``."""
+
+    def __init__(self) -> None:
+        self.images = self.layers = self.bytes = self.packages = 0
+        self.vulnerabilities = self.misconfigurations = self.errors = 0
+        self.worst = 0
+
+
+def _config_summary(facts: ImageFacts) -> ConfigSummary | None:
+    try:
+        view = decode_config(facts.config)
+    except ConfigError:
+        return None
+    cfg = view.config
+    if cfg is None:
+        return ConfigSummary()
+    # Environment *names* only; entrypoint and command arguments can carry secrets too.
+    return ConfigSummary(
+        user=cfg.user,
+        exposed_ports=sorted(cfg.exposed_ports or {}),
+        env_keys=[e.partition("=")[0] for e in cfg.env or []],
+        entrypoint=None if cfg.entrypoint is None else [redact_text(a) for a in cfg.entrypoint],
+        cmd=None if cfg.cmd is None else [redact_text(a) for a in cfg.cmd],
+    )
+
+
+def _scan_image(
+    facts: ImageFacts,
+    matcher: Matcher,
+    writer: _Writer,
+    tally: _Tally,
+    *,
+    packages: bool,
+    trusted_bases: tuple[str, ...],
+    table_rows: list[tuple[str, str, str, str, str, str]] | None,
+) -> None:
+    image = facts.image
+    for p in facts.problems:
+        writer.write(
+            ErrorRecord(
+                image=image,
+                ref=image.ref,
+                stage=p.stage,
+                error=p.error,
+                message=p.message,
+                retryable=p.retryable,
+            )
+        )
+        tally.errors += 1
+    if not facts.complete:
+        return
+    found, match_errors = matcher.match(facts.packages)
+    for err in match_errors:
+        pkg = facts.packages[err.package]
+        writer.write(
+            ErrorRecord(
+                image=image,
+                ref=image.ref,
+                stage="match",
+                error=err.error,
+                message=f"{pkg.name} {pkg.version}: {err.message}",
+            )
+        )
+        tally.errors += 1
+    try:
+        misconfigs, os_info = run_checks(
+            facts.config, facts.os, facts.packages, image, trusted_bases=trusted_bases
+        )
+    except ConfigError as exc:
+        writer.write(
+            ErrorRecord(
+                image=image, ref=image.ref, stage="config", error=error_code(exc), message=str(exc)
+            )
+        )
+        tally.errors += 1
+        misconfigs, os_info = [], facts.os
+    n_vulns = 0
+    for pkg, advisories in zip(facts.packages, found, strict=True):
+        if packages:
+            writer.write(PackageRecord(image=image, package=pkg))
+        if advisories:
+            writer.write_vulnerabilities(image, pkg, advisories)
+            n_vulns += len(advisories)
+            for adv in advisories:
+                tally.worst = max(tally.worst, SEVERITY_RANK[adv.severity])
+                if table_rows is not None:
+                    table_rows.append(_vuln_row(image.ref, pkg.name, pkg.version, adv))
+    for m in misconfigs:
+        writer.write(m)
+        tally.worst = max(tally.worst, SEVERITY_RANK[m.check.severity])
+        if table_rows is not None:
+            table_rows.append(_misconfig_row(image.ref, m))
+    writer.write(
+        ImageRecord(
+            image=image,
+            os=os_info,
+            config=_config_summary(facts),
+            layers=facts.layers,
+            size=facts.size,
+            packages=len(facts.packages),
+            vulnerabilities=n_vulns,
+            misconfigurations=len(misconfigs),
+            scanned_at=datetime.now(UTC).replace(microsecond=0),
+        )
+    )
+    tally.images += 1
+    tally.layers += facts.layers
+    tally.bytes += facts.size
+    tally.packages += len(facts.packages)
+    tally.vulnerabilities += n_vulns
+    tally.misconfigurations += len(misconfigs)
+    log.info(
+        "image_scanned",
+        ref=image.ref,
+        digest=image.digest,
+        packages=len(facts.packages),
+        vulnerabilities=n_vulns,
+        misconfigurations=len(misconfigs),
+    )
+
+
+def _vuln_row(
+    ref: str, name: str, version: str, adv: Advisory
+) -> tuple[str, str, str, str, str, str]:
+    return (ref, f"{name} {version}", adv.id, adv.severity.value, ", ".join(adv.fixed), adv.status)
+
+
+def _misconfig_row(ref: str, m: MisconfigurationRecord) -> tuple[str, str, str, str, str, str]:
+    return (
+        ref,
+        m.check.title,
+        m.check.id,
+        m.check.severity.value,
+        m.evidence or "",
+        m.check.category,
+    )
+
+
+@click.command(name="scan")
+@DB_OPTION
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Only this platform of an index.")
+@click.option("--packages", "with_packages", is_flag=True, help="Also write package records.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES, case_sensitive=False),
+    help="Exit 1 when a finding at or above this severity exists.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ndjson", "table"]),
+    default="ndjson",
+    show_default=True,
+    help="NDJSON records, or a table for people.",
+)
+@click.option(
+    "--trusted-base",
+    multiple=True,
+    metavar="REGISTRY|DIGEST",
+    help="Trusted base images (repeatable); the base-image check is off without any.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    default="-",
+    help="Where the NDJSON goes (default stdout).",
+)
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+def scan_command(
+    db: Path,
+    platform: str | None,
+    with_packages: bool,
+    fail_on: str | None,
+    fmt: str,
+    trusted_base: tuple[str, ...],
+    output: Path,
+    refs: tuple[str, ...],
+) -> None:
+    """Scan images: REF is oci:DIR[:TAG|@DIGEST] or docker-archive:FILE."""
+    try:
+        parsed = [parse_ref(r) for r in refs]
+        wanted_platform = parse_platform(platform) if platform else None
+    except SourceError as exc:
+        usage_error(str(exc))
+    try:
+        index = AdvisoryIndex(db)
+    except AdvisoryIndexError as exc:
+        usage_error(str(exc))
+    started = datetime.now(UTC).replace(microsecond=0)
+    out = sys.stdout.buffer if str(output) == "-" else output.open("wb")
+    table_rows: list[tuple[str, str, str, str, str, str]] | None = [] if fmt == "table" else None
+    # In table mode the records still flow through the writer (one code path for the counts)
+    # but go nowhere: people get the table at the end instead.
+    sink = open(os.devnull, "wb") if fmt == "table" else out  # noqa: SIM115
+    writer = _Writer(sink)
+    tally = _Tally()
+    analyzers = default_analyzers()
+    with index:
+        matcher = Matcher(index)
+        for ref in parsed:
+            try:
+                resolution = open_source(ref, platform=wanted_platform)
+            except SourceError as exc:
+                writer.write(
+                    ErrorRecord(
+                        ref=ref.text, stage="manifest", error=error_code(exc), message=str(exc)
+                    )
+                )
+                tally.errors += 1
+                continue
+            with resolution:
+                for failure in resolution.failures:
+                    writer.write(
+                        ErrorRecord(
+                            image=failure.ref,
+                            ref=failure.ref.ref,
+                            stage="manifest",
+                            error=error_code(failure.error),
+                            message=str(failure.error),
+                        )
+                    )
+                    tally.errors += 1
+                for note in resolution.notes:
+                    log.info("source_note", ref=ref.text, note=note)
+                for image in resolution.images:
+                    facts = analyze_image(image, analyzers)
+                    _scan_image(
+                        facts,
+                        matcher,
+                        writer,
+                        tally,
+                        packages=with_packages,
+                        trusted_bases=trusted_base,
+                        table_rows=table_rows,
+                    )
+        meta = index.meta
+    writer.write(
+        SummaryRecord(
+            started_at=started,
+            finished_at=datetime.now(UTC).replace(microsecond=0),
+            images=tally.images,
+            layers=LayerCounts(fetched=tally.layers),
+            bytes=tally.bytes,
+            packages=tally.packages,
+            vulnerabilities=tally.vulnerabilities,
+            misconfigurations=tally.misconfigurations,
+            errors=tally.errors,
+            db=DbInfo(
+                built_at=meta.built_at,
+                sources={
+                    k: v.records for k, v in (meta.ingest.sources if meta.ingest else {}).items()
+                },
+            ),
+        )
+    )
+    writer.flush()
+    if table_rows is not None:
+        _print_table(table_rows, tally)
+    if sink is not out:
+        sink.close()
+    if out is not sys.stdout.buffer:
+        out.close()
+    if fail_on is not None and tally.worst >= SEVERITY_RANK[Severity(fail_on.upper())]:
+        sys.exit(1)
+
+
+def _print_table(rows: list[tuple[str, str, str, str, str, str]], tally: _Tally) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{tally.images} images, {tally.vulnerabilities} vulnerabilities, "
+        f"{tally.misconfigurations} misconfigurations, {tally.errors} errors"
+    )
+    for col in ("image", "package / check", "id", "severity", "fixed / evidence", "status"):
+        table.add_column(col)
+    order = {s.value: SEVERITY_RANK[s] for s in Severity}
+    for row in sorted(rows, key=lambda r: (r[0], -order.get(r[3], 0), r[2])):
+        table.add_row(*row)
+    Console().print(table)

@@ -1,0 +1,173 @@
+"""Image analysis: one resolved platform image → the facts its layers hold.
+
+``analyze_image`` streams every layer once through ``layers.collect`` with the union of the
+analyzers' wanted paths, then runs the analyzers in order on the merged view: the OS first
+(it fixes the advisory ecosystem), the OS package managers next (they record which files
+they own), the language analyzers last (a module the OS installed is marked as owned). The
+result states facts only; judging them is the matcher's business.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import BinaryIO, cast
+
+import msgspec
+
+from regsweep.crawler import layers
+from regsweep.crawler.analyzers.apk import ApkAnalyzer
+from regsweep.crawler.analyzers.dotnet import DotnetDepsAnalyzer
+from regsweep.crawler.analyzers.dpkg import DpkgAnalyzer
+from regsweep.crawler.analyzers.gobinary import GoBinaryAnalyzer
+from regsweep.crawler.analyzers.interface import Analyzer, AnalyzerError, Context
+from regsweep.crawler.analyzers.java import JavaAnalyzer
+from regsweep.crawler.analyzers.npm import NpmAnalyzer
+from regsweep.crawler.analyzers.os import OsAnalyzer
+from regsweep.crawler.analyzers.php import ComposerAnalyzer
+from regsweep.crawler.analyzers.python import PythonAnalyzer
+from regsweep.crawler.analyzers.rpm import RpmAnalyzer
+from regsweep.crawler.analyzers.ruby import GemspecAnalyzer
+from regsweep.crawler.analyzers.rust import RustBinaryAnalyzer
+from regsweep.crawler.oci import Descriptor
+from regsweep.crawler.sources import ResolvedImage
+from regsweep.matcher.records import ImageRef, OsInfo, Package
+
+
+def default_analyzers() -> list[Analyzer]:
+    """A fresh list of every analyzer, in the order they must run (see the module doc)."""
+    return [
+        OsAnalyzer(),
+        DpkgAnalyzer(),
+        ApkAnalyzer(),
+        RpmAnalyzer(),
+        PythonAnalyzer(),
+        NpmAnalyzer(),
+        JavaAnalyzer(),
+        GoBinaryAnalyzer(),
+        RustBinaryAnalyzer(),
+        GemspecAnalyzer(),
+        ComposerAnalyzer(),
+        DotnetDepsAnalyzer(),
+    ]
+
+
+def wants_of(analyzers: Sequence[Analyzer]) -> Callable[[str], int | None]:
+    """The layer walker's predicate: the largest cap any analyzer asks for ``path``."""
+    asks = [a.wants for a in analyzers]
+
+    def wants(path: str) -> int | None:
+        best: int | None = None
+        for ask in asks:
+            cap = ask(path)
+            if cap is not None and (best is None or cap > best):
+                best = cap
+        return best
+
+    return wants
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Something the analysis could not do, as an ``error`` record will say it."""
+
+    stage: str
+    error: str
+    message: str
+    retryable: bool = False
+
+
+class ImageFacts(msgspec.Struct, kw_only=True):
+    """What one platform image holds. ``complete`` is False when a layer could not be read:
+    such an image must never be reported as clean."""
+
+    image: ImageRef
+    config: bytes
+    layers: int
+    size: int
+    packages: list[Package] = []
+    os: OsInfo | None = None
+    ecosystem: str | None = None
+    problems: list[Problem] = []
+    complete: bool = True
+
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def error_code(exc: BaseException) -> str:
+    """A stable machine-readable code from an exception class: ``DigestMismatch`` →
+    ``digest_mismatch``."""
+    return _CAMEL.sub("_", type(exc).__name__).lower()
+
+
+def _open(image: ResolvedImage, desc: Descriptor) -> BinaryIO:
+    return cast(BinaryIO, image.open_layer(desc))
+
+
+def analyze_image(image: ResolvedImage, analyzers: Sequence[Analyzer]) -> ImageFacts:
+    """Stream the image's layers once and run ``analyzers`` on the merged filesystem."""
+    manifest = image.manifest
+    diff_ids = image.config_view.rootfs.diff_ids if image.config_view.rootfs else []
+    facts = ImageFacts(
+        image=image.ref,
+        config=image.config,
+        layers=len(manifest.layers),
+        size=sum(d.size for d in manifest.layers),
+    )
+    if len(diff_ids) != len(manifest.layers):
+        facts.problems.append(
+            Problem(
+                stage="layer",
+                error="diff_ids_mismatch",
+                message=f"{len(manifest.layers)} layers but {len(diff_ids)} diff_ids in the config",
+            )
+        )
+        facts.complete = False
+        return facts
+    sources = [
+        layers.LayerSource(
+            open=partial(_open, image, desc),
+            media_type=desc.media_type,
+            digest=desc.digest,
+            diff_id=diff_id,
+        )
+        for desc, diff_id in zip(manifest.layers, diff_ids, strict=True)
+    ]
+    try:
+        view = layers.collect(sources, wants_of(analyzers))
+    except layers.LayerError as exc:
+        facts.problems.append(Problem(stage="layer", error=error_code(exc), message=str(exc)))
+        facts.complete = False
+        return facts
+    except OSError as exc:
+        facts.problems.append(
+            Problem(stage="layer", error="read_failed", message=str(exc), retryable=True)
+        )
+        facts.complete = False
+        return facts
+    facts.problems += [Problem(stage="layer", error="layer_note", message=n) for n in view.notes]
+    ctx = Context()
+    for analyzer in analyzers:
+        files = {p: f for p, f in view.files.items() if analyzer.wants(p) is not None}
+        if not files:
+            continue
+        try:
+            result = analyzer.analyze(files, ctx)
+        except AnalyzerError as exc:
+            facts.problems.append(
+                Problem(stage="analyzer", error=error_code(exc), message=f"{analyzer.NAME}: {exc}")
+            )
+            continue
+        if result.os is not None:
+            ctx.os = result.os
+        if result.ecosystem is not None:
+            ctx.ecosystem = result.ecosystem
+        ctx.owners.update(result.owners)
+        facts.packages += result.packages
+        facts.problems += [
+            Problem(stage="analyzer", error=f"{analyzer.NAME}_note", message=n)
+            for n in result.notes
+        ]
+    facts.os, facts.ecosystem = ctx.os, ctx.ecosystem
+    return facts
