@@ -1,56 +1,41 @@
-"""The NDJSON output loads into DuckDB as-is, every record kind queryable by its fields."""
+"""A real scan's NDJSON loads into DuckDB as-is, every record kind queryable by its fields."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import msgspec
 
-from regsweep.matcher import records as r
-
 REPO = Path(__file__).resolve().parent.parent
+REGSWEEP = str(Path(sys.executable).parent / "regsweep")
 
 
-def test_every_record_kind_loads_into_duckdb_and_answers_queries(tmp_path: Path) -> None:
-    """A real ``regsweep match`` stream plus one record of every other kind, read with
-    ``read_json(format='newline_delimited')``: kinds, nested fields and timestamps query."""
-    db = tmp_path / "adv.lmdb"
-    regsweep = str(Path(sys.executable).parent / "regsweep")
+def test_every_record_kind_of_a_real_scan_loads_into_duckdb(tmp_path: Path) -> None:
+    """``regsweep scan --packages`` of the example image (two platforms) plus a scan of a
+    missing layout (an error record), read with ``read_json(format='newline_delimited')``:
+    all six kinds, nested fields and timestamps answer SQL queries."""
+    db, layout = tmp_path / "adv.lmdb", tmp_path / "image"
     subprocess.run(
-        [regsweep, "db", "build", "--db", str(db), str(REPO / "tests/data/advisories/osv")],
+        [sys.executable, str(REPO / "scripts/make-example-image.py"), str(layout)], check=True
+    )
+    subprocess.run(
+        [REGSWEEP, "db", "build", "--db", str(db), str(REPO / "tests/data/advisories/osv"),
+         str(REPO / "tests/data/advisories/secdb")],
         check=True,
         capture_output=True,
-    )
-    matched = subprocess.run(
-        [regsweep, "match", "--db", str(db), "-i", str(REPO / "scripts/demo/packages.ndjson")],
-        check=True,
+    )  # fmt: skip
+    scan = subprocess.run(
+        [REGSWEEP, "scan", "--db", str(db), "--packages", f"oci:{layout}:latest",
+         f"oci:{tmp_path / 'missing'}"],
         capture_output=True,
-    ).stdout
-    image = r.ImageRef(
-        ref="oci:demo/debian:11", digest="sha256:" + "1" * 64, platform="linux/amd64"
-    )
-    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-    others = [
-        r.ImageRecord(image=image, os=r.OsInfo(family="debian", version="11"), scanned_at=now),
-        r.PackageRecord(image=image, package=r.Package(name="zlib1g", version="1", type="deb")),
-        r.MisconfigurationRecord(
-            image=image,
-            check=r.Check(
-                id="RS-IMG-001", title="Image runs as root", severity="HIGH", category="user"
-            ),
-            evidence="User is unset",
-        ),
-        r.ErrorRecord(
-            image=image, ref=image.ref, stage="layer", error="digest_mismatch", message="m"
-        ),
-        r.SummaryRecord(started_at=now, finished_at=now, images=1, errors=1),
-    ]
+        check=True,
+    )  # fmt: skip
     out = tmp_path / "out.ndjson"
-    out.write_bytes(matched + b"".join(msgspec.json.encode(x) + b"\n" for x in others))
+    out.write_bytes(scan.stdout)
+    lines = [msgspec.json.decode(x) for x in scan.stdout.splitlines()]
 
     con = duckdb.connect()
     rel = f"read_json('{out}', format='newline_delimited', union_by_name=true)"
@@ -63,20 +48,35 @@ def test_every_record_kind_loads_into_duckdb_and_answers_queries(tmp_path: Path)
         "error",
         "summary",
     }
-    assert kinds["vulnerability"] == matched.count(b"\n") > 0
+    assert kinds["image"] == 2 and kinds["summary"] == 1
+    assert kinds["vulnerability"] == sum(1 for x in lines if x["kind"] == "vulnerability")
+    dsa = con.execute(
+        f"select package.name, advisory.fixed[1] from {rel} "
+        "where kind = 'vulnerability' and advisory.id = 'DSA-5044-1'"
+    ).fetchall()
+    assert dsa == [("firefox-esr", "91.5.0esr-1~deb11u1")]
+    # ``check`` is an SQL keyword: the contract's field name needs quoting in SQL.
     ids = {
-        row[0]
-        for row in con.execute(
-            f"select advisory.id from {rel} where kind = 'vulnerability' "
-            "and package.ecosystem = 'Debian:11'"
+        r[0]
+        for r in con.execute(
+            f"select \"check\".id from {rel} where kind = 'misconfiguration'"
         ).fetchall()
     }
-    assert "DSA-5044-1" in ids
-    # ``check`` is an SQL keyword: the contract's field name needs quoting in SQL.
-    misconf = f"""select "check".id from {rel} where kind = 'misconfiguration'"""
-    assert con.execute(misconf).fetchall() == [("RS-IMG-001",)]
-    assert con.execute(f"select stage, retryable from {rel} where kind = 'error'").fetchall() == [
-        ("layer", False)
+    assert "RS-IMG-002" in ids
+    eol = con.execute(
+        f"select image.platform, os.eol_date from {rel} where kind = 'image' order by 1"
+    ).fetchall()
+    # DuckDB reads the RFC 3339 dates as DATE values: typed, not strings.
+    assert [(p, str(d)) for p, d in eol] == [
+        ("linux/amd64", "2026-08-31"),
+        ("linux/arm64", "2021-11-01"),
     ]
-    started = con.execute(f"select started_at from {rel} where kind = 'summary'").fetchone()
-    assert started is not None and started[0].year == 2026
+    assert con.execute(f"select stage from {rel} where kind = 'error'").fetchall() == [
+        ("manifest",)
+    ]
+    owned = con.execute(
+        f"select package.owner from {rel} where kind = 'package' and package.name = 'PyYAML'"
+    ).fetchall()
+    assert owned == [("python3-yaml",)]
+    finished = con.execute(f"select finished_at from {rel} where kind = 'summary'").fetchone()
+    assert finished is not None and finished[0].year >= 2026
