@@ -71,7 +71,7 @@ def tar_bytes(entries: Sequence[Entry], fmt: int = tarfile.PAX_FORMAT) -> bytes:
 
 def compress(raw: bytes, media_type: str) -> bytes:
     if media_type == GZIP:
-        return gzip.compress(raw)
+        return gzip.compress(raw, mtime=0)
     if media_type == ZSTD:
         return zstandard.ZstdCompressor().compress(raw)
     return raw
@@ -181,7 +181,7 @@ def test_multi_member_gzip_and_multi_frame_zstd_are_read_whole() -> None:
     """pigz-style concatenated gzip members and concatenated zstd frames are one stream."""
     raw = tar_bytes([("a", "f", b"A" * 3000), ("b", "f", b"B" * 10)])
     half = len(raw) // 2
-    gz = gzip.compress(raw[:half]) + gzip.compress(raw[half:])
+    gz = gzip.compress(raw[:half], mtime=0) + gzip.compress(raw[half:], mtime=0)
     zc = zstandard.ZstdCompressor()
     zs = zc.compress(raw[:half]) + zc.compress(raw[half:])
     for media_type, blob in ((GZIP, gz), (ZSTD, zs)):
@@ -236,8 +236,8 @@ def test_later_layer_replaces_file_and_records_its_digest() -> None:
     high = tar_bytes([("var/lib/dpkg/status", "f", b"new")])
     view = collect([source(low), source(high)], want_all)
     assert view.files["var/lib/dpkg/status"].data == b"new"
-    assert view.files["var/lib/dpkg/status"].layer == sha(gzip.compress(high))
-    assert view.files["etc/os-release"].layer == sha(gzip.compress(low))
+    assert view.files["var/lib/dpkg/status"].layer == sha(gzip.compress(high, mtime=0))
+    assert view.files["etc/os-release"].layer == sha(gzip.compress(low, mtime=0))
 
 
 def test_whiteout_deletes_file_and_whole_directory() -> None:
@@ -293,7 +293,7 @@ def test_hard_links_take_their_targets_content() -> None:
     view = collect([source(low), source(high)], want_all)
     assert view.files["x/alias"].data == b"data"
     assert view.files["b"].data == b"ID=alpine"
-    assert view.files["b"].layer == sha(gzip.compress(low))
+    assert view.files["b"].layer == sha(gzip.compress(low, mtime=0))
 
 
 def test_symlinks_resolve_for_wanted_paths() -> None:
@@ -396,7 +396,7 @@ def test_flipped_byte_is_reported_as_digest_mismatch() -> None:
     """A corrupted blob named by the digest of the good one is a DigestMismatch (the true
     cause), even though the gzip CRC fails first."""
     raw = tar_bytes([("a", "f", bytes(range(256)) * 40)])
-    blob = bytearray(gzip.compress(raw))
+    blob = bytearray(gzip.compress(raw, mtime=0))
     good = sha(bytes(blob))
     blob[len(blob) // 2] ^= 0xFF
     with pytest.raises(DigestMismatch):
@@ -418,7 +418,7 @@ def test_digest_and_diff_id_mismatches_are_typed() -> None:
 def test_trailing_garbage_after_gzip_is_corrupt_but_zero_padding_is_not() -> None:
     """Bytes after the last gzip member are refused unless they are zero padding."""
     raw = tar_bytes([("a", "f", b"1")])
-    good = gzip.compress(raw)
+    good = gzip.compress(raw, mtime=0)
     assert scan(raw, blob=good + bytes(1000)).files["a"].data == b"1"
     with pytest.raises(CorruptLayer):
         scan(raw, blob=good + b"garbage")
@@ -541,7 +541,7 @@ def test_unwanted_link_targets_are_read_in_a_second_pass_over_their_layer_only()
     opens: list[int] = []
 
     def counted(raw: bytes, index: int) -> LayerSource:
-        blob = gzip.compress(raw)
+        blob = gzip.compress(raw, mtime=0)
 
         def opener() -> io.BytesIO:
             opens.append(index)
@@ -559,7 +559,7 @@ def test_unwanted_link_targets_are_read_in_a_second_pass_over_their_layer_only()
         {"etc/os-release": 64}.get,
     )
     assert view.files["etc/os-release"].data == b"ID=rocky\n"
-    assert view.files["etc/os-release"].layer == sha(gzip.compress(target_layer))
+    assert view.files["etc/os-release"].layer == sha(gzip.compress(target_layer, mtime=0))
     assert set(view.files) == {"etc/os-release"}
     assert opens == [0, 1, 2, 0]
     assert view.notes == []
