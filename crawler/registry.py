@@ -516,6 +516,9 @@ class Registry:
         Non-2xx answers become typed errors. The caller must ``release()`` the response.
         """
         await self.ping()
+        if self.base.scheme == "http" and url.origin() == self.base.with_scheme("https"):
+            # Built before the first ping, which moved this insecure registry to plain HTTP.
+            url = url.with_scheme("http")
         limits = self._stream_timeout() if stream else self._request_timeout()
         attempt = 0
         reauthed = False

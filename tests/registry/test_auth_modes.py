@@ -379,5 +379,10 @@ def test_insecure_bare_host_falls_back_to_plain_http(plain_registry: RegistrySer
         assert await loose.ping() is None
         assert loose.base.scheme == "http"
         assert (await loose.get_manifest("test/oci", "1.0")).digest
+        # Without an explicit ping first: the URL built for the first request still names
+        # https, and must follow the fallback the ping inside it decides.
+        fresh = Registry(s, _host(plain_registry), use_docker_config=False, insecure=True)
+        assert (await fresh.get_manifest("test/oci", "1.0")).digest
+        assert [t async for t in fresh.tags("test/oci")]
 
     run(body)
