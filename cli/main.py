@@ -16,6 +16,7 @@ import msgspec
 
 from regsweep.cli import logs
 from regsweep.cli.common import usage_error
+from regsweep.cli.crawl import crawl_command
 from regsweep.cli.db import db_group
 from regsweep.cli.match import match_command
 from regsweep.cli.scan import scan_command
@@ -97,6 +98,7 @@ def versions_sort(scheme: str, version: tuple[str, ...]) -> None:
 main.add_command(db_group)
 main.add_command(match_command)
 main.add_command(scan_command)
+main.add_command(crawl_command)
 
 
 @main.command(name="schema")

@@ -1,10 +1,14 @@
-"""``regsweep scan``: local images (OCI layouts, docker archives) → NDJSON findings.
+"""``regsweep scan``: images (OCI layouts, docker archives, registries) → NDJSON findings.
 
 For every platform image of every REF: stream the layers once, inventory the packages,
 match them against the advisory index, run the configuration checks, and write ``image``,
 ``vulnerability``, ``misconfiguration`` (and with ``--packages``, ``package``) records; an
 image whose layers could not all be read gets ``error`` records and no ``image`` record, so
 it is never mistaken for a clean one. A ``summary`` record comes last.
+
+A registry reference (``HOST[:PORT]/REPO[:TAG|@DIGEST]``, also ``docker://…`` and
+``http://…``) is fetched through ``crawler.crawl`` with the crawl state store, so its
+layers are streamed (never stored on disk) and a layer seen before is not downloaded again.
 """
 
 from __future__ import annotations
@@ -19,17 +23,19 @@ import structlog
 
 from regsweep.cli.common import DB_OPTION, usage_error
 from regsweep.cli.match import _Writer
+from regsweep.crawler import state
+from regsweep.crawler.auth import Credentials
+from regsweep.crawler.crawl import RegistryRef, looks_like_registry_ref, parse_registry_ref
 from regsweep.crawler.oci import SourceError
 from regsweep.crawler.scan import ImageFacts, analyze_image, default_analyzers, error_code
-from regsweep.crawler.sources import open_source, parse_platform, parse_ref
-from regsweep.matcher.checks import ConfigError, decode_config, redact_text, run_checks
+from regsweep.crawler.sources import SourceRef, open_source, parse_platform, parse_ref
+from regsweep.matcher.checks import ConfigError, config_summary, run_checks
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.match import Matcher
 from regsweep.matcher.records import (
     SEVERITY_RANK,
     Advisory,
-    ConfigSummary,
     DbInfo,
     ErrorRecord,
     ImageRecord,
@@ -51,24 +57,6 @@ class _Tally:
         self.images = self.layers = self.bytes = self.packages = 0
         self.vulnerabilities = self.misconfigurations = self.errors = 0
         self.worst = 0
-
-
-def _config_summary(facts: ImageFacts) -> ConfigSummary | None:
-    try:
-        view = decode_config(facts.config)
-    except ConfigError:
-        return None
-    cfg = view.config
-    if cfg is None:
-        return ConfigSummary()
-    # Environment *names* only; entrypoint and command arguments can carry secrets too.
-    return ConfigSummary(
-        user=cfg.user,
-        exposed_ports=sorted(cfg.exposed_ports or {}),
-        env_keys=[e.partition("=")[0] for e in cfg.env or []],
-        entrypoint=None if cfg.entrypoint is None else [redact_text(a) for a in cfg.entrypoint],
-        cmd=None if cfg.cmd is None else [redact_text(a) for a in cfg.cmd],
-    )
 
 
 def _scan_image(
@@ -141,7 +129,7 @@ def _scan_image(
         ImageRecord(
             image=image,
             os=os_info,
-            config=_config_summary(facts),
+            config=config_summary(facts.config),
             layers=facts.layers,
             size=facts.size,
             packages=len(facts.packages),
@@ -213,6 +201,22 @@ def _misconfig_row(ref: str, m: MisconfigurationRecord) -> tuple[str, str, str, 
     default="-",
     help="Where the NDJSON goes (default stdout).",
 )
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=state.default_path,
+    show_default="$REGSWEEP_STATE or ~/.cache/regsweep/state.lmdb",
+    help="The crawl state store (registry references only).",
+)
+@click.option("--insecure", is_flag=True, help="Plain HTTP (or unverified TLS) for a bare HOST.")
+@click.option(
+    "--ca-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="CA bundle to verify a registry's TLS certificate.",
+)
+@click.option("--username", help="Registry user (with --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
 def scan_command(
     db: Path,
@@ -222,18 +226,41 @@ def scan_command(
     fmt: str,
     trusted_base: tuple[str, ...],
     output: Path,
+    state_path: Path,
+    insecure: bool,
+    ca_file: Path | None,
+    username: str | None,
+    password_stdin: bool,
     refs: tuple[str, ...],
 ) -> None:
-    """Scan images: REF is oci:DIR[:TAG|@DIGEST] or docker-archive:FILE."""
+    """Scan images: REF is oci:DIR[:TAG|@DIGEST], docker-archive:FILE, or a registry image
+    [docker://|http://|https://]HOST[:PORT]/REPO[:TAG|@DIGEST]."""
+    # Imported here: cli.crawl builds on this module's record writing.
+    from regsweep.cli.crawl import RegistryOptions, read_credentials, scan_registry_refs
+
     try:
-        parsed = [parse_ref(r) for r in refs]
+        parsed: list[SourceRef | RegistryRef] = [
+            parse_registry_ref(r) if looks_like_registry_ref(r) else parse_ref(r) for r in refs
+        ]
         wanted_platform = parse_platform(platform) if platform else None
     except SourceError as exc:
         usage_error(str(exc))
+    remote = [r for r in parsed if isinstance(r, RegistryRef)]
+    credentials: Credentials | None = read_credentials(username, password_stdin)
     try:
         index = AdvisoryIndex(db)
     except AdvisoryIndexError as exc:
         usage_error(str(exc))
+    fetched = iter(
+        scan_registry_refs(
+            remote,
+            RegistryOptions(insecure=insecure, ca_file=ca_file, credentials=credentials),
+            state_path=state_path,
+            platform=wanted_platform,
+        )
+        if remote
+        else []
+    )
     started = datetime.now(UTC).replace(microsecond=0)
     out = sys.stdout.buffer if str(output) == "-" else output.open("wb")
     table_rows: list[tuple[str, str, str, str, str, str]] | None = [] if fmt == "table" else None
@@ -246,6 +273,24 @@ def scan_command(
     with index:
         matcher = Matcher(index)
         for ref in parsed:
+            if isinstance(ref, RegistryRef):
+                result = next(fetched)
+                for f in result.failures:
+                    writer.write(
+                        ErrorRecord(
+                            image=f.image, ref=f.ref, stage=f.stage, error=f.error,
+                            message=f.message, retryable=f.retryable,
+                        )
+                    )  # fmt: skip
+                    tally.errors += 1
+                for note in result.notes:
+                    log.info("source_note", ref=ref.text, note=note)
+                for facts in result.images:
+                    _scan_image(
+                        facts, matcher, writer, tally, packages=with_packages,
+                        trusted_bases=trusted_base, table_rows=table_rows,
+                    )  # fmt: skip
+                continue
             try:
                 resolution = open_source(ref, platform=wanted_platform)
             except SourceError as exc:

@@ -92,7 +92,9 @@ class ImageFacts(msgspec.Struct, kw_only=True):
     complete: bool = True
 
 
-_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+# Word starts in a class name: before an upper case letter that follows a lower case letter or
+# digit, or that starts a word after an acronym (TLSError -> tls_error).
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def error_code(exc: BaseException) -> str:
@@ -146,6 +148,15 @@ def analyze_image(image: ResolvedImage, analyzers: Sequence[Analyzer]) -> ImageF
         )
         facts.complete = False
         return facts
+    run_analyzers(view, analyzers, facts)
+    return facts
+
+
+def run_analyzers(
+    view: layers.MergedView, analyzers: Sequence[Analyzer], facts: ImageFacts
+) -> None:
+    """Run ``analyzers`` in order on the merged ``view``, filling ``facts``: the OS first,
+    then the OS package managers (their file lists mark what they own), then the rest."""
     facts.problems += [Problem(stage="layer", error="layer_note", message=n) for n in view.notes]
     ctx = Context()
     for analyzer in analyzers:
@@ -170,4 +181,3 @@ def analyze_image(image: ResolvedImage, analyzers: Sequence[Analyzer]) -> ImageF
             for n in result.notes
         ]
     facts.os, facts.ecosystem = ctx.os, ctx.ecosystem
-    return facts

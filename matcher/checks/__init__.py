@@ -45,11 +45,17 @@ The base-image policy is off without a trusted list.
 
 from __future__ import annotations
 
-from regsweep.matcher.checks.config import ConfigError, ImageConfigView, decode_config
+from regsweep.matcher.checks.config import (
+    ConfigError,
+    ImageConfigView,
+    config_summary,
+    decode_config,
+)
 from regsweep.matcher.checks.rules import CATALOG, Category, CheckId, CheckSpec, run_checks
 from regsweep.matcher.checks.secrets import redact, redact_text
 
 __all__ = [
+    "config_summary",
     "CATALOG",
     "Category",
     "CheckId",

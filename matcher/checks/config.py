@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import msgspec
 
+from regsweep.matcher.checks.secrets import redact_text
+from regsweep.matcher.records import ConfigSummary
+
 __all__ = ["MAX_CONFIG_BYTES", "ConfigError", "ConfigView", "HistoryView", "ImageConfigView"]
 
 #: Largest config blob accepted. Real configs are a few KiB (a long history maybe 100 KiB);
@@ -75,3 +78,23 @@ def decode_config(blob: bytes) -> ImageConfigView:
         # msgspec walks nesting recursively, even in skipped unknown fields: a blob of
         # 100 000 nested brackets is an attack on the decoder, not a config.
         raise ConfigError("image config is nested too deeply") from None
+
+
+def config_summary(config_json: bytes) -> ConfigSummary | None:
+    """The ``image`` record's view of a config: environment *names* only, and entrypoint and
+    command arguments with any secret redacted (they can carry credentials too). None for a
+    config that does not decode (the checks report that)."""
+    try:
+        view = decode_config(config_json)
+    except ConfigError:
+        return None
+    cfg = view.config
+    if cfg is None:
+        return ConfigSummary()
+    return ConfigSummary(
+        user=cfg.user,
+        exposed_ports=sorted(cfg.exposed_ports or {}),
+        env_keys=[e.partition("=")[0] for e in cfg.env or []],
+        entrypoint=None if cfg.entrypoint is None else [redact_text(a) for a in cfg.entrypoint],
+        cmd=None if cfg.cmd is None else [redact_text(a) for a in cfg.cmd],
+    )

@@ -1,0 +1,897 @@
+"""Registry images as analysis input: references, the blob → layer-scanner bridge, caching.
+
+``Crawler.scan_ref(repo, tag_or_digest)`` resolves one registry reference to its platform
+images and analyses each, returning the same ``scan.ImageFacts`` that local sources give
+(``cli.scan`` and ``cli.crawl`` match and report them alike). What it does per reference:
+
+* the manifest: with a digest reference, or a tag whose last digest the state store knows,
+  the document comes from the store's document cache when its digest is there (a tag costs
+  one ``HEAD``); otherwise one ``GET``. Indexes are followed to every platform (or the one
+  asked for), attestation manifests and artifacts are skipped with a note;
+* the config: fetched (capped, digest-checked) or taken from the document cache;
+* image facts: an image whose manifest digest the store has facts for, under the current
+  analyzer set, is not pulled at all: its packages come from the store;
+* layers: each distinct layer is streamed at most once per crawl (concurrent images that
+  share one wait for the first) and once across crawls (its wanted entries are stored as
+  layer facts). A blob is never written to disk: ``get_blob``'s chunks go through a bounded
+  queue into ``layers.scan_layer`` running on a worker thread, which checks the blob digest
+  and the ``diff_id`` as it reads.
+
+The state store's layer facts keep a layer's wanted files, symlinks, hard links, whiteouts
+and opaque directories. They do not keep the layer's other paths (``LayerContents.others``
+and ``dirs``) nor its notes, so a fresh layer is put through the same store form before it
+is merged: a crawl gives the same answer whether a layer was cached or not. What this form
+loses: a wanted lower file hidden because an upper layer turned its path (or a parent) into
+a directory or a device, and ``layers.collect``'s second pass for link targets that no
+analyzer wanted (such a link becomes a note instead).
+
+Small documents (manifests, indexes, configs) are cached by digest in the same ``layers``
+database under the pseudo analyzer set ``"doc"``: one ``FILE`` entry whose ``path`` holds the
+media type and whose ``data`` the bytes; they are re-hashed when read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import io
+import queue
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor, Future
+from contextlib import aclosing, suppress
+from datetime import UTC, datetime
+from typing import BinaryIO, Final, TypeVar, assert_never, cast
+
+import msgspec
+import structlog
+
+from regsweep.crawler import layers
+from regsweep.crawler.analyzers.interface import Analyzer
+from regsweep.crawler.oci import (
+    IMAGE_CONFIG_MEDIA_TYPES,
+    MAX_CONFIG_BYTES,
+    ConfigView,
+    Descriptor,
+    DocumentKind,
+    InvalidReference,
+    ManifestView,
+    MediaType,
+    Platform,
+    SourceError,
+    Unsupported,
+    decode_config,
+    decode_index,
+    decode_manifest,
+    document_kind,
+    is_attestation,
+    parse_media_type,
+)
+from regsweep.crawler.registry import ProtocolError, Registry, RegistryError
+from regsweep.crawler.scan import ImageFacts, Problem, error_code, run_analyzers, wants_of
+from regsweep.crawler.sources import MAX_INDEX_DEPTH, platform_matches
+from regsweep.crawler.state import (
+    EntryKind,
+    LayerEntry,
+    LayerFacts,
+    StateStore,
+    StateWriter,
+    analyzer_set_hash,
+)
+from regsweep.crawler.state import ImageFacts as StoredImage
+from regsweep.matcher.checks import config_summary
+from regsweep.matcher.records import ImageRef
+
+_log = structlog.get_logger("regsweep.crawler.crawl")
+_T = TypeVar("_T")
+
+#: Pseudo analyzer set under which whole small documents are cached (see the module doc).
+DOC_CACHE: Final = "doc"
+#: Chunks in flight between the event loop and a layer's scanning thread (256 KiB each).
+PIPE_DEPTH: Final = 16
+_TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_HOST: Final = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]+)?")
+_DIGEST: Final = re.compile(r"sha256:[a-f0-9]{64}")
+
+
+# ---------------------------------------------------------------------------------------
+# References
+
+
+class RegistryRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """``[docker://|http://|https://]HOST[:PORT]/REPO[:TAG|@DIGEST]``, parsed."""
+
+    text: str
+    #: What ``Registry`` is given: ``http://host:port`` for an explicit ``http://``, else
+    #: the bare ``host[:port]`` (https; ``--insecure`` lets it fall back to http).
+    url: str
+    host: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """The tag or digest to fetch (``latest`` when neither was written)."""
+        return self.digest or self.tag or "latest"
+
+
+def looks_like_registry_ref(text: str) -> bool:
+    """Whether ``text`` is meant as a registry reference rather than a local source."""
+    if text.startswith(("docker://", "http://", "https://")):
+        return True
+    host, sep, _ = text.partition("/")
+    return bool(sep) and _is_host(host)
+
+
+def _is_host(host: str) -> bool:
+    # Docker's rule: the first component is a registry host when it has a dot or a port,
+    # or is localhost; anything else would be a Docker Hub namespace (not supported here).
+    return bool(_HOST.fullmatch(host)) and ("." in host or ":" in host or host == "localhost")
+
+
+def parse_registry_ref(text: str) -> RegistryRef:
+    """Parse a registry image reference; ``InvalidReference`` with the accepted form."""
+    rest, scheme = text, None
+    for prefix in ("docker://", "http://", "https://"):
+        if rest.startswith(prefix):
+            rest, scheme = rest[len(prefix) :], prefix
+            break
+    host, sep, path = rest.partition("/")
+    if not sep or not _is_host(host) or not path:
+        raise InvalidReference(
+            f"{text!r}: expected HOST[:PORT]/REPOSITORY[:TAG|@DIGEST] (the host needs a dot, "
+            "a port, or to be localhost)"
+        )
+    tag = digest = None
+    if "@" in path:
+        path, _, digest = path.partition("@")
+        if not _DIGEST.fullmatch(digest):
+            raise InvalidReference(f"{text!r}: {digest!r} is not a sha256 digest")
+    else:
+        last = path.rsplit("/", 1)[-1]
+        if ":" in last:
+            path, _, tag = path.rpartition(":")
+            if not _TAG.fullmatch(tag):
+                raise InvalidReference(f"{text!r}: {tag!r} is not a valid tag")
+    if not path or path != path.lower():
+        raise InvalidReference(f"{text!r}: repository names are lower case")
+    url = f"http://{host}" if scheme == "http://" else f"https://{host}"
+    if scheme in (None, "docker://"):
+        url = host
+    return RegistryRef(text=text, url=url, host=host, repository=path, tag=tag, digest=digest)
+
+
+def select(names: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """``names`` matching any ``include`` glob (all when there is none) and no ``exclude``."""
+    return [
+        n
+        for n in names
+        if (not include or any(fnmatch.fnmatchcase(n, g) for g in include))
+        and not any(fnmatch.fnmatchcase(n, g) for g in exclude)
+    ]
+
+
+def is_glob(pattern: str) -> bool:
+    """Whether ``pattern`` has glob characters (a literal names one repository)."""
+    return any(c in pattern for c in "*?[")
+
+
+# ---------------------------------------------------------------------------------------
+# Results
+
+
+class Failure(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Something about one reference or image that could not be done (an ``error`` record)."""
+
+    image: ImageRef | None
+    ref: str
+    stage: str
+    error: str
+    message: str
+    retryable: bool = False
+
+
+class RefResult(msgspec.Struct, kw_only=True):
+    """What one registry reference resolved to: analysed images, failures, skip notes."""
+
+    ref: str
+    digest: str | None = None
+    images: list[ImageFacts] = []
+    failures: list[Failure] = []
+    notes: list[str] = []
+
+
+class Counters:
+    """Work done by a crawler (for the summary and the tests)."""
+
+    def __init__(self) -> None:
+        self.layers_fetched = 0
+        self.layers_cached = 0
+        self.bytes_fetched = 0
+        self.manifests_fetched = 0
+        self.manifests_cached = 0
+        self.images_analysed = 0
+        self.images_cached = 0
+
+
+def failure_of(exc: BaseException, *, ref: str, stage: str, image: ImageRef | None) -> Failure:
+    """An exception as a ``Failure`` (registry errors carry their own ``retryable``)."""
+    retryable = exc.retryable if isinstance(exc, RegistryError) else isinstance(exc, OSError)
+    return Failure(
+        image=image,
+        ref=ref,
+        stage=stage,
+        error=error_code(exc),
+        message=str(exc),
+        retryable=retryable,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Blob chunks (event loop) -> a file object (scanning thread)
+
+
+class _Aborted(OSError):
+    """The blob transfer stopped: the scanning thread sees a failed read (an ``OSError``,
+    which ``scan_layer`` passes through as the transport's, not the layer's, fault)."""
+
+
+class _BlobPipe(io.RawIOBase):
+    """A read-only stream fed chunk by chunk from the event loop, bounded to ``depth``
+    chunks: a slow scanner slows the download instead of growing memory."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, depth: int = PIPE_DEPTH) -> None:
+        super().__init__()
+        self._loop = loop
+        self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+        self._space = asyncio.Event()
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        #: Set by the reader when it stops (done or failed): the producer then stops too.
+        self.reader_gone = False
+
+    # -- producer side, on the event loop --------------------------------------------------
+
+    async def put(self, chunk: bytes | None) -> bool:
+        """Queue ``chunk`` (None: end of blob), waiting for room; False when the reader has
+        stopped (it needs nothing more)."""
+        while not self.reader_gone:
+            try:
+                self._q.put_nowait(chunk)
+                return True
+            except queue.Full:
+                self._space.clear()
+                # The reader may have taken one between the failed put and clear().
+                if not self._q.full() or self.reader_gone:
+                    continue
+                await self._space.wait()
+        return False
+
+    def abort(self, exc: BaseException) -> None:
+        """Make the reader's next read fail with ``exc`` (an ``OSError``); never blocks:
+        queued chunks are dropped to make room (they will not be used)."""
+        while True:
+            try:
+                self._q.put_nowait(exc)
+                return
+            except queue.Full:
+                with suppress(queue.Empty):
+                    self._q.get_nowait()
+
+    # -- reader side, on the scanning thread ---------------------------------------------
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._pos >= len(self._buf):
+            if self._eof:
+                return b""
+            item = self._q.get()
+            self._loop.call_soon_threadsafe(self._space.set)
+            if item is None:
+                self._eof = True
+                return b""
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            self._buf, self._pos = item, 0
+        end = len(self._buf) if size is None or size < 0 else self._pos + size
+        out = self._buf[self._pos : end]
+        self._pos += len(out)
+        return out
+
+    def readinto(self, b: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.reader_gone:
+            self.reader_gone = True
+            # A closed loop (RuntimeError) has nobody waiting any more.
+            with suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._space.set)
+        super().close()
+
+
+# ---------------------------------------------------------------------------------------
+# Layer facts <-> layer contents
+
+
+def contents_to_facts(c: layers.LayerContents, analyzers: str, size: int) -> LayerFacts:
+    """A scanned layer in the state store's form (sorted, so equal layers encode equally)."""
+    entries = [
+        LayerEntry(path=p, kind=EntryKind.FILE, data=f.data, truncated=f.truncated)
+        for p, f in sorted(c.files.items())
+    ]
+    for links, kind in ((c.symlinks, EntryKind.SYMLINK), (c.hardlinks, EntryKind.HARDLINK)):
+        entries += [LayerEntry(path=p, kind=kind, target=t) for p, t in sorted(links.items())]
+    entries += [LayerEntry(path=p, kind=EntryKind.WHITEOUT) for p in sorted(c.whiteouts)]
+    entries += [LayerEntry(path=p, kind=EntryKind.OPAQUE) for p in sorted(c.opaque_dirs)]
+    return LayerFacts(digest=c.digest, analyzers=analyzers, size=size, entries=entries)
+
+
+def facts_to_contents(facts: LayerFacts) -> layers.LayerContents:
+    """Stored layer facts as ``layers.merge`` takes them."""
+    c = layers.LayerContents(
+        digest=facts.digest,
+        files={},
+        symlinks={},
+        hardlinks={},
+        whiteouts=[],
+        opaque_dirs=[],
+        others=set(),
+        dirs=set(),
+        notes=[],
+    )
+    for e in facts.entries:
+        match e.kind:
+            case EntryKind.FILE:
+                c.files[e.path] = layers.Captured(data=e.data, truncated=e.truncated)
+            case EntryKind.SYMLINK:
+                c.symlinks[e.path] = e.target or ""
+            case EntryKind.HARDLINK:
+                c.hardlinks[e.path] = e.target or ""
+            case EntryKind.WHITEOUT:
+                c.whiteouts.append(e.path)
+            case EntryKind.OPAQUE:
+                c.opaque_dirs.append(e.path)
+            case _:
+                assert_never(e.kind)
+    return c
+
+
+_PROBLEM_JSON: Final = msgspec.json.Decoder(Problem)
+
+
+def _problem_of_note(note: str) -> Problem:
+    # Notes are stored as Problem JSON; anything else (another writer) is kept as text.
+    try:
+        return _PROBLEM_JSON.decode(note)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return Problem(stage="analyzer", error="note", message=note)
+
+
+# ---------------------------------------------------------------------------------------
+# The crawler
+
+
+class Crawler:
+    """Resolves and analyses registry references for one registry (see the module doc).
+
+    ``store``/``writer`` are optional: without them nothing is cached across runs (within
+    the crawler's life, concurrent images still share a layer's single download).
+
+    ``executor`` runs the layer scanners (one thread per blob being downloaded) and the
+    analyzers: give it more threads than the registry's concurrency limit (with every
+    stream holding a thread, a short pool would only slow the crawl, never stall it; see
+    ``_stream_layer``).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        analyzers: Sequence[Analyzer],
+        *,
+        store: StateStore | None = None,
+        writer: StateWriter | None = None,
+        platform: Platform | None = None,
+        executor: Executor,
+    ) -> None:
+        if (store is None) != (writer is None):
+            raise ValueError("store and writer come together")
+        self.registry = registry
+        self.analyzers = list(analyzers)
+        self.analyzer_set = analyzer_set_hash(self.analyzers)
+        self.store = store
+        self.writer = writer
+        self.platform = platform
+        self.counters = Counters()
+        self._wants = wants_of(self.analyzers)
+        self._executor = executor
+        self._layers: dict[str, asyncio.Future[layers.LayerContents]] = {}
+        self._images: dict[str, asyncio.Future[ImageFacts]] = {}
+        self._docs: dict[str, asyncio.Future[bytes]] = {}
+        self._pending_writes: set[Future[object]] = set()
+
+    # -- state-store helpers ----------------------------------------------------------------
+
+    def _doc(self, digest: str) -> tuple[bytes, str] | None:
+        if self.store is None:
+            return None
+        facts = self.store.get_layer(digest, DOC_CACHE)
+        if facts is None or len(facts.entries) != 1:
+            return None
+        entry = facts.entries[0]
+        if "sha256:" + hashlib.sha256(entry.data).hexdigest() != digest:
+            return None  # a damaged cache entry: fetch again (and overwrite it)
+        return entry.data, entry.path
+
+    def _remember_doc(self, digest: str, data: bytes, media_type: str) -> None:
+        entry = LayerEntry(path=media_type, kind=EntryKind.FILE, data=data)
+        self._submit(
+            self._store_put_layer, LayerFacts(digest=digest, analyzers=DOC_CACHE, entries=[entry])
+        )
+
+    def _store_put_layer(self, facts: LayerFacts) -> bool:
+        assert self.store is not None
+        return self.store.put_layer(facts)
+
+    def _submit(self, fn: Callable[..., object], *args: object) -> None:
+        """Queue a cache write without waiting (``flush`` waits for them)."""
+        if self.writer is None:
+            return
+        fut = self.writer.submit(fn, *args)
+        self._pending_writes.add(fut)
+        fut.add_done_callback(self._write_done)
+
+    def _write_done(self, fut: Future[object]) -> None:
+        self._pending_writes.discard(fut)
+        if not fut.cancelled() and (exc := fut.exception()) is not None:
+            _log.warning("state_write_failed", error=str(exc))
+
+    async def flush(self) -> None:
+        """Wait until every cache write queued so far is committed."""
+        if self.writer is not None:
+            await self.writer.call(lambda: None)
+
+    # -- references ------------------------------------------------------------------------
+
+    async def scan_ref(self, repo: str, reference: str, *, ref_text: str) -> RefResult:
+        """Resolve ``repo:reference`` (tag or digest) and analyse its platform images.
+
+        Never raises for a bad image: failures are in the result (cancellation propagates).
+        """
+        is_digest = reference.startswith("sha256:")
+        base = ImageRef(
+            ref=ref_text,
+            registry=self.registry.host,
+            repository=repo,
+            tag=None if is_digest else reference,
+        )
+        result = RefResult(ref=ref_text)
+        try:
+            data, media_type, digest = await self._manifest(repo, reference, is_digest)
+        except (RegistryError, SourceError) as exc:
+            result.failures.append(failure_of(exc, ref=ref_text, stage="manifest", image=base))
+            return result
+        result.digest = digest
+        desc = Descriptor(media_type=media_type, digest=digest, size=len(data))
+        await self._walk(repo, desc, data, base, None, 0, result, top=True)
+        if self.store is not None and not is_digest:
+            self._submit(self.store.put_tag, f"{self.registry.host}/{repo}:{reference}", digest)
+        return result
+
+    async def _manifest(self, repo: str, reference: str, is_digest: bool) -> tuple[bytes, str, str]:
+        if is_digest:
+            cached = self._doc(reference)
+            if cached is not None:
+                self.counters.manifests_cached += 1
+                return cached[0], cached[1], reference
+        elif self.store is not None:
+            known = self.store.get_tag(f"{self.registry.host}/{repo}:{reference}")
+            if known is not None:
+                try:
+                    head = await self.registry.head_manifest(repo, reference)
+                except ProtocolError:
+                    head = None  # no Docker-Content-Digest on HEAD: the GET hashes the body
+                cached = self._doc(head.digest) if head is not None else None
+                if head is not None and cached is not None:
+                    self.counters.manifests_cached += 1
+                    return cached[0], cached[1], head.digest
+        m = await self.registry.get_manifest(repo, reference)
+        self.counters.manifests_fetched += 1
+        self._remember_doc(m.digest, m.data, m.media_type)
+        return m.data, m.media_type, m.digest
+
+    async def _child(self, repo: str, desc: Descriptor) -> bytes:
+        async def fetch() -> tuple[bytes, str]:
+            m = await self.registry.get_manifest(repo, desc.digest)
+            self.counters.manifests_fetched += 1
+            return m.data, m.media_type
+
+        return await self._once(desc.digest, fetch, manifest=True)
+
+    async def _once(
+        self, digest: str, fetch: Callable[[], Awaitable[tuple[bytes, str]]], *, manifest: bool
+    ) -> bytes:
+        """A document by digest: from the cache, from a fetch already in flight, or fetched
+        (and cached before it leaves the in-flight map, so it is fetched once per crawl)."""
+        cached = self._doc(digest)
+        if cached is not None:
+            self.counters.manifests_cached += manifest
+            return cached[0]
+        while (waiting := self._docs.get(digest)) is not None:
+            got = await _join(waiting)
+            if got is not None:
+                self.counters.manifests_cached += manifest
+                return got
+        fut = asyncio.get_running_loop().create_future()
+        self._docs[digest] = fut
+        try:
+            data, media_type = await fetch()
+            if self.writer is not None:
+                entry = LayerEntry(path=media_type, kind=EntryKind.FILE, data=data)
+                doc = LayerFacts(digest=digest, analyzers=DOC_CACHE, entries=[entry])
+                await self.writer.call(self._store_put_layer, doc)
+        except BaseException as exc:
+            _settle(fut, exc)
+            del self._docs[digest]
+            raise
+        fut.set_result(data)
+        del self._docs[digest]
+        return data
+
+    async def _walk(
+        self,
+        repo: str,
+        desc: Descriptor,
+        data: bytes | None,
+        base: ImageRef,
+        index_digest: str | None,
+        depth: int,
+        result: RefResult,
+        *,
+        top: bool = False,
+    ) -> None:
+        ref = msgspec.structs.replace(
+            base,
+            digest=desc.digest,
+            index_digest=index_digest,
+            platform=str(desc.platform) if desc.platform else None,
+        )
+        media_type = parse_media_type(desc.media_type)
+        try:
+            if media_type is None:
+                result.notes.append(f"skipped {desc.digest}: media type {desc.media_type!r}")
+                return
+            if data is None:
+                data = await self._child(repo, desc)
+            kind = document_kind(media_type)
+            match kind:
+                case DocumentKind.SCHEMA1:
+                    raise Unsupported(f"{desc.digest}: Docker schema 1 manifests are not supported")
+                case DocumentKind.INDEX:
+                    await self._index(repo, desc, data, media_type, base, depth, result)
+                case DocumentKind.IMAGE:
+                    facts = await self._image(repo, desc, data, media_type, ref, result, top=top)
+                    if facts is not None:
+                        result.images.append(facts)
+                case _:
+                    assert_never(kind)
+        except (RegistryError, SourceError) as exc:
+            result.failures.append(failure_of(exc, ref=base.ref, stage="manifest", image=ref))
+
+    async def _index(
+        self,
+        repo: str,
+        desc: Descriptor,
+        data: bytes,
+        media_type: MediaType,
+        base: ImageRef,
+        depth: int,
+        result: RefResult,
+    ) -> None:
+        if depth >= MAX_INDEX_DEPTH:
+            raise SourceError(f"{desc.digest}: indexes nested deeper than {MAX_INDEX_DEPTH}")
+        index = decode_index(data, media_type, f"index {desc.digest}")
+        children = []
+        for child in index.manifests:
+            if is_attestation(child):
+                result.notes.append(f"skipped {child.digest}: attestation manifest")
+            elif (
+                self.platform is not None
+                and child.platform is not None
+                and not platform_matches(self.platform, child.platform)
+            ):
+                result.notes.append(
+                    f"skipped {child.digest}: platform {child.platform} is not {self.platform}"
+                )
+            else:
+                children.append(child)
+        # Platforms of one index in parallel (they usually share only small layers), each
+        # into its own result so that records follow the index's order, not completion's.
+        parts = [RefResult(ref=result.ref) for _ in children]
+        await asyncio.gather(
+            *(
+                self._walk(repo, c, None, base, desc.digest, depth + 1, part)
+                for c, part in zip(children, parts, strict=True)
+            )
+        )
+        for part in parts:
+            result.images += part.images
+            result.failures += part.failures
+            result.notes += part.notes
+
+    async def _image(
+        self,
+        repo: str,
+        desc: Descriptor,
+        data: bytes,
+        media_type: MediaType,
+        ref: ImageRef,
+        result: RefResult,
+        *,
+        top: bool,
+    ) -> ImageFacts | None:
+        manifest = decode_manifest(data, media_type, f"manifest {desc.digest}")
+        if manifest.config.media_type not in IMAGE_CONFIG_MEDIA_TYPES:
+            kind = manifest.artifact_type or manifest.config.media_type
+            result.notes.append(f"skipped {desc.digest}: artifact of type {kind!r}")
+            return None
+        try:
+            config = await self._config(repo, manifest.config)
+        except (RegistryError, SourceError) as exc:
+            result.failures.append(failure_of(exc, ref=ref.ref, stage="blob", image=ref))
+            return None
+        view = decode_config(config, f"config {manifest.config.digest}")
+        have = desc.platform or view.platform()
+        if (
+            top
+            and self.platform is not None
+            and (have is None or not platform_matches(self.platform, have))
+        ):
+            result.notes.append(
+                f"skipped {desc.digest}: platform {have or 'unknown'} is not {self.platform}"
+            )
+            return None
+        ref = msgspec.structs.replace(ref, platform=str(have) if have else None)
+        while (waiting := self._images.get(desc.digest)) is not None:
+            shared = await _join(waiting)
+            if shared is not None:
+                return msgspec.structs.replace(shared, image=ref, problems=list(shared.problems))
+        fut = asyncio.get_running_loop().create_future()
+        self._images[desc.digest] = fut
+        try:
+            facts = await self._analyse(repo, desc.digest, manifest, view, config, ref)
+        except BaseException as exc:
+            _settle(fut, exc)
+            del self._images[desc.digest]
+            raise
+        fut.set_result(facts)
+        # Later tags of the same digest use the state store (or analyse again without one).
+        del self._images[desc.digest]
+        # The facts were made for the first reference that reached this digest.
+        return msgspec.structs.replace(facts, image=ref, problems=list(facts.problems))
+
+    async def _config(self, repo: str, desc: Descriptor) -> bytes:
+        async def fetch() -> tuple[bytes, str]:
+            buf = bytearray()
+            blob = self.registry.get_blob(repo, desc.digest, max_bytes=MAX_CONFIG_BYTES)
+            async with aclosing(blob) as chunks:
+                async for chunk in chunks:
+                    buf += chunk
+            if len(buf) != desc.size:
+                raise SourceError(
+                    f"config {desc.digest}: {len(buf)} bytes, descriptor says {desc.size}"
+                )
+            return bytes(buf), desc.media_type
+
+        return await self._once(desc.digest, fetch, manifest=False)
+
+    async def _analyse(
+        self,
+        repo: str,
+        digest: str,
+        manifest: ManifestView,
+        view: ConfigView,
+        config: bytes,
+        ref: ImageRef,
+    ) -> ImageFacts:
+        size = sum(d.size for d in manifest.layers)
+        facts = ImageFacts(image=ref, config=config, layers=len(manifest.layers), size=size)
+        if self.store is not None:
+            stored = self.store.get_image(digest, self.analyzer_set)
+            if stored is not None:
+                self.counters.images_cached += 1
+                self.counters.layers_cached += len(stored.layers)
+                facts.packages = list(stored.packages)
+                facts.os, facts.ecosystem = stored.os, stored.ecosystem
+                facts.problems = [_problem_of_note(n) for n in stored.notes]
+                return facts
+        diff_ids = view.rootfs.diff_ids if view.rootfs else []
+        if len(diff_ids) != len(manifest.layers):
+            facts.problems.append(
+                Problem(
+                    stage="layer",
+                    error="diff_ids_mismatch",
+                    message=f"{len(manifest.layers)} layers, {len(diff_ids)} diff_ids in config",
+                )
+            )
+            facts.complete = False
+            return facts
+        got = await asyncio.gather(
+            *(self._layer(repo, d, i) for d, i in zip(manifest.layers, diff_ids, strict=True)),
+            return_exceptions=True,
+        )
+        contents: list[layers.LayerContents] = []
+        for desc, item in zip(manifest.layers, got, strict=True):
+            if isinstance(item, asyncio.CancelledError):
+                raise item
+            if isinstance(item, BaseException):
+                if not isinstance(item, RegistryError | layers.LayerError | SourceError | OSError):
+                    raise item
+                f = failure_of(item, ref=ref.ref, stage="layer", image=ref)
+                facts.problems.append(
+                    Problem(
+                        stage="blob" if isinstance(item, RegistryError) else "layer",
+                        error=f.error,
+                        message=f"layer {desc.digest}: {item}",
+                        retryable=f.retryable,
+                    )
+                )
+                facts.complete = False
+            else:
+                contents.append(item)
+        if not facts.complete:
+            return facts
+        loop = asyncio.get_running_loop()
+        # Merging and the analyzers are CPU work: off the event loop.
+        await loop.run_in_executor(self._executor, self._merge_and_analyse, contents, facts)
+        self.counters.images_analysed += 1
+        if self.store is not None:
+            notes = [msgspec.json.encode(p).decode() for p in facts.problems]
+            stored = StoredImage(
+                image=ref,
+                os=facts.os,
+                ecosystem=facts.ecosystem,
+                config=config_summary(config),
+                packages=facts.packages,
+                layers=[d.digest for d in manifest.layers],
+                size=size,
+                notes=notes,
+                scanned_at=_now(),
+                analyzers=self.analyzer_set,
+            )
+            assert self.writer is not None
+            # Awaited: a later tag of this digest must find it once it leaves ``_images``.
+            await self.writer.call(self.store.put_image, stored)
+        return facts
+
+    def _merge_and_analyse(self, contents: list[layers.LayerContents], facts: ImageFacts) -> None:
+        view = layers.merge(contents, self._wants)
+        run_analyzers(view, self.analyzers, facts)
+
+    async def _layer(self, repo: str, desc: Descriptor, diff_id: str) -> layers.LayerContents:
+        while (waiting := self._layers.get(desc.digest)) is not None:
+            shared = await _join(waiting)
+            if shared is not None:
+                self.counters.layers_cached += 1
+                return shared
+        if self.store is not None:
+            stored = self.store.get_layer(desc.digest, self.analyzer_set)
+            if stored is not None:
+                self.counters.layers_cached += 1
+                return facts_to_contents(stored)
+        fut = asyncio.get_running_loop().create_future()
+        self._layers[desc.digest] = fut
+        try:
+            scanned = await self._stream_layer(repo, desc, diff_id)
+            facts = contents_to_facts(scanned, self.analyzer_set, desc.size)
+            if self.writer is not None:
+                # Awaited: once this layer leaves the in-flight map, the store must have it.
+                await self.writer.call(self._store_put_layer, facts)
+            contents = facts_to_contents(facts)
+        except BaseException as exc:
+            _settle(fut, exc)
+            del self._layers[desc.digest]
+            raise
+        fut.set_result(contents)
+        del self._layers[desc.digest]
+        self.counters.layers_fetched += 1
+        return contents
+
+    async def _stream_layer(
+        self, repo: str, desc: Descriptor, diff_id: str
+    ) -> layers.LayerContents:
+        loop = asyncio.get_running_loop()
+        pipe = _BlobPipe(loop)
+
+        def scan() -> layers.LayerContents:
+            try:
+                return layers.scan_layer(
+                    cast(BinaryIO, pipe),
+                    media_type=desc.media_type,
+                    digest=desc.digest,
+                    diff_id=diff_id,
+                    wants=self._wants,
+                )
+            finally:
+                pipe.close()
+
+        # The scanning thread starts with the first chunk, so that only streams holding
+        # one of the registry's connection slots hold a thread: a pool at least as large as
+        # the registry's concurrency can then never be filled by scanners whose producers
+        # wait for a slot held by a producer whose scanner waits for a thread.
+        work: asyncio.Future[layers.LayerContents] | None = None
+        transport: RegistryError | None = None
+        try:
+            async with aclosing(self.registry.get_blob(repo, desc.digest)) as chunks:
+                async for chunk in chunks:
+                    if work is None:
+                        work = loop.run_in_executor(self._executor, scan)
+                    self.counters.bytes_fetched += len(chunk)
+                    if not await pipe.put(chunk):
+                        break  # the scanner stopped (a bad layer): it has its answer
+            if work is None:  # an empty blob: let the scanner say what is wrong with it
+                work = loop.run_in_executor(self._executor, scan)
+            await pipe.put(None)
+        except RegistryError as exc:
+            if work is None:
+                raise
+            transport = exc
+            pipe.abort(_Aborted(f"blob transfer failed: {exc}"))
+        except BaseException:
+            # Cancelled: unblock the scanning thread so that it ends by itself; its result
+            # (the abort) is of no interest to anyone.
+            pipe.abort(_Aborted("crawl cancelled"))
+            if work is not None:
+                work.add_done_callback(_discard)
+            raise
+        try:
+            scanned = await work
+        except (layers.LayerError, OSError) as exc:
+            # A digest mismatch is seen by both sides; the registry's error says it first
+            # (and carries ``retryable``).
+            if transport is not None:
+                raise transport from exc
+            raise
+        if transport is not None:
+            raise transport
+        return scanned
+
+
+async def _join(fut: asyncio.Future[_T]) -> _T | None:
+    """Await work another task started; None when that task was cancelled while this one
+    was not (the caller then does the work itself). Errors are shared: the image that
+    waited on a bad layer reports the same error."""
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if fut.cancelled() and task is not None and not task.cancelling():
+            return None
+        raise
+
+
+def _settle(fut: asyncio.Future[_T], exc: BaseException) -> None:
+    """End shared work that failed: cancelled stays cancelled (waiters redo it), an error is
+    handed to the waiters (and marked retrieved, so none is logged when nobody waits)."""
+    if isinstance(exc, asyncio.CancelledError):
+        fut.cancel()
+    else:
+        fut.set_exception(exc)
+        fut.exception()
+
+
+def _discard(fut: asyncio.Future[layers.LayerContents]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
