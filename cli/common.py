@@ -22,6 +22,50 @@ DB_OPTION = click.option(
 )
 
 
+class ImageProgress:
+    """A live count of images done, on stderr, only when stderr is a terminal: the NDJSON
+    stream on stdout and the logs of a non-interactive run never see it."""
+
+    def __init__(self, what: str = "images scanned") -> None:
+        self._what = what
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> ImageProgress:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Show the counter (a no-op unless stderr is a terminal)."""
+        if sys.stderr.isatty() and self._progress is None:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.completed} " + self._what),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self._what, total=None)
+
+    def advance(self) -> None:
+        """One more image done (scanned, or failed and reported)."""
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def stop(self) -> None:
+        """Remove the counter from the terminal."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
 def usage_error(message: str) -> NoReturn:
     """Exit 2 with a one-line message naming the bad input (no traceback, no usage dump)."""
     click.echo(f"regsweep: error: {message}", err=True)

@@ -341,6 +341,7 @@ class _Crawl:
         executor = ThreadPoolExecutor(max_workers=self.options.concurrency + 2)
         out: state.ResumableOutput | _StdoutOutput | None = None
         try:
+            self.tally.progress.start()
             async with aiohttp.ClientSession(auto_decompress=False) as session:
                 registry = self.options.registry(session, self.url)
                 crawler = Crawler(
@@ -392,6 +393,7 @@ class _Crawl:
                 )  # fmt: skip
                 return 0
         finally:
+            self.tally.progress.stop()
             for sig in _SIGNAL_EXIT:
                 loop.remove_signal_handler(sig)
             executor.shutdown(wait=False, cancel_futures=True)

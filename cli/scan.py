@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import structlog
 
-from regsweep.cli.common import DB_OPTION, usage_error
+from regsweep.cli.common import DB_OPTION, ImageProgress, usage_error
 from regsweep.cli.match import _Writer
 from regsweep.crawler import state
 from regsweep.crawler.auth import Credentials
@@ -53,10 +53,11 @@ SEVERITIES = [s.value for s in Severity if s is not Severity.UNKNOWN]
 class _Tally:
     """Run-wide counters for the summary, and the worst severity seen for ``--fail-on``."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: ImageProgress | None = None) -> None:
         self.images = self.layers = self.bytes = self.packages = 0
         self.vulnerabilities = self.misconfigurations = self.errors = 0
         self.worst = 0
+        self.progress = progress or ImageProgress()
 
 
 def _scan_image(
@@ -70,6 +71,7 @@ def _scan_image(
     table_rows: list[tuple[str, str, str, str, str, str]] | None,
 ) -> None:
     image = facts.image
+    tally.progress.advance()
     for p in facts.problems:
         writer.write(
             ErrorRecord(
@@ -270,7 +272,7 @@ def scan_command(
     writer = _Writer(sink)
     tally = _Tally()
     analyzers = default_analyzers()
-    with index:
+    with index, tally.progress:
         matcher = Matcher(index)
         for ref in parsed:
             if isinstance(ref, RegistryRef):

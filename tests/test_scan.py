@@ -120,3 +120,16 @@ def test_table_format_is_for_people_and_keeps_ndjson_off_stdout(example: tuple[P
     )
     assert "DSA-5044-1" in proc.stdout and "RS-IMG-002" in proc.stdout
     assert not any(line.startswith("{") for line in proc.stdout.splitlines())
+
+
+def test_progress_shows_on_a_terminal_only(example: tuple[Path, Path], tmp_path: Path) -> None:
+    """On a terminal (a pty from ``script``) stderr shows the live image count; through a pipe
+    nothing but records and logs appear."""
+    layout, db = example
+    cmd = f"{REGSWEEP} scan --db {db} -o {tmp_path / 'out.ndjson'} oci:{layout}:latest"
+    typescript = tmp_path / "typescript"
+    subprocess.run(["script", "-qefc", cmd, str(typescript)], check=True, capture_output=True)
+    assert "images scanned" in typescript.read_text(errors="replace")
+    assert (tmp_path / "out.ndjson").read_bytes().count(b'"kind":"image"') == 2
+    _, _, err = scan(db, f"oci:{layout}:latest")
+    assert "images scanned" not in err
