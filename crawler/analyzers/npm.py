@@ -9,6 +9,14 @@ own root manifest, or the ``{"type": "module"}`` stubs packages keep in subdirec
 is skipped silently (some packages ship placeholder directories); one that is not JSON is
 noted.
 
+A project's ``package-lock.json`` (lockfile versions 1, 2 and 3) adds the packages it pins
+that are *not* installed in the image — a lock shipped without its ``node_modules``, or
+entries whose directory is missing — so an image that installs at start-up is still seen.
+An entry whose ``node_modules`` manifest is in the image is left to that manifest (the file on
+disk wins over the lock); ``link`` entries (workspaces) and non-registry versions (``file:``,
+git URLs, tarball paths) are skipped. npm's hidden ``node_modules/.package-lock.json`` is not
+read: it only mirrors what the manifests already say.
+
 ``name`` is the manifest's, not the directory's: an aliased install
 (``npm i foo@npm:bar``) lives in ``node_modules/foo`` but *is* ``bar``. ``owner`` is set as
 for Python when an OS package manager lists the manifest or its directory (Alpine's ``npm``
@@ -32,10 +40,14 @@ __all__ = ["NpmAnalyzer"]
 
 #: package.json files are a few KB; 1 MiB is generous.
 SIZE_CAP = 1024 * 1024
+#: Lockfiles of large monorepos reach tens of MB.
+LOCK_CAP = 64 * 1024 * 1024
 
 # npm's validate-npm-package-name, loosened for legacy names (upper case was allowed).
 _NAME = re.compile(r"(?:@[A-Za-z0-9~][A-Za-z0-9._~-]*/)?[A-Za-z0-9~_.-][A-Za-z0-9._~-]*")
 _VERSION = re.compile(r"[\x21-\x7e]+")
+# A registry version in a lockfile: semver, never a URL or path.
+_SEMVERISH = re.compile(r"v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?")
 
 
 class _Manifest(msgspec.Struct, kw_only=True):
@@ -45,6 +57,61 @@ class _Manifest(msgspec.Struct, kw_only=True):
 
 
 _DECODER = msgspec.json.Decoder(_Manifest)
+
+
+class _LockEntry(msgspec.Struct, kw_only=True):
+    name: object = None
+    version: object = None
+    link: object = False
+    dependencies: object = None
+
+
+class _Lock(msgspec.Struct, kw_only=True):
+    lockfileVersion: object = None  # noqa: N815 - npm's own field name
+    packages: object = None
+    dependencies: object = None
+
+
+_LOCK_DECODER = msgspec.json.Decoder(_Lock)
+
+
+def _is_lockfile(path: str) -> bool:
+    parts = path.split("/")
+    return parts[-1] == "package-lock.json" and "node_modules" not in parts[:-1]
+
+
+def _lock_entries(lock: _Lock) -> list[tuple[str, str, str]]:
+    """``(install location, name, version)`` of every pinned package of a lockfile."""
+    out: list[tuple[str, str, str]] = []
+    if isinstance(lock.packages, dict):  # lockfile v2 and v3
+        for location, raw in lock.packages.items():
+            if not isinstance(location, str) or "node_modules/" not in location:
+                continue  # "" is the project itself; workspace folders are not packages
+            entry = msgspec.convert(raw, _LockEntry) if isinstance(raw, dict) else None
+            if entry is None or entry.link:
+                continue
+            name = (
+                entry.name
+                if isinstance(entry.name, str)
+                else location.rsplit("node_modules/", 1)[1]
+            )
+            if isinstance(entry.version, str):
+                out.append((location, name, entry.version))
+    elif isinstance(lock.dependencies, dict):  # lockfile v1: nested by install location
+
+        def walk(deps: dict[object, object], base: str) -> None:
+            for name, raw in deps.items():
+                if not isinstance(name, str) or not isinstance(raw, dict):
+                    continue
+                entry = msgspec.convert(raw, _LockEntry)
+                location = f"{base}node_modules/{name}"
+                if isinstance(entry.version, str):
+                    out.append((location, name, entry.version))
+                if isinstance(entry.dependencies, dict):
+                    walk(entry.dependencies, location + "/")
+
+        walk(lock.dependencies, "")
+    return out
 
 
 def _is_package_manifest(path: str) -> bool:
@@ -60,11 +127,16 @@ class NpmAnalyzer:
     """Installed npm packages in ``node_modules`` trees."""
 
     NAME: ClassVar[str] = "npm"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def wants(self, path: str) -> int | None:
-        """``package.json`` of a package directory inside ``node_modules``."""
-        return SIZE_CAP if path.endswith("package.json") and _is_package_manifest(path) else None
+        """``package.json`` of a package directory inside ``node_modules``; a project's
+        ``package-lock.json``."""
+        if path.endswith("package.json") and _is_package_manifest(path):
+            return SIZE_CAP
+        if path.endswith("package-lock.json") and _is_lockfile(path):
+            return LOCK_CAP
+        return None
 
     def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
         """One package per manifest with a name and version."""
@@ -102,4 +174,41 @@ class NpmAnalyzer:
                     owner=ctx.owners.get(path) or ctx.owners.get(pkg_dir),
                 )
             )
+        for path in sorted(p for p in files if _is_lockfile(p)):
+            packages += self._from_lock(path, files, ctx, notes)
         return AnalyzerResult(packages=packages, notes=notes.result())
+
+    def _from_lock(
+        self, path: str, files: Mapping[str, LayerFile], ctx: Context, notes: Notes
+    ) -> list[Package]:
+        f = files[path]
+        if f.truncated:
+            notes.add(f"{path}: larger than {LOCK_CAP} bytes; skipped")
+            return []
+        try:
+            entries = _lock_entries(_LOCK_DECODER.decode(f.data))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            notes.add(f"{path}: not a readable package-lock.json ({exc}); skipped")
+            return []
+        project = path.rpartition("/")[0]
+        prefix = f"{project}/" if project else ""
+        out = []
+        for location, name, version in entries:
+            if f"{prefix}{location}/package.json" in files:
+                continue  # installed: its manifest already reported it
+            if not _NAME.fullmatch(name) or not _SEMVERISH.fullmatch(version):
+                continue  # file:, git and tarball pins are not registry versions
+            scope, _, bare = name.rpartition("/")
+            out.append(
+                Package(
+                    name=name,
+                    version=version,
+                    type="npm",
+                    ecosystem=Ecosystem.NPM.value,
+                    purl=package_url("npm", scope or None, bare, version),
+                    layer=f.layer,
+                    path=path,
+                    owner=ctx.owners.get(path),
+                )
+            )
+        return out
