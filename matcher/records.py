@@ -75,6 +75,9 @@ class Package(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     layer: str | None = None
     path: str | None = None
     owner: str | None = None
+    #: rpm modularity label (``name:stream:version:context``) of a package built for a module
+    #: stream (RHEL 8+ AppStream): module advisories apply per stream.
+    modularity_label: str | None = None
 
 
 class Cvss(msgspec.Struct, frozen=True, kw_only=True, gc=False):

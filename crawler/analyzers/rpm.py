@@ -183,7 +183,7 @@ class RpmAnalyzer:
     """Installed rpm packages and the files they own."""
 
     NAME: ClassVar[str] = "rpm"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def wants(self, path: str) -> int | None:
         """The rpm database files (and the sqlite WAL, to tell whether it is empty)."""
@@ -244,6 +244,7 @@ class RpmAnalyzer:
                     purl=_purl(h, ctx.os),
                     layer=db.layer,
                     path=db.path,
+                    modularity_label=h.modularitylabel,
                 )
             )
             for path in h.files:

@@ -191,6 +191,11 @@ def _check_against_rpm(fx: Fixture, path: str, data: bytes) -> None:
     assert result.owners == fx.files
     for p in result.packages:
         assert (p.type, p.layer, p.path, p.ecosystem) == ("rpm", LAYER, path, "Red Hat:8")
+    # The module build carries its stream into the package record (module advisories).
+    labels = {p.name: p.modularity_label for p in result.packages}
+    module = "foo:2.5:8010020200101:c0ffee"
+    assert labels["foo-tools"] == labels["libfoo++"] == module
+    assert labels["hello"] is None
 
 
 # --- header fields, differential against rpm -------------------------------------------------
