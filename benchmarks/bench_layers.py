@@ -150,6 +150,10 @@ def main() -> None:
         "",
         f"scan wall / zcat|tar wall = {ratio:.2f} (target <= 0.35); "
         f"peak RSS of the benchmark process {peak_mib:.0f} MiB.",
+        "",
+        "Command: `python -m benchmarks.bench_layers "
+        + (f"--blob {args.blob}" if args.blob else f"--source {args.source}")
+        + f" --repeat {args.repeat}`",
     ]
     body = "\n".join(lines)
     print(body)
