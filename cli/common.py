@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -64,6 +64,30 @@ class ImageProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def registry_access(f: F) -> F:
+    """The options that reach a registry, shared by ``scan`` and ``crawl``."""
+    options = [
+        click.option(
+            "--insecure", is_flag=True, help="Plain HTTP (or unverified TLS) for a bare HOST."
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="CA bundle to verify the registry's TLS certificate.",
+        ),
+        click.option("--username", help="Registry user (with --password-stdin)."),
+        click.option(
+            "--password-stdin", is_flag=True, help="Read the registry password from stdin."
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def usage_error(message: str) -> NoReturn:

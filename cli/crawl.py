@@ -44,7 +44,7 @@ import click
 import structlog
 from yarl import URL
 
-from regsweep.cli.common import DB_OPTION, run_async, usage_error
+from regsweep.cli.common import DB_OPTION, registry_access, run_async, usage_error
 from regsweep.cli.match import _Writer
 from regsweep.cli.scan import SEVERITIES, _scan_image, _Tally
 from regsweep.crawler import state
@@ -583,14 +583,7 @@ def _line(record: SummaryRecord) -> bytes:
     show_default="$REGSWEEP_STATE or ~/.cache/regsweep/state.lmdb",
     help="The crawl state store.",
 )
-@click.option("--insecure", is_flag=True, help="Plain HTTP (or unverified TLS) for a bare HOST.")
-@click.option(
-    "--ca-file",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="CA bundle to verify the registry's TLS certificate.",
-)
-@click.option("--username", help="Registry user (with --password-stdin).")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@registry_access
 @click.option("--packages", "with_packages", is_flag=True, help="Also write package records.")
 @click.option(
     "--trusted-base",

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import structlog
 
-from regsweep.cli.common import DB_OPTION, ImageProgress, usage_error
+from regsweep.cli.common import DB_OPTION, ImageProgress, registry_access, usage_error
 from regsweep.cli.match import _Writer
 from regsweep.crawler import state
 from regsweep.crawler.auth import Credentials
@@ -211,14 +211,7 @@ def _misconfig_row(ref: str, m: MisconfigurationRecord) -> tuple[str, str, str, 
     show_default="$REGSWEEP_STATE or ~/.cache/regsweep/state.lmdb",
     help="The crawl state store (registry references only).",
 )
-@click.option("--insecure", is_flag=True, help="Plain HTTP (or unverified TLS) for a bare HOST.")
-@click.option(
-    "--ca-file",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="CA bundle to verify a registry's TLS certificate.",
-)
-@click.option("--username", help="Registry user (with --password-stdin).")
-@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
+@registry_access
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
 def scan_command(
     db: Path,
