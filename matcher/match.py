@@ -29,9 +29,10 @@ from regsweep.matcher.advisories.ecosystems import (
     normalize_version,
     parse_ecosystem,
 )
+from regsweep.matcher.identity import IdentityTable
 from regsweep.matcher.index import table
 from regsweep.matcher.index.store import AdvisoryIndex, Hit, StoredAdvisory, package_key
-from regsweep.matcher.records import Advisory, Cvss, Package, Severity, Status
+from regsweep.matcher.records import Advisory, Cvss, Package
 from regsweep.matcher.versions import InvalidVersion
 
 #: Package types whose advisories are keyed by source package and release.
@@ -84,28 +85,43 @@ def target(pkg: Package) -> Target | None:
     )
 
 
-#: A package's identity for matching: the fields ``target`` reads.
-_Identity = tuple[str, str | None, str, str | None, str | None, str, str | None]
-#: Cache bounds: a long crawl sees millions of packages but far fewer distinct ones.
-_CACHE_MAX = 1 << 20
+#: The fields ``target`` reads: two packages equal in these are matched once.
+IDENTITY_FIELDS = ("type", "ecosystem", "name", "source_name", "source_version", "version", "owner")
+#: Cache bounds: a long crawl sees millions of packages but far fewer distinct ones; past
+#: this many distinct identities the caches start over (each costs ~0.3 kB with its strings).
+_CACHE_MAX = 1 << 18
 _NONE: tuple[Advisory, ...] = ()
+
+
+class _Failure(msgspec.Struct, frozen=True, gc=False):
+    # Why an identity cannot be matched; every package with it gets a MatchError.
+    error: str
+    message: str
+
+
+def _error(index: int, failure: _Failure) -> MatchError:
+    return MatchError(package=index, error=failure.error, message=failure.message)
 
 
 class Matcher:
     """Matches batches of packages against one ``AdvisoryIndex``.
 
-    Keeps small caches across batches (lookups per package identity, package tables, and
-    the output ``Advisory`` per table row), so a crawl that meets the same base layers in
-    thousands of images pays for each distinct package once.
+    Keeps caches across batches (the result per package identity, package tables, and the
+    output ``Advisory`` per table row), so a crawl that meets the same base layers in
+    thousands of images pays for each distinct package once. The per-package work — finding
+    a package's identity and handing it its result — is a compiled hash table
+    (``identity.IdentityTable``); only identities not seen before reach Python.
     """
 
     def __init__(self, index: AdvisoryIndex) -> None:
         self.index = index
         self._stored: dict[str, StoredAdvisory] = {}
-        self._targets: dict[_Identity, Target | str | None] = {}
+        self._ids = IdentityTable(Package, IDENTITY_FIELDS)
+        #: Per identity slot: its advisories, or why it cannot be matched. The index is
+        #: immutable, so an answer never goes stale.
+        self._results: list[tuple[Advisory, ...] | _Failure] = []
         self._tables: dict[bytes, tuple[bytes, list[Hit] | None] | None] = {}
         self._rows: dict[tuple[bytes, int], Advisory] = {}
-        self._results: dict[_Identity, tuple[Advisory, ...]] = {}
 
     def match(
         self, packages: Sequence[Package]
@@ -114,66 +130,37 @@ class Matcher:
 
         Equal packages share one result tuple (immutable, so sharing is safe).
         """
-        # 1. Distinct identities: a fleet repeats the same packages over and over. Equal
-        # Package Structs are found by their C-level hash first (no attribute reads per
-        # package); only distinct ones are reduced to the fields matching reads.
-        same: dict[Package, list[int]] = {}
-        for i, p in enumerate(packages):
-            lst = same.get(p)
-            if lst is None:
-                same[p] = [i]
-            else:
-                lst.append(i)
-        slots: dict[_Identity, list[int]] = {}
-        for p, idxs in same.items():
-            ident = (
-                p.type,
-                p.ecosystem,
-                p.name,
-                p.source_name,
-                p.source_version,
-                p.version,
-                p.owner,
-            )
-            lst = slots.get(ident)
-            if lst is None:
-                slots[ident] = idxs
-            else:
-                lst.extend(idxs)
+        if len(self._results) >= _CACHE_MAX:
+            self._ids.clear()
+            self._results.clear()
+        pkgs = packages if type(packages) is list else list(packages)
+        fresh = self._ids.assign(pkgs)
+        if fresh:
+            self._results += self._resolve([pkgs[i] for i in fresh])
+        return self._ids.fan_out(self._results, _Failure, _error)
 
-        # 2. Lookups, grouped by package table: (ecosystem, name) -> version -> identities.
-        # An identity matched in an earlier batch is answered from the result cache: the
-        # index is immutable, so its answer cannot change.
-        errors: list[MatchError] = []
-        results: dict[_Identity, tuple[Advisory, ...]] = {}
-        wanted: dict[Target, list[_Identity]] = defaultdict(list)
-        done = self._results
-        for ident in slots:
-            prev = done.get(ident)
-            if prev is not None:
-                results[ident] = prev
+    def _resolve(self, distinct: list[Package]) -> list[tuple[Advisory, ...] | _Failure]:
+        # The answer for each of ``distinct`` (packages of different identities): grouped by
+        # package table, one table read per package, one key per version, one compiled
+        # query per table.
+        results: list[tuple[Advisory, ...] | _Failure] = [_NONE] * len(distinct)
+        wanted: dict[Target, list[int]] = defaultdict(list)
+        for j, p in enumerate(distinct):
+            try:
+                t = target(p)
+            except ValueError as err:
+                results[j] = _Failure("unknown_ecosystem", str(err))
                 continue
-            t = self._target(ident)
-            if isinstance(t, str):
-                errors += [
-                    MatchError(package=i, error="unknown_ecosystem", message=t)
-                    for i in slots[ident]
-                ]
-            elif t is None:
-                results[ident] = _NONE  # not matched, by rule (an OS-owned module …)
-            else:
-                wanted[t].append(ident)
+            if t is not None:  # None: not matched, by rule (an OS-owned module …)
+                wanted[t].append(j)
         by_table: dict[bytes, list[Target]] = defaultdict(list)
         for t in wanted:
             by_table[package_key(t.ecosystem, t.name)].append(t)
 
-        # 3. One table read per package, one key per version, one compiled query per table.
-        self._load_tables([k for k in by_table if k not in self._tables])
+        self._load_tables(list(by_table))
         for pkey, targets in by_table.items():
             cached = self._tables[pkey]
             if cached is None:  # no advisory names this package
-                for t in targets:
-                    results.update(dict.fromkeys(wanted[t], _NONE))
                 continue
             raw = cached[0]
             mod = versions.module(targets[0].scheme)
@@ -183,57 +170,28 @@ class Matcher:
                 try:
                     keys.append(mod.key(t.version))
                 except InvalidVersion as err:
-                    errors += [
-                        MatchError(package=i, error="invalid_version", message=str(err))
-                        for ident in wanted[t]
-                        for i in slots[ident]
-                    ]
+                    failure = _Failure("invalid_version", str(err))
+                    for j in wanted[t]:
+                        results[j] = failure
                 else:
                     good.append(t)
             for t, rows in zip(good, table.query_many(raw, keys), strict=True):
-                found = self._advisories_for(pkey, mod, t.version, rows) if rows else _NONE
-                for ident in wanted[t]:
-                    results[ident] = found
-        # Only clean answers are remembered; errors are reported again when met again.
-        if len(done) + len(results) >= _CACHE_MAX:
-            done.clear()
-        done.update(results)
-
-        # 4. Fan out to the packages.
-        out: list[tuple[Advisory, ...]] = [_NONE] * len(packages)
-        for ident, found in results.items():
-            if found:
-                for i in slots[ident]:
-                    out[i] = found
-        return out, errors
-
-    def _target(self, ident: _Identity) -> Target | str | None:
-        # Target, None (not matched by rule), or the message of an unknown ecosystem.
-        try:
-            return self._targets[ident]
-        except KeyError:
-            pass
-        typ, eco, name, src, src_ver, ver, owner = ident
-        pkg = Package(
-            type=typ, ecosystem=eco, name=name, source_name=src, source_version=src_ver,
-            version=ver, owner=owner,
-        )  # fmt: skip
-        result: Target | str | None
-        try:
-            result = target(pkg)
-        except ValueError as err:
-            result = str(err)
-        if len(self._targets) >= _CACHE_MAX:
-            self._targets.clear()
-        self._targets[ident] = result
-        return result
+                if rows:
+                    found = self._advisories_for(pkey, mod, t.version, rows)
+                    for j in wanted[t]:
+                        results[j] = found
+        return results
 
     def _load_tables(self, pkeys: list[bytes]) -> None:
-        if len(self._tables) + len(pkeys) >= _CACHE_MAX:
+        # Makes every table of ``pkeys`` cached; when the cache is full it starts over, and
+        # then every table this batch needs is read again, not only the missing ones.
+        missing = [k for k in pkeys if k not in self._tables]
+        if len(self._tables) + len(missing) >= _CACHE_MAX:
             self._tables.clear()
             self._rows.clear()
-        found = self.index.tables(pkeys)
-        for k in pkeys:
+            missing = pkeys
+        found = self.index.tables(missing)
+        for k in missing:
             raw = found.get(k)
             self._tables[k] = None if raw is None else (raw, None)
 
@@ -287,11 +245,11 @@ class Matcher:
             aliases=stored.aliases,
             related=stored.related,
             summary=stored.summary,
-            severity=Severity(severity.value),
+            severity=severity,  # the index's enums are the contract's (advisories.model)
             severity_source=source,
             cvss=[Cvss(type=c.type.value, vector=c.vector, score=c.score) for c in stored.cvss],
             fixed=hit.fixed,
-            status=Status(hit.status.value),
+            status=hit.status,
             vendor_status=hit.vendor_status,
             source=stored.source,
             modified=stored.modified,

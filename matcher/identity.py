@@ -1,0 +1,103 @@
+"""Package identities to slot numbers: the per-package half of the matcher.
+
+A fleet repeats the same packages millions of times. ``IdentityTable.assign`` gives every
+package of a batch the slot of its identity (the fields matching reads), numbering
+identities it has not seen before from ``len(table)`` on, and returns the index of the first
+package of each new one; the matcher resolves only those, appends their results, and
+``fan_out`` hands every package its slot's result. The compiled table (``_identity.pyx``)
+does this without a Python object per package; ``PureIdentityTable`` here is the reference
+with the same behaviour (``REGSWEEP_PURE_PYTHON=1`` selects it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["IdentityTable", "PureIdentityTable", "Table"]
+
+
+class Table(Protocol):
+    """What the matcher needs of an identity table."""
+
+    def __len__(self) -> int: ...
+
+    def clear(self) -> None:
+        """Forget every identity (slots restart at 0)."""
+
+    def assign(self, packages: list[Any]) -> list[int]:
+        """Slot every package; return the index of the first package of each new identity."""
+
+    def fan_out(
+        self,
+        results: list[Any],
+        failure_type: type,
+        error_factory: Callable[[int, Any], Any],
+    ) -> tuple[list[tuple[Any, ...]], list[Any]]:
+        """Per package of the last ``assign``: ``results[slot]`` (see the module docs)."""
+
+
+class PureIdentityTable:
+    """The reference identity table: a dict from field tuples to slots."""
+
+    def __init__(self, ptype: type, names: tuple[str, ...]) -> None:
+        self.ptype = ptype
+        self.names = names
+        self._slots: dict[tuple[Any, ...], int] = {}
+        self._last: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def clear(self) -> None:
+        """Forget every identity (slots restart at 0)."""
+        self._slots.clear()
+
+    def assign(self, packages: list[Any]) -> list[int]:
+        """Slot every package; return the index of the first package of each new identity."""
+        fresh: list[int] = []
+        last: list[int] = []
+        slots = self._slots
+        for i, p in enumerate(packages):
+            if type(p) is not self.ptype:
+                raise TypeError(f"expected {self.ptype.__name__}, got {type(p).__name__}")
+            ident = tuple(getattr(p, n) for n in self.names)
+            slot = slots.get(ident)
+            if slot is None:
+                slot = slots[ident] = len(slots)
+                fresh.append(i)
+            last.append(slot)
+        self._last = last
+        return fresh
+
+    def fan_out(
+        self,
+        results: list[Any],
+        failure_type: type,
+        error_factory: Callable[[int, Any], Any],
+    ) -> tuple[list[tuple[Any, ...]], list[Any]]:
+        """Per package of the last ``assign``: ``results[slot]``; failures become errors."""
+        out: list[tuple[Any, ...]] = []
+        errors = []
+        for i, slot in enumerate(self._last):
+            if slot >= len(results):
+                raise IndexError("a slot without a result: fan_out before its results")
+            r = results[slot]
+            if type(r) is tuple:
+                out.append(r)
+            elif type(r) is failure_type:
+                out.append(())
+                errors.append(error_factory(i, r))
+            else:
+                raise TypeError(f"result {type(r).__name__} is neither tuple nor failure")
+        return out, errors
+
+
+IdentityTable: Callable[[type, tuple[str, ...]], Table]
+if os.environ.get("REGSWEEP_PURE_PYTHON", "") not in ("", "0"):
+    IdentityTable = PureIdentityTable
+else:
+    from regsweep.matcher import _identity
+
+    IdentityTable = _identity.IdentityTable

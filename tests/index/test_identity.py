@@ -1,0 +1,127 @@
+"""The compiled identity table against its pure-Python reference, and its edge cases."""
+
+from __future__ import annotations
+
+import gc
+import random
+import sys
+
+import msgspec
+import pytest
+
+from regsweep.matcher import _identity
+from regsweep.matcher.identity import PureIdentityTable
+from regsweep.matcher.match import IDENTITY_FIELDS
+from regsweep.matcher.records import ImageRef, Package
+
+TABLES = [_identity.IdentityTable, PureIdentityTable]
+
+
+class Failure(msgspec.Struct, frozen=True):
+    why: str
+
+
+def _error(i: int, f: Failure) -> tuple[int, str]:
+    return (i, f.why)
+
+
+def _random_packages(rng: random.Random, n: int, distinct: int) -> list[Package]:
+    pool = [
+        Package(
+            name=f"p{rng.randrange(distinct // 3 + 1)}",
+            version=f"1.{i}" if rng.random() < 0.9 else "",
+            type=rng.choice(["deb", "apk", "pypi"]),
+            ecosystem=rng.choice(["Debian:12", None, "PyPI"]),
+            source_name=rng.choice([None, "src", f"s{i % 7}"]),
+            source_version=rng.choice([None, "1"]),
+            owner=rng.choice([None, None, "dpkg:python3-x"]),
+            layer=f"sha256:{i}",  # not part of the identity
+        )
+        for i in range(distinct)
+    ]
+    return [rng.choice(pool) for _ in range(n)]
+
+
+def _reencoded(pkgs: list[Package]) -> list[Package]:
+    # Equal packages as distinct objects with distinct (unhashed) strings, as NDJSON gives.
+    return msgspec.json.decode(msgspec.json.encode(pkgs), type=list[Package])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_table_equals_the_reference_across_batches(seed: int) -> None:
+    rng = random.Random(seed)
+    compiled = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    pure = PureIdentityTable(Package, IDENTITY_FIELDS)
+    pkgs = _random_packages(rng, 30_000, 6_000)
+    results: list[object] = []
+    # Batches of the same objects, then the same packages re-decoded (equal, not identical).
+    for batch in (pkgs[:10_000], pkgs[10_000:], _reencoded(pkgs[5_000:25_000])):
+        fresh_c = compiled.assign(batch)
+        fresh_p = pure.assign(batch)
+        assert fresh_c == fresh_p
+        for i in fresh_c:
+            p = batch[i]
+            results.append(Failure(p.name) if p.version == "" else (p.name, p.version))
+        out_c = compiled.fan_out(results, Failure, _error)
+        out_p = pure.fan_out(results, Failure, _error)
+        assert out_c == out_p
+        assert len(compiled) == len(pure)
+        # Every package got the result computed for the first package of its identity.
+        for p, r in zip(batch, out_c[0], strict=True):
+            assert r == (() if p.version == "" else (p.name, p.version))
+        assert [i for i, _ in out_c[1]] == [i for i, p in enumerate(batch) if p.version == ""]
+
+
+def test_identity_is_the_matching_fields_only() -> None:
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    a = Package(name="x", version="1", type="deb", layer="sha256:a", path="/a")
+    b = Package(name="x", version="1", type="deb", layer="sha256:b", purl="pkg:deb/x@1")
+    c = Package(name="x", version="1", type="deb", owner="dpkg:x")
+    d = Package(name="x", version="1", type="deb", source_name="")  # "" is not None
+    assert table.assign([a, b, c, d, a]) == [0, 2, 3]
+    out, errors = table.fan_out([("a",), ("c",), ("d",)], Failure, _error)
+    assert out == [("a",), ("a",), ("c",), ("d",), ("a",)]
+    assert errors == []
+
+
+def test_growth_past_the_initial_capacity_keeps_every_slot() -> None:
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    pkgs = [Package(name=f"n{i}", version=str(i), type="npm") for i in range(50_000)]
+    assert table.assign(pkgs) == list(range(50_000))
+    assert table.assign(list(reversed(_reencoded(pkgs)))) == []
+    out, _ = table.fan_out([(i,) for i in range(50_000)], Failure, _error)
+    assert out == [(i,) for i in reversed(range(50_000))]
+
+
+def test_clear_releases_the_fields_it_held() -> None:
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    name = "".join(["held-", "name"])  # a fresh string object, referenced only here
+    before = sys.getrefcount(name)
+    pkgs = [Package(name=name, version=str(i), type="npm") for i in range(3000)]
+    table.assign(pkgs)
+    del pkgs
+    gc.collect()
+    assert sys.getrefcount(name) == before + 3000  # the table keeps one per identity
+    table.clear()
+    assert len(table) == 0
+    assert sys.getrefcount(name) == before
+    assert table.assign([Package(name=name, version="0", type="npm")]) == [0]
+
+
+@pytest.mark.parametrize("cls", TABLES)
+def test_other_types_and_missing_results_are_errors(cls: type) -> None:
+    table = cls(Package, IDENTITY_FIELDS)
+    with pytest.raises(TypeError):
+        table.assign([ImageRef(ref="x")])
+    table.assign([Package(name="x", version="1", type="npm")])
+    with pytest.raises(IndexError):
+        table.fan_out([], Failure, _error)
+    with pytest.raises(TypeError):
+        table.fan_out(["not a tuple"], Failure, _error)
+
+
+def test_fields_must_be_struct_slots() -> None:
+    with pytest.raises(TypeError):
+        _identity.IdentityTable(Package, ("name", "nonexistent"))
+    with pytest.raises(ValueError):
+        _identity.IdentityTable(Package, ())
