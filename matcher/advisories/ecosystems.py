@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+from collections.abc import Callable
 from typing import assert_never
 
 import msgspec
@@ -85,6 +86,7 @@ class EcosystemInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     variant: str | None = None
 
 
+@functools.cache
 def scheme_of(family: Ecosystem) -> Scheme:
     """The version scheme an ecosystem's ranges are compared in.
 
@@ -129,6 +131,55 @@ def scheme_of(family: Ecosystem) -> Scheme:
 _PEP503 = re.compile(r"[-_.]+")
 
 
+def _pep503(name: str) -> str:
+    # PEP 503: runs of ``-_.`` are one ``-``, case-insensitive ("Django", "zope.interface").
+    return _PEP503.sub("-", name).lower()
+
+
+def _maven(name: str) -> str:
+    # ``groupId:artifactId``, case-sensitive; stray spaces around the colon occur.
+    group, sep, artifact = name.partition(":")
+    return f"{group.strip()}:{artifact.strip()}" if sep else name
+
+
+def _as_written(name: str) -> str:
+    return name
+
+
+#: How each family compares names (a table, not a ``match``: the matcher calls this for every
+#: distinct package, and matching enum members case by case costs microseconds).
+_NAME_RULES: dict[Ecosystem, Callable[[str], str]] = {
+    Ecosystem.PYPI: _pep503,
+    # NuGet ids are case-insensitive (GHSA writes ``Microsoft.NetCore.App…``, a
+    # ``.deps.json`` may not); Composer names are lowercase since Composer 2, and Packagist
+    # resolves older mixed-case names case-insensitively.
+    Ecosystem.NUGET: str.lower,
+    Ecosystem.PACKAGIST: str.lower,
+    Ecosystem.MAVEN: _maven,
+    # As written. npm: legacy packages have upper case and are distinct from their
+    # lowercase namesakes ("JSONStream"); Go: module paths are case-sensitive
+    # (github.com/Sirupsen/logrus vs sirupsen); crates.io and RubyGems: lock files carry the
+    # published spelling, which is what advisories use.
+    Ecosystem.NPM: _as_written,
+    Ecosystem.GO: _as_written,
+    Ecosystem.CRATES_IO: _as_written,
+    Ecosystem.RUBYGEMS: _as_written,
+    Ecosystem.DHI: _as_written,
+    # Distro source package names are already canonical (lowercase by policy).
+    Ecosystem.DEBIAN: _as_written,
+    Ecosystem.UBUNTU: _as_written,
+    Ecosystem.ALPINE: _as_written,
+    Ecosystem.WOLFI: _as_written,
+    Ecosystem.CHAINGUARD: _as_written,
+    Ecosystem.ROCKY: _as_written,
+    Ecosystem.ALMA: _as_written,
+    Ecosystem.REDHAT: _as_written,
+    Ecosystem.SUSE: _as_written,
+    Ecosystem.OPENSUSE: _as_written,
+}
+assert set(_NAME_RULES) == set(Ecosystem), "every family needs a name rule"
+
+
 def normalize_name(family: Ecosystem, name: str) -> str:
     """Normalise a package name the way the ecosystem compares names.
 
@@ -137,44 +188,7 @@ def normalize_name(family: Ecosystem, name: str) -> str:
     they folded; a case-sensitive ecosystem keeps its case, or two distinct packages would
     merge.
     """
-    name = name.strip()
-    match family:
-        case Ecosystem.PYPI:
-            # PEP 503: runs of ``-_.`` are one ``-``, case-insensitive ("Django", "zope.interface").
-            return _PEP503.sub("-", name).lower()
-        case Ecosystem.NUGET | Ecosystem.PACKAGIST:
-            # NuGet ids are case-insensitive (GHSA writes ``Microsoft.NetCore.App…``, a
-            # ``.deps.json`` may not); Composer names are lowercase since Composer 2, and
-            # Packagist resolves older mixed-case names case-insensitively.
-            return name.lower()
-        case Ecosystem.MAVEN:
-            # ``groupId:artifactId``, case-sensitive; stray spaces around the colon occur.
-            group, sep, artifact = name.partition(":")
-            return f"{group.strip()}:{artifact.strip()}" if sep else name
-        case (
-            Ecosystem.NPM | Ecosystem.GO | Ecosystem.CRATES_IO | Ecosystem.RUBYGEMS | Ecosystem.DHI
-        ):
-            # As written. npm: legacy packages have upper case and are distinct from their
-            # lowercase namesakes ("JSONStream"); Go: module paths are case-sensitive
-            # (github.com/Sirupsen/logrus vs sirupsen); crates.io and RubyGems: lock files
-            # carry the published spelling, which is what advisories use.
-            return name
-        case (
-            Ecosystem.DEBIAN
-            | Ecosystem.UBUNTU
-            | Ecosystem.ALPINE
-            | Ecosystem.WOLFI
-            | Ecosystem.CHAINGUARD
-            | Ecosystem.ROCKY
-            | Ecosystem.ALMA
-            | Ecosystem.REDHAT
-            | Ecosystem.SUSE
-            | Ecosystem.OPENSUSE
-        ):
-            # Distro source package names are already canonical (lowercase by policy).
-            return name
-        case _:
-            assert_never(family)
+    return _NAME_RULES[family](name.strip())
 
 
 # Exact OSV spellings first; a case-insensitive fallback accepts "pypi", "NPM", "Crates.io".
@@ -197,6 +211,7 @@ def normalize_version(family: Ecosystem, version: str) -> str:
     return version.lower() if family is Ecosystem.NUGET else version
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ecosystem(raw: str) -> EcosystemInfo | None:
     """Map an OSV ecosystem string onto a known family, or ``None`` when it is unknown.
 
