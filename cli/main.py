@@ -7,6 +7,7 @@ threshold (later commands), 2 usage errors — which includes a version that doe
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from importlib.metadata import version as _dist_version
 from operator import itemgetter
@@ -16,10 +17,6 @@ import msgspec
 
 from regsweep.cli import logs
 from regsweep.cli.common import usage_error
-from regsweep.cli.crawl import crawl_command
-from regsweep.cli.db import db_group
-from regsweep.cli.match import match_command
-from regsweep.cli.scan import scan_command
 from regsweep.matcher import records, versions
 from regsweep.matcher.versions import InvalidVersion, Scheme
 
@@ -27,7 +24,32 @@ SCHEME_CHOICE = click.Choice([s.value for s in Scheme], case_sensitive=False)
 _SYMBOL = {-1: "<", 0: "=", 1: ">"}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Subcommands imported only when they run: ``crawl`` and ``scan`` pull in aiohttp and the
+#: analyzers (about 0.4 s), which ``regsweep match`` in a pipeline should not pay.
+LAZY_COMMANDS = {
+    "db": "regsweep.cli.db:db_group",
+    "match": "regsweep.cli.match:match_command",
+    "scan": "regsweep.cli.scan:scan_command",
+    "crawl": "regsweep.cli.crawl:crawl_command",
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose ``LAZY_COMMANDS`` are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_dist_version("regsweep"), prog_name="regsweep")
 @click.option(
     "--log-level",
@@ -93,12 +115,6 @@ def versions_sort(scheme: str, version: tuple[str, ...]) -> None:
     else:
         for v in ordered:
             click.echo(v)
-
-
-main.add_command(db_group)
-main.add_command(match_command)
-main.add_command(scan_command)
-main.add_command(crawl_command)
 
 
 @main.command(name="schema")
