@@ -148,7 +148,10 @@ class DbInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     sources: dict[str, int] = {}
 
 
-class _Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+class _Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", gc=False):
+    # gc=False (inherited by every record): records are plain data that never refer back to
+    # themselves, and a stream holds tens of thousands at once; tracking them made the
+    # cyclic GC scan every batch again and again.
     schema_version: int = SCHEMA_VERSION
 
 
