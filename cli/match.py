@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from itertools import compress
+from operator import attrgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,6 +29,7 @@ from regsweep.matcher.records import (
 #: Packages matched per batch: large enough to share table reads, small enough to stream.
 BATCH = 20_000
 _FLUSH = 1 << 20
+_PACKAGE = attrgetter("package")
 
 
 _VULN_HEAD = b'{"kind":"vulnerability","schema_version":%d,"image":' % SCHEMA_VERSION
@@ -89,10 +92,11 @@ def match_stream(matcher: Matcher, lines: BinaryIO, writer: _Writer, batch: int 
     pending: list[PackageRecord] = []
 
     def flush() -> None:
-        found, errors = matcher.match([r.package for r in pending])
-        for rec, advisories in zip(pending, found, strict=True):
-            if advisories:
-                writer.write_vulnerabilities(rec.image, rec.package, advisories)
+        found, errors = matcher.match(list(map(_PACKAGE, pending)))
+        # Most packages have no finding: ``compress`` skips them in C.
+        for i in compress(range(len(found)), found):
+            rec = pending[i]
+            writer.write_vulnerabilities(rec.image, rec.package, found[i])
         for err in errors:
             rec = pending[err.package]
             writer.write(

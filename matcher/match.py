@@ -18,7 +18,6 @@ answers all versions of one package in one call; results fan back out to the pac
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 
 import msgspec
@@ -70,7 +69,7 @@ def target(pkg: Package) -> Target | None:
     if pkg.type in DISTRO_TYPES:
         name = pkg.source_name or pkg.name
         version = pkg.source_version or pkg.version
-        if pkg.type == "deb":
+        if pkg.type == "deb" and "+b" in version:
             # A binNMU rebuilds the same source: its advisories are the source version's.
             version = _BINNMU.sub("", version)
     else:
@@ -115,7 +114,7 @@ class Matcher:
 
     def __init__(self, index: AdvisoryIndex) -> None:
         self.index = index
-        self._stored: dict[str, StoredAdvisory] = {}
+        self._stored: dict[str, tuple[StoredAdvisory, list[Cvss], str | None]] = {}
         self._ids = IdentityTable(Package, IDENTITY_FIELDS)
         #: Per identity slot: its advisories, or why it cannot be matched. The index is
         #: immutable, so an answer never goes stale.
@@ -141,44 +140,56 @@ class Matcher:
 
     def _resolve(self, distinct: list[Package]) -> list[tuple[Advisory, ...] | _Failure]:
         # The answer for each of ``distinct`` (packages of different identities): grouped by
-        # package table, one table read per package, one key per version, one compiled
-        # query per table.
+        # package table, one table read per package, the versions keyed in one call and
+        # answered by one compiled query per table.
         results: list[tuple[Advisory, ...] | _Failure] = [_NONE] * len(distinct)
-        wanted: dict[Target, list[int]] = defaultdict(list)
+        # package key -> (scheme, version -> the ``distinct`` indices looked up as it)
+        wanted: dict[bytes, tuple[versions.Scheme, dict[str, list[int]]]] = {}
         for j, p in enumerate(distinct):
             try:
                 t = target(p)
             except ValueError as err:
                 results[j] = _Failure("unknown_ecosystem", str(err))
                 continue
-            if t is not None:  # None: not matched, by rule (an OS-owned module …)
-                wanted[t].append(j)
-        by_table: dict[bytes, list[Target]] = defaultdict(list)
-        for t in wanted:
-            by_table[package_key(t.ecosystem, t.name)].append(t)
+            if t is None:  # not matched, by rule (an OS-owned module …)
+                continue
+            pkey = package_key(t.ecosystem, t.name)
+            entry = wanted.get(pkey)
+            if entry is None:
+                entry = wanted[pkey] = (t.scheme, {})
+            same = entry[1].get(t.version)
+            if same is None:
+                entry[1][t.version] = [j]
+            else:
+                same.append(j)
 
-        self._load_tables(list(by_table))
-        for pkey, targets in by_table.items():
+        self._load_tables(list(wanted))
+        for pkey, (scheme, by_version) in wanted.items():
             cached = self._tables[pkey]
             if cached is None:  # no advisory names this package
                 continue
-            raw = cached[0]
-            mod = versions.module(targets[0].scheme)
-            good: list[Target] = []
-            keys: list[bytes] = []
-            for t in targets:
-                try:
-                    keys.append(mod.key(t.version))
-                except InvalidVersion as err:
-                    failure = _Failure("invalid_version", str(err))
-                    for j in wanted[t]:
-                        results[j] = failure
-                else:
-                    good.append(t)
-            for t, rows in zip(good, table.query_many(raw, keys), strict=True):
+            mod = versions.module(scheme)
+            vs = list(by_version)
+            try:
+                keys = mod.key_many(vs)
+            except InvalidVersion:
+                # Key them one by one to tell the bad versions from the good.
+                good: list[str] = []
+                keys = []
+                for v in vs:
+                    try:
+                        keys.append(mod.key(v))
+                    except InvalidVersion as err:
+                        failure = _Failure("invalid_version", str(err))
+                        for j in by_version[v]:
+                            results[j] = failure
+                    else:
+                        good.append(v)
+                vs = good
+            for v, rows in zip(vs, table.query_many(cached[0], keys), strict=True):
                 if rows:
-                    found = self._advisories_for(pkey, mod, t.version, rows)
-                    for j in wanted[t]:
+                    found = self._advisories_for(pkey, mod, v, rows)
+                    for j in by_version[v]:
                         results[j] = found
         return results
 
@@ -232,11 +243,16 @@ class Matcher:
         return tuple(out)
 
     def _advisory(self, hit: Hit) -> Advisory:
-        stored = self._stored.get(hit.advisory)
-        if stored is None:
-            stored = self._stored[hit.advisory] = self.index.advisory(hit.advisory)
+        base = self._stored.get(hit.advisory)
+        if base is None:
+            # The advisory-level fields, converted once per advisory: an advisory names
+            # many packages (a DSA, every binary of a source) and each becomes a row.
+            stored = self.index.advisory(hit.advisory)
+            cvss = [Cvss(type=c.type.value, vector=c.vector, score=c.score) for c in stored.cvss]
+            source = None if stored.severity_source is None else stored.severity_source.value
+            base = self._stored[hit.advisory] = (stored, cvss, source)
+        stored, cvss, source = base
         severity = stored.severity
-        source = None if stored.severity_source is None else stored.severity_source.value
         if hit.severity is not None:
             # The feed rated this package itself (Debian urgency, affected[].severity).
             severity, source = hit.severity, "affected"
@@ -247,7 +263,7 @@ class Matcher:
             summary=stored.summary,
             severity=severity,  # the index's enums are the contract's (advisories.model)
             severity_source=source,
-            cvss=[Cvss(type=c.type.value, vector=c.vector, score=c.score) for c in stored.cvss],
+            cvss=cvss,  # shared by the advisory's rows: Advisory is frozen, nobody mutates it
             fixed=hit.fixed,
             status=hit.status,
             vendor_status=hit.vendor_status,

@@ -200,7 +200,6 @@ _UBUNTU_RELEASE = re.compile(r"\d{2}\.\d{2}")
 _ALPINE_RELEASE = re.compile(r"v?(\d+\.\d+)")
 
 
-@functools.lru_cache(maxsize=4096)
 def normalize_version(family: Ecosystem, version: str) -> str:
     """The spelling of ``version`` that the ecosystem's scheme orders as the ecosystem does.
 
