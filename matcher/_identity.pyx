@@ -5,31 +5,24 @@
 # and results are fanned back out by slot. Python only ever sees the distinct identities.
 # ``identity.py`` is the pure-Python twin with the same API (REGSWEEP_PURE_PYTHON=1).
 
-from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.object cimport (
     Py_EQ, Py_TYPE, PyObject, PyObject_Hash, PyObject_RichCompareBool, PyTypeObject,
 )
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy
+from libc.stdint cimport int32_t, uint32_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
-        const char* name
-        int type
         Py_ssize_t offset
     ctypedef struct PyMemberDescrObject:
         PyMemberDef* d_member
-
-cdef enum:
-    MAX_FIELDS = 8
-    # Pipeline distances (in packages) of each stage ahead of the probe; RING > LEAD_PROBE.
-    LEAD_FIELDS = 4
-    LEAD_HASH = 8
-    LEAD_ENTRY = 12
-    LEAD_PROBE = 16
-    RING = 32
-    STRIDE = MAX_FIELDS
+    ctypedef struct PyASCIIObject:
+        Py_hash_t hash
+    bint PyUnicode_CheckExact(PyObject* o)
+    PyObject* Py_None
 
 cdef extern from "<stdlib.h>":
     void* aligned_alloc(size_t alignment, size_t size) nogil
@@ -37,16 +30,25 @@ cdef extern from "<stdlib.h>":
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
 
+cdef enum:
+    # An entry is one 64-byte cache line: up to 7 field pointers, a 32-bit hash and a slot.
+    MAX_FIELDS = 7
+    # How many packages ahead of the probe each pipeline stage works (see ``assign``).
+    LEAD_FIELDS = 4
+    LEAD_HASH = 8
+    LEAD_PROBE = 12
+    RING = 16
+    MAX_CAP = 1 << 30
 
-cdef extern from "Python.h":
-    ctypedef struct PyASCIIObject:
-        Py_hash_t hash
-    bint PyUnicode_CheckExact(PyObject* o)
-    PyObject* Py_None
+
+cdef struct Entry:
+    PyObject* fields[MAX_FIELDS]   # owned references; fields[0] is NULL in an empty entry
+    uint32_t hash
+    int32_t slot
 
 
 cdef inline Py_hash_t field_hash(PyObject* o) except? -1:
-    # A str's hash is cached in the object once computed: read it without the call.
+    # A str caches its hash in the object once computed: read it without a call.
     cdef Py_hash_t h
     if PyUnicode_CheckExact(o):
         h = (<PyASCIIObject*>o).hash
@@ -57,71 +59,63 @@ cdef inline Py_hash_t field_hash(PyObject* o) except? -1:
     return PyObject_Hash(<object>o)
 
 
-cdef struct Entry:
-    Py_hash_t hash
-    Py_ssize_t slot          # -1: empty; else the identity's fields are at fields[slot * STRIDE]
-
-
 cdef class IdentityTable:
     """Package identity (the fields matching reads) -> slot number, in C.
 
     ``assign(packages)`` gives every package the slot of its identity, creating slots for
     identities not seen before (numbered from ``len(self)`` on) and returning the index of
-    the first package of each new one; ``fan_out(results)`` then returns, per package,
+    the first package of each new one; ``fan_out(results, …)`` then returns, per package,
     ``results[slot]``. The two are called in pairs: ``assign`` keeps the slots of the last
-    batch for ``fan_out``.
+    batch for ``fan_out``. The table keeps a reference to the fields of every identity, so
+    its memory grows with the distinct identities until ``clear()``.
     """
 
     cdef Entry* entries
     cdef Py_ssize_t cap, count
-    cdef PyObject** fields    # owned references, nfields per slot
-    cdef Py_ssize_t fields_cap
     cdef int nfields
     cdef Py_ssize_t offsets[MAX_FIELDS]
     cdef object ptype
-    cdef tuple names
-    cdef Py_ssize_t* slots
+    cdef int32_t* slots
     cdef Py_ssize_t nslots, slots_cap
-    cdef int _fresh_now
 
     def __cinit__(self, ptype, tuple names):
-        cdef PyMemberDescrObject* d
         if not 0 < len(names) <= MAX_FIELDS:
             raise ValueError(f"between 1 and {MAX_FIELDS} identity fields")
+        if not isinstance(ptype, type):
+            raise TypeError(f"{ptype!r} is not a type")
         self.ptype = ptype
-        self.names = names
         self.nfields = len(names)
         for k, name in enumerate(names):
-            descr = ptype.__dict__.get(name) if isinstance(ptype, type) else None
+            descr = ptype.__dict__.get(name)
             if type(descr).__name__ != "member_descriptor":
-                raise TypeError(f"{ptype!r}.{name} is not a slot field")
-            d = <PyMemberDescrObject*>descr
-            self.offsets[k] = d.d_member.offset
+                raise TypeError(f"{ptype.__name__}.{name} is not a slot field")
+            self.offsets[k] = (<PyMemberDescrObject*>descr).d_member.offset
+        self.entries = self._alloc(1024)
         self.cap = 1024
-        self.entries = <Entry*>calloc(self.cap, sizeof(Entry))
-        if self.entries is NULL:
-            raise MemoryError()
-        self._mark_empty(self.entries, self.cap)
 
     def __dealloc__(self):
         self._release()
         free(self.entries)
-        free(self.fields)
         free(self.slots)
 
-    cdef void _mark_empty(self, Entry* e, Py_ssize_t n) noexcept:
-        cdef Py_ssize_t i
-        for i in range(n):
-            e[i].slot = -1
+    cdef Entry* _alloc(self, Py_ssize_t n) except NULL:
+        # Line-aligned, so that an entry never straddles two cache lines.
+        cdef Entry* e = <Entry*>aligned_alloc(64, n * sizeof(Entry))
+        if e is NULL:
+            raise MemoryError()
+        memset(e, 0, n * sizeof(Entry))
+        return e
 
     cdef void _release(self) noexcept:
         cdef Py_ssize_t i
         cdef int k
-        if self.entries is not NULL:
-            self._mark_empty(self.entries, self.cap)
-        for i in range(self.count):
-            for k in range(self.nfields):
-                Py_XDECREF(self.fields[i * STRIDE + k])
+        if self.entries is NULL:
+            return
+        for i in range(self.cap):
+            if self.entries[i].fields[0] is not NULL:
+                for k in range(self.nfields):
+                    Py_XDECREF(self.entries[i].fields[k])
+        memset(self.entries, 0, self.cap * sizeof(Entry))
         self.count = 0
 
     def __len__(self):
@@ -132,17 +126,15 @@ cdef class IdentityTable:
         self._release()
 
     cdef int _grow(self) except -1:
-        cdef Py_ssize_t old_cap = self.cap, i, j, mask
+        cdef Py_ssize_t old_cap = self.cap, i, j, mask = old_cap * 2 - 1
         cdef Entry* old = self.entries
-        cdef Entry* new = <Entry*>malloc(old_cap * 2 * sizeof(Entry))
-        if new is NULL:
-            raise MemoryError()
-        self._mark_empty(new, old_cap * 2)
-        mask = old_cap * 2 - 1
+        if old_cap * 2 > MAX_CAP:
+            raise MemoryError("identity table full")
+        cdef Entry* new = self._alloc(old_cap * 2)
         for i in range(old_cap):
-            if old[i].slot >= 0:
+            if old[i].fields[0] is not NULL:
                 j = old[i].hash & mask
-                while new[j].slot >= 0:
+                while new[j].fields[0] is not NULL:
                     j = (j + 1) & mask
                 new[j] = old[i]
         free(old)
@@ -150,59 +142,79 @@ cdef class IdentityTable:
         self.cap = old_cap * 2
         return 0
 
-    cdef int _grow_fields(self) except -1:
-        # Each slot's fields take one 64-byte cache line (MAX_FIELDS pointers, line-aligned),
-        # so checking a candidate costs one miss, not two.
-        cdef Py_ssize_t cap = self.fields_cap * 2 if self.fields_cap else 1024
-        cdef PyObject** new = <PyObject**>aligned_alloc(64, cap * STRIDE * sizeof(PyObject*))
-        if new is NULL:
-            raise MemoryError()
-        if self.fields is not NULL:
-            memcpy(new, self.fields, self.count * STRIDE * sizeof(PyObject*))
-            free(self.fields)
-        self.fields = new
-        self.fields_cap = cap
-        return 0
-
-    cdef inline int _read(self, object p, PyObject** out) except -1:
-        # The identity fields, borrowed from the Struct's slots (or getattr for a subclass).
+    cdef inline int _read(self, PyObject* p, PyObject** out) except -1:
+        # The identity fields, borrowed from the Struct's slots.
         cdef int k
         cdef PyObject* v
-        if Py_TYPE(p) == <PyTypeObject*>self.ptype:
-            for k in range(self.nfields):
-                v = (<PyObject**>((<char*><PyObject*>p) + self.offsets[k]))[0]
-                if v is NULL:
-                    raise AttributeError(self.names[k])
-                out[k] = v
-        else:
-            raise TypeError(f"expected {self.ptype.__name__}, got {type(p).__name__}")
+        if Py_TYPE(<object>p) != <PyTypeObject*>self.ptype:
+            raise TypeError(f"expected {self.ptype.__name__}, got {type(<object>p).__name__}")
+        for k in range(self.nfields):
+            v = (<PyObject**>((<char*>p) + self.offsets[k]))[0]
+            if v is NULL:
+                raise AttributeError("a package with an unset field")
+            out[k] = v
         return 0
+
+    cdef int _probe(self, PyObject** f, uint32_t h) except -2:
+        # The slot of the identity with fields ``f`` and hash ``h``; -1 when it was new (it
+        # then has slot ``count - 1``).
+        cdef Py_ssize_t mask = self.cap - 1, j = h & mask
+        cdef Entry* e
+        cdef int k
+        while True:
+            e = &self.entries[j]
+            if e.fields[0] is NULL:
+                break
+            if e.hash == h:
+                for k in range(self.nfields):
+                    if e.fields[k] != f[k] and not PyObject_RichCompareBool(
+                        <object>e.fields[k], <object>f[k], Py_EQ
+                    ):
+                        break
+                else:
+                    return e.slot
+            j = (j + 1) & mask
+        # New identity: keep references to its fields, give it the next slot.
+        if (self.count + 1) * 4 > self.cap * 3:
+            self._grow()
+            mask = self.cap - 1
+            j = h & mask
+            while self.entries[j].fields[0] is not NULL:
+                j = (j + 1) & mask
+            e = &self.entries[j]
+        for k in range(self.nfields):
+            Py_INCREF(<object>f[k])
+            e.fields[k] = f[k]
+        e.hash = h
+        e.slot = <int32_t>self.count
+        self.count += 1
+        return -1
 
     def assign(self, list packages):
         """Slot every package; return the index of the first package of each new identity."""
-        cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, j
+        cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x
         cdef PyObject* obj
         cdef PyObject** f
         cdef Py_hash_t h
-        cdef int k
-        cdef Entry* e
-        # In-flight packages: their fields (borrowed) and identity hashes, by index % RING.
+        cdef uint32_t h32
+        cdef int k, slot
+        # Packages in flight: their fields (borrowed) and hashes, by index % RING.
         cdef PyObject* ring_f[RING][MAX_FIELDS]
-        cdef Py_hash_t ring_h[RING]
+        cdef uint32_t ring_h[RING]
         cdef list fresh = []
         if n > self.slots_cap:
             free(self.slots)
-            self.slots = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+            self.slots = <int32_t*>malloc(n * sizeof(int32_t))
             if self.slots is NULL:
                 self.slots_cap = 0
                 raise MemoryError()
             self.slots_cap = n
         self.nslots = 0
-        # A software pipeline: a fleet's packages are scattered over the heap and the table
-        # is larger than the cache, so each package costs a chain of dependent cache misses
-        # (object -> field strings -> table entry -> stored fields). Each stage prefetches
-        # what a later stage reads, for packages a few places ahead, so the misses of
-        # different packages overlap instead of adding up.
+        # A software pipeline. A fleet's packages are scattered over the heap and the table
+        # outgrows the cache, so a package costs a chain of dependent cache misses: its
+        # object, then its field strings (for their hashes), then its table entry. Each
+        # stage prefetches what a later stage reads, for packages a few places ahead, so
+        # the misses of neighbouring packages overlap instead of adding up.
         for step in range(n + LEAD_PROBE):
             x = step
             if x < n:
@@ -211,8 +223,8 @@ cdef class IdentityTable:
                 prefetch((<char*>obj) + 64)
             x = step - LEAD_FIELDS
             if 0 <= x < n:
-                self._read(<object>PyList_GET_ITEM(packages, x), ring_f[x % RING])
                 f = ring_f[x % RING]
+                self._read(PyList_GET_ITEM(packages, x), f)
                 for k in range(self.nfields):
                     prefetch(f[k])
             x = step - LEAD_HASH
@@ -221,63 +233,18 @@ cdef class IdentityTable:
                 h = 0x345678
                 for k in range(self.nfields):
                     h = (h ^ field_hash(f[k])) * 1000003
-                h ^= h >> 29
-                ring_h[x % RING] = h
-                prefetch(&self.entries[h & (self.cap - 1)])
-            x = step - LEAD_ENTRY
-            if 0 <= x < n:
-                e = &self.entries[ring_h[x % RING] & (self.cap - 1)]
-                if e.slot >= 0:
-                    prefetch(&self.fields[e.slot * STRIDE])
+                h32 = <uint32_t>(h ^ (h >> 32))
+                ring_h[x % RING] = h32
+                prefetch(&self.entries[h32 & (self.cap - 1)])
             x = step - LEAD_PROBE
             if x >= 0:
-                self.slots[x] = self._probe(ring_f[x % RING], ring_h[x % RING])
-                if self.slots[x] == self.count - 1 and self._fresh_now:
+                slot = self._probe(ring_f[x % RING], ring_h[x % RING])
+                if slot < 0:
+                    slot = <int>(self.count - 1)
                     fresh.append(x)
+                self.slots[x] = slot
                 self.nslots = x + 1
         return fresh
-
-    cdef Py_ssize_t _probe(self, PyObject** f, Py_hash_t h) except -1:
-        # The slot of the identity with fields ``f`` and hash ``h``, adding it if new.
-        cdef Py_ssize_t mask = self.cap - 1, j = h & mask
-        cdef PyObject** known
-        cdef Entry* e
-        cdef int k, same
-        self._fresh_now = 0
-        while True:
-            e = &self.entries[j]
-            if e.slot < 0:
-                break
-            if e.hash == h:
-                same = 1
-                known = &self.fields[e.slot * STRIDE]
-                for k in range(self.nfields):
-                    if known[k] != f[k] and not PyObject_RichCompareBool(
-                        <object>known[k], <object>f[k], Py_EQ
-                    ):
-                        same = 0
-                        break
-                if same:
-                    return e.slot
-            j = (j + 1) & mask
-        # New identity: keep references to its fields, give it the next slot.
-        if (self.count + 1) * 4 > self.cap * 3:
-            self._grow()
-            mask = self.cap - 1
-            j = h & mask
-            while self.entries[j].slot >= 0:
-                j = (j + 1) & mask
-            e = &self.entries[j]
-        if self.count == self.fields_cap:
-            self._grow_fields()
-        e.hash = h
-        for k in range(self.nfields):
-            Py_INCREF(<object>f[k])
-            self.fields[self.count * STRIDE + k] = f[k]
-        e.slot = self.count
-        self.count += 1
-        self._fresh_now = 1
-        return e.slot
 
     def fan_out(self, list results, failure_type, error_factory):
         """Per package of the last ``assign``: ``results[slot]``.
