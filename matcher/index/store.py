@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import msgspec
@@ -237,6 +238,41 @@ def build(
     return meta
 
 
+def merge_duplicates(a: StoredAdvisory, b: StoredAdvisory) -> StoredAdvisory:
+    """One record from two with the same ``(source, id)``.
+
+    Ids, CVSS vectors and related ids are the union (first seen first); the summary and
+    severity are those of the more recently modified copy (the later one on a tie), as a
+    feed's newer word on a vulnerability replaces its older one.
+    """
+    newer, older = (a, b) if _when(a) > _when(b) else (b, a)
+
+    def union(x: list[Any], y: list[Any]) -> list[Any]:
+        return x + [v for v in y if v not in x]
+
+    return msgspec.structs.replace(
+        newer,
+        aliases=union(newer.aliases, older.aliases),
+        related=union(newer.related, older.related),
+        cvss=union(newer.cvss, older.cvss),
+        summary=newer.summary or older.summary,
+        severity=newer.severity if newer.severity is not Severity.UNKNOWN else older.severity,
+        severity_source=(
+            newer.severity_source if newer.severity is not Severity.UNKNOWN
+            else older.severity_source
+        ),
+    )  # fmt: skip
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _when(adv: StoredAdvisory) -> datetime:
+    # Comparable whatever the feed wrote: no timestamp is oldest, a naive one is UTC.
+    t = adv.modified or _EPOCH
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
 def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None) -> IndexMeta:
     skipped: Counter[str] = Counter()
     tables: dict[bytes, _Table] = defaultdict(_Table)
@@ -261,7 +297,13 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
                     cvss=adv.cvss,
                     modified=adv.modified,
                 )
-                txn.put(akey, enc.encode(stored))
+                if not txn.put(akey, enc.encode(stored), overwrite=False):
+                    # The same (source, id) twice: Docker's DHI feed repeats a CVE once per
+                    # component. Every copy's affected rows are kept below; the record
+                    # itself becomes one, merged.
+                    n_advisories -= 1
+                    old = msgspec.msgpack.decode(txn.get(akey), type=StoredAdvisory)
+                    txn.put(akey, enc.encode(merge_duplicates(old, stored)))
                 for alias in (adv.id, *adv.aliases):
                     aliases[alias.encode()].add(akey)
                 for aff in adv.affected:

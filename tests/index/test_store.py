@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import random
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -25,6 +26,7 @@ from regsweep.matcher.advisories.model import (
     EventKind,
     Range,
     RangeType,
+    Severity,
     Status,
 )
 from regsweep.matcher.index import store
@@ -242,6 +244,49 @@ def test_aliases_find_their_advisories(tmp_path: Path) -> None:
     with store.AdvisoryIndex(path) as index:
         assert [a.id for a in index.lookup_alias("CVE-2024-1")] == ["GHSA-1"]
         assert index.lookup_alias("CVE-1999-0") == []
+
+
+def test_one_id_twice_in_a_feed_is_one_merged_advisory_with_every_package(
+    tmp_path: Path,
+) -> None:
+    """Docker's DHI feed repeats a CVE once per component: both packages match, and the
+    record is one advisory (ids unioned, the newer copy's summary and severity)."""
+    older = advisory(
+        "CVE-2025-49844",
+        affected("npm", "redis-a", [("introduced", "0"), ("fixed", "1.2.0")]),
+        source="osv:DHI",
+        aliases=["GHSA-a"],
+        summary="old words",
+        severity=Severity.LOW,
+        modified=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    newer = advisory(
+        "CVE-2025-49844",
+        affected("npm", "valkey-a", [("introduced", "0"), ("fixed", "8.0.1")]),
+        source="osv:DHI",
+        aliases=["GHSA-b", "GHSA-a"],
+        summary="new words",
+        severity=Severity.CRITICAL,
+        modified=datetime(2025, 6, 1, tzinfo=UTC),
+    )
+    path = tmp_path / "adv.lmdb"
+    for order in ([older, newer], [newer, older]):
+        meta = store.build(path, order)
+        assert meta.advisories == 1
+        with store.AdvisoryIndex(path) as index:
+            found, _ = Matcher(index).match(
+                [
+                    Package(name="redis-a", version="1.1.0", type="npm", ecosystem="npm"),
+                    Package(name="valkey-a", version="8.0.0", type="npm", ecosystem="npm"),
+                    Package(name="valkey-a", version="8.0.1", type="npm", ecosystem="npm"),
+                ]
+            )
+            assert [ids(f) for f in found] == [["CVE-2025-49844"]] * 2 + [[]]
+            adv = found[0][0]
+            assert adv.summary == "new words"
+            assert adv.severity == "CRITICAL"
+            assert sorted(adv.aliases) == ["GHSA-a", "GHSA-b"]
+            assert [a.id for a in index.lookup_alias("GHSA-a")] == ["CVE-2025-49844"]
 
 
 def test_rebuild_replaces_the_index_atomically_for_open_readers(tmp_path: Path) -> None:
