@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
-from importlib.metadata import version as _dist_version
 from operator import itemgetter
 
 import click
@@ -50,7 +49,8 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_dist_version("regsweep"), prog_name="regsweep")
+# package_name: the version is read from the installed metadata only when asked for.
+@click.version_option(package_name="regsweep", prog_name="regsweep")
 @click.option(
     "--log-level",
     type=click.Choice(logs.LEVELS),

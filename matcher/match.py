@@ -121,6 +121,7 @@ class Matcher:
         self._results: list[tuple[Advisory, ...] | _Failure] = []
         self._tables: dict[bytes, tuple[bytes, list[Hit] | None] | None] = {}
         self._rows: dict[tuple[bytes, int], Advisory] = {}
+        self._row_sets: dict[tuple[bytes | int, ...], tuple[Advisory, ...]] = {}
 
     def match(
         self, packages: Sequence[Package]
@@ -200,6 +201,7 @@ class Matcher:
         if len(self._tables) + len(missing) >= _CACHE_MAX:
             self._tables.clear()
             self._rows.clear()
+            self._row_sets.clear()
             missing = pkeys
         found = self.index.tables(missing)
         for k in missing:
@@ -219,6 +221,25 @@ class Matcher:
         self, pkey: bytes, mod: versions.SchemeModule, version: str, rows: list[int]
     ) -> tuple[Advisory, ...]:
         hits = self._hits(pkey)
+        # Versions between the same two fixes hit the same rows: unless a row needs the
+        # comparator (recheck), their answer is the same and is built once.
+        key = (pkey, *rows)
+        known = self._row_sets.get(key)
+        if known is not None:
+            return known
+        answer = self._build_answer(pkey, hits, mod, version, rows)
+        if not any(hits[r].recheck for r in rows):
+            self._row_sets[key] = answer
+        return answer
+
+    def _build_answer(
+        self,
+        pkey: bytes,
+        hits: list[Hit],
+        mod: versions.SchemeModule,
+        version: str,
+        rows: list[int],
+    ) -> tuple[Advisory, ...]:
         # Several affected entries of one advisory can cover the same version (two ranges
         # for one package): the package gets one record per advisory, their fixes merged.
         chosen: dict[str, list[int]] = {}
@@ -248,7 +269,8 @@ class Matcher:
             # The advisory-level fields, converted once per advisory: an advisory names
             # many packages (a DSA, every binary of a source) and each becomes a row.
             stored = self.index.advisory(hit.advisory)
-            cvss = [Cvss(type=c.type.value, vector=c.vector, score=c.score) for c in stored.cvss]
+            # ``CvssType`` is a StrEnum: a str that encodes as its value, no ``.value`` needed.
+            cvss = [Cvss(type=c.type, vector=c.vector, score=c.score) for c in stored.cvss]
             source = None if stored.severity_source is None else stored.severity_source.value
             base = self._stored[hit.advisory] = (stored, cvss, source)
         stored, cvss, source = base
