@@ -223,7 +223,7 @@ class Matcher:
         hits = self._hits(pkey)
         # Versions between the same two fixes hit the same rows: unless a row needs the
         # comparator (recheck), their answer is the same and is built once.
-        key = (pkey, *rows)
+        key: tuple[bytes | int, ...] = (pkey, *rows)
         known = self._row_sets.get(key)
         if known is not None:
             return known

@@ -302,7 +302,7 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
                     # component. Every copy's affected rows are kept below; the record
                     # itself becomes one, merged.
                     n_advisories -= 1
-                    old = msgspec.msgpack.decode(txn.get(akey), type=StoredAdvisory)
+                    old = msgspec.msgpack.decode(txn.get(akey, b""), type=StoredAdvisory)
                     txn.put(akey, enc.encode(merge_duplicates(old, stored)))
                 for alias in (adv.id, *adv.aliases):
                     aliases[alias.encode()].add(akey)
