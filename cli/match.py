@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 from itertools import compress
@@ -109,6 +110,9 @@ def match_stream(matcher: Matcher, lines: BinaryIO, writer: _Writer, batch: int 
                 )
             )
         pending.clear()
+        # What the matcher cached so far lives as long as the run: take it out of the
+        # cyclic GC's sight, or every collection walks the whole cache again.
+        gc.freeze()
 
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
