@@ -10,7 +10,8 @@ Usage::
     print(stats.report())        # complete once ``records`` is exhausted
 
 Formats are detected per file (OSV JSON or YAML, loose, in a directory tree or in a zip such
-as osv.dev's per-ecosystem ``all.zip``; Alpine/Wolfi/Chainguard secdb YAML or JSON). A bad
+as osv.dev's per-ecosystem ``all.zip``; Alpine/Wolfi/Chainguard secdb YAML or JSON; Wolfi's
+advisory YAML documents, which supersede Wolfi's secdb within one load). A bad
 record is skipped with a reason and counted in ``stats``; a load never aborts for one.
 
 The model (``model.py``) is what the advisory index is built from, and what the

@@ -15,11 +15,12 @@ How the readers fill ``Affected.status``:
 
 - ``fixed``: a fixed version exists (an OSV ``fixed`` event, a secdb fixed version);
 - ``unfixed``: affected with ranges open above, no fix published;
-- ``not_affected``: the vendor ruled the package out (secdb fixed version ``0``); such an
-  entry has no ranges: it is a statement, never a vulnerable interval;
-- ``unknown``: bounded only by ``last_affected``/``limit``, or only a ``versions`` list;
-- ``will_not_fix``: the vendor will not fix (Wolfi ``fix-not-planned``, Debian
-  ``<ignored>``); no feed read here carries that state yet.
+- ``not_affected``: the vendor ruled the package out (secdb fixed version ``0``, a Wolfi
+  false positive); such an entry has no ranges: it is a statement, never a vulnerable interval;
+- ``unknown``: bounded only by ``last_affected``/``limit``, or only a ``versions`` list; a
+  Wolfi advisory still under (or never to be given) analysis;
+- ``will_not_fix``: the vendor will not fix (Wolfi ``fix-not-planned``; Debian
+  ``<ignored>``, which no feed read here carries yet).
 
 Which interval an installed version falls in, and so whether *its* interval is closed by a
 fix, is for the index to say: ``status`` summarises the entry.

@@ -1,10 +1,12 @@
 """Load advisories from any mix of inputs, detecting each file's format.
 
 ``load(paths)`` walks every path (a file, a directory tree or a zip), decides per file
-whether it holds an OSV record (JSON or YAML, one record or a list) or a secdb document, and
-streams ``Advisory`` values. Nothing aborts a load: an unreadable path, a malformed file, a
-record with a bad event are each a ``SkipReason`` count in the ``IngestStats`` returned
-beside the iterator, with the first few locations kept as examples.
+whether it holds an OSV record (JSON or YAML, one record or a list), a secdb document or a
+Wolfi advisory document, and streams ``Advisory`` values. Nothing aborts a load: an
+unreadable path, a malformed file, a record with a bad event are each a ``SkipReason`` count
+in the ``IngestStats`` returned beside the iterator, with the first few locations kept as
+examples. Wolfi's secdb records are held to the end of the load, which drops those that a
+Wolfi advisory document covers (``wolfi.Supersession``).
 
 Detection looks at content, not only names: a ``.json`` file is decoded once into its
 top-level keys (values left as raw, unparsed slices) to tell OSV (``id``/``affected``)
@@ -20,7 +22,7 @@ from typing import assert_never
 
 import msgspec
 
-from regsweep.matcher.advisories import osv, secdb
+from regsweep.matcher.advisories import osv, secdb, wolfi
 from regsweep.matcher.advisories._files import Blob, iter_blobs, suffix_of
 from regsweep.matcher.advisories._yaml import YAMLError, load_yaml
 from regsweep.matcher.advisories.model import Advisory
@@ -38,8 +40,7 @@ class Format(enum.StrEnum):
     OSV_YAML = "osv-yaml"
     SECDB_JSON = "secdb-json"
     SECDB_YAML = "secdb-yaml"
-    #: Wolfi's advisory YAML (``schema-version: 2``, event histories): recognised, not read
-    #: yet; the same fixes reach regsweep through Wolfi's ``security.json``.
+    #: Wolfi's advisory YAML (``schema-version: 2``, event histories; ``wolfi.py``).
     WOLFI_ADVISORY_YAML = "wolfi-advisory-yaml"
     #: Parsed, but neither OSV nor secdb.
     UNKNOWN = "unknown"
@@ -49,9 +50,6 @@ class Format(enum.StrEnum):
 
 _PROBE = msgspec.json.Decoder(dict[str, msgspec.Raw] | list[msgspec.Raw])
 _OSV_KEYS = frozenset({"id", "affected", "modified", "schema_version"})
-# Wolfi advisory files start with this key; looking at the head spares parsing 13 MB of YAML
-# that would only be skipped.
-_WOLFI_HEAD = b"schema-version:"
 
 
 def detect_json(data: bytes) -> Format:
@@ -97,18 +95,29 @@ def _stream(
     # Hashes, not the keys themselves: a full osv.dev export is ~10^6 records, and a
     # (vanishingly rare) collision would only add a spurious note.
     seen: set[int] = set()
+    # Wolfi's secdb records wait for the end of the load: a Wolfi advisory document read
+    # later may supersede them (see ``wolfi.Supersession``).
+    wolfi_secdb = wolfi.Supersession()
     for path in paths:
         for blob in iter_blobs(path, stats):
             for adv in _read_blob(blob, stats, include_withdrawn):
-                key = hash((adv.source, adv.id))
-                if key in seen:
-                    # Both are yielded: which copy is right is the index's decision (newest
-                    # ``modified``), but the duplication should be visible.
-                    stats.note(Note.DUPLICATE_ID)
-                else:
-                    seen.add(key)
-                stats.record(adv.source, len(adv.affected), adv.modified)
-                yield adv
+                if not wolfi_secdb.defer(adv, blob.location):
+                    _account(adv, stats, seen)
+                    yield adv
+    for adv in wolfi_secdb.release(stats):
+        _account(adv, stats, seen)
+        yield adv
+
+
+def _account(adv: Advisory, stats: IngestStats, seen: set[int]) -> None:
+    key = hash((adv.source, adv.id))
+    if key in seen:
+        # Both are yielded: which copy is right is the index's decision (newest
+        # ``modified``), but the duplication should be visible.
+        stats.note(Note.DUPLICATE_ID)
+    else:
+        seen.add(key)
+    stats.record(adv.source, len(adv.affected), adv.modified)
 
 
 def _count(stats: IngestStats, fmt: Format) -> None:
@@ -121,14 +130,6 @@ def _read_blob(blob: Blob, stats: IngestStats, include_withdrawn: bool) -> list[
         _count(stats, fmt)
         return _read_json(fmt, error, blob, stats, include_withdrawn)
     # .yaml / .yml (the walker yields nothing else)
-    if blob.data.lstrip()[: len(_WOLFI_HEAD)] == _WOLFI_HEAD:
-        _count(stats, Format.WOLFI_ADVISORY_YAML)
-        stats.skip(
-            SkipReason.UNSUPPORTED_FORMAT,
-            blob.location,
-            "Wolfi advisory YAML is not read; use Wolfi's security.json",
-        )
-        return []
     try:
         doc = load_yaml(blob.data)
     except YAMLError as exc:
@@ -138,11 +139,14 @@ def _read_blob(blob: Blob, stats: IngestStats, include_withdrawn: bool) -> list[
     if secdb.is_secdb(doc):
         _count(stats, Format.SECDB_YAML)
         return secdb.read_document(doc, blob.location, stats)
+    if wolfi.is_document(doc):
+        _count(stats, Format.WOLFI_ADVISORY_YAML)
+        return wolfi.read_document(doc, blob.location, stats)
     if isinstance(doc, list) or (isinstance(doc, Mapping) and _OSV_KEYS & doc.keys()):
         _count(stats, Format.OSV_YAML)
         return osv.read_object(doc, blob.location, stats, include_withdrawn=include_withdrawn)
     _count(stats, Format.UNKNOWN)
-    stats.skip(SkipReason.UNSUPPORTED_FORMAT, blob.location, "YAML that is neither OSV nor secdb")
+    stats.skip(SkipReason.UNSUPPORTED_FORMAT, blob.location, "YAML in no known advisory format")
     return []
 
 

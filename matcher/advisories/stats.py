@@ -34,12 +34,13 @@ class SkipReason(enum.StrEnum):
 
     #: The path does not exist, cannot be read, or is not a readable zip.
     UNREADABLE = "unreadable"
-    #: A file in a format the ingest does not read (a Wolfi advisory YAML, a JSON document
-    #: that is neither OSV nor secdb, a zip inside a zip).
+    #: A file in a format the ingest does not read (a JSON document that is neither OSV nor
+    #: secdb, a Wolfi advisory document of a schema other than 2, a zip inside a zip).
     UNSUPPORTED_FORMAT = "unsupported_format"
     MALFORMED_JSON = "malformed_json"
     MALFORMED_YAML = "malformed_yaml"
-    #: Well-formed JSON/YAML whose fields have the wrong types for an OSV record.
+    #: Well-formed JSON/YAML whose fields have the wrong types for an OSV record or a Wolfi
+    #: advisory document (no ``package.name``, ``aliases`` not a list …).
     INVALID_RECORD = "invalid_record"
     MISSING_ID = "missing_id"
     #: OSV ``withdrawn`` is set: the record must no longer match anything.
@@ -49,7 +50,8 @@ class SkipReason(enum.StrEnum):
     #: Every ``affected`` entry is in an ecosystem regsweep cannot match.
     UNKNOWN_ECOSYSTEM = "unknown_ecosystem"
     #: An event that is not exactly one of introduced/fixed/last_affected/limit with a
-    #: non-empty version.
+    #: non-empty version; a Wolfi advisory with no events, an event without a parseable
+    #: timestamp or a type, or a ``fixed`` event without a ``fixed-version``.
     BAD_EVENT = "bad_event"
     #: A range whose events never open an interval (no ``introduced``): its meaning is
     #: ambiguous (a producer may have meant "< fixed"), so the record is not guessed at.
@@ -58,6 +60,15 @@ class SkipReason(enum.StrEnum):
     BAD_SECFIX = "bad_secfix"
     #: A secdb file whose distribution (Alpine release, Wolfi, Chainguard) cannot be told.
     UNKNOWN_DISTRIBUTION = "unknown_distribution"
+    #: A Wolfi advisory whose latest event, the one that decides, is of a type the reader
+    #: does not know (a newer schema's): guessing its meaning could hide or invent a finding.
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    #: A version the record cannot mean anything without, rejected by its version scheme
+    #: (a Wolfi ``fixed-version`` such as ``1.1.0-r1-r0``).
+    BAD_VERSION = "bad_version"
+    #: A ``secdb:Wolfi`` record whose package and id a Wolfi advisory document read in the
+    #: same load also covers: the document, which the secdb is generated from, decides.
+    SUPERSEDED = "superseded"
 
 
 class Note(enum.StrEnum):
@@ -93,6 +104,10 @@ class Note(enum.StrEnum):
     SECFIX_CONFLICT = "secfix_conflict"
     #: The same ``(source, id)`` was read twice; both copies were yielded.
     DUPLICATE_ID = "duplicate_id"
+    #: A Wolfi advisory whose events are not in timestamp order; the newest still decides.
+    EVENTS_OUT_OF_ORDER = "events_out_of_order"
+    #: A Wolfi event of an unknown type that a later event supersedes: not needed, not read.
+    SUPERSEDED_UNKNOWN_EVENT = "superseded_unknown_event"
 
 
 class AdvisoryError(Exception):

@@ -32,18 +32,25 @@ def test_whole_fixture_tree_is_accounted_for() -> None:
     advisories, stats = load_all(".")
     assert stats.records == len(advisories)
     assert sum(s.records for s in stats.sources.values()) == len(advisories)
+    # Wolfi advisory documents add (see test_wolfi): BAD_EVENT 6, BAD_VERSION 2 (one real),
+    # INVALID_RECORD 4, MALFORMED_YAML 1, MISSING_ID 1, UNKNOWN_EVENT_TYPE 1,
+    # UNSUPPORTED_FORMAT 1 (schema 3); and SUPERSEDED 4: secdb/wolfi's binutils and
+    # coreutils records, which wolfi-yaml/real covers, in the same load.
     assert stats.skipped == {
-        SkipReason.BAD_EVENT: 3,
+        SkipReason.BAD_EVENT: 9,
         SkipReason.BAD_RANGE: 1,
         SkipReason.BAD_SECFIX: 5,
-        SkipReason.INVALID_RECORD: 1,
+        SkipReason.BAD_VERSION: 2,
+        SkipReason.INVALID_RECORD: 5,
         SkipReason.MALFORMED_JSON: 1,
-        SkipReason.MALFORMED_YAML: 1,
-        SkipReason.MISSING_ID: 1,
+        SkipReason.MALFORMED_YAML: 2,
+        SkipReason.MISSING_ID: 2,
         SkipReason.NO_AFFECTED: 1,
+        SkipReason.SUPERSEDED: 4,
         SkipReason.UNKNOWN_DISTRIBUTION: 1,
         SkipReason.UNKNOWN_ECOSYSTEM: 2,
-        SkipReason.UNSUPPORTED_FORMAT: 2,
+        SkipReason.UNKNOWN_EVENT_TYPE: 1,
+        SkipReason.UNSUPPORTED_FORMAT: 3,
         SkipReason.WITHDRAWN: 3,
     }
     assert stats.unknown_ecosystems == {"Hackage": 2, "SwiftURL": 3, "Ubuntu:Pro": 1}
@@ -54,8 +61,8 @@ def test_whole_fixture_tree_is_accounted_for() -> None:
         "secdb-yaml": 2,
         "secdb-json": 4,
         "unknown": 1,
-        "malformed": 2,
-        "wolfi-advisory-yaml": 1,
+        "malformed": 3,
+        "wolfi-advisory-yaml": 15,
     }
     assert stats.files == sum(stats.formats.values())
     assert set(stats.sources) == {
@@ -73,6 +80,7 @@ def test_whole_fixture_tree_is_accounted_for() -> None:
         "secdb:Alpine",
         "secdb:Chainguard",
         "secdb:Wolfi",
+        "wolfi-yaml:Wolfi",
     }
     # Every example names a real place and a reason; at most 5 per reason are kept.
     assert all(e.location and e.detail for e in stats.examples)
