@@ -39,7 +39,8 @@ def _build(db: Path, sources: list[Path]) -> store.IndexMeta:
 @DB_OPTION
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 def db_build(db: Path, sources: tuple[Path, ...]) -> None:
-    """Build the index from SOURCES: OSV files, folders or zips; Alpine/Wolfi secdb files.
+    """Build the index from SOURCES: OSV files, folders or zips; Alpine/Wolfi secdb files;
+    Wolfi advisory YAML documents.
 
     The format of each source is detected. A bad record is skipped, counted and shown; the
     new index replaces the old one atomically when the build succeeds.
