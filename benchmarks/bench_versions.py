@@ -160,6 +160,16 @@ def _synthetic(scheme: str, rng: random.Random, n: int) -> Iterator[str]:
                 yield rng.choice(
                     [f"{x}.{y}.{z}", f"{x}.{y}.{z}.rc{r(1, 3)}", f"{x}.{y}.{z}.beta{r(1, 3)}"]
                 )
+            case "composer":
+                yield rng.choice(
+                    [
+                        f"{x}.{y}.{z}",
+                        f"v{x}.{y}.{z}",
+                        f"{x}.{y}.{z}-RC{r(1, 3)}",
+                        f"v{x}.{y}.{z}-beta{r(1, 3)}",
+                        f"{x}.{y}.{z}-p{r(1, 5)}",
+                    ]
+                )
             case _:
                 raise ValueError(scheme)
 
@@ -184,6 +194,8 @@ def corpus(scheme: str, rng: random.Random) -> list[str]:
             real = [*_vector_tokens(vec / "osv-scalibr" / "maven-versions.txt")]
         case "gem":
             real = [*_vector_tokens(vec / "osv-scalibr" / "rubygems-versions.txt")]
+        case "composer":
+            real = [*_vector_tokens(vec / "osv-scalibr" / "packagist-versions.txt")]
         case _:
             raise ValueError(scheme)
     versions = sorted(set(real))
@@ -262,6 +274,8 @@ UNIVERS_CLASS = {
     "semver": "SemverVersion",
     "maven": "MavenVersion",
     "gem": "RubygemsVersion",
+    # SemVer with a stripped "v": a speed peer only (it misorders Composer's suffixes).
+    "composer": "ComposerVersion",
 }
 
 
@@ -373,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheme", action="append", help="only these schemes (repeatable)")
     ap.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = ap.parse_args(argv)
-    schemes = args.scheme or ["dpkg", "rpm", "apk", "pep440", "semver", "maven", "gem"]
+    schemes = args.scheme or ["dpkg", "rpm", "apk", "pep440", "semver", "maven", "gem", "composer"]
 
     rows = []
     checks = []

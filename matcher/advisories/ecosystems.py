@@ -90,11 +90,11 @@ class EcosystemInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 def scheme_of(family: Ecosystem) -> Scheme:
     """The version scheme an ecosystem's ranges are compared in.
 
-    Packagist is compared as SEMVER: it is the closest of the schemes we have (GHSA writes
-    Packagist bounds as plain ``x.y.z``), but Composer's real ordering is PHP's
-    ``version_compare`` (``dev < alpha < beta < RC < release < patch``, case-insensitive,
-    4 components, a ``v`` prefix). Composer pre-releases therefore need a dedicated scheme
-    before their ordering can be trusted; releases compare the same either way.
+    Packagist has its own scheme, ``COMPOSER``: Composer normalizes a version (``v`` prefix
+    dropped, padded to four numbers) and orders it with PHP's ``version_compare`` (``dev <
+    alpha < beta < RC < release < patch``, case-insensitive). SemVer gets Composer's
+    suffixes wrong: ``2.4.6-p3`` (a Magento patch release) is *after* ``2.4.6``, and
+    ``6.3.0-beta1 < 6.3.0-RC1`` whatever the case (SemVer compares ASCII: ``RC1 < beta1``).
     """
     match family:
         case Ecosystem.DEBIAN | Ecosystem.UBUNTU:
@@ -111,15 +111,10 @@ def scheme_of(family: Ecosystem) -> Scheme:
             return Scheme.RPM
         case Ecosystem.PYPI:
             return Scheme.PEP440
-        case (
-            Ecosystem.NPM
-            | Ecosystem.GO
-            | Ecosystem.CRATES_IO
-            | Ecosystem.NUGET
-            | Ecosystem.PACKAGIST
-            | Ecosystem.DHI
-        ):
+        case Ecosystem.NPM | Ecosystem.GO | Ecosystem.CRATES_IO | Ecosystem.NUGET | Ecosystem.DHI:
             return Scheme.SEMVER
+        case Ecosystem.PACKAGIST:
+            return Scheme.COMPOSER
         case Ecosystem.MAVEN:
             return Scheme.MAVEN
         case Ecosystem.RUBYGEMS:

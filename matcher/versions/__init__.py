@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, assert_never
 from regsweep.matcher.versions.interface import InvalidVersion, Scheme, SchemeError, SchemeModule
 
 if TYPE_CHECKING:
-    from regsweep.matcher.versions.compiled import apk, dpkg, gem, maven, pep440, rpm, semver
+    from regsweep.matcher.versions.compiled import (
+        apk,
+        composer,
+        dpkg,
+        gem,
+        maven,
+        pep440,
+        rpm,
+        semver,
+    )
 
 __all__ = [
     "IMPLEMENTATION",
@@ -35,6 +44,7 @@ __all__ = [
     "authoritative",
     "compare",
     "compare_many",
+    "composer",
     "dpkg",
     "gem",
     "key",
@@ -65,6 +75,7 @@ def _load(scheme: Scheme) -> SchemeModule:
             | Scheme.SEMVER
             | Scheme.MAVEN
             | Scheme.GEM
+            | Scheme.COMPOSER
         ):
             name = f"regsweep.matcher.versions.{IMPLEMENTATION}.{scheme.value}"
         case _:

@@ -22,6 +22,7 @@ class Scheme(enum.StrEnum):
     SEMVER = "semver"
     MAVEN = "maven"
     GEM = "gem"
+    COMPOSER = "composer"
 
 
 class SchemeError(Exception):

@@ -63,7 +63,7 @@ KNOWN = [
     ("Go", "Go", None, Scheme.SEMVER, None),
     ("crates.io", "crates.io", None, Scheme.SEMVER, None),
     ("NuGet", "NuGet", None, Scheme.SEMVER, None),
-    ("Packagist", "Packagist", None, Scheme.SEMVER, None),
+    ("Packagist", "Packagist", None, Scheme.COMPOSER, None),
     ("Maven", "Maven", None, Scheme.MAVEN, None),
     ("Maven:https://maven.google.com", "Maven", None, Scheme.MAVEN, "https://maven.google.com"),
     ("RubyGems", "RubyGems", None, Scheme.GEM, None),

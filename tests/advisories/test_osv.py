@@ -224,7 +224,7 @@ def test_ghsa_records_across_language_ecosystems() -> None:
     assert nuget.package == "microsoft.netcore.app.runtime.linux-arm"
     assert nuget.package_as_written == "Microsoft.NetCore.App.Runtime.linux-arm"
     php = got["GHSA-wjx8-cgrm-hh8p"]
-    assert {a.scheme for a in php.affected} == {Scheme.SEMVER}
+    assert {a.scheme for a in php.affected} == {Scheme.COMPOSER}
     assert [events(php, i) for i in (0, 1)] == [
         [(INTRO, "4.0.0"), (FIX, "4.4.46")],
         [(INTRO, "4.5.0"), (FIX, "4.8.6")],

@@ -22,6 +22,7 @@ ORDERED = {
     Scheme.SEMVER: ("1.0.0-rc.1", "1.0.0", "1.0.1"),
     Scheme.MAVEN: ("1.0", "1.0.1", "1.1"),
     Scheme.GEM: ("1.0.0.rc1", "1.0.0", "1.0.1"),
+    Scheme.COMPOSER: ("1.0.0-RC1", "1.0.0", "1.0.0-p1"),
 }
 INVALID = {
     Scheme.DPKG: "1:",
@@ -31,6 +32,7 @@ INVALID = {
     Scheme.SEMVER: "",
     Scheme.MAVEN: "",
     Scheme.GEM: "1..2 x",
+    Scheme.COMPOSER: "dev-main",
 }
 
 
