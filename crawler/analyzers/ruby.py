@@ -68,6 +68,9 @@ class GemspecAnalyzer:
             except UnicodeDecodeError:
                 notes.append(f"{path}: name or version is not UTF-8")
                 continue
+            if not n or not v:  # a literal of blanks ("\t") is no name
+                notes.append(f"{path}: empty name or version")
+                continue
             packages.append(
                 Package(
                     name=n,

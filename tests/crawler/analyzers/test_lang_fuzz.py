@@ -13,7 +13,7 @@ import struct
 import zipfile
 import zlib
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from regsweep.crawler.analyzers.dotnet import DotnetDepsAnalyzer
@@ -109,6 +109,8 @@ def test_arbitrary_bytes_never_raise(path: str, data: bytes) -> None:
     st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), min_size=1, max_size=8),
     st.integers(0, 4096),
 )
+# Found by this test: a gemspec whose name literal is a tab gave a package with no name.
+@example(path="x/specifications/a.gemspec", flips=[(213, 9)], cut=28)
 def test_mutated_seeds_never_raise(path: str, flips: list[tuple[int, int]], cut: int) -> None:
     """A valid input with bytes overwritten and its tail cut: a result, never an exception."""
     _check(path, _mutate(SEEDS[path][1], flips, cut))
