@@ -4,11 +4,12 @@ Composer writes the list of packages it installed into the vendor directory: Com
 bare JSON list, Composer 2 as ``{"packages": [...], "dev": …, "dev-package-names": […]}``.
 Both are read. Development packages are reported like the others: they are on disk in the
 image, whatever the intent. Versions are kept as written (``v5.4.0``, ``1.2.3``,
-``dev-main``): the composer scheme drops a leading ``v`` as Composer does, and a branch version such as
-``dev-main`` is not a release any advisory range can place, so it fails to parse at match
-time and is skipped there with a reason rather than guessed here. Names are kept as written
-(Composer 2 names are lowercase anyway; ``normalize_name`` folds case at match time). Type
-``composer``, ecosystem ``Packagist``, purl ``pkg:composer/<vendor>/<name>@<version>``.
+``dev-main``): the composer scheme drops a leading ``v`` as Composer does, and a branch
+version such as ``dev-main`` is not a release any advisory range can place, so it fails to
+parse at match time and is skipped there with a reason rather than guessed here. Names are
+kept as written (Composer 2 names are lowercase anyway; ``normalize_name`` folds case at match
+time). Type ``composer``, ecosystem ``Packagist``, purl
+``pkg:composer/<vendor>/<name>@<version>``.
 """
 
 from __future__ import annotations
