@@ -256,9 +256,9 @@ class Matcher:
                 if adv is None:
                     adv = self._rows[key] = self._advisory(hits[same[0]])
             else:
-                fixed: list[str] = []
-                for r in same:
-                    fixed += [f for f in hits[r].fixed if f not in fixed]
+                # Order-preserving union in linear time: Go advisories can put a version in
+                # hundreds of rows of one advisory, each with its own fixed list.
+                fixed = list(dict.fromkeys(f for r in same for f in hits[r].fixed))
                 adv = self._advisory(msgspec.structs.replace(hits[same[0]], fixed=fixed))
             out.append(adv)
         return tuple(out)
