@@ -474,3 +474,19 @@ def test_match_command_output_is_byte_identical_to_encoding_the_records(tmp_path
         for a in advs
     )
     assert out.getvalue() == expected and expected.count(b"\n") == 3
+
+
+def test_matching_leaves_the_cyclic_gc_as_it_found_it(build) -> None:  # type: ignore[no-untyped-def]
+    """The matcher pauses the collector while it resolves new packages, and only then."""
+    import gc
+
+    matcher = build(DSA_5343)
+    assert gc.isenabled()
+    found, _ = matcher.match([deb("openssl", "1.1.1n-0+deb11u3")])
+    assert ids(found[0]) == ["DSA-5343-1"] and gc.isenabled()
+    gc.disable()
+    try:
+        matcher.match([deb("openssl", "1.1.1n-0+deb11u1")])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
