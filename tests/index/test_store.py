@@ -6,6 +6,7 @@ Debian DSA, an Alpine secfix, a PyPI advisory), including deliberately broken ro
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import random
@@ -478,8 +479,6 @@ def test_match_command_output_is_byte_identical_to_encoding_the_records(tmp_path
 
 def test_matching_leaves_the_cyclic_gc_as_it_found_it(build) -> None:  # type: ignore[no-untyped-def]
     """The matcher pauses the collector while it resolves new packages, and only then."""
-    import gc
-
     matcher = build(DSA_5343)
     assert gc.isenabled()
     found, _ = matcher.match([deb("openssl", "1.1.1n-0+deb11u3")])
