@@ -182,6 +182,7 @@ class Matcher:
                 same.append(j)
 
         self._load_tables(list(wanted))
+        answers: list[tuple[bytes, versions.SchemeModule, str, list[int]]] = []
         for pkey, (scheme, by_version) in wanted.items():
             cached = self._tables[pkey]
             if cached is None:  # no advisory names this package
@@ -204,11 +205,18 @@ class Matcher:
                     else:
                         good.append(v)
                 vs = good
-            for v, rows in zip(vs, table.query_many(cached[0], keys), strict=True):
-                if rows:
-                    found = self._advisories_for(pkey, mod, v, rows)
-                    for j in by_version[v]:
-                        results[j] = found
+            answers += [
+                (pkey, mod, v, rows)
+                for v, rows in zip(vs, table.query_many(cached[0], keys), strict=True)
+                if rows
+            ]
+        # Every advisory the hits name, read in one transaction, then the answers built.
+        need = {self._hits(a[0])[r].advisory for a in answers for r in a[3]}
+        self._load_advisories(need.difference(self._stored))
+        for pkey, mod, v, rows in answers:
+            found = self._advisories_for(pkey, mod, v, rows)
+            for j in wanted[pkey][1][v]:
+                results[j] = found
         return results
 
     def _load_tables(self, pkeys: list[bytes]) -> None:
@@ -280,16 +288,24 @@ class Matcher:
             out.append(adv)
         return tuple(out)
 
-    def _advisory(self, hit: Hit) -> Advisory:
-        base = self._stored.get(hit.advisory)
-        if base is None:
-            # The advisory-level fields, converted once per advisory: an advisory names
-            # many packages (a DSA, every binary of a source) and each becomes a row.
-            stored = self.index.advisory(hit.advisory)
+    def _load_advisories(self, keys: set[str]) -> None:
+        # The advisory-level fields, converted once per advisory: an advisory names many
+        # packages (a DSA, every binary of a source) and each becomes a row.
+        if not keys:
+            return
+        if len(self._stored) + len(keys) >= _CACHE_MAX:
+            self._stored.clear()
+        for key, stored in self.index.advisories(sorted(keys)).items():
             # ``CvssType`` is a StrEnum: a str that encodes as its value, no ``.value`` needed.
             cvss = [Cvss(type=c.type, vector=c.vector, score=c.score) for c in stored.cvss]
             source = None if stored.severity_source is None else stored.severity_source.value
-            base = self._stored[hit.advisory] = (stored, cvss, source)
+            self._stored[key] = (stored, cvss, source)
+
+    def _advisory(self, hit: Hit) -> Advisory:
+        base = self._stored.get(hit.advisory)
+        if base is None:  # a caller that did not load it first (or a cache that started over)
+            self._load_advisories({hit.advisory})
+            base = self._stored[hit.advisory]
         stored, cvss, source = base
         severity = stored.severity
         if hit.severity is not None:

@@ -408,11 +408,18 @@ class AdvisoryIndex:
 
     def advisory(self, key: str) -> StoredAdvisory:
         """The stored advisory of a ``Hit.advisory`` key."""
+        return self.advisories([key])[key]
+
+    def advisories(self, keys: Iterable[str]) -> dict[str, StoredAdvisory]:
+        """The stored advisories of several ``Hit.advisory`` keys, in one transaction."""
+        out = {}
         with self._env.begin(db=self._adv_db) as txn:
-            raw = txn.get(key.encode())
-        if raw is None:
-            raise AdvisoryIndexError(f"index has a hit for {key!r} but no such advisory")
-        return self._adv_dec.decode(raw)
+            for key in keys:
+                raw = txn.get(key.encode())
+                if raw is None:
+                    raise AdvisoryIndexError(f"index has a hit for {key!r} but no such advisory")
+                out[key] = self._adv_dec.decode(raw)
+        return out
 
     def lookup_alias(self, alias: str) -> list[StoredAdvisory]:
         """Every advisory whose id or alias is ``alias`` (e.g. a CVE id)."""
