@@ -13,7 +13,6 @@ import sys
 from typing import Any, TextIO
 
 import msgspec
-import structlog
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -29,6 +28,10 @@ def configure(
 ) -> None:
     """Configure structlog for the process: JSON on ``stream`` (stderr), or a console
     rendering when ``json`` is False (default: console only when ``stream`` is a TTY)."""
+    # Imported here: structlog pulls in rich (~0.2 s), which commands that never log
+    # (``regsweep match`` in a pipeline) should not pay for.
+    import structlog  # noqa: PLC0415
+
     stream = stream or sys.stderr
     if json is None:
         json = not stream.isatty()

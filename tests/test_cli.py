@@ -68,3 +68,39 @@ def test_versions_key_prints_hex_keys_in_version_order() -> None:
     assert result.exit_code == 0
     k1, k2 = (bytes.fromhex(line.split("\t")[0]) for line in result.output.splitlines())
     assert k1 < k2
+
+
+_SILENT_PROBE = """
+import sys
+from regsweep.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    assert not exit.code, exit.code
+assert "structlog" not in sys.modules, "a silent command imported structlog"
+"""
+
+
+def test_silent_commands_never_import_structlog(tmp_path: Path) -> None:
+    """``match``, ``versions`` and ``schema`` skip configuring logs (structlog and rich cost
+    0.2 s of start-up); so nothing on their paths may import structlog, or a log line would
+    go out unconfigured — structlog's default writes to stdout, into the NDJSON."""
+    from regsweep.matcher.advisories import load
+    from regsweep.matcher.index import store
+
+    db = tmp_path / "db.lmdb"
+    store.build(db, *load(Path(__file__).parent / "data" / "advisories" / "osv"))
+    line = (
+        b'{"kind":"package","schema_version":1,"package":{"name":"firefox-esr",'
+        b'"version":"91.4.0esr-1~deb10u1","type":"deb","ecosystem":"Debian:10"}}\n'
+    )
+    for args, stdin in (
+        (["match", "--db", str(db)], line),
+        (["versions", "compare", "dpkg", "1.0", "1.1"], b""),
+        (["schema"], b""),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", _SILENT_PROBE, *args], input=stdin, capture_output=True
+        )
+        assert out.returncode == 0, (args, out.stderr.decode())
+        assert out.stdout, args  # a vulnerability, a comparison, the schema
