@@ -4,15 +4,19 @@
 # open-addressing hash table over the identity fields, read straight from the Struct's slots,
 # and results are fanned back out by slot. Python only ever sees the distinct identities.
 # ``identity.py`` is the pure-Python twin with the same API (REGSWEEP_PURE_PYTHON=1).
+#
+# The table keeps each identity's *contents* (the fields' characters, back to back, in one
+# arena), not references to the string objects. Packages decoded from NDJSON or the state
+# store are new objects with new strings every time: comparing them with stored objects
+# would touch five or six scattered strings per lookup, where the arena holds the whole
+# identity in one or two cache lines.
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
-from cpython.object cimport (
-    Py_EQ, Py_TYPE, PyObject, PyObject_Hash, PyObject_RichCompareBool, PyTypeObject,
-)
-from cpython.ref cimport Py_INCREF, Py_XDECREF
-from libc.stdint cimport int32_t, uint32_t
-from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from cpython.object cimport Py_TYPE, PyObject, PyObject_Hash, PyTypeObject
+from cpython.ref cimport Py_INCREF
+from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy
 
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
@@ -22,29 +26,33 @@ cdef extern from "Python.h":
     ctypedef struct PyASCIIObject:
         Py_hash_t hash
     bint PyUnicode_CheckExact(PyObject* o)
+    Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
+    int PyUnicode_KIND(PyObject* o)
+    void* PyUnicode_DATA(PyObject* o)
     PyObject* Py_None
-
-cdef extern from "<stdlib.h>":
-    void* aligned_alloc(size_t alignment, size_t size) nogil
 
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
 
 cdef enum:
-    # An entry is one 64-byte cache line: up to 7 field pointers, a 32-bit hash and a slot.
-    MAX_FIELDS = 7
+    MAX_FIELDS = 8
     # How many packages ahead of the probe each pipeline stage works (see ``assign``).
     LEAD_FIELDS = 4
     LEAD_HASH = 8
-    LEAD_PROBE = 12
-    RING = 16
+    LEAD_ENTRY = 12
+    LEAD_PROBE = 16
+    RING = 32
     MAX_CAP = 1 << 30
+    # Field header in the arena: one byte (0 for None, else the str's kind: 1, 2 or 4
+    # bytes per character) and, for a str, its length in characters (4 bytes).
+    NONE_TAG = 0
 
 
 cdef struct Entry:
-    PyObject* fields[MAX_FIELDS]   # owned references; fields[0] is NULL in an empty entry
-    uint32_t hash
-    int32_t slot
+    uint64_t hash
+    int32_t slot       # -1: empty
+    uint32_t size      # bytes of the identity in the arena
+    uint64_t offset    # where it starts
 
 
 cdef inline Py_hash_t field_hash(PyObject* o) except? -1:
@@ -54,9 +62,18 @@ cdef inline Py_hash_t field_hash(PyObject* o) except? -1:
         h = (<PyASCIIObject*>o).hash
         if h != -1:
             return h
-    elif o == Py_None:
+        return PyObject_Hash(<object>o)
+    if o == Py_None:
         return 0x9E3779B9
-    return PyObject_Hash(<object>o)
+    raise TypeError(f"an identity field is {type(<object>o).__name__}, not str or None")
+
+
+cdef inline Py_ssize_t field_size(PyObject* o) noexcept:
+    # Bytes this field takes in the arena. CPython stores every str in the narrowest kind
+    # its characters fit, so equal strings have equal kinds and equal bytes.
+    if o == Py_None:
+        return 1
+    return 5 + PyUnicode_GET_LENGTH(o) * PyUnicode_KIND(o)
 
 
 cdef class IdentityTable:
@@ -66,15 +83,19 @@ cdef class IdentityTable:
     identities not seen before (numbered from ``len(self)`` on) and returning the index of
     the first package of each new one; ``fan_out(results, …)`` then returns, per package,
     ``results[slot]``. The two are called in pairs: ``assign`` keeps the slots of the last
-    batch for ``fan_out``. The table keeps a reference to the fields of every identity, so
-    its memory grows with the distinct identities until ``clear()``.
+    batch for ``fan_out``. Every field must be a ``str`` or ``None``. The table copies the
+    characters of every identity it has seen, so its memory grows with the distinct
+    identities until ``clear()``; it holds no reference to any package or string.
     """
 
     cdef Entry* entries
     cdef Py_ssize_t cap, count
+    cdef uint8_t* arena
+    cdef Py_ssize_t arena_len, arena_cap
     cdef int nfields
     cdef Py_ssize_t offsets[MAX_FIELDS]
     cdef object ptype
+    cdef tuple names
     cdef int32_t* slots
     cdef Py_ssize_t nslots, slots_cap
 
@@ -84,6 +105,7 @@ cdef class IdentityTable:
         if not isinstance(ptype, type):
             raise TypeError(f"{ptype!r} is not a type")
         self.ptype = ptype
+        self.names = names
         self.nfields = len(names)
         for k, name in enumerate(names):
             descr = ptype.__dict__.get(name)
@@ -94,36 +116,29 @@ cdef class IdentityTable:
         self.cap = 1024
 
     def __dealloc__(self):
-        self._release()
         free(self.entries)
+        free(self.arena)
         free(self.slots)
 
     cdef Entry* _alloc(self, Py_ssize_t n) except NULL:
-        # Line-aligned, so that an entry never straddles two cache lines.
-        cdef Entry* e = <Entry*>aligned_alloc(64, n * sizeof(Entry))
+        cdef Entry* e = <Entry*>malloc(n * sizeof(Entry))
+        cdef Py_ssize_t i
         if e is NULL:
             raise MemoryError()
-        memset(e, 0, n * sizeof(Entry))
+        for i in range(n):
+            e[i].slot = -1
         return e
-
-    cdef void _release(self) noexcept:
-        cdef Py_ssize_t i
-        cdef int k
-        if self.entries is NULL:
-            return
-        for i in range(self.cap):
-            if self.entries[i].fields[0] is not NULL:
-                for k in range(self.nfields):
-                    Py_XDECREF(self.entries[i].fields[k])
-        memset(self.entries, 0, self.cap * sizeof(Entry))
-        self.count = 0
 
     def __len__(self):
         return self.count
 
     def clear(self):
         """Forget every identity (slots restart at 0)."""
-        self._release()
+        cdef Py_ssize_t i
+        for i in range(self.cap):
+            self.entries[i].slot = -1
+        self.count = 0
+        self.arena_len = 0
 
     cdef int _grow(self) except -1:
         cdef Py_ssize_t old_cap = self.cap, i, j, mask = old_cap * 2 - 1
@@ -132,9 +147,9 @@ cdef class IdentityTable:
             raise MemoryError("identity table full")
         cdef Entry* new = self._alloc(old_cap * 2)
         for i in range(old_cap):
-            if old[i].fields[0] is not NULL:
+            if old[i].slot >= 0:
                 j = old[i].hash & mask
-                while new[j].fields[0] is not NULL:
+                while new[j].slot >= 0:
                     j = (j + 1) & mask
                 new[j] = old[i]
         free(old)
@@ -143,7 +158,7 @@ cdef class IdentityTable:
         return 0
 
     cdef inline int _read(self, PyObject* p, PyObject** out) except -1:
-        # The identity fields, borrowed from the Struct's slots.
+        # The identity fields, borrowed from the Struct's slots; each a str or None.
         cdef int k
         cdef PyObject* v
         if Py_TYPE(<object>p) != <PyTypeObject*>self.ptype:
@@ -151,40 +166,91 @@ cdef class IdentityTable:
         for k in range(self.nfields):
             v = (<PyObject**>((<char*>p) + self.offsets[k]))[0]
             if v is NULL:
-                raise AttributeError("a package with an unset field")
-            out[k] = v
+                raise AttributeError(f"a package with no {self.names[k]}")
+            out[k] = v  # str or None: checked by ``_hash``, once the string is in cache
         return 0
 
-    cdef int _probe(self, PyObject** f, uint32_t h) except -2:
+    cdef bint _same(self, const Entry* e, PyObject** f) noexcept:
+        # Whether the stored identity of ``e`` has exactly the characters of fields ``f``.
+        cdef const uint8_t* p = self.arena + e.offset
+        cdef const uint8_t* end = p + e.size
+        cdef int k, kind
+        cdef uint32_t n
+        cdef Py_ssize_t nbytes
+        for k in range(self.nfields):
+            if p >= end:
+                return False
+            if f[k] == Py_None:
+                if p[0] != NONE_TAG:
+                    return False
+                p += 1
+                continue
+            kind = PyUnicode_KIND(f[k])
+            if p[0] != kind or end - p < 5:
+                return False
+            memcpy(&n, p + 1, 4)
+            if n != PyUnicode_GET_LENGTH(f[k]):
+                return False
+            nbytes = <Py_ssize_t>n * kind
+            if end - p - 5 < nbytes or memcmp(p + 5, PyUnicode_DATA(f[k]), nbytes) != 0:
+                return False
+            p += 5 + nbytes
+        return p == end
+
+    cdef int _store(self, Entry* e, PyObject** f) except -1:
+        # Copy the identity's characters to the end of the arena.
+        cdef Py_ssize_t size = 0, cap
+        cdef uint8_t* p
+        cdef uint8_t* grown
+        cdef int k, kind
+        cdef uint32_t n
+        for k in range(self.nfields):
+            size += field_size(f[k])
+        if size > 0xFFFFFFFF:
+            raise ValueError("package identity too large")
+        if self.arena_len + size > self.arena_cap:
+            cap = max(self.arena_cap * 2, self.arena_len + size, 1 << 16)
+            grown = <uint8_t*>realloc(self.arena, cap)
+            if grown is NULL:
+                raise MemoryError()
+            self.arena, self.arena_cap = grown, cap
+        p = self.arena + self.arena_len
+        e.offset = self.arena_len
+        e.size = <uint32_t>size
+        for k in range(self.nfields):
+            if f[k] == Py_None:
+                p[0] = NONE_TAG
+                p += 1
+                continue
+            kind = PyUnicode_KIND(f[k])
+            n = <uint32_t>PyUnicode_GET_LENGTH(f[k])
+            p[0] = <uint8_t>kind
+            memcpy(p + 1, &n, 4)
+            memcpy(p + 5, PyUnicode_DATA(f[k]), <Py_ssize_t>n * kind)
+            p += 5 + <Py_ssize_t>n * kind
+        self.arena_len += size
+        return 0
+
+    cdef Py_ssize_t _probe(self, PyObject** f, uint64_t h) except -2:
         # The slot of the identity with fields ``f`` and hash ``h``; -1 when it was new (it
         # then has slot ``count - 1``).
         cdef Py_ssize_t mask = self.cap - 1, j = h & mask
         cdef Entry* e
-        cdef int k
         while True:
             e = &self.entries[j]
-            if e.fields[0] is NULL:
+            if e.slot < 0:
                 break
-            if e.hash == h:
-                for k in range(self.nfields):
-                    if e.fields[k] != f[k] and not PyObject_RichCompareBool(
-                        <object>e.fields[k], <object>f[k], Py_EQ
-                    ):
-                        break
-                else:
-                    return e.slot
+            if e.hash == h and self._same(e, f):
+                return e.slot
             j = (j + 1) & mask
-        # New identity: keep references to its fields, give it the next slot.
         if (self.count + 1) * 4 > self.cap * 3:
             self._grow()
             mask = self.cap - 1
             j = h & mask
-            while self.entries[j].fields[0] is not NULL:
+            while self.entries[j].slot >= 0:
                 j = (j + 1) & mask
             e = &self.entries[j]
-        for k in range(self.nfields):
-            Py_INCREF(<object>f[k])
-            e.fields[k] = f[k]
+        self._store(e, f)
         e.hash = h
         e.slot = <int32_t>self.count
         self.count += 1
@@ -192,15 +258,15 @@ cdef class IdentityTable:
 
     def assign(self, list packages):
         """Slot every package; return the index of the first package of each new identity."""
-        cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x
+        cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, slot
         cdef PyObject* obj
         cdef PyObject** f
         cdef Py_hash_t h
-        cdef uint32_t h32
-        cdef int k, slot
+        cdef int k
+        cdef Entry* e
         # Packages in flight: their fields (borrowed) and hashes, by index % RING.
         cdef PyObject* ring_f[RING][MAX_FIELDS]
-        cdef uint32_t ring_h[RING]
+        cdef uint64_t ring_h[RING]
         cdef list fresh = []
         if n > self.slots_cap:
             free(self.slots)
@@ -212,9 +278,9 @@ cdef class IdentityTable:
         self.nslots = 0
         # A software pipeline. A fleet's packages are scattered over the heap and the table
         # outgrows the cache, so a package costs a chain of dependent cache misses: its
-        # object, then its field strings (for their hashes), then its table entry. Each
-        # stage prefetches what a later stage reads, for packages a few places ahead, so
-        # the misses of neighbouring packages overlap instead of adding up.
+        # object, its field strings, its table entry, its stored identity. Each stage
+        # prefetches what a later stage reads, for packages a few places ahead, so the
+        # misses of neighbouring packages overlap instead of adding up.
         for step in range(n + LEAD_PROBE):
             x = step
             if x < n:
@@ -226,23 +292,30 @@ cdef class IdentityTable:
                 f = ring_f[x % RING]
                 self._read(PyList_GET_ITEM(packages, x), f)
                 for k in range(self.nfields):
+                    # The str header (hash) and its first characters, often the next line.
                     prefetch(f[k])
+                    prefetch((<char*>f[k]) + 63)
             x = step - LEAD_HASH
             if 0 <= x < n:
                 f = ring_f[x % RING]
                 h = 0x345678
                 for k in range(self.nfields):
                     h = (h ^ field_hash(f[k])) * 1000003
-                h32 = <uint32_t>(h ^ (h >> 32))
-                ring_h[x % RING] = h32
-                prefetch(&self.entries[h32 & (self.cap - 1)])
+                ring_h[x % RING] = <uint64_t>(h ^ (h >> 29))
+                prefetch(&self.entries[ring_h[x % RING] & (self.cap - 1)])
+            x = step - LEAD_ENTRY
+            if 0 <= x < n:
+                e = &self.entries[ring_h[x % RING] & (self.cap - 1)]
+                if e.slot >= 0:
+                    prefetch(self.arena + e.offset)
+                    prefetch(self.arena + e.offset + 64)
             x = step - LEAD_PROBE
             if x >= 0:
                 slot = self._probe(ring_f[x % RING], ring_h[x % RING])
                 if slot < 0:
-                    slot = <int>(self.count - 1)
+                    slot = self.count - 1
                     fresh.append(x)
-                self.slots[x] = slot
+                self.slots[x] = <int32_t>slot
                 self.nslots = x + 1
         return fresh
 

@@ -63,6 +63,9 @@ class PureIdentityTable:
             if type(p) is not self.ptype:
                 raise TypeError(f"expected {self.ptype.__name__}, got {type(p).__name__}")
             ident = tuple(getattr(p, n) for n in self.names)
+            for n, v in zip(self.names, ident, strict=True):
+                if v is not None and type(v) is not str:
+                    raise TypeError(f"{n} is {type(v).__name__}, not str")
             slot = slots.get(ident)
             if slot is None:
                 slot = slots[ident] = len(slots)

@@ -93,7 +93,7 @@ def test_growth_past_the_initial_capacity_keeps_every_slot() -> None:
     assert out == [(i,) for i in reversed(range(50_000))]
 
 
-def test_clear_releases_the_fields_it_held() -> None:
+def test_the_table_holds_no_reference_and_clear_starts_over() -> None:
     table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
     name = "".join(["held-", "name"])  # a fresh string object, referenced only here
     before = sys.getrefcount(name)
@@ -101,11 +101,29 @@ def test_clear_releases_the_fields_it_held() -> None:
     table.assign(pkgs)
     del pkgs
     gc.collect()
-    assert sys.getrefcount(name) == before + 3000  # the table keeps one per identity
+    assert sys.getrefcount(name) == before  # identities are copied, not referenced
+    assert len(table) == 3000
     table.clear()
     assert len(table) == 0
-    assert sys.getrefcount(name) == before
     assert table.assign([Package(name=name, version="0", type="npm")]) == [0]
+
+
+def test_strings_of_every_width_compare_by_their_characters() -> None:
+    """Latin-1, BMP and astral characters (1, 2 and 4 bytes per character in CPython), the
+    empty string, and strings that differ only in width or length."""
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    names = ["", "a", "ab", "é", "ab\u00e9", "\u0101", "\U0001f600", "a\U0001f600", "\x00"]
+    pkgs = [Package(name=n, version="1", type="npm") for n in names]
+    assert table.assign(pkgs) == list(range(len(names)))
+    # The same characters in new objects find their slots; nothing else does.
+    again = _reencoded(pkgs)
+    assert all(a is not b for a, b in zip(again, pkgs, strict=True) if a.name)
+    assert table.assign(list(reversed(again))) == []
+    out, _ = table.fan_out([(n,) for n in names], Failure, _error)
+    assert out == [(n,) for n in reversed(names)]
+    # A field boundary moved is another identity: ("ab", "1") vs ("a", "b1").
+    moved = [Package(name="a", version="b1", type="npm")]
+    assert table.assign(moved) == [0]
 
 
 @pytest.mark.parametrize("cls", TABLES)
@@ -113,6 +131,8 @@ def test_other_types_and_missing_results_are_errors(cls: type) -> None:
     table = cls(Package, IDENTITY_FIELDS)
     with pytest.raises(TypeError):
         table.assign([ImageRef(ref="x")])
+    with pytest.raises(TypeError):  # msgspec does not check types on construction
+        table.assign([Package(name=b"x", version="1", type="npm")])  # type: ignore[arg-type]
     table.assign([Package(name="x", version="1", type="npm")])
     with pytest.raises(IndexError):
         table.fan_out([], Failure, _error)
