@@ -18,15 +18,17 @@ answers all versions of one package in one call; results fan back out to the pac
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import msgspec
 
 from regsweep.matcher import reference, versions
 from regsweep.matcher.advisories.ecosystems import (
-    normalize_name,
+    name_normalizer,
     normalize_version,
     parse_ecosystem,
 )
@@ -58,6 +60,49 @@ class Target(msgspec.Struct, frozen=True, gc=False):
     scheme: versions.Scheme
 
 
+class _Rule(NamedTuple):
+    # How packages of one (type, ecosystem) are looked up: everything ``target`` derives
+    # from those two fields, worked out once.
+    ecosystem: str
+    key_prefix: bytes
+    scheme: versions.Scheme
+    distro: bool
+    deb: bool
+    name: Callable[[str], str]
+    lower_version: bool
+
+
+@functools.lru_cache(maxsize=4096)
+def _rule(typ: str, ecosystem: str) -> _Rule:
+    info = parse_ecosystem(ecosystem)
+    if info is None:
+        raise ValueError(f"unknown ecosystem {ecosystem!r}")
+    return _Rule(
+        ecosystem=info.ecosystem,
+        key_prefix=package_key(info.ecosystem, ""),
+        scheme=info.scheme,
+        distro=typ in DISTRO_TYPES,
+        deb=typ == "deb",
+        name=name_normalizer(info.family),
+        lower_version=normalize_version(info.family, "A") == "a",
+    )
+
+
+def _name_version(rule: _Rule, pkg: Package) -> tuple[str, str] | None:
+    # The normalised (name, version) ``pkg`` is looked up as, or None when not matched.
+    if rule.distro:
+        name = pkg.source_name or pkg.name
+        version = pkg.source_version or pkg.version
+        if rule.deb and "+b" in version:
+            # A binNMU rebuilds the same source: its advisories are the source version's.
+            version = _BINNMU.sub("", version)
+    elif pkg.owner is not None:
+        return None
+    else:
+        name, version = pkg.name, pkg.version
+    return rule.name(name), version.lower() if rule.lower_version else version
+
+
 def target(pkg: Package) -> Target | None:
     """The lookup for ``pkg``, or None when the rules say it is not matched at all.
 
@@ -65,25 +110,11 @@ def target(pkg: Package) -> Target | None:
     """
     if pkg.ecosystem is None:
         return None
-    info = parse_ecosystem(pkg.ecosystem)
-    if info is None:
-        raise ValueError(f"unknown ecosystem {pkg.ecosystem!r}")
-    if pkg.type in DISTRO_TYPES:
-        name = pkg.source_name or pkg.name
-        version = pkg.source_version or pkg.version
-        if pkg.type == "deb" and "+b" in version:
-            # A binNMU rebuilds the same source: its advisories are the source version's.
-            version = _BINNMU.sub("", version)
-    else:
-        if pkg.owner is not None:
-            return None
-        name, version = pkg.name, pkg.version
-    return Target(
-        info.ecosystem,
-        normalize_name(info.family, name),
-        normalize_version(info.family, version),
-        info.scheme,
-    )
+    rule = _rule(pkg.type, pkg.ecosystem)
+    found = _name_version(rule, pkg)
+    if found is None:
+        return None
+    return Target(rule.ecosystem, found[0], found[1], rule.scheme)
 
 
 #: The fields ``target`` reads: two packages equal in these are matched once.
@@ -163,21 +194,26 @@ class Matcher:
         results: list[tuple[Advisory, ...] | _Failure] = [_NONE] * len(distinct)
         # package key -> (scheme, version -> the ``distinct`` indices looked up as it)
         wanted: dict[bytes, tuple[versions.Scheme, dict[str, list[int]]]] = {}
+        # ``target`` inlined: this loop runs for every package seen for the first time.
         for j, p in enumerate(distinct):
+            if p.ecosystem is None:
+                continue
             try:
-                t = target(p)
+                rule = _rule(p.type, p.ecosystem)
             except ValueError as err:
                 results[j] = _Failure("unknown_ecosystem", str(err))
                 continue
-            if t is None:  # not matched, by rule (an OS-owned module …)
+            looked_up = _name_version(rule, p)
+            if looked_up is None:  # not matched, by rule (an OS-owned module …)
                 continue
-            pkey = package_key(t.ecosystem, t.name)
+            name, version = looked_up
+            pkey = rule.key_prefix + name.encode()
             entry = wanted.get(pkey)
             if entry is None:
-                entry = wanted[pkey] = (t.scheme, {})
-            same = entry[1].get(t.version)
+                entry = wanted[pkey] = (rule.scheme, {})
+            same = entry[1].get(version)
             if same is None:
-                entry[1][t.version] = [j]
+                entry[1][version] = [j]
             else:
                 same.append(j)
 
