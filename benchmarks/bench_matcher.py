@@ -297,7 +297,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"**{full:.2f} s** (target ≤ 60 s, linear).\n"
             )
 
-        pkgs = inventory(advs, args.packages, rng)
+        # Every package a distinct object with its own strings, as the NDJSON decoder or the
+        # state store hands them over (sampling from a pool would repeat the same objects,
+        # which no real input does).
+        pkgs = msgspec.msgpack.decode(
+            msgspec.msgpack.encode(inventory(advs, args.packages, rng)), type=list[Package]
+        )
         # The harness holds every parsed advisory and the inventory for the whole run; a
         # matcher in a real process has neither, so the cyclic GC must not walk them during
         # the timed passes.
