@@ -139,6 +139,24 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _Loaded:
+    # One package's interval table, and its rows decoded once a query hits it.
+    __slots__ = ("advisories", "hits", "names", "raw", "recheck")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.hits: list[Hit] = []
+        self.names: list[str] = []  # the advisory key of each row
+        self.recheck = False  # whether any row needs the comparator
+        self.advisories: list[Advisory | None] = []  # the output Advisory of each row
+
+    def decode(self, index: AdvisoryIndex) -> None:
+        self.hits = index.hits(self.raw)
+        self.names = [h.advisory for h in self.hits]
+        self.recheck = any(h.recheck for h in self.hits)
+        self.advisories = [None] * len(self.hits)
+
+
 class _Failure(msgspec.Struct, frozen=True, gc=False):
     # Why an identity cannot be matched; every package with it gets a MatchError.
     error: str
@@ -166,8 +184,8 @@ class Matcher:
         #: Per identity slot: its advisories, or why it cannot be matched. The index is
         #: immutable, so an answer never goes stale.
         self._results: list[tuple[Advisory, ...] | _Failure] = []
-        self._tables: dict[bytes, tuple[bytes, list[Hit] | None] | None] = {}
-        self._rows: dict[tuple[bytes, int], Advisory] = {}
+        #: Package key -> its table (None: no advisory names the package).
+        self._tables: dict[bytes, _Loaded | None] = {}
         self._row_sets: dict[tuple[bytes | int, ...], tuple[Advisory, ...]] = {}
 
     def match(
@@ -220,8 +238,8 @@ class Matcher:
         self._load_tables(list(wanted))
         answers: list[tuple[bytes, versions.SchemeModule, str, list[int]]] = []
         for pkey, (scheme, by_version) in wanted.items():
-            cached = self._tables[pkey]
-            if cached is None:  # no advisory names this package
+            loaded = self._tables[pkey]
+            if loaded is None:  # no advisory names this package
                 continue
             mod = versions.module(scheme)
             vs = list(by_version)
@@ -243,11 +261,11 @@ class Matcher:
                 vs = good
             answers += [
                 (pkey, mod, v, rows)
-                for v, rows in zip(vs, table.query_many(cached[0], keys), strict=True)
+                for v, rows in zip(vs, table.query_many(loaded.raw, keys), strict=True)
                 if rows
             ]
         # Every advisory the hits name, read in one transaction, then the answers built.
-        need = {self._hits(a[0])[r].advisory for a in answers for r in a[3]}
+        need = {self._loaded(a[0]).names[r] for a in answers for r in a[3]}
         self._load_advisories(need.difference(self._stored))
         for pkey, mod, v, rows in answers:
             found = self._advisories_for(pkey, mod, v, rows)
@@ -261,48 +279,53 @@ class Matcher:
         missing = [k for k in pkeys if k not in self._tables]
         if len(self._tables) + len(missing) >= _CACHE_MAX:
             self._tables.clear()
-            self._rows.clear()
             self._row_sets.clear()
             missing = pkeys
         found = self.index.tables(missing)
         for k in missing:
             raw = found.get(k)
-            self._tables[k] = None if raw is None else (raw, None)
+            self._tables[k] = None if raw is None else _Loaded(raw)
 
-    def _hits(self, pkey: bytes) -> list[Hit]:
-        cached = self._tables[pkey]
-        assert cached is not None
-        raw, hits = cached
-        if hits is None:
-            hits = self.index.hits(raw)
-            self._tables[pkey] = (raw, hits)
-        return hits
+    def _loaded(self, pkey: bytes) -> _Loaded:
+        # A table whose rows are decoded (on the first hit: most tables are only queried).
+        loaded = self._tables[pkey]
+        assert loaded is not None
+        if not loaded.hits:
+            loaded.decode(self.index)
+        return loaded
 
     def _advisories_for(
         self, pkey: bytes, mod: versions.SchemeModule, version: str, rows: list[int]
     ) -> tuple[Advisory, ...]:
-        hits = self._hits(pkey)
-        # Versions between the same two fixes hit the same rows: unless a row needs the
-        # comparator (recheck), their answer is the same and is built once.
-        key: tuple[bytes | int, ...] = (pkey, *rows)
-        known = self._row_sets.get(key)
-        if known is not None:
-            return known
-        answer = self._build_answer(pkey, hits, mod, version, rows)
-        if not any(hits[r].recheck for r in rows):
+        loaded = self._loaded(pkey)
+        if not loaded.recheck:
+            # The common case: each row a different advisory, nothing to re-check. Versions
+            # between the same two fixes hit the same rows and share their answer.
+            key: tuple[bytes | int, ...] = (pkey, *rows)
+            known = self._row_sets.get(key)
+            if known is not None:
+                return known
+            names = loaded.names
+            if len(rows) == 1 or len({names[r] for r in rows}) == len(rows):
+                answer = tuple(self._row_advisory(loaded, r) for r in rows)
+            else:
+                answer = self._build_answer(loaded, mod, version, rows)
             self._row_sets[key] = answer
-        return answer
+            return answer
+        return self._build_answer(loaded, mod, version, rows)
+
+    def _row_advisory(self, loaded: _Loaded, row: int) -> Advisory:
+        adv = loaded.advisories[row]
+        if adv is None:
+            adv = loaded.advisories[row] = self._advisory(loaded.hits[row])
+        return adv
 
     def _build_answer(
-        self,
-        pkey: bytes,
-        hits: list[Hit],
-        mod: versions.SchemeModule,
-        version: str,
-        rows: list[int],
+        self, loaded: _Loaded, mod: versions.SchemeModule, version: str, rows: list[int]
     ) -> tuple[Advisory, ...]:
         # Several affected entries of one advisory can cover the same version (two ranges
         # for one package): the package gets one record per advisory, their fixes merged.
+        hits = loaded.hits
         chosen: dict[str, list[int]] = {}
         for r in rows:
             hit = hits[r]
@@ -312,10 +335,7 @@ class Matcher:
         out = []
         for same in chosen.values():
             if len(same) == 1:
-                key = (pkey, same[0])
-                adv = self._rows.get(key)
-                if adv is None:
-                    adv = self._rows[key] = self._advisory(hits[same[0]])
+                adv = self._row_advisory(loaded, same[0])
             else:
                 # Order-preserving union in linear time: Go advisories can put a version in
                 # hundreds of rows of one advisory, each with its own fixed list.
