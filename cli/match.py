@@ -68,13 +68,14 @@ class _Writer:
         cache = self._adv_json
         if len(cache) > 1 << 18:
             cache.clear()
+        parts = []
         for adv in advisories:
             hit = cache.get(id(adv))
             if hit is None or hit[0] is not adv:
                 hit = cache[id(adv)] = (adv, enc(adv))
-            self.buf += head
-            self.buf += hit[1]
-            self.buf += b"}\n"
+            parts += (head, hit[1], b"}\n")
+        # One join, one append: records differ only in their advisory.
+        self.buf += b"".join(parts)
         self.count += len(advisories)
         if len(self.buf) >= _FLUSH:
             self.flush()
