@@ -68,6 +68,17 @@ cdef inline Py_hash_t field_hash(PyObject* o) except? -1:
     raise TypeError(f"an identity field is {type(<object>o).__name__}, not str or None")
 
 
+cdef inline bint same_bytes(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept:
+    # Package names and versions are a few bytes long: a loop beats a call to memcmp.
+    cdef Py_ssize_t i
+    if n > 32:
+        return memcmp(a, b, n) == 0
+    for i in range(n):
+        if a[i] != b[i]:
+            return False
+    return True
+
+
 cdef inline Py_ssize_t field_size(PyObject* o) noexcept:
     # Bytes this field takes in the arena. CPython stores every str in the narrowest kind
     # its characters fit, so equal strings have equal kinds and equal bytes.
@@ -192,7 +203,9 @@ cdef class IdentityTable:
             if n != PyUnicode_GET_LENGTH(f[k]):
                 return False
             nbytes = <Py_ssize_t>n * kind
-            if end - p - 5 < nbytes or memcmp(p + 5, PyUnicode_DATA(f[k]), nbytes) != 0:
+            if end - p - 5 < nbytes:
+                return False
+            if not same_bytes(p + 5, <const uint8_t*>PyUnicode_DATA(f[k]), nbytes):
                 return False
             p += 5 + nbytes
         return p == end
