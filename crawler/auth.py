@@ -5,7 +5,15 @@ exchanges (ping, token requests) live in :mod:`regsweep.crawler.registry`, which
 ``ValueError`` / :class:`CredentialsError` raised here into its typed ``AuthError``.
 
 Credential lookup follows the Docker CLI: ``credHelpers[host]`` first, then an inline
-``auths[host].auth`` (base64 ``user:password``), then the global ``credsStore``.
+``auths[host]`` entry (``identitytoken``, base64 ``auth`` = ``user:password``, or
+``username``/``password``), then the global ``credsStore``.
+
+An *identity token* (``auths[host].identitytoken``, or a helper answering with the username
+``<token>``) is an OAuth2 refresh token: it cannot be sent to the registry itself. The
+client exchanges it for a bearer token with the refresh-token grant of the distribution
+token spec (``POST`` to the challenge's realm, form fields ``grant_type=refresh_token``,
+``refresh_token``, ``service``, ``scope``, ``client_id``; :func:`oauth_refresh_form`), so it
+works with bearer-token registries only.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import enum
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -31,6 +40,13 @@ _DOCKER_HUB_HOSTS: Final = frozenset({"docker.io", "index.docker.io", "registry-
 #: (a desktop keychain prompt waiting for a human would otherwise stall a whole crawl).
 HELPER_TIMEOUT: Final = 20.0
 
+#: The ``client_id`` sent with OAuth2 token requests (the spec wants a meaningful value so
+#: that token servers can audit which client used a refresh token).
+CLIENT_ID: Final = "regsweep"
+
+#: The username a credential helper reports when its secret is an identity token.
+_TOKEN_USERNAME: Final = "<token>"
+
 
 class CredentialsError(Exception):
     """``~/.docker/config.json`` or a credential helper gave something unusable."""
@@ -44,19 +60,34 @@ class AuthScheme(enum.Enum):
 
 
 class Credentials(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A username and password (or token) for one registry.
+    """A username and password, or an identity token, for one registry.
 
-    ``repr`` hides the secret so that credentials never leak into logs or tracebacks.
+    With a (non-empty) ``identity_token`` the password is unused (Docker leaves it empty): the
+    token is exchanged for bearer tokens with the OAuth2 refresh-token grant, never sent as
+    Basic.
+    ``repr`` hides both secrets so that credentials never leak into logs or tracebacks.
     """
 
     username: str
     password: str
+    identity_token: str | None = None
 
     def __repr__(self) -> str:
-        return f"Credentials(username={self.username!r}, password=<hidden>)"
+        token = ", identity_token=<hidden>" if self.identity_token else ""
+        return f"Credentials(username={self.username!r}, password=<hidden>{token})"
 
     def basic_header(self) -> str:
-        """The ``Authorization`` value for HTTP Basic."""
+        """The ``Authorization`` value for HTTP Basic.
+
+        Raises :class:`CredentialsError` for an identity token: it is only good at a token
+        server, and sending it (or an empty password) as Basic would leak it or fail with
+        a confusing 401.
+        """
+        if self.identity_token:
+            raise CredentialsError(
+                "an identity token can only be exchanged at a bearer-token server; "
+                "this registry asks for HTTP Basic (log in with a password instead)"
+            )
         raw = f"{self.username}:{self.password}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
@@ -169,6 +200,8 @@ async def load_docker_credentials(
         entry = config.auths.get(key)
         if entry is None:
             continue
+        user: str | None = entry.username
+        password: str | None = entry.password
         if entry.auth:
             try:
                 decoded = base64.b64decode(entry.auth, validate=True).decode()
@@ -177,9 +210,12 @@ async def load_docker_credentials(
             user, sep, password = decoded.partition(":")
             if not sep:
                 raise CredentialsError(f"{path}: auths[{key!r}].auth is not user:password")
+        if entry.identitytoken:
+            # Like the Docker CLI, the identity token wins over a password; `docker login`
+            # stores it next to `auth` = "user:" (an empty password).
+            return Credentials(username=user or "", password="", identity_token=entry.identitytoken)
+        if user is not None and password is not None:
             return Credentials(username=user, password=password)
-        if entry.username is not None and entry.password is not None:
-            return Credentials(username=entry.username, password=entry.password)
         # An empty entry ({}) is what `docker login` leaves when a credsStore holds the secret.
     if config.creds_store:
         return await run_credential_helper(config.creds_store, keys[0], env=env)
@@ -224,9 +260,11 @@ async def run_credential_helper(
         answer = msgspec.json.decode(out, type=_HelperAnswer)
     except msgspec.DecodeError as exc:
         raise CredentialsError(f"{program} printed something that is not its JSON") from exc
-    if answer.username == "<token>":
-        # An identity token needs the OAuth2 refresh-token grant, which regsweep lacks.
-        raise CredentialsError(f"{program} returned an identity token (not supported)")
+    if answer.username == _TOKEN_USERNAME:
+        # docker-credential-helpers' convention: the secret is an identity token.
+        if not answer.secret:
+            raise CredentialsError(f"{program} returned an empty identity token")
+        return Credentials(username="", password="", identity_token=answer.secret)
     return Credentials(username=answer.username, password=answer.secret)
 
 
@@ -266,6 +304,52 @@ def parse_token_response(body: bytes, *, now: float | None = None) -> Token:
     margin = min(10.0, ttl * 0.1)
     start = time.monotonic() if now is None else now
     return Token(value=value, renew_at=start + ttl - margin)
+
+
+def oauth_refresh_form(
+    identity_token: str, service: str | None, scope: str, *, client_id: str = CLIENT_ID
+) -> bytes:
+    """The ``application/x-www-form-urlencoded`` body of an OAuth2 refresh-token grant.
+
+    Fields per the distribution spec (``oauth.md``): ``grant_type=refresh_token``,
+    ``refresh_token``, ``service`` and ``client_id`` always, ``scope`` (space-separated
+    scopes, as the challenge names them) when there is one.
+    """
+    fields = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", identity_token),
+        ("service", service or ""),
+        ("client_id", client_id),
+    ]
+    if scope:
+        fields.append(("scope", scope))
+    return urllib.parse.urlencode(fields).encode("ascii")
+
+
+class _OAuthError(msgspec.Struct, frozen=True, gc=False):
+    error: str | None = None
+    error_description: str | None = None
+
+
+#: Error texts from a token server are quoted in messages, truncated to this length.
+_MAX_ERROR_TEXT: Final = 200
+
+
+def describe_oauth_error(body: bytes) -> str:
+    """A short, printable reason from a token server's error answer.
+
+    RFC 6749 §5.2 says ``{"error": "invalid_grant", "error_description": "…"}``; anything
+    else (HTML, Distribution's ``{"errors": […]}``) yields an empty string, and the caller
+    falls back to the status code. Control characters are dropped so that a hostile server
+    cannot forge log lines.
+    """
+    try:
+        answer = msgspec.json.decode(body, type=_OAuthError)
+    except msgspec.DecodeError:  # also ValidationError (a JSON value of another shape)
+        return ""
+    parts = [p for p in (answer.error, answer.error_description) if p]
+    text = ": ".join(parts)
+    return "".join(ch for ch in text if ch.isprintable())[:_MAX_ERROR_TEXT]
 
 
 class TokenCache:

@@ -171,6 +171,8 @@ _ANY_DIGEST: Final = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+
 _REPO_NAME: Final = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
 )
+#: A path part that needs no percent-encoding and is no ``.``/``..`` segment.
+_PLAIN_PART: Final = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*")
 _LINK_NEXT: Final = re.compile(r'<([^>]*)>\s*;[^,]*rel="?next"?')
 _CHUNK: Final = 256 * 1024
 _T = TypeVar("_T")
@@ -310,6 +312,8 @@ class Registry:
         self._limiter = _RateLimiter(rate) if rate is not None else None
         self._retry = retry or RetryPolicy()
         self._timeouts = timeouts or Timeouts()
+        self._request_limits: aiohttp.ClientTimeout | None = None
+        self._stream_limits: aiohttp.ClientTimeout | None = None
         self._max_manifest = max_manifest_bytes
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -388,7 +392,10 @@ class Registry:
                 creds = await self._creds()
                 if creds is None:
                     raise AuthError(f"{self.host} needs credentials (basic auth)", status=401)
-                return creds.basic_header()
+                try:
+                    return creds.basic_header()
+                except auth.CredentialsError as exc:  # an identity token: bearer servers only
+                    raise AuthError(f"{self.host}: {exc}", status=401) from exc
             case auth.AuthScheme.BEARER:
                 token = await self._bearer(challenge, scope or "", fresh=fresh)
                 return f"Bearer {token}"
@@ -417,10 +424,12 @@ class Registry:
             query["scope"] = scope
         url = URL(challenge.realm).update_query(query)
         creds = await self._creds()
-        headers = {"Authorization": creds.basic_header()} if creds else {}
         if URL(challenge.realm).scheme != "https" and self.base.scheme == "https" and creds:
             # Never send a password in clear text because a TLS registry pointed us there.
             raise AuthError(f"token realm {challenge.realm} is not https", url=str(url))
+        if creds is not None and creds.identity_token:
+            return await self._fetch_oauth_token(challenge, scope, creds.identity_token)
+        headers = {"Authorization": creds.basic_header()} if creds else {}
 
         async def once() -> bytes:
             self.tokens_fetched += 1
@@ -443,32 +452,88 @@ class Registry:
         except ValueError as exc:
             raise AuthError(str(exc), url=str(url)) from exc
 
+    async def _fetch_oauth_token(
+        self, challenge: auth.Challenge, scope: str, identity_token: str
+    ) -> auth.Token:
+        """Exchange an identity token for a bearer token (OAuth2 refresh-token grant)."""
+        url = URL(challenge.realm)
+        form = auth.oauth_refresh_form(identity_token, challenge.service, scope)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+        async def once() -> bytes:
+            self.tokens_fetched += 1
+            resp = await self._send("POST", url, headers, limits=self._request_timeout(), data=form)
+            async with resp:
+                status = resp.status
+                if status in (404, 405):
+                    # GET cannot carry a refresh token, so there is nothing to fall back to.
+                    raise AuthError(
+                        f"token server {url} does not support the OAuth2 refresh-token grant "
+                        f"(POST answered {status}): the identity token cannot be used here",
+                        url=str(url), status=status,
+                    )  # fmt: skip
+                if status in (400, 401, 403):
+                    try:
+                        reason = auth.describe_oauth_error(
+                            await self._read_capped(resp, _MAX_TOKEN_BYTES, url)
+                        )
+                    except (TooLarge, *_TRANSIENT):
+                        reason = ""
+                    raise AuthError(
+                        f"identity token refused ({status}{': ' + reason if reason else ''}) "
+                        f"for scope {scope!r}",
+                        url=str(url), status=status,
+                    )  # fmt: skip
+                if status >= 500:
+                    raise _ServerBusy(status)
+                if status >= 400:
+                    raise self._status_error(resp, url, "token")
+                return await self._read_capped(resp, _MAX_TOKEN_BYTES, url)
+
+        body = await self._with_retries(f"POST {url}", once)
+        try:
+            return auth.parse_token_response(body)
+        except ValueError as exc:
+            raise AuthError(str(exc), url=str(url)) from exc
+
     # -- the request engine --------------------------------------------------------------
 
     def _request_timeout(self) -> aiohttp.ClientTimeout:
-        t = self._timeouts
-        return aiohttp.ClientTimeout(total=t.request, sock_connect=t.connect)
+        # Built once (they are immutable): this runs for every request.
+        if self._request_limits is None:
+            t = self._timeouts
+            self._request_limits = aiohttp.ClientTimeout(total=t.request, sock_connect=t.connect)
+        return self._request_limits
 
     def _stream_timeout(self) -> aiohttp.ClientTimeout:
-        t = self._timeouts
-        return aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.read)
+        if self._stream_limits is None:
+            t = self._timeouts
+            self._stream_limits = aiohttp.ClientTimeout(
+                total=None, sock_connect=t.connect, sock_read=t.read
+            )
+        return self._stream_limits
 
     def _ssl_for(self, url: URL) -> ssl.SSLContext | bool:
         # The registry's CA/insecure setting applies to the registry only; blob storage
-        # elsewhere is verified against the system roots.
+        # elsewhere is verified against the system roots (``True``, the default, needs no
+        # origin check).
+        if self._ssl is True:
+            return True
         return self._ssl if url.origin() == self.base else True
 
-    async def _send(
+    def _send(
         self, method: str, url: URL, headers: dict[str, str] | None, *,
-        limits: aiohttp.ClientTimeout,
-    ) -> aiohttp.ClientResponse:  # fmt: skip
-        """One raw request (no retry, no auth handling); the caller releases the response."""
+        limits: aiohttp.ClientTimeout, data: bytes | None = None,
+    ) -> Awaitable[aiohttp.ClientResponse]:  # fmt: skip
+        """One raw request (no retry, no auth handling), to be awaited at once; the caller
+        releases the response. Not a coroutine itself: every request of a crawl passes here,
+        and aiohttp's own awaitable needs no extra frame around it."""
         if url.scheme == "http" and self.base.scheme == "https" and not self._insecure:
             raise Unsupported(f"refusing plain HTTP to {url.origin()} (TLS registry)")
         self.requests_sent += 1
-        return await self._session.request(
+        return self._session.request(
             method, url, headers=headers, allow_redirects=False, ssl=self._ssl_for(url),
-            timeout=limits,
+            timeout=limits, data=data,
         )  # fmt: skip
 
     async def _with_retries(self, what: str, fn: Callable[[], Awaitable[_T]]) -> _T:
@@ -515,8 +580,13 @@ class Registry:
 
         Non-2xx answers become typed errors. The caller must ``release()`` the response.
         """
-        await self.ping()
-        if self.base.scheme == "http" and url.origin() == self.base.with_scheme("https"):
+        if not self._pinged:
+            await self.ping()
+        if (
+            url.scheme == "https"
+            and self.base.scheme == "http"
+            and url.origin() == self.base.with_scheme("https")
+        ):
             # Built before the first ping, which moved this insecure registry to plain HTTP.
             url = url.with_scheme("http")
         limits = self._stream_timeout() if stream else self._request_timeout()
@@ -632,6 +702,11 @@ class Registry:
     def _path(self, repo: str, *parts: str) -> URL:
         if not _REPO_NAME.fullmatch(repo):
             raise InvalidName(f"not a repository name: {repo!r}")
+        if all(_PLAIN_PART.fullmatch(p) for p in parts):
+            # The common case (tags, digests, "manifests"): nothing to quote and no dot
+            # segment, so yarl's quoting and normalising pass (the larger part of this
+            # per-request cost) is skipped.
+            return self.base.with_path("/v2/" + repo + "/" + "/".join(parts), encoded=True)
         return self.base.with_path(
             "/v2/" + repo + "/" + "/".join(quote(p, safe=":") for p in parts)
         )

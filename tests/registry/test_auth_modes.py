@@ -8,7 +8,9 @@ import base64
 import json
 import os
 import stat
-from collections.abc import Awaitable, Callable
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import aclosing
 from pathlib import Path
 from typing import TypeVar
@@ -27,9 +29,10 @@ from regsweep.crawler.registry import (
 )
 from tests.registry.conftest import PASSWORD, USER, RegistryServer
 from tests.registry.images import OCI_INDEX, ImageSet
-from tests.registry.token_issuer import TokenIssuer
+from tests.registry.token_issuer import SERVICE, TokenIssuer
 
 _T = TypeVar("_T")
+REGSWEEP = str(Path(sys.executable).parent / "regsweep")
 CREDS = Credentials(username=USER, password=PASSWORD)
 
 
@@ -159,11 +162,13 @@ def test_docker_config_inline_auth(
     assert run(body) == images.tags["test/oci"]["1.0"].data
 
 
-def _fake_helper(bin_dir: Path, host: str, log: Path) -> None:
+def _fake_helper(
+    bin_dir: Path, host: str, log: Path, username: str = USER, secret: str = PASSWORD
+) -> None:
     """``docker-credential-fake``: knows ``host`` only, logs each server it was asked for."""
     bin_dir.mkdir()
     script = bin_dir / "docker-credential-fake"
-    answer = json.dumps({"ServerURL": host, "Username": USER, "Secret": PASSWORD})
+    answer = json.dumps({"ServerURL": host, "Username": username, "Secret": secret})
     script.write_text(
         "#!/bin/sh\n"
         '[ "$1" = get ] || exit 2\n'
@@ -386,3 +391,210 @@ def test_insecure_bare_host_falls_back_to_plain_http(plain_registry: RegistrySer
         assert [t async for t in fresh.tags("test/oci")]
 
     run(body)
+
+
+# -- identity tokens (OAuth2 refresh-token grant) ----------------------------------------
+
+
+@pytest.fixture
+def oauth_issuer(issuer: TokenIssuer) -> Iterator[TokenIssuer]:
+    """The issuer with no identity tokens and no recorded grants, OAuth2 enabled."""
+    issuer.reset_oauth()
+    yield issuer
+    issuer.reset_oauth()
+
+
+def _identity_config(path: Path, host: str, token: str, user: str = USER) -> Path:
+    """A config.json as ``docker login`` leaves it for a token login: ``auth`` = "user:"."""
+    auth_field = base64.b64encode(f"{user}:".encode()).decode()
+    path.write_text(json.dumps({"auths": {host: {"auth": auth_field, "identitytoken": token}}}))
+    return path
+
+
+def test_identity_token_from_docker_config_end_to_end(
+    token_registry: RegistryServer, oauth_issuer: TokenIssuer, images: ImageSet, tmp_path: Path
+) -> None:
+    """``auths[host].identitytoken``: every token comes from the refresh-token grant (POST,
+    the spec's form fields, no Basic header), one per scope, and everything reads back."""
+    identity = oauth_issuer.new_identity_token(USER)
+    config = _identity_config(tmp_path / "config.json", _host(token_registry), identity)
+
+    async def body(s: aiohttp.ClientSession) -> AuthScheme | None:
+        reg = Registry(s, token_registry.url, docker_config=config)
+        scheme = await walk_everything(reg, images)
+        fetched = reg.tokens_fetched
+        await reg.get_manifest("test/oci", "1.0")  # cached scope: no new grant
+        assert reg.tokens_fetched == fetched == len(oauth_issuer.grants)
+        return scheme
+
+    assert run(body) is AuthScheme.BEARER
+    scopes = oauth_issuer.issued
+    assert len(scopes) == len(set(scopes)), "a scope's token was fetched twice"
+    assert {"registry:catalog:*", "repository:test/multi:pull"} <= set(scopes)
+    assert [g.get("scope") for g in oauth_issuer.grants] == scopes
+    for grant in oauth_issuer.grants:
+        assert grant["grant_type"] == "refresh_token"
+        assert grant["refresh_token"] == "<masked>"  # present (the issuer masks it)
+        assert grant["service"] == SERVICE
+        assert grant["client_id"] == "regsweep"
+        assert grant["authorization"] == "no"
+
+
+def test_identity_token_renewed_on_expiry_and_after_401(
+    token_registry: RegistryServer, oauth_issuer: TokenIssuer, tmp_path: Path
+) -> None:
+    """Identity-token bearer tokens are renewed like password ones: after ``expires_in``,
+    and once when the registry rejects a token (expired JWT)."""
+    config = _identity_config(
+        tmp_path / "config.json", _host(token_registry), oauth_issuer.new_identity_token(USER)
+    )
+    oauth_issuer.ttl = 2  # renewal at 1.8 s: room for a slow first request on a busy box
+    oauth_issuer.expired_next = 1
+
+    async def body(s: aiohttp.ClientSession) -> None:
+        reg = Registry(s, token_registry.url, docker_config=config)
+        await reg.get_manifest("test/oci", "1.0")  # dead token, 401, fresh grant
+        assert reg.tokens_fetched == 2
+        await reg.get_manifest("test/oci", "1.1")  # cached
+        assert reg.tokens_fetched == 2
+        await asyncio.sleep(2.0)
+        await reg.get_manifest("test/oci", "1.0")  # lifetime over
+        assert reg.tokens_fetched == 3
+
+    run(body)
+    assert oauth_issuer.issued == ["repository:test/oci:pull"] * 3
+    assert [g["grant_type"] for g in oauth_issuer.grants] == ["refresh_token"] * 3
+
+
+def test_credential_helper_identity_token(
+    token_registry: RegistryServer,
+    oauth_issuer: TokenIssuer,
+    images: ImageSet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A helper answering ``Username: <token>`` hands out an identity token: it is exchanged
+    with the refresh-token grant; concurrent first requests make one grant."""
+    host = _host(token_registry)
+    identity = oauth_issuer.new_identity_token(USER)
+    _fake_helper(tmp_path / "bin", host, tmp_path / "asked", username="<token>", secret=identity)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credHelpers": {host: "fake"}}))
+
+    async def body(s: aiohttp.ClientSession) -> set[bytes]:
+        reg = Registry(s, token_registry.url, docker_config=config, concurrency=10)
+        got = await asyncio.gather(*(reg.get_manifest("test/oci", "1.0") for _ in range(10)))
+        assert reg.tokens_fetched == 1
+        return {m.data for m in got}
+
+    assert run(body) == {images.tags["test/oci"]["1.0"].data}
+    assert [g["grant_type"] for g in oauth_issuer.grants] == ["refresh_token"]
+    assert oauth_issuer.issued == ["repository:test/oci:pull"]
+
+
+def test_bad_identity_token_is_a_clear_auth_error(
+    token_registry: RegistryServer, oauth_issuer: TokenIssuer, tmp_path: Path
+) -> None:
+    """An identity token the issuer does not know: ``AuthError`` (not retryable) quoting the
+    OAuth2 error, one grant attempt, and the token itself never in the message."""
+    oauth_issuer.new_identity_token(USER)  # a valid one exists, but not this one
+    bad = "not-a-known-identity-token-4711"
+    config = _identity_config(tmp_path / "config.json", _host(token_registry), bad)
+
+    async def body(s: aiohttp.ClientSession) -> AuthError:
+        reg = Registry(s, token_registry.url, docker_config=config)
+        with pytest.raises(AuthError) as exc:
+            await reg.get_manifest("test/oci", "1.0")
+        return exc.value
+
+    err = run(body)
+    assert "identity token refused (400: invalid_grant" in str(err)
+    assert err.status == 400 and not err.retryable
+    assert bad not in str(err)
+    assert len(oauth_issuer.grants) == 1 and oauth_issuer.issued == []
+
+
+def test_identity_token_without_oauth_support_is_a_clear_auth_error(
+    token_registry: RegistryServer, oauth_issuer: TokenIssuer, tmp_path: Path
+) -> None:
+    """A token server that answers the POST with 404 (no OAuth2, per oauth.md): an
+    ``AuthError`` saying the identity token cannot be used, no fallback to GET."""
+    oauth_issuer.oauth = False
+    config = _identity_config(
+        tmp_path / "config.json", _host(token_registry), oauth_issuer.new_identity_token(USER)
+    )
+
+    async def body(s: aiohttp.ClientSession) -> None:
+        reg = Registry(s, token_registry.url, docker_config=config)
+        with pytest.raises(AuthError, match="does not support the OAuth2 refresh-token grant"):
+            await reg.get_manifest("test/oci", "1.0")
+
+    run(body)
+    assert oauth_issuer.issued == []
+
+
+def test_identity_token_against_basic_only_registry(
+    basic_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """A basic-auth registry cannot take an identity token: a clear ``AuthError`` before any
+    request carries credentials (only the ping was sent)."""
+    token = "idtok-for-a-basic-registry"
+    config = _identity_config(tmp_path / "config.json", _host(basic_registry), token)
+
+    async def body(s: aiohttp.ClientSession) -> None:
+        reg = Registry(s, basic_registry.url, docker_config=config)
+        with pytest.raises(AuthError, match="identity token.*HTTP Basic") as exc:
+            await reg.get_manifest("test/oci", "1.0")
+        assert token not in str(exc.value) and not exc.value.retryable
+        assert reg.requests_sent == 1
+
+    run(body)
+
+
+@pytest.fixture(scope="module")
+def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An advisory index of the bundled samples (what ``regsweep scan`` needs)."""
+    repo = Path(__file__).resolve().parents[2]
+    path = tmp_path_factory.mktemp("auth-db") / "adv.lmdb"
+    subprocess.run(
+        [REGSWEEP, "db", "build", "--db", str(path), str(repo / "tests/data/advisories/osv"),
+         str(repo / "tests/data/advisories/secdb")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return path
+
+
+def test_scan_with_identity_token_from_docker_config(
+    token_registry: RegistryServer, oauth_issuer: TokenIssuer, advisory_db: Path, tmp_path: Path
+) -> None:
+    """``regsweep scan`` with ``$DOCKER_CONFIG`` holding an identity token scans the image;
+    with an unknown token the result is an auth error record quoting the OAuth2 error (and
+    never the token), not a crash."""
+    ref = _host(token_registry) + "/test/docker:1.0"
+
+    def scan(token: str, name: str) -> tuple[int, list[dict[str, object]], str]:
+        conf_dir = tmp_path / name
+        conf_dir.mkdir()
+        _identity_config(conf_dir / "config.json", _host(token_registry), token)
+        proc = subprocess.run(
+            [REGSWEEP, "scan", "--db", str(advisory_db), "--state", str(conf_dir / "s.lmdb"),
+             "--insecure", ref],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "DOCKER_CONFIG": str(conf_dir)},
+        )  # fmt: skip
+        return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+
+    code, records, err = scan(oauth_issuer.new_identity_token(USER), "good")
+    assert code == 0, err
+    images = [r["image"] for r in records if r["kind"] == "image"]
+    assert [i["ref"] for i in images if isinstance(i, dict)] == [ref]
+    assert not [r for r in records if r["kind"] == "error"]
+    assert {g["grant_type"] for g in oauth_issuer.grants} == {"refresh_token"}
+
+    bad = "unknown-identity-token-0815"
+    code, records, err = scan(bad, "bad")
+    errors = [r for r in records if r["kind"] == "error"]
+    assert [(e["error"], e["ref"]) for e in errors] == [("auth_error", ref)], (records, err)
+    assert "invalid_grant" in str(errors[0]["message"])
+    assert bad not in json.dumps(records) + err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,21 @@ def test_unusable_challenges_are_rejected(header: str) -> None:
 
 
 def test_credentials_repr_hides_the_secret() -> None:
-    """Credentials never print their password (logs, tracebacks)."""
+    """Credentials never print their password or identity token (logs, tracebacks)."""
     text = repr(auth.Credentials(username="u", password="hunter2"))
     assert "hunter2" not in text and "u" in text
+    text = repr(auth.Credentials(username="u", password="", identity_token="idtok-123"))
+    assert "idtok-123" not in text and "identity_token=<hidden>" in text
+
+
+def test_identity_token_is_never_sent_as_basic() -> None:
+    """Basic auth with identity-token credentials is refused with a reason, not attempted."""
+    creds = auth.Credentials(username="u", password="", identity_token="idtok-123")
+    with pytest.raises(auth.CredentialsError, match="identity token") as exc:
+        creds.basic_header()
+    assert "idtok-123" not in str(exc.value)
+    plain = auth.Credentials(username="u", password="p")
+    assert plain.basic_header() == "Basic " + base64.b64encode(b"u:p").decode()
 
 
 def load(path: Path, host: str) -> auth.Credentials | None:
@@ -97,6 +110,75 @@ def test_docker_config_lookup_rules(tmp_path: Path) -> None:
     assert load(config, "registry-1.docker.io") == auth.Credentials(username="hub", password="pw")
     assert load(config, "empty.example") is None
     assert load(config, "unknown.example") is None
+
+
+def test_docker_config_identity_tokens(tmp_path: Path) -> None:
+    """``auths[host].identitytoken`` gives identity-token credentials (and wins over the
+    ``auth`` field next to it, whose empty password is what ``docker login`` stores)."""
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "login.example": {
+                        "auth": base64.b64encode(b"alice:").decode(),
+                        "identitytoken": "tok-a",
+                    },
+                    "https://bare.example": {"identitytoken": "tok-b"},
+                    "named.example": {"username": "bob", "password": "x", "identitytoken": "c"},
+                    "blank.example": {
+                        "auth": base64.b64encode(b"u:p").decode(),
+                        "identitytoken": "",
+                    },
+                }
+            }
+        )
+    )
+    assert load(config, "login.example") == auth.Credentials(
+        username="alice", password="", identity_token="tok-a"
+    )
+    assert load(config, "bare.example") == auth.Credentials(
+        username="", password="", identity_token="tok-b"
+    )
+    assert load(config, "named.example") == auth.Credentials(
+        username="bob", password="", identity_token="c"
+    )
+    # An empty identitytoken is no token: the password in `auth` is used.
+    assert load(config, "blank.example") == auth.Credentials(username="u", password="p")
+
+
+def test_oauth_refresh_form_fields() -> None:
+    """The refresh-token grant form: the spec's fields, url-encoded; scope only when given."""
+    form = urllib.parse.parse_qs(
+        auth.oauth_refresh_form("a+b/c=", "reg svc", "repository:x/y:pull").decode(),
+        strict_parsing=True,
+    )
+    assert form == {
+        "grant_type": ["refresh_token"],
+        "refresh_token": ["a+b/c="],
+        "service": ["reg svc"],
+        "client_id": [auth.CLIENT_ID],
+        "scope": ["repository:x/y:pull"],
+    }
+    form = urllib.parse.parse_qs(auth.oauth_refresh_form("t", "s", "").decode())
+    assert "scope" not in form and form["client_id"] == ["regsweep"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"error": "invalid_grant", "error_description": "revoked"}', "invalid_grant: revoked"),
+        (b'{"error": "invalid_request"}', "invalid_request"),
+        (rb'{"error": "x\u001b[31m\nforged"}', "x[31mforged"),
+        (b'{"errors": [{"code": "UNAUTHORIZED"}]}', ""),
+        (b"<html>nope</html>", ""),
+        (b"[1]", ""),
+        (b'{"error": "' + b"e" * 500 + b'"}', "e" * 200),
+    ],
+)
+def test_oauth_error_descriptions(body: bytes, expected: str) -> None:
+    """RFC 6749 error answers become short printable reasons; anything else gives ``""``."""
+    assert auth.describe_oauth_error(body) == expected
 
 
 @pytest.mark.parametrize(
