@@ -4,6 +4,13 @@
 images and analyses each, returning the same ``scan.ImageFacts`` that local sources give
 (``cli.scan`` and ``cli.crawl`` match and report them alike). What it does per reference:
 
+* a warm re-crawl: for a tag the store knows, the tag entry and what the last crawl found
+  under its digest (a ``state.Walk``: platform images, configs, notes) and those images'
+  facts are read in one read transaction, and used as they are if a ``HEAD`` says the tag
+  still points there: one request, one transaction, nothing decoded but the stored values,
+  nothing written. Index children cost no request (the index digest pins them). Anything
+  missing or moved takes the path below; a clean walk (no failure, every image complete)
+  is recorded for the next crawl;
 * the manifest: with a digest reference, or a tag whose last digest the state store knows,
   the document comes from the store's document cache when its digest is there (a tag costs
   one ``HEAD``); otherwise one ``GET``. Indexes are followed to every platform (or the one
@@ -75,8 +82,11 @@ from regsweep.crawler.state import (
     EntryKind,
     LayerEntry,
     LayerFacts,
+    StateReader,
     StateStore,
     StateWriter,
+    Walk,
+    WalkImage,
     analyzer_set_hash,
 )
 from regsweep.crawler.state import ImageFacts as StoredImage
@@ -376,6 +386,56 @@ def _problem_of_note(note: str) -> Problem:
         return Problem(stage="analyzer", error="note", message=note)
 
 
+def _doc_in(r: StateReader, digest: str) -> tuple[bytes, str] | None:
+    """A cached document (bytes, media type) by digest, re-hashed: a damaged entry is a
+    miss (fetched again, and overwritten)."""
+    facts = r.get_layer(digest, DOC_CACHE)
+    if facts is None or len(facts.entries) != 1:
+        return None
+    entry = facts.entries[0]
+    if "sha256:" + hashlib.sha256(entry.data).hexdigest() != digest:
+        return None
+    return entry.data, entry.path
+
+
+def _facts_of_stored(
+    stored: StoredImage, ref: ImageRef, config: bytes, layers: int, size: int
+) -> ImageFacts:
+    """An image's facts as the store has them, under the reference that reached it."""
+    return ImageFacts(
+        image=ref,
+        config=config,
+        layers=layers,
+        size=size,
+        # The stored value was decoded for this call alone: its list is not shared.
+        packages=stored.packages,
+        os=stored.os,
+        ecosystem=stored.ecosystem,
+        problems=[_problem_of_note(n) for n in stored.notes],
+    )
+
+
+def _artifact_note(desc: Descriptor, manifest: ManifestView) -> str | None:
+    """Why a manifest that is not an image (a signature, an SBOM …) is left out, else None."""
+    if manifest.config.media_type in IMAGE_CONFIG_MEDIA_TYPES:
+        return None
+    kind = manifest.artifact_type or manifest.config.media_type
+    return f"skipped {desc.digest}: artifact of type {kind!r}"
+
+
+class _Stored:
+    """A reference resolved from the state store alone, and the cache hits that took
+    (counted only if the resolution is used)."""
+
+    __slots__ = ("images", "layers", "manifests", "result")
+
+    def __init__(self, result: RefResult) -> None:
+        self.result = result
+        self.manifests = 0
+        self.images = 0
+        self.layers = 0
+
+
 # ---------------------------------------------------------------------------------------
 # The crawler
 
@@ -410,6 +470,8 @@ class Crawler:
         self.store = store
         self.writer = writer
         self.platform = platform
+        #: The platform filter as recorded walks are keyed ("" for every platform).
+        self._platform_key = "" if platform is None else str(platform)
         self.counters = Counters()
         self._wants = wants_of(self.analyzers)
         self._executor = executor
@@ -423,13 +485,8 @@ class Crawler:
     def _doc(self, digest: str) -> tuple[bytes, str] | None:
         if self.store is None:
             return None
-        facts = self.store.get_layer(digest, DOC_CACHE)
-        if facts is None or len(facts.entries) != 1:
-            return None
-        entry = facts.entries[0]
-        if "sha256:" + hashlib.sha256(entry.data).hexdigest() != digest:
-            return None  # a damaged cache entry: fetch again (and overwrite it)
-        return entry.data, entry.path
+        with self.store.reading() as r:
+            return _doc_in(r, digest)
 
     def _remember_doc(self, digest: str, data: bytes, media_type: str) -> None:
         entry = LayerEntry(path=media_type, kind=EntryKind.FILE, data=data)
@@ -474,39 +531,174 @@ class Crawler:
             tag=None if is_digest else reference,
         )
         result = RefResult(ref=ref_text)
+        store = self.store
+        tag_key: str | None = None
+        known: str | None = None  # the digest the store has for this tag
+        head_digest: str | None = None
+        if store is not None:
+            if is_digest:
+                with store.reading() as r:
+                    done = self._from_store(r, reference, base, ref_text)
+                if done is not None:
+                    return self._count(done)
+            else:
+                # A warm crawl's common case: the tag still points where it did, and every
+                # document and the image facts are in the store. All of it is read in the
+                # one transaction that reads the tag entry (before the HEAD, which may not
+                # run inside a transaction), and used if the HEAD agrees.
+                tag_key = f"{self.registry.host}/{repo}:{reference}"
+                with store.reading() as r:
+                    entry = r.get_tag(tag_key)
+                    if entry is not None:
+                        known = entry.digest
+                        done = self._from_store(r, known, base, ref_text)
+                if known is not None:
+                    try:
+                        head = await self.registry.head_manifest(repo, reference)
+                    except ProtocolError:
+                        head = None  # no Docker-Content-Digest on HEAD: the GET hashes the body
+                    except (RegistryError, SourceError) as exc:
+                        result.failures.append(
+                            failure_of(exc, ref=ref_text, stage="manifest", image=base)
+                        )
+                        return result
+                    if head is not None:
+                        if head.digest == known and done is not None:
+                            return self._count(done)
+                        head_digest = head.digest
+                        if head_digest != known:
+                            # Moved, perhaps to an image the store knows (a re-tag).
+                            with store.reading() as r:
+                                done = self._from_store(r, head_digest, base, ref_text)
+                            if done is not None:
+                                self._submit(store.put_tag, tag_key, head_digest)
+                                return self._count(done)
         try:
-            data, media_type, digest = await self._manifest(repo, reference, is_digest)
+            data, media_type, digest = await self._manifest(repo, reference, is_digest, head_digest)
         except (RegistryError, SourceError) as exc:
             result.failures.append(failure_of(exc, ref=ref_text, stage="manifest", image=base))
             return result
         result.digest = digest
         desc = Descriptor(media_type=media_type, digest=digest, size=len(data))
-        await self._walk(repo, desc, data, base, None, 0, result, top=True)
-        if self.store is not None and not is_digest:
-            self._submit(self.store.put_tag, f"{self.registry.host}/{repo}:{reference}", digest)
+        manifests = await self._walk(repo, desc, data, base, None, 0, result, top=True)
+        if store is not None:
+            # Only a new or moved tag is written: the entry of an unchanged one is right.
+            tag = tag_key if tag_key is not None and digest != known else None
+            walk = self._clean_walk(result, manifests)
+            if walk is not None:
+                self._submit(store.put_walk, walk, tag)  # one transaction for both
+            elif tag is not None:
+                self._submit(store.put_tag, tag, digest)
         return result
 
-    async def _manifest(self, repo: str, reference: str, is_digest: bool) -> tuple[bytes, str, str]:
-        if is_digest:
-            cached = self._doc(reference)
+    def _count(self, done: _Stored) -> RefResult:
+        c = self.counters
+        c.manifests_cached += done.manifests
+        c.images_cached += done.images
+        c.layers_cached += done.layers
+        return done.result
+
+    async def _manifest(
+        self, repo: str, reference: str, is_digest: bool, head_digest: str | None
+    ) -> tuple[bytes, str, str]:
+        # ``head_digest``: what a HEAD of the tag just said it points to.
+        known = reference if is_digest else head_digest
+        if known is not None:
+            cached = self._doc(known)
             if cached is not None:
                 self.counters.manifests_cached += 1
-                return cached[0], cached[1], reference
-        elif self.store is not None:
-            known = self.store.get_tag(f"{self.registry.host}/{repo}:{reference}")
-            if known is not None:
-                try:
-                    head = await self.registry.head_manifest(repo, reference)
-                except ProtocolError:
-                    head = None  # no Docker-Content-Digest on HEAD: the GET hashes the body
-                cached = self._doc(head.digest) if head is not None else None
-                if head is not None and cached is not None:
-                    self.counters.manifests_cached += 1
-                    return cached[0], cached[1], head.digest
+                return cached[0], cached[1], known
         m = await self.registry.get_manifest(repo, reference)
         self.counters.manifests_fetched += 1
         self._remember_doc(m.digest, m.data, m.media_type)
         return m.data, m.media_type, m.digest
+
+    # -- a reference resolved from the state store alone ------------------------------------
+
+    def _from_store(
+        self, r: StateReader, digest: str, base: ImageRef, ref_text: str
+    ) -> _Stored | None:
+        """``scan_ref``'s result for manifest ``digest`` from the store alone, built
+        synchronously inside one read transaction: the ``Walk`` an earlier crawl recorded
+        for it (under these analyzers and this platform filter) and each image's facts.
+        None when either is missing: ``_walk`` then does it (from the document cache and
+        the network), and records the walk when it is clean.
+
+        Nothing is decoded or hashed again here: the walk was recorded from documents that
+        were digest-checked and decoded when fetched, and names them by digest, so it
+        cannot go stale."""
+        walk = r.get_walk(digest, self.analyzer_set, self._platform_key)
+        if walk is None:
+            return None
+        done = _Stored(RefResult(ref=ref_text, digest=digest, notes=list(walk.notes)))
+        images = done.result.images
+        for w in walk.images:
+            stored = r.get_image(w.digest, self.analyzer_set)
+            if stored is None:
+                return None
+            ref = msgspec.structs.replace(
+                base, digest=w.digest, index_digest=w.index_digest, platform=w.platform
+            )
+            images.append(_facts_of_stored(stored, ref, w.config, w.layers, w.size))
+            done.layers += len(stored.layers)
+        done.manifests = walk.manifests
+        done.images = len(images)
+        return done
+
+    def _clean_walk(self, result: RefResult, manifests: int) -> Walk | None:
+        """What to record of a walk for the next crawl: only a clean one (no failure, every
+        image complete, so every image's facts are in the store)."""
+        if result.digest is None or result.failures:
+            return None
+        if not all(f.complete for f in result.images):
+            return None
+        return Walk(
+            digest=result.digest,
+            analyzers=self.analyzer_set,
+            platform=self._platform_key,
+            manifests=manifests,
+            images=[
+                WalkImage(
+                    digest=f.image.digest or "",
+                    index_digest=f.image.index_digest,
+                    platform=f.image.platform,
+                    config=f.config,
+                    layers=f.layers,
+                    size=f.size,
+                )
+                for f in result.images
+            ],
+            notes=list(result.notes),
+        )
+
+    def _children(self, manifests: list[Descriptor], result: RefResult) -> list[Descriptor]:
+        """An index's entries to follow; a note for each one left out."""
+        children = []
+        for child in manifests:
+            if is_attestation(child):
+                result.notes.append(f"skipped {child.digest}: attestation manifest")
+            elif (
+                self.platform is not None
+                and child.platform is not None
+                and not platform_matches(self.platform, child.platform)
+            ):
+                result.notes.append(
+                    f"skipped {child.digest}: platform {child.platform} is not {self.platform}"
+                )
+            else:
+                children.append(child)
+        return children
+
+    def _platform_note(self, desc: Descriptor, have: Platform | None, top: bool) -> str | None:
+        """Why a top-level image is left out by ``--platform`` (index children were chosen
+        by their descriptors' platforms), else None."""
+        if (
+            top
+            and self.platform is not None
+            and (have is None or not platform_matches(self.platform, have))
+        ):
+            return f"skipped {desc.digest}: platform {have or 'unknown'} is not {self.platform}"
+        return None
 
     async def _child(self, repo: str, desc: Descriptor) -> bytes:
         async def fetch() -> tuple[bytes, str]:
@@ -557,7 +749,9 @@ class Crawler:
         result: RefResult,
         *,
         top: bool = False,
-    ) -> None:
+    ) -> int:
+        """Resolve one descriptor into ``result``; returns how many manifest documents
+        that took (this one and, for an index, its children's)."""
         ref = msgspec.structs.replace(
             base,
             digest=desc.digest,
@@ -568,7 +762,7 @@ class Crawler:
         try:
             if media_type is None:
                 result.notes.append(f"skipped {desc.digest}: media type {desc.media_type!r}")
-                return
+                return 0
             if data is None:
                 data = await self._child(repo, desc)
             kind = document_kind(media_type)
@@ -576,15 +770,17 @@ class Crawler:
                 case DocumentKind.SCHEMA1:
                     raise Unsupported(f"{desc.digest}: Docker schema 1 manifests are not supported")
                 case DocumentKind.INDEX:
-                    await self._index(repo, desc, data, media_type, base, depth, result)
+                    return 1 + await self._index(repo, desc, data, media_type, base, depth, result)
                 case DocumentKind.IMAGE:
                     facts = await self._image(repo, desc, data, media_type, ref, result, top=top)
                     if facts is not None:
                         result.images.append(facts)
+                    return 1
                 case _:
                     assert_never(kind)
         except (RegistryError, SourceError) as exc:
             result.failures.append(failure_of(exc, ref=base.ref, stage="manifest", image=ref))
+        return 1
 
     async def _index(
         self,
@@ -595,28 +791,15 @@ class Crawler:
         base: ImageRef,
         depth: int,
         result: RefResult,
-    ) -> None:
+    ) -> int:
         if depth >= MAX_INDEX_DEPTH:
             raise SourceError(f"{desc.digest}: indexes nested deeper than {MAX_INDEX_DEPTH}")
         index = decode_index(data, media_type, f"index {desc.digest}")
-        children = []
-        for child in index.manifests:
-            if is_attestation(child):
-                result.notes.append(f"skipped {child.digest}: attestation manifest")
-            elif (
-                self.platform is not None
-                and child.platform is not None
-                and not platform_matches(self.platform, child.platform)
-            ):
-                result.notes.append(
-                    f"skipped {child.digest}: platform {child.platform} is not {self.platform}"
-                )
-            else:
-                children.append(child)
+        children = self._children(index.manifests, result)
         # Platforms of one index in parallel (they usually share only small layers), each
         # into its own result so that records follow the index's order, not completion's.
         parts = [RefResult(ref=result.ref) for _ in children]
-        await asyncio.gather(
+        counts = await asyncio.gather(
             *(
                 self._walk(repo, c, None, base, desc.digest, depth + 1, part)
                 for c, part in zip(children, parts, strict=True)
@@ -626,6 +809,7 @@ class Crawler:
             result.images += part.images
             result.failures += part.failures
             result.notes += part.notes
+        return sum(counts)
 
     async def _image(
         self,
@@ -639,9 +823,8 @@ class Crawler:
         top: bool,
     ) -> ImageFacts | None:
         manifest = decode_manifest(data, media_type, f"manifest {desc.digest}")
-        if manifest.config.media_type not in IMAGE_CONFIG_MEDIA_TYPES:
-            kind = manifest.artifact_type or manifest.config.media_type
-            result.notes.append(f"skipped {desc.digest}: artifact of type {kind!r}")
+        if (note := _artifact_note(desc, manifest)) is not None:
+            result.notes.append(note)
             return None
         try:
             config = await self._config(repo, manifest.config)
@@ -650,14 +833,8 @@ class Crawler:
             return None
         view = decode_config(config, f"config {manifest.config.digest}")
         have = desc.platform or view.platform()
-        if (
-            top
-            and self.platform is not None
-            and (have is None or not platform_matches(self.platform, have))
-        ):
-            result.notes.append(
-                f"skipped {desc.digest}: platform {have or 'unknown'} is not {self.platform}"
-            )
+        if (note := self._platform_note(desc, have, top)) is not None:
+            result.notes.append(note)
             return None
         ref = msgspec.structs.replace(ref, platform=str(have) if have else None)
         while (waiting := self._images.get(desc.digest)) is not None:
@@ -702,17 +879,15 @@ class Crawler:
         config: bytes,
         ref: ImageRef,
     ) -> ImageFacts:
-        size = sum(d.size for d in manifest.layers)
-        facts = ImageFacts(image=ref, config=config, layers=len(manifest.layers), size=size)
         if self.store is not None:
             stored = self.store.get_image(digest, self.analyzer_set)
             if stored is not None:
                 self.counters.images_cached += 1
                 self.counters.layers_cached += len(stored.layers)
-                facts.packages = list(stored.packages)
-                facts.os, facts.ecosystem = stored.os, stored.ecosystem
-                facts.problems = [_problem_of_note(n) for n in stored.notes]
-                return facts
+                size = sum(d.size for d in manifest.layers)
+                return _facts_of_stored(stored, ref, config, len(manifest.layers), size)
+        size = sum(d.size for d in manifest.layers)
+        facts = ImageFacts(image=ref, config=config, layers=len(manifest.layers), size=size)
         diff_ids = view.rootfs.diff_ids if view.rootfs else []
         if len(diff_ids) != len(manifest.layers):
             facts.problems.append(

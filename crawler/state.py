@@ -14,7 +14,12 @@ Named databases (LMDB keys are at most 511 bytes; longer keys are replaced by a 
   image needs it): a cache entry must stay small next to the layer itself;
 * ``images``  manifest digest → ``ImageFacts`` (identity, OS, config summary, packages, layer
   digests, when scanned, the analyzer-set hash): an unchanged image is re-matched from these;
-* ``tags``    ``registry/repo:tag`` → ``TagEntry`` (last manifest digest, when seen);
+* ``walks``   ``manifest digest NUL analyzer-set hash NUL platform filter`` → ``Walk``: what
+  a crawl found under that manifest (its platform images, each with its config; the
+  notes), so that a re-crawl of an unchanged tag rebuilds its result from this one value
+  and the images' facts without reading and decoding every manifest, index and config
+  again. Derived from content-addressed documents, so it never goes stale;
+* ``tags``    ``registry/repo:tag`` → ``TagEntry`` (last manifest digest, since when);
 * ``crawls``  crawl id → ``Checkpoint`` (the ``-o`` file's byte offset and record count at
   the last checkpoint);
 * ``done``    ``crawl id NUL image key`` → empty: the images finished by that checkpoint
@@ -36,7 +41,8 @@ Threads and processes (LMDB's rules):
   transactions are bound to the thread that began them, and because the blocking fsyncs of
   a checkpoint belong off the event loop anyway.
 * Reads run from any thread, each in its own short read transaction (a long-lived one
-  would pin old pages and grow the file).
+  would pin old pages and grow the file); ``reading()`` groups the reads of one unit of
+  work (a tag: its entry, documents and image facts) into one transaction.
 * A store is never used across ``fork``: every call checks the pid and raises
   ``StateForked`` in a child, which ``close``s the inherited store and opens its own.
 * The map grows on demand: ``MapFullError`` doubles the map size and runs the whole write
@@ -78,7 +84,7 @@ _MAX_KEY = 511
 _MAX_DONE_PART = 250
 #: Prefix of hashed keys: NUL never starts a digest, a reference or a crawl id.
 _HASHED = b"\x00sha256:"
-_DBS = (b"meta", b"layers", b"images", b"tags", b"crawls", b"done")
+_DBS = (b"meta", b"layers", b"images", b"walks", b"tags", b"crawls", b"done")
 
 _log = structlog.get_logger("regsweep.crawler.state")
 _T = TypeVar("_T")
@@ -158,10 +164,47 @@ class ImageFacts(msgspec.Struct, frozen=True, kw_only=True):
     analyzers: str
 
 
+class WalkImage(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
+    """One platform image a manifest led to (``Walk``), as its image record names it."""
+
+    digest: str
+    #: The index it was reached through (None for the manifest itself).
+    index_digest: str | None = None
+    platform: str | None = None
+    #: The image config, verified against its digest when it was fetched.
+    config: bytes = b""
+    #: Number of layers and their total compressed size.
+    layers: int = 0
+    size: int = 0
+
+
+class Walk(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
+    """What a crawl found under one manifest digest, for one analyzer set and platform filter:
+    the platform images in order and the notes (skipped attestations, artifacts, platforms).
+    Written only for a walk without failures whose every image was complete."""
+
+    digest: str
+    analyzers: str
+    #: The crawl's ``--platform`` (``str(Platform)``), "" for every platform.
+    platform: str
+    #: Manifest documents the walk went through (the manifest or index and its children).
+    manifests: int
+    images: list[WalkImage] = []
+    notes: list[str] = []
+
+
+def walk_key(digest: str, analyzers: str, platform: str) -> bytes:
+    """The ``walks`` key of one manifest under one analyzer set and platform filter."""
+    return _key(f"{digest}\x00{analyzers}\x00{platform}")
+
+
 class TagEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The manifest digest a tag pointed to when last seen."""
 
     digest: str
+    #: When the tag was first seen pointing at ``digest``: the crawler writes the entry when
+    #: the digest changes, not on every visit (a warm crawl of an unchanged registry
+    #: writes nothing to the store).
     seen_at: datetime
 
 
@@ -252,19 +295,29 @@ class _ReadGate:
         self._readers = 0
         self._exclusive = False
 
-    @contextmanager
-    def shared(self) -> Iterator[None]:
+    def enter(self) -> None:
+        """Count one read in (waits while a resize runs); pair with ``leave``."""
         with self._cond:
             while self._exclusive:
                 self._cond.wait()
             self._readers += 1
+
+    def leave(self) -> None:
+        """Count one read out."""
+        with self._cond:
+            self._readers -= 1
+            # Only a resize waits for the count to reach zero (readers wait for the end of
+            # a resize, which notifies them itself).
+            if not self._readers and self._exclusive:
+                self._cond.notify_all()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        self.enter()
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+            self.leave()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -329,7 +382,7 @@ class StateStore:
         self._enc = msgspec.msgpack.Encoder()
         self._dec: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {
             t: msgspec.msgpack.Decoder(t)
-            for t in (LayerFacts, ImageFacts, TagEntry, Checkpoint, StateMeta)
+            for t in (LayerFacts, ImageFacts, Walk, TagEntry, Checkpoint, StateMeta)
         }
         self._check_schema()
 
@@ -443,6 +496,14 @@ class StateStore:
             return None
         return self._decode(db, key, raw, typ)
 
+    def reading(self) -> _Reading:
+        """Several reads in one read transaction (one consistent view, one transaction's
+        cost): for a unit of work such as one tag, whose tag entry, documents and image
+        facts are all read together: ``with store.reading() as r: r.get_tag(…)``. Keep it
+        short and never across an ``await``: an open read transaction pins old pages and
+        holds off a map resize."""
+        return _Reading(self)
+
     def _decode(self, db: str, key: bytes, raw: bytes, typ: type[_T]) -> _T | None:
         try:
             value: _T = self._dec[typ].decode(raw)
@@ -460,10 +521,8 @@ class StateStore:
 
     def get_layer(self, digest: str, analyzers: str) -> LayerFacts | None:
         """The layer's cached entries under this analyzer set, else None (a miss)."""
-        facts = self._get("layers", layer_key(digest, analyzers), LayerFacts)
-        if facts is None or facts.digest != digest or facts.analyzers != analyzers:
-            return None
-        return facts
+        with self.reading() as r:
+            return r.get_layer(digest, analyzers)
 
     def get_image(self, digest: str, analyzers: str | None = None) -> ImageFacts | None:
         """The image facts of a manifest digest, else None.
@@ -471,16 +530,19 @@ class StateStore:
         With ``analyzers``, facts produced by another analyzer set are a miss: they no
         longer say what the current analyzers would find.
         """
-        facts = self._get("images", _key(digest), ImageFacts)
-        if facts is None or facts.image.digest != digest:
-            return None
-        if analyzers is not None and facts.analyzers != analyzers:
-            return None
-        return facts
+        with self.reading() as r:
+            return r.get_image(digest, analyzers)
+
+    def get_walk(self, digest: str, analyzers: str, platform: str) -> Walk | None:
+        """What a crawl found under manifest ``digest`` with this analyzer set and platform
+        filter (``""``: every platform), else None."""
+        with self.reading() as r:
+            return r.get_walk(digest, analyzers, platform)
 
     def get_tag(self, ref: str) -> TagEntry | None:
         """The last digest seen for ``registry/repo:tag``, else None."""
-        return self._get("tags", _key(ref), TagEntry)
+        with self.reading() as r:
+            return r.get_tag(ref)
 
     def get_checkpoint(self, cid: str) -> Checkpoint | None:
         """The last checkpoint of crawl ``cid``, else None (a fresh crawl)."""
@@ -553,6 +615,20 @@ class StateStore:
 
         self._write(body)
 
+    def put_walk(self, walk: Walk, tag: str | None = None) -> None:
+        """Store what a crawl found under one manifest (see ``Walk``) and, with ``tag``
+        (``registry/repo:tag``), point the tag at it, in one transaction."""
+        raw = self._enc.encode(walk)
+        key = walk_key(walk.digest, walk.analyzers, walk.platform)
+        tag_raw = self._enc.encode(TagEntry(digest=walk.digest, seen_at=_now()))
+
+        def body(txn: Any) -> None:
+            txn.put(key, raw, db=self._dbs["walks"])
+            if tag is not None:
+                txn.put(_key(tag), tag_raw, db=self._dbs["tags"])
+
+        self._write(body)
+
     def put_tag(self, ref: str, digest: str, seen_at: datetime | None = None) -> None:
         """Record that ``registry/repo:tag`` pointed to ``digest``."""
         raw = self._enc.encode(TagEntry(digest=digest, seen_at=seen_at or _now()))
@@ -592,6 +668,94 @@ class StateStore:
                     pass
 
         self._write(body)
+
+
+class _Reading:
+    """``StateStore.reading()``: a read transaction handed out as a ``StateReader``. A class
+    rather than a generator context manager because it runs once per tag on a warm
+    crawl's hot path; the same steps as ``StateStore._read_txn``."""
+
+    __slots__ = ("_store", "_txn")
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._txn: Any = None
+
+    def __enter__(self) -> StateReader:
+        store = self._store
+        store._check_pid()
+        gate = store._gate
+        while True:
+            gate.enter()
+            try:
+                txn = store._env.begin()
+            except lmdb.MapResizedError:
+                gate.leave()
+                # Another process grew the map: adopt its size, with no reads in flight.
+                with gate.exclusive():
+                    store._env.set_mapsize(0)
+                continue
+            except BaseException:
+                gate.leave()
+                raise
+            self._txn = txn
+            return StateReader(store, txn)
+
+    def __exit__(self, *exc: object) -> None:
+        txn, self._txn = self._txn, None
+        try:
+            txn.abort()  # read-only: ending it either way releases its reader slot
+        finally:
+            self._store._gate.leave()
+
+
+class StateReader:
+    """The ``get_*`` reads of a ``StateStore`` inside one read transaction
+    (``StateStore.reading``); same answers as the store's own methods."""
+
+    __slots__ = ("_store", "_txn")
+
+    def __init__(self, store: StateStore, txn: Any) -> None:
+        self._store = store
+        self._txn = txn
+
+    def _get(self, db: str, key: bytes, typ: type[_T]) -> _T | None:
+        store = self._store
+        raw = self._txn.get(key, db=store._dbs[db])
+        if raw is None:
+            return None
+        return store._decode(db, key, raw, typ)
+
+    def get_layer(self, digest: str, analyzers: str) -> LayerFacts | None:
+        """As ``StateStore.get_layer``."""
+        facts = self._get("layers", layer_key(digest, analyzers), LayerFacts)
+        if facts is None or facts.digest != digest or facts.analyzers != analyzers:
+            return None
+        return facts
+
+    def get_image(self, digest: str, analyzers: str | None = None) -> ImageFacts | None:
+        """As ``StateStore.get_image``."""
+        facts = self._get("images", _key(digest), ImageFacts)
+        if facts is None or facts.image.digest != digest:
+            return None
+        if analyzers is not None and facts.analyzers != analyzers:
+            return None
+        return facts
+
+    def get_walk(self, digest: str, analyzers: str, platform: str) -> Walk | None:
+        """What a crawl found under manifest ``digest`` (see ``Walk``), else None."""
+        walk = self._get("walks", walk_key(digest, analyzers, platform), Walk)
+        if walk is None or (walk.digest, walk.analyzers, walk.platform) != (
+            digest,
+            analyzers,
+            platform,
+        ):
+            return None
+        return walk
+
+    def get_tag(self, ref: str) -> TagEntry | None:
+        """As ``StateStore.get_tag``."""
+        return self._get("tags", _key(ref), TagEntry)
 
 
 class ResumableOutput:

@@ -582,3 +582,85 @@ def test_cancelled_awaiter_never_leaves_half_a_write(store: StateStore) -> None:
     assert store.get_tag("r/a:slow") is not None
     assert store.get_tag("r/a:queued") is None
     assert store.get_tag("r/a:after") is not None
+
+
+def test_one_read_transaction_answers_like_the_store_and_sees_one_snapshot(
+    store: StateStore,
+) -> None:
+    """``reading()`` gives the store's answers (hits, misses, another analyzer set), from
+    one snapshot: a commit made while it is open is not seen inside it, and is seen by the
+    next one."""
+    store.put_image(_image(1, analyzers="h"), tag="127.0.0.1:5000/app1:v1")
+    store.put_layer(LayerFacts(digest=LAYER, analyzers="h", entries=[]))
+    with store.reading() as r:
+        assert r.get_image(_digest(1), "h") == store.get_image(_digest(1), "h") == _image(1)
+        assert r.get_image(_digest(1), "other") is None
+        assert r.get_image(_digest(2)) is None
+        assert r.get_tag("127.0.0.1:5000/app1:v1") == store.get_tag("127.0.0.1:5000/app1:v1")
+        assert r.get_layer(LAYER, "h") == store.get_layer(LAYER, "h")
+        assert r.get_layer(LAYER, "other") is None
+        store.put_tag("127.0.0.1:5000/app2:v1", _digest(2), T0)
+        assert r.get_tag("127.0.0.1:5000/app2:v1") is None
+    with store.reading() as r:
+        assert r.get_tag("127.0.0.1:5000/app2:v1") == state.TagEntry(digest=_digest(2), seen_at=T0)
+
+
+def test_a_read_transaction_left_by_an_exception_lets_the_map_grow(tmp_path: Path) -> None:
+    """An error inside ``reading()`` still ends its transaction and counts it out: a write
+    that must grow the map afterwards (which waits for no read in flight) goes through."""
+    with StateStore(tmp_path / "s.lmdb", map_size=64 << 10) as s:
+        first = s.map_size()
+        with pytest.raises(KeyError), s.reading() as r:
+            assert r.get_tag("r/a:v1") is None
+            raise KeyError("boom")
+        done = threading.Event()
+
+        def fill() -> None:
+            for i in range(100):
+                s.put_layer(
+                    LayerFacts(
+                        digest=_digest(i),
+                        analyzers="h",
+                        entries=[LayerEntry(path="a", kind=EntryKind.FILE, data=b"x" * 3000)],
+                    )
+                )
+            done.set()
+
+        t = threading.Thread(target=fill, daemon=True)
+        t.start()
+        t.join(10)
+        assert done.is_set(), "the map resize waited for a read that had ended"
+        assert s.map_size() > first
+
+
+def test_walks_round_trip_keyed_by_analyzer_set_and_platform_filter(store: StateStore) -> None:
+    """A recorded walk comes back whole for its digest, analyzer set and platform filter,
+    and is a miss for any other; with a tag, the tag is pointed at it."""
+    walk = state.Walk(
+        digest=_digest(1),
+        analyzers="h",
+        platform="",
+        manifests=3,
+        images=[
+            state.WalkImage(
+                digest=_digest(2),
+                index_digest=_digest(1),
+                platform="linux/arm64/v8",
+                config=b'{"os":"linux"}',
+                layers=2,
+                size=1234,
+            )
+        ],
+        notes=["skipped sha256:…: attestation manifest"],
+    )
+    store.put_walk(walk)
+    assert store.get_walk(_digest(1), "h", "") == walk
+    assert store.get_tag("r/a:v1") is None
+    store.put_walk(walk, "r/a:v1")  # and the tag, in the same transaction
+    tag = store.get_tag("r/a:v1")
+    assert tag is not None and tag.digest == _digest(1)
+    with store.reading() as r:
+        assert r.get_walk(_digest(1), "h", "") == walk
+    assert store.get_walk(_digest(1), "other", "") is None
+    assert store.get_walk(_digest(1), "h", "linux/amd64") is None
+    assert store.get_walk(_digest(2), "h", "") is None

@@ -26,8 +26,14 @@ import msgspec
 import pytest
 import uvloop
 
-from regsweep.crawler.crawl import Crawler, looks_like_registry_ref, parse_registry_ref
-from regsweep.crawler.oci import InvalidReference
+from regsweep.crawler.crawl import (
+    Counters,
+    Crawler,
+    RefResult,
+    looks_like_registry_ref,
+    parse_registry_ref,
+)
+from regsweep.crawler.oci import InvalidReference, Platform
 from regsweep.crawler.registry import Registry
 from regsweep.crawler.scan import default_analyzers
 from regsweep.crawler.state import StateStore, StateWriter, analyzer_set_hash
@@ -386,6 +392,126 @@ def test_vanished_tag_is_an_error_record_and_the_crawl_goes_on(
     assert [(e["ref"], e["stage"], e["error"]) for e in errors] == [
         (f"{h}/test/oci:1.1", "manifest", "not_found")
     ]
+
+
+def _in_process(
+    proxy: FaultProxy,
+    store: StateStore,
+    refs: list[tuple[str, str]],
+    platform: Platform | None = None,
+) -> tuple[list[RefResult], Counters]:
+    """``Crawler.scan_ref`` on each ``(repository, tag or digest)`` through ``proxy``, with
+    ``store`` (what ``regsweep crawl`` does per tag, without matching and output)."""
+    executor = ThreadPoolExecutor(max_workers=4)
+
+    async def main() -> tuple[list[RefResult], Counters]:
+        async with aiohttp.ClientSession() as session:
+            registry = Registry(session, proxy.url, use_docker_config=False)
+            with StateWriter(store) as writer:
+                crawler = Crawler(
+                    registry,
+                    default_analyzers(),
+                    store=store,
+                    writer=writer,
+                    platform=platform,
+                    executor=executor,
+                )
+                results = [
+                    await crawler.scan_ref(repo, ref, ref_text=f"{repo}:{ref}")
+                    for repo, ref in refs
+                ]
+                await crawler.flush()
+            return results, crawler.counters
+
+    try:
+        return uvloop.run(main())
+    finally:
+        executor.shutdown()
+
+
+def test_warm_scan_comes_from_the_store_and_a_moved_tag_is_followed(
+    plain_proxy: FaultProxy, images: ImageSet, tmp_path: Path
+) -> None:
+    """A warm re-scan costs one HEAD per tag (none for index children, nothing for a digest
+    reference), writes nothing to the store, and gives the same results as the cold scan,
+    from the walk recorded per manifest digest and platform filter.
+    A tag whose stored digest is no longer what the registry says is never answered from
+    the stale digest: it follows the HEAD (from the store when that image is known, else
+    by fetching it) and the tag entry is updated."""
+    oci_10 = images.tags["test/oci"]["1.0"].digest
+    docker = images.tags["test/docker"]["1.0"].digest
+    refs = [("test/oci", "1.0"), ("test/docker", "1.0"), ("test/multi", "1.0")]
+    store = StateStore(tmp_path / "s.lmdb")
+    h = host(plain_proxy)
+    cold, counters = _in_process(plain_proxy, store, refs)
+    assert counters.manifests_fetched == 5  # two images, the index and its two platforms
+    assert [len(r.images) for r in cold] == [1, 1, 2] and not any(r.failures for r in cold)
+    assert store.counts()["walks"] == 3  # each clean walk is recorded
+    tag_entries = {t: store.get_tag(f"{h}/{r}:{t}") for r, t in refs}
+
+    plain_proxy.reset()
+    warm, counters = _in_process(plain_proxy, store, [*refs, ("test/oci", oci_10)])
+    assert [(s.method, s.path_qs) for s in plain_proxy.seen] == [("GET", "/v2/")] + [
+        ("HEAD", f"/v2/{r}/manifests/{t}") for r, t in refs
+    ]
+    assert counters.manifests_fetched == 0 and counters.manifests_cached == 6
+    assert counters.images_cached == 5 and counters.images_analysed == 0
+    assert msgspec.to_builtins(warm[:3]) == msgspec.to_builtins(cold)
+    assert any("attestation manifest" in n for n in warm[2].notes)
+    assert warm[3].digest == oci_10 and [i.image.digest for i in warm[3].images] == [oci_10]
+    # Nothing rewritten: the tag entries still carry the time of the first crawl.
+    assert {t: store.get_tag(f"{h}/{r}:{t}") for r, t in refs} == tag_entries
+
+    # Another platform filter is another walk: the first time it is walked again from the
+    # document cache (no GET) and recorded, then it comes from the store like the others.
+    arm = Platform(os="linux", architecture="arm64", variant="v8")
+    for n in (1, 2):
+        plain_proxy.reset()
+        (only_arm,), counters = _in_process(plain_proxy, store, [("test/multi", "1.0")], arm)
+        assert [s.method for s in plain_proxy.seen] == ["GET", "HEAD"]
+        assert counters.manifests_cached == 2 and counters.manifests_fetched == 0, n
+        assert [i.image.platform for i in only_arm.images] == ["linux/arm64/v8"]
+        assert msgspec.to_builtins(only_arm.images) == msgspec.to_builtins(cold[2].images[1:])
+        assert any("is not linux/arm64/v8" in note for note in only_arm.notes)
+        assert store.counts()["walks"] == 4
+
+    # The store says test/oci:1.0 is the test/docker image (fully cached, so it would
+    # resolve): the HEAD says otherwise, and the registry wins.
+    with StateWriter(store) as writer:
+        writer.submit(store.put_tag, f"{h}/test/oci:1.0", docker).result()
+    plain_proxy.reset()
+    moved, counters = _in_process(plain_proxy, store, [("test/oci", "1.0")])
+    assert [s.method for s in plain_proxy.seen] == ["GET", "HEAD"]  # ping, HEAD: from store
+    assert moved[0].digest == oci_10 and [i.image.digest for i in moved[0].images] == [oci_10]
+    assert msgspec.to_builtins(moved) == msgspec.to_builtins(cold[:1])
+    entry = store.get_tag(f"{h}/test/oci:1.0")
+    assert entry is not None and entry.digest == oci_10
+
+    # Moved to an image the store has never seen: fetched.
+    fresh = StateStore(tmp_path / "fresh.lmdb")
+    with StateWriter(fresh) as writer:
+        writer.submit(fresh.put_tag, f"{h}/test/oci:1.0", docker).result()
+    plain_proxy.reset()
+    refetched, counters = _in_process(plain_proxy, fresh, [("test/oci", "1.0")])
+    gets = [s.path_qs for s in plain_proxy.seen if s.method == "GET"]
+    assert "/v2/test/oci/manifests/1.0" in gets and counters.manifests_fetched == 1
+    assert msgspec.to_builtins(refetched) == msgspec.to_builtins(cold[:1])
+    entry = fresh.get_tag(f"{h}/test/oci:1.0")
+    assert entry is not None and entry.digest == oci_10
+
+    # What answers a warm scan is the recorded walk itself (plus the images' facts): a
+    # walk recorded with one more note comes back with it.
+    walk = store.get_walk(oci_10, analyzer_set_hash(default_analyzers()), "")
+    assert walk is not None and walk.manifests == 1 and len(walk.images) == 1
+    with StateWriter(store) as writer:
+        marked = msgspec.structs.replace(walk, notes=[*walk.notes, "marker"])
+        writer.submit(store.put_walk, marked).result()
+    plain_proxy.reset()
+    (again,), counters = _in_process(plain_proxy, store, [("test/oci", "1.0")])
+    assert again.notes == [*cold[0].notes, "marker"] and counters.images_cached == 1
+
+    fresh.close()
+    store.close()
 
 
 class _StallingRegistry(Registry):
