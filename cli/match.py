@@ -68,7 +68,7 @@ class _Writer:
         cache = self._adv_json
         if len(cache) > 1 << 18:
             cache.clear()
-        parts = []
+        parts: list[bytes] = []
         for adv in advisories:
             hit = cache.get(id(adv))
             if hit is None or hit[0] is not adv:
