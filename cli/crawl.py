@@ -32,7 +32,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from io import BytesIO
@@ -164,32 +164,62 @@ def write_failures(writer: _Writer, failures: Iterable[Failure], tally: _Tally) 
         tally.errors += 1
 
 
+#: The per-block tallies an output keeps across runs; ``max_severity`` is a maximum.
+_TALLY_FIELDS = ("images", "packages", "vulnerabilities", "misconfigurations", "errors")
+
+
+def block_counts(tally: _Tally) -> dict[str, int]:
+    """What one block of records adds to the crawl's tallies (``ResumableOutput.tally``)."""
+    counts = {k: getattr(tally, k) for k in _TALLY_FIELDS}
+    counts["max_severity"] = tally.worst
+    return counts
+
+
+def add_block(run: _Tally, block: _Tally) -> None:
+    """Fold a block's tally into the run's."""
+    for k in _TALLY_FIELDS:
+        setattr(run, k, getattr(run, k) + getattr(block, k))
+    run.worst = max(run.worst, block.worst)
+
+
+def work_counts(crawler: Crawler | None) -> dict[str, int]:
+    """This run's work so far (layers, bytes), for the crawl's tallies."""
+    if crawler is None:
+        return {}
+    c = crawler.counters
+    return {
+        "layers_fetched": c.layers_fetched,
+        "layers_cached": c.layers_cached,
+        "bytes": c.bytes_fetched,
+    }
+
+
 def summary_record(
     started: datetime,
-    tally: _Tally,
-    crawler: Crawler | None,
+    counts: Mapping[str, int],
     index: AdvisoryIndex,
     *,
     repositories: int = 0,
     tags: int = 0,
+    runs: int = 1,
 ) -> SummaryRecord:
-    """The last record of a run."""
+    """The last record of a crawl, from its tallies over all its runs."""
     meta = index.meta
-    c = crawler.counters if crawler is not None else None
     return SummaryRecord(
         started_at=started,
         finished_at=datetime.now(UTC).replace(microsecond=0),
         repositories=repositories,
         tags=tags,
-        images=tally.images,
+        images=counts.get("images", 0),
         layers=LayerCounts(
-            fetched=c.layers_fetched if c else 0, cached=c.layers_cached if c else 0
+            fetched=counts.get("layers_fetched", 0), cached=counts.get("layers_cached", 0)
         ),
-        bytes=c.bytes_fetched if c else 0,
-        packages=tally.packages,
-        vulnerabilities=tally.vulnerabilities,
-        misconfigurations=tally.misconfigurations,
-        errors=tally.errors,
+        bytes=counts.get("bytes", 0),
+        packages=counts.get("packages", 0),
+        vulnerabilities=counts.get("vulnerabilities", 0),
+        misconfigurations=counts.get("misconfigurations", 0),
+        errors=counts.get("errors", 0),
+        runs=runs,
         db=DbInfo(
             built_at=meta.built_at,
             sources={k: v.records for k, v in (meta.ingest.sources if meta.ingest else {}).items()},
@@ -266,26 +296,41 @@ class _StdoutOutput:
     resumed = False
     images = 0
     records = 0
+    runs = 1
 
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
+        self.started_at = datetime.now(UTC).replace(microsecond=0)
+        self._counts: dict[str, int] = {}
+
+    def tally(self, live: Mapping[str, int] | None = None) -> dict[str, int]:
+        out = dict(self._counts)
+        for key, value in (live or {}).items():
+            old = out.get(key, 0)
+            out[key] = max(old, value) if key.startswith("max_") else old + value
+        return out
 
     def is_done(self, image: str) -> bool:
         return False
 
-    def write_image(self, image: str, lines: Iterable[bytes]) -> bool:
+    def write_image(
+        self, image: str, lines: Iterable[bytes], counts: Mapping[str, int] | None = None
+    ) -> bool:
         for line in lines:
             self._out.write(line)
         self._out.flush()
+        for key, value in (counts or {}).items():
+            old = self._counts.get(key, 0)
+            self._counts[key] = max(old, value) if key.startswith("max_") else old + value
         return True
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, live: Mapping[str, int] | None = None) -> None:
         self._out.flush()
 
     def complete(self, last: Iterable[bytes] = ()) -> None:
         self.write_image("", last)
 
-    def close(self) -> None:
+    def close(self, live: Mapping[str, int] | None = None) -> None:
         self._out.flush()
 
 
@@ -322,8 +367,10 @@ class _Crawl:
         self.checkpoint_every = checkpoint_every
         self.cid = cid
         self.tally = _Tally()
+        #: The worst severity over the whole crawl (every run of it), for ``--fail-on``.
+        self.worst = 0
         self.matcher = Matcher(index)
-        self.started = datetime.now(UTC).replace(microsecond=0)
+        self._crawler: Crawler | None = None
         self.repositories = 0
         self.tags = 0
         self.skipped = 0
@@ -352,6 +399,7 @@ class _Crawl:
                     platform=self.platform,
                     executor=executor,
                 )
+                self._crawler = crawler
                 try:
                     repos, catalog_failure = await self._repositories(registry)
                     if self.output is None:
@@ -372,16 +420,19 @@ class _Crawl:
                         raise
                     task.uncancel()
                     if out is not None:
-                        await writer.call(out.close)
+                        await writer.call(out.close, work_counts(crawler))
                     log.warning("crawl_interrupted", signal=self.stopped_by.name)
                     return _SIGNAL_EXIT[self.stopped_by]
+                # The whole crawl's: a resumed crawl counts on from its earlier runs.
+                counts = await writer.call(out.tally, work_counts(crawler))
+                self.worst = counts.get("max_severity", 0)
                 summary = summary_record(
-                    self.started,
-                    self.tally,
-                    crawler,
+                    out.started_at,
+                    counts,
                     self.index,
                     repositories=self.repositories,
                     tags=self.tags,
+                    runs=out.runs,
                 )
                 await writer.call(out.complete, [_line(summary)])
                 c = crawler.counters
@@ -472,14 +523,21 @@ class _Crawl:
                 result = RefResult(
                     ref=ref, failures=[failure_of(exc, ref=ref, stage="crawl", image=None)]
                 )
+            tally = _Tally(self.tally.progress)
             block = render(
                 result,
                 self.matcher,
-                self.tally,
+                tally,
                 packages=self.packages,
                 trusted_bases=self.trusted_bases,
             )
-            await writer.call(out.write_image, f"{repo}:{tag}", block.splitlines(keepends=True))
+            add_block(self.tally, tally)
+            await writer.call(
+                out.write_image,
+                f"{repo}:{tag}",
+                block.splitlines(keepends=True),
+                block_counts(tally),
+            )
             await self._maybe_checkpoint(writer, out)
 
         async def worker() -> None:
@@ -508,9 +566,12 @@ class _Crawl:
     ) -> None:
         buf = BytesIO()
         w = _Writer(buf)
-        write_failures(w, failures, self.tally)
+        tally = _Tally(self.tally.progress)
+        write_failures(w, failures, tally)
         w.flush()
-        await writer.call(out.write_image, key, buf.getvalue().splitlines(keepends=True))
+        add_block(self.tally, tally)
+        lines = buf.getvalue().splitlines(keepends=True)
+        await writer.call(out.write_image, key, lines, block_counts(tally))
 
     async def _maybe_checkpoint(
         self, writer: state.StateWriter, out: state.ResumableOutput | _StdoutOutput
@@ -518,7 +579,7 @@ class _Crawl:
         now = time.monotonic()
         if now - self._last_checkpoint >= self.checkpoint_every:
             self._last_checkpoint = now
-            await writer.call(out.checkpoint)
+            await writer.call(out.checkpoint, work_counts(self._crawler))
 
 
 def _line(record: SummaryRecord) -> bytes:
@@ -677,10 +738,6 @@ def crawl_command(
             code = run_async(run.run())
         except (_Fatal, state.StateError) as exc:
             usage_error(str(exc))
-    if (
-        code == 0
-        and fail_on is not None
-        and run.tally.worst >= SEVERITY_RANK[Severity(fail_on.upper())]
-    ):
+    if code == 0 and fail_on is not None and run.worst >= SEVERITY_RANK[Severity(fail_on.upper())]:
         code = 1
     sys.exit(code)

@@ -61,7 +61,7 @@ import enum
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -218,6 +218,11 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     images: int = 0
     started_at: datetime
     updated_at: datetime
+    #: The crawl's tallies as of ``offset``, summed over its runs (``ResumableOutput.tally``):
+    #: what a resumed crawl's summary counts on from.
+    tally: dict[str, int] = {}
+    #: How many runs of the command wrote to this output so far.
+    runs: int = 1
 
 
 class StateMeta(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -779,6 +784,8 @@ class ResumableOutput:
             if cp is None:
                 self._started = _now()
                 self._records = self._images = 0
+                self._tally: dict[str, int] = {}
+                self._runs = 1
                 self._done: set[str] = set()
                 self._fh.truncate(0)
             else:
@@ -790,6 +797,8 @@ class ResumableOutput:
                     )
                 self._started = cp.started_at
                 self._records, self._images = cp.records, cp.images
+                self._tally = dict(cp.tally)
+                self._runs = cp.runs + 1
                 self._done = store.done_images(cid)
                 self._fh.truncate(cp.offset)
             self._fh.seek(0, os.SEEK_END)
@@ -810,27 +819,59 @@ class ResumableOutput:
         """Images finished so far by this crawl (all runs)."""
         return self._images
 
+    @property
+    def started_at(self) -> datetime:
+        """When the crawl's first run started."""
+        return self._started
+
+    @property
+    def runs(self) -> int:
+        """How many runs wrote to this output, this one included."""
+        return self._runs
+
+    def tally(self, live: Mapping[str, int] | None = None) -> dict[str, int]:
+        """The crawl's tallies over all its runs: the per-image ``counts`` of every block in
+        the file (earlier runs' up to their last checkpoint, this run's as written), plus
+        ``live`` work counters of this run (layers fetched …) on top of the earlier runs'.
+        A ``max_…`` key is the maximum over runs instead of the sum."""
+        out = dict(self._tally)
+        for key, value in (live or {}).items():
+            if key.startswith("max_"):
+                out[key] = max(out.get(key, 0), value)
+            else:
+                out[key] = out.get(key, 0) + value
+        return out
+
     def is_done(self, image: str) -> bool:
         """Whether ``image``'s records are already in the file (this run or an earlier one)."""
         return done_key(image) in self._done
 
-    def write_image(self, image: str, lines: Iterable[bytes]) -> bool:
+    def write_image(
+        self, image: str, lines: Iterable[bytes], counts: Mapping[str, int] | None = None
+    ) -> bool:
         """Append one image's NDJSON lines (each ending in ``\\n``); the image counts as done
-        at the next checkpoint. An image already done is skipped whole (returns False)."""
+        at the next checkpoint. An image already done is skipped whole (returns False).
+        ``counts`` are what the block adds to the crawl's tallies (see ``tally``)."""
         if self.is_done(image):
             return False
         n = 0
         for line in lines:
             self._fh.write(line)
             n += 1
+        for key, value in (counts or {}).items():
+            if key.startswith("max_"):
+                self._tally[key] = max(self._tally.get(key, 0), value)
+            else:
+                self._tally[key] = self._tally.get(key, 0) + value
         self._records += n
         self._images += 1
         self._pending.append(image)
         self._done.add(done_key(image))
         return True
 
-    def checkpoint(self) -> Checkpoint:
-        """Make everything written so far durable, then record it in one transaction."""
+    def checkpoint(self, live: Mapping[str, int] | None = None) -> Checkpoint:
+        """Make everything written so far durable, then record it in one transaction;
+        ``live`` are this run's work counters so far (see ``tally``)."""
         self._fh.flush()
         os.fsync(self._fh.fileno())
         cp = Checkpoint(
@@ -841,6 +882,8 @@ class ResumableOutput:
             images=self._images,
             started_at=self._started,
             updated_at=_now(),
+            tally=self.tally(live),
+            runs=self._runs,
         )
         self.store.commit_checkpoint(cp, self._pending)
         self._pending = []
@@ -862,10 +905,10 @@ class ResumableOutput:
         self.store.clear_crawl(self.cid)
         self._fh.close()
 
-    def close(self) -> None:
+    def close(self, live: Mapping[str, int] | None = None) -> None:
         """Stop without completing (SIGINT/SIGTERM): checkpoint, so a rerun resumes here."""
         if not self._fh.closed:
-            self.checkpoint()
+            self.checkpoint(live)
             self._fh.close()
 
 

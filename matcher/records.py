@@ -219,6 +219,9 @@ class SummaryRecord(_Record, tag="summary", frozen=True, kw_only=True):
     misconfigurations: int = 0
     errors: int = 0
     db: DbInfo | None = None
+    #: How many runs of the command the crawl took: more than 1 when an interrupted crawl
+    #: was resumed (the counts above are the whole crawl's).
+    runs: int = 1
 
 
 Record = (

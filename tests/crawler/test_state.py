@@ -664,3 +664,30 @@ def test_walks_round_trip_keyed_by_analyzer_set_and_platform_filter(store: State
     assert store.get_walk(_digest(1), "other", "") is None
     assert store.get_walk(_digest(1), "h", "linux/amd64") is None
     assert store.get_walk(_digest(2), "h", "") is None
+
+
+def test_tallies_carry_over_to_a_resumed_run_as_of_the_checkpoint(
+    store: StateStore, tmp_path: Path
+) -> None:
+    """A resumed crawl counts on from its earlier runs: the blocks checkpointed (not those
+    written after the last checkpoint, which the rerun truncates), the work done up to the
+    checkpoint, and the worst severity as a maximum."""
+    path = tmp_path / "out.ndjson"
+    out = ResumableOutput(store, "c", path)
+    assert out.runs == 1
+    out.write_image("a", [b"{}\n"], {"images": 1, "vulnerabilities": 3, "max_severity": 4})
+    out.checkpoint({"layers_fetched": 2, "bytes": 100})
+    out.write_image("b", [b"{}\n"], {"images": 1, "vulnerabilities": 5, "max_severity": 5})
+    started = out.started_at
+    out._fh.close()  # killed: "b" was written, never checkpointed
+
+    again = ResumableOutput(store, "c", path)
+    assert again.runs == 2 and again.started_at == started
+    assert again.tally() == {
+        "images": 1, "vulnerabilities": 3, "max_severity": 4, "layers_fetched": 2, "bytes": 100
+    }  # fmt: skip
+    assert again.write_image("b", [b"{}\n"], {"images": 1, "vulnerabilities": 5, "max_severity": 2})
+    assert again.tally({"layers_fetched": 1, "bytes": 10}) == {
+        "images": 2, "vulnerabilities": 8, "max_severity": 4, "layers_fetched": 3, "bytes": 110
+    }  # fmt: skip
+    again.complete()

@@ -281,6 +281,21 @@ def _wait_for_lines(proc: subprocess.Popen[bytes], out: Path, n: int) -> None:
         time.sleep(0.02)
 
 
+def _assert_summary_is_the_whole_files(records: list[dict[str, object]], runs: int) -> None:
+    # A resumed crawl's summary counts every record in the file, not only its own run's.
+    summary = records[-1]
+    kinds = [r["kind"] for r in records[:-1]]
+    assert summary["runs"] == runs
+    for field, kind in (
+        ("images", "image"),
+        ("packages", "package"),
+        ("vulnerabilities", "vulnerability"),
+        ("misconfigurations", "misconfiguration"),
+        ("errors", "error"),
+    ):
+        assert summary[field] == kinds.count(kind), (field, summary)
+
+
 def test_kill_9_then_rerun_writes_every_record_exactly_once(
     db: Path, plain_proxy: FaultProxy, tmp_path: Path
 ) -> None:
@@ -305,6 +320,8 @@ def test_kill_9_then_rerun_writes_every_record_exactly_once(
     refs = [ref for ref, _ in refs_of(records)]
     assert len(refs) == 12 and len(set(refs)) == 12
     assert [r["kind"] for r in records].count("summary") == 1 and records[-1]["kind"] == "summary"
+    _assert_summary_is_the_whole_files(records, runs=2)
+    assert records[-1]["images"] == 12
     refetched = {
         m.group() for s in plain_proxy.seen if (m := re.search(r"page/r\d\d", s.path_qs))
         and "/manifests/" in s.path_qs
@@ -334,6 +351,7 @@ def test_sigterm_checkpoints_and_exits_143_without_a_summary(
     records = [msgspec.json.decode(line) for line in _lines(out)]
     assert len(refs_of(records)) == 12 == len(set(refs_of(records)))
     assert records[-1]["kind"] == "summary"
+    _assert_summary_is_the_whole_files(records, runs=2)
 
 
 def test_refused_catalog_is_a_clear_usage_error(
