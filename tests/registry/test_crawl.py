@@ -585,6 +585,23 @@ def test_cancelled_crawl_leaves_no_slot_thread_or_write_behind(
     assert not stopper.is_alive()
     writer.close()
     assert free == 2 and in_flight == 0
+    # No request is left open: the registry side sees none in flight.
+    plain_proxy.wait_idle(10)
+    assert plain_proxy.in_flight == 0
+    # No LMDB transaction is left open: no reader slot holds a snapshot, and a write
+    # transaction can begin at once (one left open would block it).
+    readers = store._env.readers().splitlines()[1:]
+    assert [r for r in readers if r.split()[-1] != "-"] == [], readers
+    began = threading.Event()
+
+    def write_txn() -> None:
+        with store._env.begin(write=True):
+            began.set()
+
+    t = threading.Thread(target=write_txn, daemon=True)
+    t.start()
+    assert began.wait(5), "a write transaction was left open"
+    t.join()
     assert store.get_layer(big, analyzer_set_hash(default_analyzers())) is None
     assert store.counts()["images"] == 0
     store.close()
