@@ -35,3 +35,4 @@ demo pep440 2.0 2.0rc1 2.0.post1 2.0.dev3 1!0.1 2.0+local.7 1.9.10
 demo semver v1.2.3 v1.2.3-rc.1 v1.2.3-rc.1.2 v1.10.0 v0.0.0-20210101000000-abcdef123456
 demo maven 1.0-SNAPSHOT 1.0 1.0-alpha-1 1.0-rc1 1.0.1 1.0-sp1
 demo gem 1.0.0 1.0.0.pre 1.0.0.rc1 0.9.9 1.0.1
+demo composer 2.4.6-p3 2.4.6 v2.4.6-RC1 2.4.6-beta2 2.4.6-dev 2.4.7
