@@ -340,7 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         say("### Matching core\n")
         say(
             f"- inventory: {n:,} packages ({len(set(pkgs)):,} distinct), {found:,} findings "
-            f"({found / n:.2f} per package)"
+            f"({found / n:.2f} per package). A package name is drawn first (every advisory "
+            f"package and `apt-cache dumpavail` binary equally likely), then one of its "
+            f"versions (an advisory package at one of its real fixed versions); every package "
+            f"is a distinct object with its own strings, as a decoder hands them over"
         )
         say(f"- `Matcher.match` in batches of {batch:,}:\n")
         say("| matcher | wall s | M packages/s | M packages/s per core (CPU) | × naive |")
