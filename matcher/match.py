@@ -265,7 +265,10 @@ class Matcher:
                 if rows
             ]
         # Every advisory the hits name, read in one transaction, then the answers built.
-        need = {self._loaded(a[0]).names[r] for a in answers for r in a[3]}
+        need: set[str] = set()
+        for pkey, _, _, rows in answers:
+            names = self._loaded(pkey).names
+            need.update([names[r] for r in rows])
         self._load_advisories(need.difference(self._stored))
         for pkey, mod, v, rows in answers:
             found = self._advisories_for(pkey, mod, v, rows)
