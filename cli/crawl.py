@@ -524,13 +524,25 @@ class _Crawl:
                     ref=ref, failures=[failure_of(exc, ref=ref, stage="crawl", image=None)]
                 )
             tally = _Tally(self.tally.progress)
-            block = render(
-                result,
-                self.matcher,
-                tally,
-                packages=self.packages,
-                trusted_bases=self.trusted_bases,
-            )
+            try:
+                block = render(
+                    result,
+                    self.matcher,
+                    tally,
+                    packages=self.packages,
+                    trusted_bases=self.trusted_bases,
+                )
+            except Exception as exc:  # noqa: BLE001 - nor must a bug in matching or checks
+                log.exception("render_internal_error", ref=ref)
+                tally = _Tally(self.tally.progress)
+                failure = failure_of(exc, ref=ref, stage="match", image=None)
+                block = render(
+                    RefResult(ref=ref, failures=[failure]),
+                    self.matcher,
+                    tally,
+                    packages=self.packages,
+                    trusted_bases=self.trusted_bases,
+                )
             add_block(self.tally, tally)
             await writer.call(
                 out.write_image,

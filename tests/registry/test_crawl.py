@@ -640,3 +640,42 @@ def test_malformed_registry_references_are_refused(text: str) -> None:
     """Upper-case repositories, bad digests and tags, an empty path: InvalidReference."""
     with pytest.raises(InvalidReference):
         parse_registry_ref(text)
+
+
+_RENDER_FAULT = """
+import sys
+import regsweep.cli.crawl as crawl
+from regsweep.cli.main import main
+
+real = crawl._scan_image
+
+def broken(facts, *args, **kwargs):
+    if "/test/oci:" in facts.image.ref:
+        raise RuntimeError("a bug in matching or checks")
+    return real(facts, *args, **kwargs)
+
+crawl._scan_image = broken
+main(sys.argv[1:])
+"""
+
+
+def test_a_bug_while_rendering_one_image_is_an_error_record_and_the_crawl_goes_on(
+    db: Path, plain_proxy: FaultProxy, images: ImageSet, tmp_path: Path
+) -> None:
+    """An exception from matching or the checks for one image (a bug) must not end the crawl:
+    that tag gets an ``error`` record (stage ``match``) and every other tag its records."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _RENDER_FAULT, "crawl", "--db", str(db), plain_proxy.url,
+         "--state", str(tmp_path / "s.lmdb")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = [msgspec.json.decode(line) for line in proc.stdout.splitlines()]
+    h = host(plain_proxy)
+    errors = [r for r in records if r["kind"] == "error" and r["stage"] == "match"]
+    assert {(e["ref"], e["error"]) for e in errors} == {
+        (f"{h}/test/oci:{tag}", "runtime_error") for tag in images.tags["test/oci"]
+    }
+    crawled = {ref.rsplit(":", 1)[0] for ref, _ in refs_of(records)}
+    assert crawled == {f"{h}/{repo}" for repo in images.tags if repo != "test/oci"}
+    assert records[-1]["kind"] == "summary" and records[-1]["errors"] >= len(errors)
