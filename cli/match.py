@@ -80,6 +80,13 @@ class _Writer:
         if len(self.buf) >= _FLUSH:
             self.flush()
 
+    def write_raw(self, data: bytes, records: int) -> None:
+        """Append ``records`` already encoded NDJSON lines (``data`` ends in a newline)."""
+        self.buf += data
+        self.count += records
+        if len(self.buf) >= _FLUSH:
+            self.flush()
+
     def flush(self) -> None:
         self.out.write(self.buf)
         self.out.flush()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 
 import click
@@ -58,6 +59,47 @@ class _Tally:
         self.vulnerabilities = self.misconfigurations = self.errors = 0
         self.worst = 0
         self.progress = progress or ImageProgress()
+
+
+def _scan_guarded(
+    facts: ImageFacts,
+    matcher: Matcher,
+    writer: _Writer,
+    tally: _Tally,
+    *,
+    packages: bool,
+    trusted_bases: tuple[str, ...],
+    table_rows: list[tuple[str, str, str, str, str, str]] | None,
+) -> None:
+    """``_scan_image``, but a bug in matching or the checks for one image becomes an
+    ``error`` record for it (none of its other records are written) and the scan goes on."""
+    buf = BytesIO()
+    own = _Writer(buf)
+    part = _Tally(tally.progress)
+    rows: list[tuple[str, str, str, str, str, str]] | None = None if table_rows is None else []
+    try:
+        _scan_image(
+            facts, matcher, own, part, packages=packages, trusted_bases=trusted_bases,
+            table_rows=rows,
+        )  # fmt: skip
+        own.flush()
+    except Exception as exc:  # noqa: BLE001 - one image's bug must not end the scan
+        log.exception("scan_internal_error", ref=facts.image.ref)
+        writer.write(
+            ErrorRecord(
+                image=facts.image, ref=facts.image.ref, stage="match",
+                error=error_code(exc), message=str(exc),
+            )
+        )  # fmt: skip
+        tally.errors += 1
+        return
+    writer.write_raw(buf.getvalue(), own.count)
+    for k in ("images", "layers", "bytes", "packages", "vulnerabilities", "misconfigurations"):
+        setattr(tally, k, getattr(tally, k) + getattr(part, k))
+    tally.errors += part.errors
+    tally.worst = max(tally.worst, part.worst)
+    if table_rows is not None and rows:
+        table_rows += rows
 
 
 def _scan_image(
@@ -281,7 +323,7 @@ def scan_command(
                 for note in result.notes:
                     log.info("source_note", ref=ref.text, note=note)
                 for facts in result.images:
-                    _scan_image(
+                    _scan_guarded(
                         facts, matcher, writer, tally, packages=with_packages,
                         trusted_bases=trusted_base, table_rows=table_rows,
                     )  # fmt: skip
@@ -312,7 +354,7 @@ def scan_command(
                     log.info("source_note", ref=ref.text, note=note)
                 for image in resolution.images:
                     facts = analyze_image(image, analyzers)
-                    _scan_image(
+                    _scan_guarded(
                         facts,
                         matcher,
                         writer,

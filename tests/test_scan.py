@@ -133,3 +133,43 @@ def test_progress_shows_on_a_terminal_only(example: tuple[Path, Path], tmp_path:
     assert (tmp_path / "out.ndjson").read_bytes().count(b'"kind":"image"') == 2
     _, _, err = scan(db, f"oci:{layout}:latest")
     assert "images scanned" not in err
+
+
+_SCAN_FAULT = """
+import sys
+import regsweep.cli.scan as scan
+from regsweep.cli.main import main
+
+real = scan._scan_image
+
+def broken(facts, *args, **kwargs):
+    if facts.image.platform == "linux/arm64":
+        raise RuntimeError("a bug in matching or checks")
+    return real(facts, *args, **kwargs)
+
+scan._scan_image = broken
+main(sys.argv[1:])
+"""
+
+
+def test_a_bug_while_matching_one_image_is_an_error_record_and_the_scan_goes_on(
+    example: tuple[Path, Path],
+) -> None:
+    """An exception from matching or the checks for one image (a bug) becomes one ``error``
+    record for it, none of its other records, and the other image is reported whole."""
+    layout, db = example
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCAN_FAULT, "scan", "--db", str(db), f"oci:{layout}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = [msgspec.json.decode(line) for line in proc.stdout.splitlines()]
+    per_platform: dict[str, set[str]] = {}
+    for r in records:
+        if isinstance(r.get("image"), dict):
+            per_platform.setdefault(r["image"]["platform"], set()).add(r["kind"])
+    assert per_platform["linux/arm64"] == {"error"}
+    assert {"image", "vulnerability", "misconfiguration"} <= per_platform["linux/amd64"]
+    [error] = [r for r in records if r["kind"] == "error"]
+    assert (error["stage"], error["error"]) == ("match", "runtime_error")
+    assert records[-1]["kind"] == "summary" and records[-1]["images"] == 1
