@@ -489,3 +489,52 @@ def test_matching_leaves_the_cyclic_gc_as_it_found_it(build) -> None:  # type: i
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_match_stream_reports_bad_lines_and_reads_repeated_packages_once(
+    tmp_path: Path,
+) -> None:
+    """Bad lines become ``error`` records with their line numbers (malformed JSON, a package
+    of the wrong shape — also when its bytes come again), other record kinds are passed
+    over, blank lines skipped; a package whose bytes repeat is matched like the first."""
+    import io
+
+    from regsweep.cli.match import _Writer, match_stream
+
+    path = tmp_path / "adv.lmdb"
+    store.build(path, [DSA_5343])
+    vulnerable = (
+        b'{"kind":"package","image":{"ref":"oci:a"},"package":{"name":"openssl",'
+        b'"version":"1.1.1n-0+deb11u3","type":"deb","ecosystem":"Debian:11"}}'
+    )
+    bad_package = b'{"kind":"package","package":{"name":7,"version":"1","type":"deb"}}'
+    lines = [
+        vulnerable,  # 1
+        b"{not json",  # 2
+        bad_package,  # 3
+        b"",  # 4
+        b'{"kind":"error","stage":"x","error":"y","message":"z"}',  # 5: passed over
+        bad_package,  # 6: the same bad bytes again
+        vulnerable.replace(b"oci:a", b"oci:b"),  # 7: the same package bytes, another image
+        b'{"kind":"package","package":{"name":"x","version":"1","type":"deb",'
+        b'"ecosystem":"Mars:1"}}',  # 8: unknown ecosystem
+    ]
+    out = io.BytesIO()
+    writer = _Writer(out)
+    with store.AdvisoryIndex(path) as index:
+        match_stream(Matcher(index), io.BytesIO(b"\n".join(lines) + b"\n"), writer, batch=3)
+    writer.flush()
+    records = [msgspec.json.decode(r) for r in out.getvalue().splitlines()]
+    vulns = [r for r in records if r["kind"] == "vulnerability"]
+    assert [(v["image"]["ref"], v["advisory"]["id"]) for v in vulns] == [
+        ("oci:a", "DSA-5343-1"),
+        ("oci:b", "DSA-5343-1"),
+    ]
+    errors = [(r["stage"], r["error"], r["message"]) for r in records if r["kind"] == "error"]
+    assert [e[:2] for e in errors] == [("input", "malformed_record")] * 3 + [
+        ("match", "unknown_ecosystem")
+    ]
+    assert [e[2].split(":")[0] for e in errors[:3]] == ["line 2", "line 3", "line 6"]
+    assert "`$.package.name`" in errors[1][2] and errors[1][2] == errors[2][2].replace(
+        "line 6", "line 3"
+    )
