@@ -124,7 +124,12 @@ def match_stream(matcher: Matcher, lines: BinaryIO, writer: _Writer, batch: int 
         # cyclic GC's sight, or every collection walks the whole cache again.
         gc.freeze()
 
+    clean = matcher.known_clean
     for lineno, line in enumerate(lines, 1):
+        # Most lines of a fleet's inventory are packages matched before with no finding:
+        # recognised from their bytes, they are never decoded.
+        if clean(line):
+            continue
         if not line.strip():
             continue
         try:

@@ -12,3 +12,14 @@ class IdentityTable:
         failure_type: type,
         error_factory: Callable[[int, Any], Any],
     ) -> tuple[list[tuple[Any, ...]], list[Any]]: ...
+
+class LineScanner:
+    def __init__(
+        self,
+        table: IdentityTable,
+        package_fields: tuple[str, ...],
+        required: tuple[str, ...],
+        image_fields: tuple[str, ...],
+        image_required: tuple[str, ...],
+    ) -> None: ...
+    def clean(self, line: bytes, results: list[Any]) -> bool: ...

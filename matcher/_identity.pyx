@@ -269,6 +269,51 @@ cdef class IdentityTable:
         self.count += 1
         return -1
 
+    cdef Py_ssize_t _find_plain(self, const uint8_t** vals, Py_ssize_t* lens) noexcept:
+        # The slot of an identity given as ASCII byte strings (NULL for None), else -1.
+        # Hashed as ``assign`` hashes the same fields as str objects: for an ASCII str,
+        # CPython's hash is ``_Py_HashBytes`` of its characters.
+        cdef Py_hash_t h = 0x345678, hk
+        cdef uint64_t h64
+        cdef int k
+        cdef Py_ssize_t mask = self.cap - 1, j
+        cdef Entry* e
+        cdef const uint8_t* p
+        cdef const uint8_t* end
+        cdef uint32_t n
+        cdef bint same
+        for k in range(self.nfields):
+            hk = 0x9E3779B9 if vals[k] is NULL else _Py_HashBytes(vals[k], lens[k])
+            h = (h ^ hk) * 1000003
+        h64 = <uint64_t>(h ^ (h >> 29))
+        j = h64 & mask
+        while True:
+            e = &self.entries[j]
+            if e.slot < 0:
+                return -1
+            if e.hash == h64:
+                p = self.arena + e.offset
+                end = p + e.size
+                same = True
+                for k in range(self.nfields):
+                    if vals[k] is NULL:
+                        if p >= end or p[0] != NONE_TAG:
+                            same = False
+                            break
+                        p += 1
+                        continue
+                    if end - p < 5 or p[0] != 1:
+                        same = False
+                        break
+                    memcpy(&n, p + 1, 4)
+                    if n != lens[k] or end - p - 5 < n or not same_bytes(p + 5, vals[k], n):
+                        same = False
+                        break
+                    p += 5 + n
+                if same and p == end:
+                    return e.slot
+            j = (j + 1) & mask
+
     def assign(self, list packages):
         """Slot every package; return the index of the first package of each new identity."""
         cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, slot
@@ -359,3 +404,258 @@ cdef class IdentityTable:
                 PyList_SET_ITEM(out, i, empty)
                 errors.append(error_factory(i, r))
         return out, errors
+
+
+# ---------------------------------------------------------------------------------------
+# NDJSON package lines that need no Python objects at all
+#
+# ``regsweep match`` reads a package record per line, and most packages of a fleet have been
+# seen before and have no finding. ``LineScanner.clean`` answers, from the line's bytes alone,
+# "this is a valid package record of an identity the table knows, whose result is empty" —
+# then the line is done without being decoded. It is deliberately narrow: plain ASCII
+# strings without escapes, no unknown or repeated keys, the record and image shapes of the
+# output contract. Anything else (or anything it is unsure of) answers False, and the line
+# goes through msgspec as before, which decides validity and reports errors.
+
+cdef extern from "Python.h":
+    Py_hash_t _Py_HashBytes(const void* src, Py_ssize_t len)
+
+cdef enum:
+    MAX_KEYS = 16
+
+
+cdef struct KeySet:
+    int n
+    const char* names[MAX_KEYS]
+    Py_ssize_t lens[MAX_KEYS]
+
+
+cdef struct Cursor:
+    const uint8_t* p
+    const uint8_t* end
+
+
+cdef inline void skip_ws(Cursor* c) noexcept nogil:
+    while c.p < c.end and (c.p[0] == 32 or c.p[0] == 9 or c.p[0] == 10 or c.p[0] == 13):
+        c.p += 1
+
+
+cdef inline bint plain_string(Cursor* c, const uint8_t** s, Py_ssize_t* n) noexcept nogil:
+    # A JSON string of printable ASCII without escapes; its characters in (s, n).
+    cdef const uint8_t* q
+    if c.p >= c.end or c.p[0] != 34:  # '"'
+        return False
+    q = c.p + 1
+    while q < c.end and q[0] != 34:
+        if q[0] < 32 or q[0] >= 127 or q[0] == 92:  # control, non-ASCII, backslash
+            return False
+        q += 1
+    if q >= c.end:
+        return False
+    s[0] = c.p + 1
+    n[0] = q - (c.p + 1)
+    c.p = q + 1
+    return True
+
+
+cdef inline bint literal(Cursor* c, const char* word, Py_ssize_t n) noexcept nogil:
+    # ``null`` and friends, not followed by more letters.
+    if c.end - c.p < n or memcmp(c.p, word, n) != 0:
+        return False
+    c.p += n
+    return c.p >= c.end or not (97 <= c.p[0] <= 122)
+
+
+cdef inline int key_index(const KeySet* ks, const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    cdef int i
+    for i in range(ks.n):
+        if ks.lens[i] == n and memcmp(ks.names[i], s, n) == 0:
+            return i
+    return -1
+
+
+cdef class LineScanner:
+    """Decides from an NDJSON line's bytes whether it is a ``package`` record whose package
+    the ``IdentityTable`` already knows with an empty result (see the section comment).
+
+    ``package_fields``: every field of the package struct; ``required``: those without a
+    default; the identity fields are the table's, in its order. The record's own fields are
+    ``kind`` (``"package"``), ``schema_version`` (an int), ``image`` (null or an object of
+    ``image_fields``, ``image_required`` among them) and ``package``.
+    """
+
+    cdef IdentityTable table
+    cdef KeySet top, image, package
+    cdef int ident_of[MAX_KEYS]    # package key index -> identity field index, or -1
+    cdef uint32_t package_required, image_required
+    cdef list _keep               # the bytes the KeySets point into
+
+    def __cinit__(
+        self,
+        IdentityTable table,
+        tuple package_fields,
+        tuple required,
+        tuple image_fields,
+        tuple image_required,
+    ):
+        self.table = table
+        self._keep = []
+        self._fill(&self.top, ("kind", "schema_version", "image", "package"))
+        self._fill(&self.image, image_fields)
+        self._fill(&self.package, package_fields)
+        self.package_required = self._mask(package_fields, required)
+        self.image_required = self._mask(image_fields, image_required)
+        for i, name in enumerate(package_fields):
+            self.ident_of[i] = table.names.index(name) if name in table.names else -1
+        if len({n for n in table.names} - set(package_fields)):
+            raise ValueError("every identity field must be a package field")
+
+    cdef int _fill(self, KeySet* ks, tuple names) except -1:
+        cdef bytes b
+        if len(names) > MAX_KEYS:
+            raise ValueError(f"at most {MAX_KEYS} fields")
+        ks.n = len(names)
+        for i, name in enumerate(names):
+            b = name.encode("ascii")
+            self._keep.append(b)
+            ks.names[i] = <const char*>b
+            ks.lens[i] = len(b)
+        return 0
+
+    cdef uint32_t _mask(self, tuple names, tuple required):
+        cdef uint32_t m = 0
+        for i, name in enumerate(names):
+            if name in required:
+                m |= 1u << i
+        return m
+
+    cdef bint _object(
+        self, Cursor* c, const KeySet* ks, uint32_t required,
+        const uint8_t** vals, Py_ssize_t* lens,
+    ) noexcept:
+        # An object of ``ks`` keys whose values are plain strings or null (value pointer
+        # NULL for null or absent). False for anything else.
+        cdef uint32_t seen = 0
+        cdef const uint8_t* s
+        cdef Py_ssize_t n
+        cdef int i
+        for i in range(ks.n):
+            vals[i] = NULL
+        skip_ws(c)
+        if c.p >= c.end or c.p[0] != 123:  # '{'
+            return False
+        c.p += 1
+        skip_ws(c)
+        if c.p < c.end and c.p[0] == 125:  # '}'
+            c.p += 1
+            return required == 0
+        while True:
+            skip_ws(c)
+            if not plain_string(c, &s, &n):
+                return False
+            i = key_index(ks, s, n)
+            if i < 0 or seen & (1u << i):
+                return False
+            seen |= 1u << i
+            skip_ws(c)
+            if c.p >= c.end or c.p[0] != 58:  # ':'
+                return False
+            c.p += 1
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == 110:  # 'n'
+                if not literal(c, "null", 4):
+                    return False
+            elif not plain_string(c, &vals[i], &lens[i]):
+                return False
+            skip_ws(c)
+            if c.p < c.end and c.p[0] == 44:  # ','
+                c.p += 1
+                continue
+            if c.p < c.end and c.p[0] == 125:
+                c.p += 1
+                break
+            return False
+        # Required fields present, and not null.
+        for i in range(ks.n):
+            if required & (1u << i) and vals[i] is NULL:
+                return False
+        return True
+
+    def clean(self, const uint8_t[::1] line, list results):
+        """True when ``line`` is a valid ``package`` record of a known identity whose result
+        in ``results`` is empty; False when it must be decoded (new, found something, or
+        anything this scanner does not read)."""
+        cdef Cursor c
+        cdef uint32_t seen = 0
+        cdef const uint8_t* s
+        cdef Py_ssize_t n, slot
+        cdef int i, k
+        cdef const uint8_t* pvals[MAX_KEYS]
+        cdef Py_ssize_t plens[MAX_KEYS]
+        cdef const uint8_t* ivals[MAX_KEYS]
+        cdef Py_ssize_t ilens[MAX_KEYS]
+        cdef const uint8_t* fvals[MAX_FIELDS]
+        cdef Py_ssize_t flens[MAX_FIELDS]
+        if line.shape[0] == 0:
+            return False
+        c.p = &line[0]
+        c.end = c.p + line.shape[0]
+        skip_ws(&c)
+        if c.p >= c.end or c.p[0] != 123:
+            return False
+        c.p += 1
+        while True:
+            skip_ws(&c)
+            if not plain_string(&c, &s, &n):
+                return False
+            i = key_index(&self.top, s, n)
+            if i < 0 or seen & (1u << i):
+                return False
+            seen |= 1u << i
+            skip_ws(&c)
+            if c.p >= c.end or c.p[0] != 58:
+                return False
+            c.p += 1
+            skip_ws(&c)
+            if i == 0:  # kind
+                if not plain_string(&c, &s, &n) or n != 7 or memcmp(s, b"package", 7) != 0:
+                    return False
+            elif i == 1:  # schema_version: a small non-negative JSON integer
+                s = c.p
+                while c.p < c.end and 48 <= c.p[0] <= 57:
+                    c.p += 1
+                n = c.p - s
+                if n == 0 or n > 9 or (n > 1 and s[0] == 48):  # none, huge, leading zero
+                    return False
+                if c.p < c.end and (c.p[0] == 46 or c.p[0] == 101 or c.p[0] == 69):
+                    return False  # a fraction or exponent: not an int
+            elif i == 2:  # image
+                if c.p < c.end and c.p[0] == 110:
+                    if not literal(&c, "null", 4):
+                        return False
+                elif not self._object(&c, &self.image, self.image_required, ivals, ilens):
+                    return False
+            else:  # package
+                if not self._object(&c, &self.package, self.package_required, pvals, plens):
+                    return False
+            skip_ws(&c)
+            if c.p < c.end and c.p[0] == 44:
+                c.p += 1
+                continue
+            if c.p < c.end and c.p[0] == 125:
+                c.p += 1
+                break
+            return False
+        skip_ws(&c)
+        if c.p != c.end or not (seen & 1) or not (seen & 8):
+            return False  # trailing bytes, no kind or no package
+        for i in range(self.package.n):
+            k = self.ident_of[i]
+            if k >= 0:
+                fvals[k] = pvals[i]
+                flens[k] = plens[i]
+        slot = self.table._find_plain(fvals, flens)
+        if slot < 0 or slot >= len(results):
+            return False
+        r = results[slot]
+        return type(r) is tuple and len(<tuple>r) == 0

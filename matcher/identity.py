@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["IdentityTable", "PureIdentityTable", "Table"]
+__all__ = ["IdentityTable", "LineScanner", "PureIdentityTable", "Table"]
 
 
 class Table(Protocol):
@@ -98,9 +98,13 @@ class PureIdentityTable:
 
 
 IdentityTable: Callable[[type, tuple[str, ...]], Table]
+#: The compiled table's NDJSON fast path (``_identity.LineScanner``); None without it.
+LineScanner: Any
 if os.environ.get("REGSWEEP_PURE_PYTHON", "") not in ("", "0"):
     IdentityTable = PureIdentityTable
+    LineScanner = None
 else:
     from regsweep.matcher import _identity
 
     IdentityTable = _identity.IdentityTable
+    LineScanner = _identity.LineScanner

@@ -22,7 +22,7 @@ import functools
 import gc
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -32,10 +32,10 @@ from regsweep.matcher.advisories.ecosystems import (
     normalize_version,
     parse_ecosystem,
 )
-from regsweep.matcher.identity import IdentityTable
+from regsweep.matcher.identity import IdentityTable, LineScanner
 from regsweep.matcher.index import table
 from regsweep.matcher.index.store import AdvisoryIndex, Hit, StoredAdvisory, package_key
-from regsweep.matcher.records import Advisory, Cvss, Package
+from regsweep.matcher.records import Advisory, Cvss, ImageRef, Package
 from regsweep.matcher.versions import InvalidVersion
 
 #: Package types whose advisories are keyed by source package and release.
@@ -139,6 +139,19 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _line_scanner(table: object) -> Any:
+    # The compiled table's NDJSON fast path, configured from the record contract.
+    if LineScanner is None:
+        return None
+    return LineScanner(
+        table,
+        Package.__struct_fields__,
+        tuple(f.name for f in msgspec.structs.fields(Package) if f.required),
+        ImageRef.__struct_fields__,
+        tuple(f.name for f in msgspec.structs.fields(ImageRef) if f.required),
+    )
+
+
 class _Loaded:
     # One package's interval table, and its rows decoded once a query hits it.
     __slots__ = ("advisories", "hits", "names", "raw", "recheck")
@@ -184,9 +197,18 @@ class Matcher:
         #: Per identity slot: its advisories, or why it cannot be matched. The index is
         #: immutable, so an answer never goes stale.
         self._results: list[tuple[Advisory, ...] | _Failure] = []
+        self._scanner = _line_scanner(self._ids)
         #: Package key -> its table (None: no advisory names the package).
         self._tables: dict[bytes, _Loaded | None] = {}
         self._row_sets: dict[tuple[bytes | int, ...], tuple[Advisory, ...]] = {}
+
+    def known_clean(self, line: bytes) -> bool:
+        """Whether NDJSON ``line`` is a valid ``package`` record of a package matched before
+        with no finding: such a line needs no decoding at all. False whenever in doubt
+        (and always with the pure-Python identity table)."""
+        if self._scanner is None:
+            return False
+        return bool(self._scanner.clean(line, self._results))
 
     def match(
         self, packages: Sequence[Package]
