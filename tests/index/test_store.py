@@ -538,3 +538,23 @@ def test_match_stream_reports_bad_lines_and_reads_repeated_packages_once(
     assert "`$.package.name`" in errors[1][2] and errors[1][2] == errors[2][2].replace(
         "line 6", "line 3"
     )
+
+
+def test_a_failure_while_resolving_leaves_the_matcher_usable(
+    build, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """If resolving new packages raises (a damaged index, a bug), the matcher forgets what
+    it had half-learned, so the next batch with the same packages is answered normally."""
+    matcher = build(DSA_5343)
+    pkg = deb("openssl", "1.1.1n-0+deb11u3")
+    real = Matcher._resolve
+
+    def broken(self: Matcher, distinct: list[Package]) -> list[object]:
+        raise RuntimeError("damaged")
+
+    monkeypatch.setattr(Matcher, "_resolve", broken)
+    with pytest.raises(RuntimeError):
+        matcher.match([pkg])
+    monkeypatch.setattr(Matcher, "_resolve", real)
+    found, errors = matcher.match([pkg, pkg])
+    assert [ids(f) for f in found] == [["DSA-5343-1"]] * 2 and errors == []
