@@ -175,13 +175,6 @@ def block_counts(tally: _Tally) -> dict[str, int]:
     return counts
 
 
-def add_block(run: _Tally, block: _Tally) -> None:
-    """Fold a block's tally into the run's."""
-    for k in _TALLY_FIELDS:
-        setattr(run, k, getattr(run, k) + getattr(block, k))
-    run.worst = max(run.worst, block.worst)
-
-
 def work_counts(crawler: Crawler | None) -> dict[str, int]:
     """This run's work so far (layers, bytes), for the crawl's tallies."""
     if crawler is None:
@@ -305,9 +298,7 @@ class _StdoutOutput:
 
     def tally(self, live: Mapping[str, int] | None = None) -> dict[str, int]:
         out = dict(self._counts)
-        for key, value in (live or {}).items():
-            old = out.get(key, 0)
-            out[key] = max(old, value) if key.startswith("max_") else old + value
+        state.add_counts(out, live or {})
         return out
 
     def is_done(self, image: str) -> bool:
@@ -319,9 +310,7 @@ class _StdoutOutput:
         for line in lines:
             self._out.write(line)
         self._out.flush()
-        for key, value in (counts or {}).items():
-            old = self._counts.get(key, 0)
-            self._counts[key] = max(old, value) if key.startswith("max_") else old + value
+        state.add_counts(self._counts, counts or {})
         return True
 
     def checkpoint(self, live: Mapping[str, int] | None = None) -> None:
@@ -543,7 +532,7 @@ class _Crawl:
                     packages=self.packages,
                     trusted_bases=self.trusted_bases,
                 )
-            add_block(self.tally, tally)
+            self.tally.add(tally)
             await writer.call(
                 out.write_image,
                 f"{repo}:{tag}",
@@ -581,7 +570,7 @@ class _Crawl:
         tally = _Tally(self.tally.progress)
         write_failures(w, failures, tally)
         w.flush()
-        add_block(self.tally, tally)
+        self.tally.add(tally)
         lines = buf.getvalue().splitlines(keepends=True)
         await writer.call(out.write_image, key, lines, block_counts(tally))
 

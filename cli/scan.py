@@ -51,6 +51,18 @@ log = structlog.get_logger()
 SEVERITIES = [s.value for s in Severity if s is not Severity.UNKNOWN]
 
 
+#: The counters of ``_Tally`` that add up across images.
+_SUMMED = (
+    "images",
+    "layers",
+    "bytes",
+    "packages",
+    "vulnerabilities",
+    "misconfigurations",
+    "errors",
+)
+
+
 class _Tally:
     """Run-wide counters for the summary, and the worst severity seen for ``--fail-on``."""
 
@@ -59,6 +71,12 @@ class _Tally:
         self.vulnerabilities = self.misconfigurations = self.errors = 0
         self.worst = 0
         self.progress = progress or ImageProgress()
+
+    def add(self, other: _Tally) -> None:
+        """Fold another tally (one image's, one tag's) into this one."""
+        for k in _SUMMED:
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.worst = max(self.worst, other.worst)
 
 
 def _scan_guarded(
@@ -94,10 +112,7 @@ def _scan_guarded(
         tally.errors += 1
         return
     writer.write_raw(buf.getvalue(), own.count)
-    for k in ("images", "layers", "bytes", "packages", "vulnerabilities", "misconfigurations"):
-        setattr(tally, k, getattr(tally, k) + getattr(part, k))
-    tally.errors += part.errors
-    tally.worst = max(tally.worst, part.worst)
+    tally.add(part)
     if table_rows is not None and rows:
         table_rows += rows
 

@@ -763,6 +763,13 @@ class StateReader:
         return self._get("tags", _key(ref), TagEntry)
 
 
+def add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    """Add ``counts`` to ``into``: sums, except a ``max_…`` key, which keeps the maximum."""
+    for key, value in counts.items():
+        old = into.get(key, 0)
+        into[key] = max(old, value) if key.startswith("max_") else old + value
+
+
 class ResumableOutput:
     """The ``-o FILE`` of a crawl, written so that ``kill -9`` loses and repeats nothing.
 
@@ -835,11 +842,7 @@ class ResumableOutput:
         ``live`` work counters of this run (layers fetched …) on top of the earlier runs'.
         A ``max_…`` key is the maximum over runs instead of the sum."""
         out = dict(self._tally)
-        for key, value in (live or {}).items():
-            if key.startswith("max_"):
-                out[key] = max(out.get(key, 0), value)
-            else:
-                out[key] = out.get(key, 0) + value
+        add_counts(out, live or {})
         return out
 
     def is_done(self, image: str) -> bool:
@@ -858,11 +861,7 @@ class ResumableOutput:
         for line in lines:
             self._fh.write(line)
             n += 1
-        for key, value in (counts or {}).items():
-            if key.startswith("max_"):
-                self._tally[key] = max(self._tally.get(key, 0), value)
-            else:
-                self._tally[key] = self._tally.get(key, 0) + value
+        add_counts(self._tally, counts or {})
         self._records += n
         self._images += 1
         self._pending.append(image)
