@@ -5,18 +5,20 @@
 # and results are fanned back out by slot. Python only ever sees the distinct identities.
 # ``identity.py`` is the pure-Python twin with the same API (REGSWEEP_PURE_PYTHON=1).
 #
-# The table keeps each identity's *contents* (the fields' characters, back to back, in one
-# arena), not references to the string objects. Packages decoded from NDJSON or the state
-# store are new objects with new strings every time: comparing them with stored objects
-# would touch five or six scattered strings per lookup, where the arena holds the whole
-# identity in one or two cache lines.
+# Each package's identity is written out as one short byte string, its *key* (the fields'
+# characters back to back, each behind a length header), and the table keeps the keys of
+# the identities it has seen in one arena. A lookup is then a hash of a few dozen bytes in
+# L1 and one comparison with one stored key, instead of a walk over five or six strings.
+# Packages decoded from NDJSON or the state store are new objects with new strings every
+# time, so the key is taken from the characters, never from object identity, and the
+# strings' own cached hashes are neither needed nor computed.
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
-from cpython.object cimport Py_TYPE, PyObject, PyObject_Hash, PyTypeObject
-from cpython.ref cimport Py_INCREF
+from cpython.object cimport Py_TYPE, PyObject, PyTypeObject
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
+from os import urandom
 
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
@@ -24,67 +26,165 @@ cdef extern from "Python.h":
     ctypedef struct PyMemberDescrObject:
         PyMemberDef* d_member
     ctypedef struct PyASCIIObject:
-        Py_hash_t hash
+        pass
     bint PyUnicode_CheckExact(PyObject* o)
+    bint PyUnicode_IS_COMPACT_ASCII(PyObject* o)
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
     int PyUnicode_KIND(PyObject* o)
     void* PyUnicode_DATA(PyObject* o)
     PyObject* Py_None
+    ctypedef struct PyListObject:
+        PyObject** ob_item
+    PyTypeObject PyTuple_Type
+    void incref "Py_INCREF"(PyObject* o) noexcept nogil
+
+cdef extern from *:
+    """
+    /* The 64x64 -> 128-bit multiply, folded: the mixing step of the key hash. */
+    static inline uint64_t regsweep_fold_mul(uint64_t a, uint64_t b) {
+        unsigned __int128 r = (unsigned __int128)a * b;
+        return (uint64_t)r ^ (uint64_t)(r >> 64);
+    }
+    """
+    uint64_t fold_mul "regsweep_fold_mul"(uint64_t a, uint64_t b) noexcept nogil
 
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
+    # Non-temporal: for the packages, read once per pass, so that they pass through without
+    # pushing the table and the arena out of the cache.
+    void prefetch_once "__builtin_prefetch"(const void* p, int rw, int loc) noexcept nogil
 
 cdef enum:
     MAX_FIELDS = 8
     # How many packages ahead of the probe each pipeline stage works (see ``assign``).
-    LEAD_FIELDS = 4
-    LEAD_HASH = 8
-    LEAD_ENTRY = 12
-    LEAD_PROBE = 16
-    RING = 32
+    LEAD_FIELDS = 3
+    LEAD_HASH = 6
+    LEAD_ENTRY = 9
+    LEAD_PROBE = 12
+    RING = 16
+    FAN_LEAD = 16
     MAX_CAP = 1 << 30
-    # Field header in the arena: one byte (0 for None, else the str's kind: 1, 2 or 4
-    # bytes per character) and, for a str, its length in characters (4 bytes).
-    NONE_TAG = 0
+    # The key, field by field: 0xFF for None; a str of one byte per character shorter than
+    # 0xFE characters (nearly all) as its length in one byte, then its characters; any
+    # other str as 0xFE, its kind (1, 2 or 4 bytes per character), its length in
+    # characters (4 bytes), then its characters. CPython keeps every str in the narrowest
+    # kind its characters fit, so equal identities have equal keys and unequal ones differ.
+    KEY_NONE = 0xFF
+    KEY_LONG = 0xFE
+    KEY_MIN_BUF = 256
+
+
+# Entries keep 32-bit arena offsets (an enum is an int, too narrow for this).
+cdef Py_ssize_t MAX_ARENA = 0xFFFFFFFF
 
 
 cdef struct Entry:
-    uint64_t hash
+    # 16 bytes, four to a cache line: the table of a fleet's distinct packages outgrows
+    # the cache, and every lookup is a miss on its entry.
+    uint32_t tag       # the high half of the key's hash (the low half picks the place)
     int32_t slot       # -1: empty
-    uint32_t size      # bytes of the identity in the arena
-    uint64_t offset    # where it starts
+    uint32_t size      # bytes of the key in the arena
+    uint32_t offset    # where it starts
 
 
-cdef inline Py_hash_t field_hash(PyObject* o) except? -1:
-    # A str caches its hash in the object once computed: read it without a call.
-    cdef Py_hash_t h
-    if PyUnicode_CheckExact(o):
-        h = (<PyASCIIObject*>o).hash
-        if h != -1:
-            return h
-        return PyObject_Hash(<object>o)
-    if o == Py_None:
-        return 0x9E3779B9
-    raise TypeError(f"an identity field is {type(<object>o).__name__}, not str or None")
+# Per-process secrets of the key hash, drawn from os.urandom when the module loads.
+cdef uint64_t SEED[4]
 
 
-cdef inline bint same_bytes(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept:
-    # Package names and versions are a few bytes long: a loop beats a call to memcmp.
-    cdef Py_ssize_t i
-    if n > 32:
+def _seed(bytes secret not None):
+    """Sets the key hash's secrets (32 bytes); the module calls it once with random bytes."""
+    if len(secret) != 32:
+        raise ValueError("32 bytes of secret")
+    memcpy(SEED, <const char*>secret, 32)
+
+
+_seed(urandom(32))
+
+
+cdef inline uint64_t load8(const uint8_t* p) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, p, 8)
+    return v
+
+
+cdef inline uint64_t key_hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
+    # A keyed multiply-fold hash of a key, 16 bytes a round (the construction of wyhash,
+    # which Go's runtime uses for maps on machines without AES). SipHash, CPython's own,
+    # costs about 20 ns for a 50-byte key, a fifth of the whole per-package budget. The
+    # secrets are per process: packages come from untrusted images, and names crafted to
+    # collide cannot be computed in advance. Callers pass keys of at least 1 byte.
+    cdef uint64_t h = SEED[0] ^ <uint64_t>n, a, b
+    cdef Py_ssize_t i = 0
+    while n - i > 16:
+        h = fold_mul(load8(p + i) ^ SEED[1], load8(p + i + 8) ^ h)
+        i += 16
+    # The last 1..16 bytes, read as two (possibly overlapping) words.
+    if n >= 16:
+        a, b = load8(p + n - 16), load8(p + n - 8)
+    elif n >= 8:
+        a, b = load8(p), load8(p + n - 8)
+    else:
+        a = 0
+        for i in range(n):
+            a = (a << 8) | p[i]
+        b = a >> 32
+    return fold_mul(fold_mul(a ^ SEED[2], b ^ h) ^ SEED[3], <uint64_t>n ^ SEED[1])
+
+
+cdef inline bint same_key(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil:
+    # Keys are a few dozen bytes: eight at a time, the last word overlapping, beats a call.
+    cdef Py_ssize_t i = 0
+    if n < 8:
         return memcmp(a, b, n) == 0
-    for i in range(n):
-        if a[i] != b[i]:
+    while i + 8 <= n:
+        if load8(a + i) != load8(b + i):
             return False
-    return True
+        i += 8
+    return load8(a + n - 8) == load8(b + n - 8)
 
 
-cdef inline Py_ssize_t field_size(PyObject* o) noexcept:
-    # Bytes this field takes in the arena. CPython stores every str in the narrowest kind
-    # its characters fit, so equal strings have equal kinds and equal bytes.
+cdef inline void copy_bytes(uint8_t* d, const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    # A field's characters into a key: a few bytes, where a call to memcpy costs more.
+    cdef Py_ssize_t i = 0
+    cdef uint64_t w
+    if n < 8:
+        for i in range(n):
+            d[i] = s[i]
+        return
+    while i + 8 <= n:
+        w = load8(s + i)
+        memcpy(d + i, &w, 8)
+        i += 8
+    w = load8(s + n - 8)
+    memcpy(d + n - 8, &w, 8)
+
+
+cdef inline Py_ssize_t field_key_size(PyObject* o) noexcept:
+    # Bytes field ``o`` (a str or None) takes in a key.
+    cdef Py_ssize_t n
+    cdef int kind
     if o == Py_None:
         return 1
-    return 5 + PyUnicode_GET_LENGTH(o) * PyUnicode_KIND(o)
+    n = PyUnicode_GET_LENGTH(o)
+    kind = PyUnicode_KIND(o)
+    if kind == 1 and n < KEY_LONG:
+        return 1 + n
+    return 6 + n * kind
+
+
+cdef inline uint8_t* put_field(uint8_t* p, int kind, Py_ssize_t n, const void* data) noexcept:
+    # Appends one str field (``n`` characters of ``kind`` bytes at ``data``) to a key.
+    cdef uint32_t n32 = <uint32_t>n
+    if kind == 1 and n < KEY_LONG:
+        p[0] = <uint8_t>n
+        p += 1
+    else:
+        p[0] = KEY_LONG
+        p[1] = <uint8_t>kind
+        memcpy(p + 2, &n32, 4)
+        p += 6
+    copy_bytes(p, <const uint8_t*>data, n * kind)
+    return p + n * kind
 
 
 cdef class IdentityTable:
@@ -109,6 +209,12 @@ cdef class IdentityTable:
     cdef tuple names
     cdef int32_t* slots
     cdef Py_ssize_t nslots, slots_cap
+    # The keys of the packages in flight in ``assign`` (by index % RING), and a buffer for
+    # the key of ``_find_plain``; each grows to the longest key it has held.
+    cdef uint8_t* ring_key[RING]
+    cdef Py_ssize_t ring_cap[RING]
+    cdef uint8_t* scratch
+    cdef Py_ssize_t scratch_cap
 
     def __cinit__(self, ptype, tuple names):
         if not 0 < len(names) <= MAX_FIELDS:
@@ -125,11 +231,20 @@ cdef class IdentityTable:
             self.offsets[k] = (<PyMemberDescrObject*>descr).d_member.offset
         self.entries = self._alloc(1024)
         self.cap = 1024
+        for k in range(RING):
+            self.ring_key[k] = <uint8_t*>malloc(KEY_MIN_BUF)
+            if self.ring_key[k] is NULL:
+                raise MemoryError()
+            self.ring_cap[k] = KEY_MIN_BUF
 
     def __dealloc__(self):
+        cdef int i
         free(self.entries)
         free(self.arena)
         free(self.slots)
+        free(self.scratch)
+        for i in range(RING):
+            free(self.ring_key[i])
 
     cdef Entry* _alloc(self, Py_ssize_t n) except NULL:
         cdef Entry* e = <Entry*>malloc(n * sizeof(Entry))
@@ -159,7 +274,8 @@ cdef class IdentityTable:
         cdef Entry* new = self._alloc(old_cap * 2)
         for i in range(old_cap):
             if old[i].slot >= 0:
-                j = old[i].hash & mask
+                # The place comes from the low half of the hash, which entries do not keep.
+                j = key_hash(self.arena + old[i].offset, old[i].size) & mask
                 while new[j].slot >= 0:
                     j = (j + 1) & mask
                 new[j] = old[i]
@@ -178,152 +294,144 @@ cdef class IdentityTable:
             v = (<PyObject**>((<char*>p) + self.offsets[k]))[0]
             if v is NULL:
                 raise AttributeError(f"a package with no {self.names[k]}")
-            out[k] = v  # str or None: checked by ``_hash``, once the string is in cache
+            out[k] = v  # str or None: checked by ``_key``, once the string is in cache
         return 0
 
-    cdef bint _same(self, const Entry* e, PyObject** f) noexcept:
-        # Whether the stored identity of ``e`` has exactly the characters of fields ``f``.
-        cdef const uint8_t* p = self.arena + e.offset
-        cdef const uint8_t* end = p + e.size
-        cdef int k, kind
-        cdef uint32_t n
-        cdef Py_ssize_t nbytes
+    cdef inline Py_ssize_t _key(self, PyObject** f, int r) except -1:
+        # Writes the key of fields ``f`` to ring buffer ``r``; returns its size. Nearly
+        # every field is None or a short ASCII str, written here without a size pass;
+        # anything else goes the general way.
+        cdef uint8_t* p = self.ring_key[r]
+        cdef uint8_t* end = p + self.ring_cap[r]
+        cdef PyObject* o
+        cdef Py_ssize_t n
+        cdef int k
         for k in range(self.nfields):
-            if p >= end:
-                return False
-            if f[k] == Py_None:
-                if p[0] != NONE_TAG:
-                    return False
+            o = f[k]
+            if o == Py_None:
+                if p >= end:
+                    return self._key_general(f, r)
+                p[0] = KEY_NONE
                 p += 1
                 continue
-            kind = PyUnicode_KIND(f[k])
-            if p[0] != kind or end - p < 5:
-                return False
-            memcpy(&n, p + 1, 4)
-            if n != PyUnicode_GET_LENGTH(f[k]):
-                return False
-            nbytes = <Py_ssize_t>n * kind
-            if end - p - 5 < nbytes:
-                return False
-            if not same_bytes(p + 5, <const uint8_t*>PyUnicode_DATA(f[k]), nbytes):
-                return False
-            p += 5 + nbytes
-        return p == end
+            if not (PyUnicode_CheckExact(o) and PyUnicode_IS_COMPACT_ASCII(o)):
+                return self._key_general(f, r)
+            n = PyUnicode_GET_LENGTH(o)
+            if n >= KEY_LONG or end - p < n + 1:
+                return self._key_general(f, r)
+            p[0] = <uint8_t>n
+            copy_bytes(p + 1, <const uint8_t*>(<PyASCIIObject*>o + 1), n)
+            p += 1 + n
+        return p - self.ring_key[r]
 
-    cdef int _store(self, Entry* e, PyObject** f) except -1:
-        # Copy the identity's characters to the end of the arena.
-        cdef Py_ssize_t size = 0, cap
+    cdef Py_ssize_t _key_general(self, PyObject** f, int r) except -1:
+        # ``_key`` for any fields: a size pass (the buffer grows to fit), then the key.
+        cdef Py_ssize_t size = 0
         cdef uint8_t* p
-        cdef uint8_t* grown
-        cdef int k, kind
-        cdef uint32_t n
+        cdef int k
         for k in range(self.nfields):
-            size += field_size(f[k])
+            if f[k] != Py_None and not PyUnicode_CheckExact(f[k]):
+                raise TypeError(
+                    f"{self.names[k]} is {type(<object>f[k]).__name__}, not str or None"
+                )
+            size += field_key_size(f[k])
         if size > 0xFFFFFFFF:
             raise ValueError("package identity too large")
-        if self.arena_len + size > self.arena_cap:
-            cap = max(self.arena_cap * 2, self.arena_len + size, 1 << 16)
-            grown = <uint8_t*>realloc(self.arena, cap)
-            if grown is NULL:
+        if size > self.ring_cap[r]:
+            p = <uint8_t*>realloc(self.ring_key[r], size)
+            if p is NULL:
                 raise MemoryError()
-            self.arena, self.arena_cap = grown, cap
-        p = self.arena + self.arena_len
-        e.offset = self.arena_len
-        e.size = <uint32_t>size
+            self.ring_key[r] = p
+            self.ring_cap[r] = size
+        p = self.ring_key[r]
         for k in range(self.nfields):
             if f[k] == Py_None:
-                p[0] = NONE_TAG
+                p[0] = KEY_NONE
                 p += 1
-                continue
-            kind = PyUnicode_KIND(f[k])
-            n = <uint32_t>PyUnicode_GET_LENGTH(f[k])
-            p[0] = <uint8_t>kind
-            memcpy(p + 1, &n, 4)
-            memcpy(p + 5, PyUnicode_DATA(f[k]), <Py_ssize_t>n * kind)
-            p += 5 + <Py_ssize_t>n * kind
-        self.arena_len += size
-        return 0
+            else:
+                p = put_field(
+                    p, PyUnicode_KIND(f[k]), PyUnicode_GET_LENGTH(f[k]), PyUnicode_DATA(f[k])
+                )
+        return size
 
-    cdef Py_ssize_t _probe(self, PyObject** f, uint64_t h) except -2:
-        # The slot of the identity with fields ``f`` and hash ``h``; -1 when it was new (it
-        # then has slot ``count - 1``).
+    cdef inline Entry* _find(self, const uint8_t* key, Py_ssize_t size, uint64_t h) noexcept:
+        # The entry holding ``key``, or the empty entry where it would go.
         cdef Py_ssize_t mask = self.cap - 1, j = h & mask
         cdef Entry* e
         while True:
             e = &self.entries[j]
             if e.slot < 0:
-                break
-            if e.hash == h and self._same(e, f):
-                return e.slot
+                return e
+            if (
+                e.tag == <uint32_t>(h >> 32) and e.size == size
+                and same_key(self.arena + e.offset, key, size)
+            ):
+                return e
             j = (j + 1) & mask
+
+    cdef Py_ssize_t _probe(self, const uint8_t* key, Py_ssize_t size, uint64_t h) except -2:
+        # The slot of ``key`` (hash ``h``); -1 when it was new (it then has slot
+        # ``count - 1``).
+        cdef Entry* e = self._find(key, size, h)
+        cdef Py_ssize_t cap
+        cdef uint8_t* grown
+        if e.slot >= 0:
+            return e.slot
         if (self.count + 1) * 4 > self.cap * 3:
             self._grow()
-            mask = self.cap - 1
-            j = h & mask
-            while self.entries[j].slot >= 0:
-                j = (j + 1) & mask
-            e = &self.entries[j]
-        self._store(e, f)
-        e.hash = h
+            e = self._find(key, size, h)
+        if self.arena_len + size > self.arena_cap:
+            if self.arena_len + size > MAX_ARENA:
+                raise MemoryError("identity table full")
+            cap = min(max(self.arena_cap * 2, self.arena_len + size, 1 << 16), MAX_ARENA)
+            grown = <uint8_t*>realloc(self.arena, cap)
+            if grown is NULL:
+                raise MemoryError()
+            self.arena, self.arena_cap = grown, cap
+        memcpy(self.arena + self.arena_len, key, size)
+        e.offset = <uint32_t>self.arena_len
+        e.size = <uint32_t>size
+        self.arena_len += size
+        e.tag = <uint32_t>(h >> 32)
         e.slot = <int32_t>self.count
         self.count += 1
         return -1
 
-    cdef Py_ssize_t _find_plain(self, const uint8_t** vals, Py_ssize_t* lens) noexcept:
-        # The slot of an identity given as ASCII byte strings (NULL for None), else -1.
-        # Hashed as ``assign`` hashes the same fields as str objects: for an ASCII str,
-        # CPython's hash is ``_Py_HashBytes`` of its characters.
-        cdef Py_hash_t h = 0x345678, hk
-        cdef uint64_t h64
+    cdef Py_ssize_t _find_plain(self, const uint8_t** vals, Py_ssize_t* lens) except -2:
+        # The slot of an identity given as ASCII byte strings (NULL for None), else -1. An
+        # ASCII str is one byte per character, so its key is made of the same bytes.
+        cdef Py_ssize_t size = 0
+        cdef uint8_t* p
         cdef int k
-        cdef Py_ssize_t mask = self.cap - 1, j
         cdef Entry* e
-        cdef const uint8_t* p
-        cdef const uint8_t* end
-        cdef uint32_t n
-        cdef bint same
         for k in range(self.nfields):
-            hk = 0x9E3779B9 if vals[k] is NULL else _Py_HashBytes(vals[k], lens[k])
-            h = (h ^ hk) * 1000003
-        h64 = <uint64_t>(h ^ (h >> 29))
-        j = h64 & mask
-        while True:
-            e = &self.entries[j]
-            if e.slot < 0:
-                return -1
-            if e.hash == h64:
-                p = self.arena + e.offset
-                end = p + e.size
-                same = True
-                for k in range(self.nfields):
-                    if vals[k] is NULL:
-                        if p >= end or p[0] != NONE_TAG:
-                            same = False
-                            break
-                        p += 1
-                        continue
-                    if end - p < 5 or p[0] != 1:
-                        same = False
-                        break
-                    memcpy(&n, p + 1, 4)
-                    if n != lens[k] or end - p - 5 < n or not same_bytes(p + 5, vals[k], n):
-                        same = False
-                        break
-                    p += 5 + n
-                if same and p == end:
-                    return e.slot
-            j = (j + 1) & mask
+            size += 1 if vals[k] is NULL else (1 + lens[k] if lens[k] < KEY_LONG else 6 + lens[k])
+        if size > self.scratch_cap:
+            p = <uint8_t*>realloc(self.scratch, max(size, KEY_MIN_BUF))
+            if p is NULL:
+                raise MemoryError()
+            self.scratch = p
+            self.scratch_cap = max(size, KEY_MIN_BUF)
+        p = self.scratch
+        for k in range(self.nfields):
+            if vals[k] is NULL:
+                p[0] = KEY_NONE
+                p += 1
+            else:
+                p = put_field(p, 1, lens[k], vals[k])
+        e = self._find(self.scratch, size, key_hash(self.scratch, size))
+        return e.slot  # -1 when empty
 
     def assign(self, list packages):
         """Slot every package; return the index of the first package of each new identity."""
         cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, slot
         cdef PyObject* obj
         cdef PyObject** f
-        cdef Py_hash_t h
-        cdef int k
+        cdef int k, r
         cdef Entry* e
-        # Packages in flight: their fields (borrowed) and hashes, by index % RING.
+        # Packages in flight, by index % RING: their fields (borrowed), key sizes and hashes.
         cdef PyObject* ring_f[RING][MAX_FIELDS]
+        cdef Py_ssize_t ring_size[RING]
         cdef uint64_t ring_h[RING]
         cdef list fresh = []
         if n > self.slots_cap:
@@ -336,40 +444,40 @@ cdef class IdentityTable:
         self.nslots = 0
         # A software pipeline. A fleet's packages are scattered over the heap and the table
         # outgrows the cache, so a package costs a chain of dependent cache misses: its
-        # object, its field strings, its table entry, its stored identity. Each stage
-        # prefetches what a later stage reads, for packages a few places ahead, so the
-        # misses of neighbouring packages overlap instead of adding up.
+        # object, its field strings, its table entry, its stored key. Each stage prefetches
+        # what a later stage reads, for packages a few places ahead, so the misses of
+        # neighbouring packages overlap instead of adding up. The packages stream past once;
+        # the table and the arena are read again and again.
         for step in range(n + LEAD_PROBE):
             x = step
             if x < n:
                 obj = PyList_GET_ITEM(packages, x)
-                prefetch(obj)
-                prefetch((<char*>obj) + 64)
+                prefetch_once(obj, 0, 0)
+                prefetch_once((<char*>obj) + 64, 0, 0)
             x = step - LEAD_FIELDS
             if 0 <= x < n:
                 f = ring_f[x % RING]
                 self._read(PyList_GET_ITEM(packages, x), f)
                 for k in range(self.nfields):
-                    # The str header (hash) and its first characters, often the next line.
-                    prefetch(f[k])
-                    prefetch((<char*>f[k]) + 63)
+                    # The str header and its first characters, often the next line.
+                    prefetch_once(f[k], 0, 0)
+                    prefetch_once((<char*>f[k]) + 63, 0, 0)
             x = step - LEAD_HASH
             if 0 <= x < n:
-                f = ring_f[x % RING]
-                h = 0x345678
-                for k in range(self.nfields):
-                    h = (h ^ field_hash(f[k])) * 1000003
-                ring_h[x % RING] = <uint64_t>(h ^ (h >> 29))
-                prefetch(&self.entries[ring_h[x % RING] & (self.cap - 1)])
+                r = x % RING
+                ring_size[r] = self._key(ring_f[r], r)
+                ring_h[r] = key_hash(self.ring_key[r], ring_size[r])
+                prefetch(&self.entries[ring_h[r] & (self.cap - 1)])
             x = step - LEAD_ENTRY
             if 0 <= x < n:
                 e = &self.entries[ring_h[x % RING] & (self.cap - 1)]
                 if e.slot >= 0:
                     prefetch(self.arena + e.offset)
-                    prefetch(self.arena + e.offset + 64)
+                    prefetch(self.arena + e.offset + 63)
             x = step - LEAD_PROBE
             if x >= 0:
-                slot = self._probe(ring_f[x % RING], ring_h[x % RING])
+                r = x % RING
+                slot = self._probe(self.ring_key[r], ring_size[r], ring_h[r])
                 if slot < 0:
                     slot = self.count - 1
                     fresh.append(x)
@@ -384,25 +492,36 @@ cdef class IdentityTable:
         ``()`` and ``error_factory(index, failure)`` goes to the error list. Returns
         ``(per_package, errors)``.
         """
-        cdef Py_ssize_t i, s, nres = PyList_GET_SIZE(results)
-        cdef list out = PyList_New(self.nslots)
+        cdef Py_ssize_t i, s, n = self.nslots, nres = PyList_GET_SIZE(results)
+        cdef list out = PyList_New(n)
         cdef list errors = []
-        cdef object r
-        cdef tuple empty = ()
-        for i in range(self.nslots):
-            s = self.slots[i]
-            if s >= nres:
+        cdef PyObject* r
+        cdef PyObject* empty = <PyObject*>()
+        cdef PyObject** items = (<PyListObject*>results).ob_item
+        cdef int32_t* slots = self.slots
+        for i in range(n):
+            if slots[i] >= nres:
                 raise IndexError("a slot without a result: fan_out before its results")
-            r = <object>PyList_GET_ITEM(results, s)
-            if type(r) is tuple:
-                Py_INCREF(r)
-                PyList_SET_ITEM(out, i, r)
+        for i in range(n):
+            # ``results`` is as long as the distinct identities, read in the packages'
+            # order: prefetch the item and then the tuple it points to (whose count the
+            # INCREF writes) a few packages ahead.
+            if i + FAN_LEAD < n:
+                prefetch(&items[slots[i + FAN_LEAD]])
+                if i + FAN_LEAD // 2 < n:
+                    prefetch(items[slots[i + FAN_LEAD // 2]])
+            r = items[slots[i]]
+            if Py_TYPE(<object>r) == &PyTuple_Type:
+                incref(r)
+                PyList_SET_ITEM(out, i, <object>r)
             else:
-                if type(r) is not failure_type:
-                    raise TypeError(f"result {type(r).__name__} is neither tuple nor failure")
-                Py_INCREF(empty)
-                PyList_SET_ITEM(out, i, empty)
-                errors.append(error_factory(i, r))
+                if Py_TYPE(<object>r) != <PyTypeObject*>failure_type:
+                    raise TypeError(
+                        f"result {type(<object>r).__name__} is neither tuple nor failure"
+                    )
+                incref(empty)
+                PyList_SET_ITEM(out, i, <object>empty)
+                errors.append(error_factory(i, <object>r))
         return out, errors
 
 
@@ -416,9 +535,6 @@ cdef class IdentityTable:
 # strings without escapes, no unknown or repeated keys, the record and image shapes of the
 # output contract. Anything else (or anything it is unsure of) answers False, and the line
 # goes through msgspec as before, which decides validity and reports errors.
-
-cdef extern from "Python.h":
-    Py_hash_t _Py_HashBytes(const void* src, Py_ssize_t len)
 
 cdef enum:
     MAX_KEYS = 16

@@ -8,6 +8,8 @@ import sys
 
 import msgspec
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from regsweep.matcher import _identity
 from regsweep.matcher.identity import PureIdentityTable
@@ -126,6 +128,45 @@ def test_strings_of_every_width_compare_by_their_characters() -> None:
     assert table.assign(moved) == [0]
 
 
+def test_long_strings_and_keys_past_the_key_buffer() -> None:
+    """Fields around the one-byte length limit (253, 254, 255 characters), Latin-1 and
+    ASCII, and identities of several kilobytes (past the per-package key buffer)."""
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    names = [c * n for c in ("a", "\u00e9", "\u0101") for n in (253, 254, 255, 300, 5000)]
+    pkgs = [Package(name=n, version=n[:7], type="npm", source_name=n) for n in names]
+    assert table.assign(pkgs + pkgs) == list(range(len(names)))
+    again = _reencoded(pkgs)
+    assert table.assign(again) == []
+    out, _ = table.fan_out([(n,) for n in names], Failure, _error)
+    assert out == [(n,) for n in names]
+
+
+_field = st.one_of(st.none(), st.text(max_size=3), st.text(min_size=250, max_size=260))
+
+
+@given(st.lists(st.tuples(st.text(max_size=300), _field, _field, _field), max_size=40))
+@example([("x", None, "", None), ("x", "", None, None)])  # None and "" differ everywhere
+@example([("a" * 254, None, None, None), ("a" * 253, "a", None, None)])
+def test_any_characters_equal_the_reference(
+    rows: list[tuple[str, str | None, str | None, str | None]],
+) -> None:
+    pkgs = [
+        Package(name=n, version="1", type="npm", ecosystem=e, source_name=s, owner=o)
+        for n, e, s, o in rows
+    ]
+    compiled = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    pure = PureIdentityTable(Package, IDENTITY_FIELDS)
+    assert compiled.assign(pkgs) == pure.assign(pkgs)
+    again = _reencoded(pkgs)
+    assert compiled.assign(again) == pure.assign(again) == []
+    results = [(i,) for i in range(len(pure))]
+    assert compiled.fan_out(results, Failure, _error) == pure.fan_out(results, Failure, _error)
+
+
+class _Str(str):
+    pass
+
+
 @pytest.mark.parametrize("cls", TABLES)
 def test_other_types_and_missing_results_are_errors(cls: type) -> None:
     table = cls(Package, IDENTITY_FIELDS)
@@ -133,6 +174,8 @@ def test_other_types_and_missing_results_are_errors(cls: type) -> None:
         table.assign([ImageRef(ref="x")])
     with pytest.raises(TypeError):  # msgspec does not check types on construction
         table.assign([Package(name=b"x", version="1", type="npm")])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # a str subclass could hash and compare as it likes
+        table.assign([Package(name=_Str("x"), version="1", type="npm")])
     table.assign([Package(name="x", version="1", type="npm")])
     with pytest.raises(IndexError):
         table.fan_out([], Failure, _error)

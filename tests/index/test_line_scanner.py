@@ -47,6 +47,17 @@ def test_a_known_identity_with_no_finding_is_clean_and_nothing_else() -> None:
     assert scanner.clean(LINE.replace(b"var/lib/dpkg/status", b"other"), [()])
 
 
+@pytest.mark.parametrize("n", [253, 254, 255, 4000])
+def test_long_fields_are_read_as_the_table_keys_them(n: int) -> None:
+    # Past 253 characters a field's key takes a longer length header; both sides agree.
+    pkg = msgspec.structs.replace(OPENSSL, name="x" * n, version="1" * (n + 1))
+    scanner, _ = _setup(pkg)
+    line = msgspec.json.encode(PackageRecord(package=pkg))
+    assert scanner.clean(line, [()])
+    shorter = msgspec.json.encode(PackageRecord(package=msgspec.structs.replace(pkg, name="x")))
+    assert not scanner.clean(shorter, [()])
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [
