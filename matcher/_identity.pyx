@@ -72,6 +72,10 @@ cdef enum:
     KEY_NONE = 0xFF
     KEY_LONG = 0xFE
     KEY_MIN_BUF = 256
+    # A key buffer of ``assign``: room for the longest key ``_key`` writes (every field a
+    # str of KEY_LONG - 1 characters behind its length byte), and before it for the 32
+    # bytes of its first field's copy.
+    KEY_FAST_BUF = 32 + MAX_FIELDS * KEY_LONG
 
 
 # Entries keep 32-bit arena offsets (an enum is an int, too narrow for this).
@@ -99,6 +103,11 @@ def _seed(bytes secret not None):
 
 
 _seed(urandom(32))
+
+# ``IdentityTable._key`` reads up to 32 bytes before the end of a short str's characters,
+# from inside its header: true of every CPython whose compact str header is that long.
+if sizeof(PyASCIIObject) < 32:
+    raise ImportError("the compact str header is shorter than _key assumes")
 
 
 cdef inline uint64_t load8(const uint8_t* p) noexcept nogil:
@@ -212,6 +221,7 @@ cdef class IdentityTable:
     # The keys of the packages in flight in ``assign`` (by index % RING), and a buffer for
     # the key of ``_find_plain``; each grows to the longest key it has held.
     cdef uint8_t* ring_key[RING]
+    cdef uint8_t* ring_ptr[RING]   # where the key in ring_key starts
     cdef Py_ssize_t ring_cap[RING]
     cdef uint8_t* scratch
     cdef Py_ssize_t scratch_cap
@@ -232,10 +242,10 @@ cdef class IdentityTable:
         self.entries = self._alloc(1024)
         self.cap = 1024
         for k in range(RING):
-            self.ring_key[k] = <uint8_t*>malloc(KEY_MIN_BUF)
+            self.ring_key[k] = <uint8_t*>malloc(KEY_FAST_BUF)
             if self.ring_key[k] is NULL:
                 raise MemoryError()
-            self.ring_cap[k] = KEY_MIN_BUF
+            self.ring_cap[k] = KEY_FAST_BUF
 
     def __dealloc__(self):
         cdef int i
@@ -298,31 +308,43 @@ cdef class IdentityTable:
         return 0
 
     cdef inline Py_ssize_t _key(self, PyObject** f, int r) except -1:
-        # Writes the key of fields ``f`` to ring buffer ``r``; returns its size. Nearly
-        # every field is None or a short ASCII str, written here without a size pass;
-        # anything else goes the general way.
-        cdef uint8_t* p = self.ring_key[r]
-        cdef uint8_t* end = p + self.ring_cap[r]
+        # Writes the key of fields ``f`` to ring buffer ``r`` (from ``ring_ptr[r]`` on);
+        # returns its size. Nearly every field is None or a short ASCII str: those are
+        # written here, last field first, backwards from the buffer's end. A str of up to
+        # 16 (or 32) characters is copied as the 16 (32) bytes that end with its last
+        # character: a fixed-size copy instead of a loop whose length varies from field to
+        # field (mispredicted branches were a third of the key's cost). The bytes before
+        # its characters are the str's own header, always there, and land where the next
+        # field written (the previous one) overwrites them. Anything else goes the general
+        # way.
+        cdef uint8_t* end = self.ring_key[r] + self.ring_cap[r]
+        cdef uint8_t* p = end
+        cdef const uint8_t* data
         cdef PyObject* o
         cdef Py_ssize_t n
         cdef int k
-        for k in range(self.nfields):
+        for k in range(self.nfields - 1, -1, -1):
             o = f[k]
             if o == Py_None:
-                if p >= end:
-                    return self._key_general(f, r)
+                p -= 1
                 p[0] = KEY_NONE
-                p += 1
                 continue
             if not (PyUnicode_CheckExact(o) and PyUnicode_IS_COMPACT_ASCII(o)):
                 return self._key_general(f, r)
             n = PyUnicode_GET_LENGTH(o)
-            if n >= KEY_LONG or end - p < n + 1:
+            if n >= KEY_LONG:
                 return self._key_general(f, r)
+            data = <const uint8_t*>(<PyASCIIObject*>o + 1) + n  # just past the last character
+            if n <= 16:
+                memcpy(p - 16, data - 16, 16)
+            elif n <= 32:
+                memcpy(p - 32, data - 32, 32)
+            else:
+                memcpy(p - n, data - n, n)
+            p -= n + 1
             p[0] = <uint8_t>n
-            copy_bytes(p + 1, <const uint8_t*>(<PyASCIIObject*>o + 1), n)
-            p += 1 + n
-        return p - self.ring_key[r]
+        self.ring_ptr[r] = p
+        return end - p
 
     cdef Py_ssize_t _key_general(self, PyObject** f, int r) except -1:
         # ``_key`` for any fields: a size pass (the buffer grows to fit), then the key.
@@ -343,7 +365,7 @@ cdef class IdentityTable:
                 raise MemoryError()
             self.ring_key[r] = p
             self.ring_cap[r] = size
-        p = self.ring_key[r]
+        p = self.ring_ptr[r] = self.ring_key[r]
         for k in range(self.nfields):
             if f[k] == Py_None:
                 p[0] = KEY_NONE
@@ -456,7 +478,7 @@ cdef class IdentityTable:
                 prefetch_once((<char*>obj) + 64, 0, 0)
             x = step - LEAD_FIELDS
             if 0 <= x < n:
-                f = ring_f[x % RING]
+                f = ring_f[x & (RING - 1)]
                 self._read(PyList_GET_ITEM(packages, x), f)
                 for k in range(self.nfields):
                     # The str header and its first characters, often the next line.
@@ -464,20 +486,20 @@ cdef class IdentityTable:
                     prefetch_once((<char*>f[k]) + 63, 0, 0)
             x = step - LEAD_HASH
             if 0 <= x < n:
-                r = x % RING
+                r = x & (RING - 1)
                 ring_size[r] = self._key(ring_f[r], r)
-                ring_h[r] = key_hash(self.ring_key[r], ring_size[r])
+                ring_h[r] = key_hash(self.ring_ptr[r], ring_size[r])
                 prefetch(&self.entries[ring_h[r] & (self.cap - 1)])
             x = step - LEAD_ENTRY
             if 0 <= x < n:
-                e = &self.entries[ring_h[x % RING] & (self.cap - 1)]
+                e = &self.entries[ring_h[x & (RING - 1)] & (self.cap - 1)]
                 if e.slot >= 0:
                     prefetch(self.arena + e.offset)
                     prefetch(self.arena + e.offset + 63)
             x = step - LEAD_PROBE
             if x >= 0:
-                r = x % RING
-                slot = self._probe(self.ring_key[r], ring_size[r], ring_h[r])
+                r = x & (RING - 1)
+                slot = self._probe(self.ring_ptr[r], ring_size[r], ring_h[r])
                 if slot < 0:
                     slot = self.count - 1
                     fresh.append(x)
