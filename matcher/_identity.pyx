@@ -95,14 +95,11 @@ cdef struct Entry:
 cdef uint64_t SEED[4]
 
 
-def _seed(bytes secret not None):
-    """Sets the key hash's secrets (32 bytes); the module calls it once with random bytes."""
-    if len(secret) != 32:
-        raise ValueError("32 bytes of secret")
-    memcpy(SEED, <const char*>secret, 32)
+cdef void set_seed(const char* secret) noexcept:
+    memcpy(SEED, secret, sizeof(SEED))
 
 
-_seed(urandom(32))
+set_seed(urandom(sizeof(SEED)))
 
 # ``IdentityTable._key`` reads up to 32 bytes before the end of a short str's characters,
 # from inside its header: true of every CPython whose compact str header is that long.
