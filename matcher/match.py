@@ -123,6 +123,7 @@ IDENTITY_FIELDS = ("type", "ecosystem", "name", "source_name", "source_version",
 #: this many distinct identities the caches start over (each costs ~0.3 kB with its strings).
 _CACHE_MAX = 1 << 18
 _NONE: tuple[Advisory, ...] = ()
+_UNKNOWN = object()
 
 
 @contextlib.contextmanager
@@ -241,6 +242,7 @@ class Matcher:
         results: list[tuple[Advisory, ...] | _Failure] = [_NONE] * len(distinct)
         # package key -> (scheme, version -> the ``distinct`` indices looked up as it)
         wanted: dict[bytes, tuple[versions.Scheme, dict[str, list[int]]]] = {}
+        tables = self._tables
         # ``target`` inlined: this loop runs for every package seen for the first time.
         for j, p in enumerate(distinct):
             if p.ecosystem is None:
@@ -255,6 +257,8 @@ class Matcher:
                 continue
             name, version = looked_up
             pkey = rule.key_prefix + name.encode()
+            if tables.get(pkey, _UNKNOWN) is None:
+                continue  # known to have no advisory: nothing to group
             entry = wanted.get(pkey)
             if entry is None:
                 entry = wanted[pkey] = (rule.scheme, {})

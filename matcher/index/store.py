@@ -79,8 +79,12 @@ class IndexMeta(msgspec.Struct, kw_only=True):
     ingest: IngestStats | None = None
 
 
-class StoredAdvisory(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class StoredAdvisory(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     """The per-advisory part of a vulnerability record (``array_like``: compact on disk)."""
+
+    # gc=False here and on Hit: both hold only strings and lists of them, so they can never
+    # be part of a cycle, and a matcher keeps tens of thousands of each in its caches that
+    # the cyclic collector would otherwise walk again and again.
 
     id: str
     source: str
@@ -93,7 +97,7 @@ class StoredAdvisory(msgspec.Struct, frozen=True, kw_only=True, array_like=True)
     modified: datetime | None = None
 
 
-class Hit(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Hit(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     """A table payload: what it means that a version fell in one of the rows.
 
     ``recheck`` is set for schemes whose keys are not exact (``versions.authoritative``):
