@@ -12,6 +12,7 @@ class IdentityTable:
         failure_type: type,
         error_factory: Callable[[int, Any], Any],
     ) -> tuple[list[tuple[Any, ...]], list[Any]]: ...
+    def read_floor(self, packages: list[Any]) -> int: ...
 
 class LineScanner:
     def __init__(

@@ -188,3 +188,20 @@ def test_fields_must_be_struct_slots() -> None:
         _identity.IdentityTable(Package, ("name", "nonexistent"))
     with pytest.raises(ValueError):
         _identity.IdentityTable(Package, ())
+
+
+def test_read_floor_touches_every_line_of_every_identity_field() -> None:
+    # The benchmark's floor must really read what ``assign`` reads: its checksum is the sum
+    # of each field's first and last byte and every 64th byte between.
+    pkgs = _random_packages(random.Random(7), 500, 200)
+    pkgs.append(Package(name="n" * 200, version="x" * 64, type="npm"))
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    expected = 0
+    for p in pkgs:
+        for name in IDENTITY_FIELDS:
+            b = (getattr(p, name) or "").encode("ascii")
+            if b:
+                expected += b[0] + b[-1] + sum(b[64:-1:64])
+    assert table.read_floor(pkgs) == expected
+    with pytest.raises(TypeError):
+        table.read_floor([Package(name=_Str("x"), version="1", type="npm")])
