@@ -346,8 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             cold_wall, cold_cpu = run_core(Matcher(index))
             warm_matcher = Matcher(index)
             run_core(warm_matcher)
-            # The floor, interleaved with the warm passes: only reading every identity
-            # character of every package, which the matcher must do at the least. The host's
+            # The floor, interleaved with the warm passes: only touching every cache line of
+            # every package's identity, which the matcher must do at the least. The host's
             # memory speed varies by a third from run to run; the ratio to the floor does not.
             floor_table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
             warm_runs, floor_runs = [], []
@@ -395,9 +395,10 @@ def main(argv: list[str] | None = None) -> int:
             f"cold: {n / cold_cpu / 1e6:.1f} M/s per core, {n / cold_wall / naive_rate:.0f}×.\n"
         )
         say(
-            f"Floor in the same run (reading every identity character of every package, "
-            f"nothing else): {read_floor:.3f} s CPU, {n / read_floor / 1e6:.1f} M/s; warm "
-            f"core = **{warm_cpu / read_floor:.1f}× the floor**.\n"
+            f"Floor in the same run (touching every cache line that holds an identity "
+            f"character of a package, nothing else): {read_floor:.3f} s CPU, "
+            f"{n / read_floor / 1e6:.1f} M/s; warm core = **{warm_cpu / read_floor:.1f}× the "
+            f"floor**.\n"
         )
 
         nd = tmp / "packages.ndjson"
