@@ -54,7 +54,7 @@ packages, package_dir = _packages()
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"": ["*.pyi", "*.pxd", "py.typed", "data/*"]},
+    package_data={"": ["*.pyi", "*.pxd", "*.pxi", "py.typed", "data/*"]},
     ext_modules=cythonize(
         _extensions(),
         language_level=3,
