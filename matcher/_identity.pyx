@@ -441,12 +441,33 @@ cdef class IdentityTable:
         e = self._find(self.scratch, size, key_hash(self.scratch, size))
         return e.slot  # -1 when empty
 
+    cdef inline int _fetch(
+        self, list packages, Py_ssize_t step, Py_ssize_t n, PyObject* (*ring_f)[MAX_FIELDS]
+    ) except -1:
+        # The first two stages of the pipeline (see ``assign``): prefetch package ``step``;
+        # read the fields of package ``step - LEAD_FIELDS`` into its ring entry and prefetch
+        # each str's header and first characters (often the next line).
+        cdef Py_ssize_t x = step
+        cdef PyObject* obj
+        cdef PyObject** f
+        cdef int k
+        if x < n:
+            obj = PyList_GET_ITEM(packages, x)
+            prefetch_once(obj, 0, 0)
+            prefetch_once((<char*>obj) + 64, 0, 0)
+        x = step - LEAD_FIELDS
+        if 0 <= x < n:
+            f = ring_f[x & (RING - 1)]
+            self._read(PyList_GET_ITEM(packages, x), f)
+            for k in range(self.nfields):
+                prefetch_once(f[k], 0, 0)
+                prefetch_once((<char*>f[k]) + 63, 0, 0)
+        return 0
+
     def assign(self, list packages):
         """Slot every package; return the index of the first package of each new identity."""
         cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, slot
-        cdef PyObject* obj
-        cdef PyObject** f
-        cdef int k, r
+        cdef int r
         cdef Entry* e
         # Packages in flight, by index % RING: their fields (borrowed), key sizes and hashes.
         cdef PyObject* ring_f[RING][MAX_FIELDS]
@@ -468,19 +489,7 @@ cdef class IdentityTable:
         # neighbouring packages overlap instead of adding up. The packages stream past once;
         # the table and the arena are read again and again.
         for step in range(n + LEAD_PROBE):
-            x = step
-            if x < n:
-                obj = PyList_GET_ITEM(packages, x)
-                prefetch_once(obj, 0, 0)
-                prefetch_once((<char*>obj) + 64, 0, 0)
-            x = step - LEAD_FIELDS
-            if 0 <= x < n:
-                f = ring_f[x & (RING - 1)]
-                self._read(PyList_GET_ITEM(packages, x), f)
-                for k in range(self.nfields):
-                    # The str header and its first characters, often the next line.
-                    prefetch_once(f[k], 0, 0)
-                    prefetch_once((<char*>f[k]) + 63, 0, 0)
+            self._fetch(packages, step, n, ring_f)
             x = step - LEAD_HASH
             if 0 <= x < n:
                 r = x & (RING - 1)
@@ -551,7 +560,6 @@ cdef class IdentityTable:
         ``benchmarks.bench_matcher`` reports the core against it, in the same run. Returns
         the sum of the bytes read, so that the reads cannot be optimised away."""
         cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, i, nbytes
-        cdef PyObject* obj
         cdef PyObject* o
         cdef PyObject** f
         cdef PyObject* ring_f[RING][MAX_FIELDS]
@@ -560,18 +568,7 @@ cdef class IdentityTable:
         cdef int k
         # The same prefetch pipeline as ``assign`` up to the point where the key is made.
         for step in range(n + LEAD_HASH):
-            x = step
-            if x < n:
-                obj = PyList_GET_ITEM(packages, x)
-                prefetch_once(obj, 0, 0)
-                prefetch_once((<char*>obj) + 64, 0, 0)
-            x = step - LEAD_FIELDS
-            if 0 <= x < n:
-                f = ring_f[x & (RING - 1)]
-                self._read(PyList_GET_ITEM(packages, x), f)
-                for k in range(self.nfields):
-                    prefetch_once(f[k], 0, 0)
-                    prefetch_once((<char*>f[k]) + 63, 0, 0)
+            self._fetch(packages, step, n, ring_f)
             x = step - LEAD_HASH
             if 0 <= x < n:
                 f = ring_f[x & (RING - 1)]
