@@ -82,9 +82,10 @@ class IndexMeta(msgspec.Struct, kw_only=True):
 class StoredAdvisory(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     """The per-advisory part of a vulnerability record (``array_like``: compact on disk)."""
 
-    # gc=False here and on Hit: both hold only strings and lists of them, so they can never
-    # be part of a cycle, and a matcher keeps tens of thousands of each in its caches that
-    # the cyclic collector would otherwise walk again and again.
+    # gc=False here and on Hit: both hold only immutable values (strings, enums, dates,
+    # gc=False structs) and lists of them, so they can never be part of a cycle, and a
+    # matcher keeps tens of thousands of each in its caches that the cyclic collector would
+    # otherwise walk again and again.
 
     id: str
     source: str
