@@ -24,7 +24,7 @@ echo "== scanning oci:$image:latest (NDJSON records on stdout)" >&2
 echo "== version schemes: the same versions, sorted oldest first" >&2
 demo() {  # scheme, then versions in arbitrary order
   local scheme=$1; shift
-  printf '   %-7s' "$scheme" >&2
+  printf '   %-9s' "$scheme" >&2
   "$rs" versions sort "$scheme" "$@" | tr '\n' ' ' >&2
   echo >&2
 }
