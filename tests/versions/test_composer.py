@@ -20,7 +20,7 @@ import json
 import random
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from regsweep.matcher import versions
 from regsweep.matcher.versions.interface import InvalidVersion, SchemeModule
 from regsweep.matcher.versions.pure import composer as pure_composer
 from tests.versions.conftest import load, read_vectors
+from tests.versions.properties import key_cmp, near_misses, outcome, scheme_properties
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "versions"
 GOLDEN = DATA / "composer_golden.json"
@@ -45,18 +46,7 @@ def composer(impl: str) -> SchemeModule:
     return load("composer", impl)
 
 
-def _key_cmp(mod: SchemeModule, a: str, b: str) -> int:
-    ka, kb = mod.key(a), mod.key(b)
-    return (ka > kb) - (ka < kb)
-
-
-def _outcome(f: Callable[[], object]) -> object:
-    """The result of ``f()``, or the InvalidVersion reason it raised (for pure == compiled)."""
-    try:
-        return f()
-    except InvalidVersion as e:
-        assert e.scheme == "composer"
-        return ("invalid", e.reason)
+_outcome = functools.partial(outcome, "composer")
 
 
 def _valid(mod: SchemeModule, v: str) -> bool:
@@ -180,7 +170,7 @@ def assert_agrees_with_composer(mod: SchemeModule, a: str, b: str, verdict: Verd
     if want is None or not (_valid(mod, a) and _valid(mod, b)):
         return "validity"
     assert mod.compare(a, b) == want, (a, b, na, nb)
-    assert _key_cmp(mod, a, b) == want, (a, b, na, nb)
+    assert key_cmp(mod, a, b) == want, (a, b, na, nb)
     return "order"
 
 
@@ -251,7 +241,7 @@ def test_documented_orderings_hold_in_compare_and_key(
     want = _OP[op]
     assert composer.compare(a, b) == want
     assert composer.compare(b, a) == -want
-    assert _key_cmp(composer, a, b) == want
+    assert key_cmp(composer, a, b) == want
 
 
 @pytest.mark.oracle
@@ -385,7 +375,7 @@ def test_osv_scalibr_packagist_vectors(composer: SchemeModule, shared_data: Path
         checked += 1
         expected = 0 if (a, b) in SCALIBR_PADDED else want
         assert composer.compare(a, b) == expected, f"line {line}: {a} vs {b}"
-        assert _key_cmp(composer, a, b) == expected, f"line {line}: keys of {a} vs {b}"
+        assert key_cmp(composer, a, b) == expected, f"line {line}: keys of {a} vs {b}"
     assert (checked, refused) == (82, 13)
 
 
@@ -424,7 +414,7 @@ def test_golden_order_is_composers(composer: SchemeModule) -> None:
             assert refused_by_design(a) or refused_by_design(b), (a, b)
             continue
         assert composer.compare(a, b) == want, (a, b)
-        assert _key_cmp(composer, a, b) == want, (a, b)
+        assert key_cmp(composer, a, b) == want, (a, b)
         checked += 1
     assert checked > 4000
 
@@ -503,7 +493,7 @@ def test_order_of_normalized_forms_is_version_compares(composer: SchemeModule) -
     pairs += [(rnd.choice(strings), rnd.choice(strings)) for _ in range(2000)]
     for (a, b), (_, _, want) in zip(pairs, php_batch(pairs, mode="raw"), strict=True):
         assert composer.compare(a, b) == want, (a, b)
-        assert _key_cmp(composer, a, b) == want, (a, b)
+        assert key_cmp(composer, a, b) == want, (a, b)
 
 
 # --------------------------------------------------------------------------------------
@@ -555,60 +545,21 @@ valid_versions = st.one_of(
     st.builds(lambda v, a: v + a, st.sampled_from(["", "v"]), _alias),
 )
 _junk_chars = st.sampled_from(list(".-_+:@ x0aé\x00\ud800\x0bv*"))
-mutated = st.builds(
-    lambda v, i, c, mode: (
-        (v[:i] + c + v[i:])
-        if mode == 0
-        else (v[:i] + v[i + 1 :])
-        if mode == 1
-        else (v[:i] + c + v[i + 1 :])
-    ),
-    valid_versions,
-    st.integers(0, 30),
-    _junk_chars,
-    st.integers(0, 2),
-)
+mutated = near_misses(valid_versions, _junk_chars)
 any_versions = st.one_of(valid_versions, mutated, st.text(max_size=10))
 
 COMPILED = load("composer", "compiled")
 PURE = load("composer", "pure")
 
 
-@given(valid_versions)
-def test_generated_versions_are_valid(v: str) -> None:
-    """Everything the grammar strategy builds is valid in both implementations, same key."""
-    assert COMPILED.key(v) == PURE.key(v)
-
-
-@given(any_versions)
-def test_pure_and_compiled_agree_on_validity_reason_and_key(v: str) -> None:
-    """Both implementations accept the same strings, with byte-identical keys or reasons."""
-    assert _outcome(lambda: COMPILED.key(v)) == _outcome(lambda: PURE.key(v))
-
-
-@given(any_versions, any_versions)
-def test_pure_and_compiled_agree_on_compare(a: str, b: str) -> None:
-    """compare gives the same result or the same InvalidVersion in both implementations."""
-    assert _outcome(lambda: COMPILED.compare(a, b)) == _outcome(lambda: PURE.compare(a, b))
-
-
-@given(valid_versions, valid_versions)
-def test_key_order_is_compare_order_and_antisymmetric(a: str, b: str) -> None:
-    """key(a) < key(b) exactly when compare(a, b) < 0, equal keys exactly when equal;
-    compare(a, b) == -compare(b, a), and a version equals itself."""
-    for mod in (COMPILED, PURE):
-        assert _key_cmp(mod, a, b) == mod.compare(a, b)
-    assert COMPILED.compare(a, b) == -COMPILED.compare(b, a)
-    assert COMPILED.compare(a, a) == 0
-
-
-@given(st.lists(valid_versions, min_size=3, max_size=4))
-def test_transitivity(vs: list[str]) -> None:
-    """Sorted by key, every pair is ordered by compare (a <= b <= c implies a <= c)."""
-    ordered = sorted(vs, key=COMPILED.key)
-    for i, a in enumerate(ordered):
-        for b in ordered[i + 1 :]:
-            assert COMPILED.compare(a, b) <= 0
+# The properties every compiled/pure scheme pair must have (``tests/versions/properties``).
+(
+    test_generated_versions_are_valid,
+    test_pure_and_compiled_agree_on_validity_reason_and_key,
+    test_pure_and_compiled_agree_on_compare,
+    test_key_order_is_compare_order_and_antisymmetric,
+    test_transitivity,
+) = scheme_properties("composer", COMPILED, PURE, valid_versions, any_versions)
 
 
 @pytest.mark.oracle

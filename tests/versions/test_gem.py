@@ -13,12 +13,13 @@ random ones.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ from regsweep.matcher.versions.interface import InvalidVersion, SchemeModule
 from regsweep.matcher.versions.pure import gem as pure_gem
 from tests.conftest import SHARED
 from tests.versions.conftest import load, read_vectors
+from tests.versions.properties import key_cmp, near_misses, outcome, scheme_properties
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "versions"
 SAMPLE = DATA / "gem_versions.txt"
@@ -42,18 +44,7 @@ def gem(impl: str) -> SchemeModule:
     return load("gem", impl)
 
 
-def _key_cmp(mod: SchemeModule, a: str, b: str) -> int:
-    ka, kb = mod.key(a), mod.key(b)
-    return (ka > kb) - (ka < kb)
-
-
-def _outcome(f: Callable[[], object]) -> object:
-    """The result of ``f()``, or the InvalidVersion reason it raised (for pure == compiled)."""
-    try:
-        return f()
-    except InvalidVersion as e:
-        assert e.scheme == "gem"
-        return ("invalid", e.reason)
+_outcome = functools.partial(outcome, "gem")
 
 
 def _valid(mod: SchemeModule, v: str) -> bool:
@@ -164,7 +155,7 @@ def assert_agrees_with_ruby(
     if want is None or _blank(a) or _blank(b):
         return "validity"
     assert mod.compare(a, b) == want, (a, b)
-    assert _key_cmp(mod, a, b) == want, (a, b)
+    assert key_cmp(mod, a, b) == want, (a, b)
     return "order"
 
 
@@ -222,7 +213,7 @@ def test_documented_orderings_hold_in_compare_and_key(
     want = _OP[op]
     assert gem.compare(a, b) == want
     assert gem.compare(b, a) == -want
-    assert _key_cmp(gem, a, b) == want
+    assert key_cmp(gem, a, b) == want
 
 
 @pytest.mark.oracle
@@ -328,7 +319,7 @@ def test_osv_scalibr_rubygems_vectors(gem: SchemeModule, shared_data: Path) -> N
     assert len(cases) == 25
     for a, want, b, line in cases:
         assert gem.compare(a, b) == want, f"line {line}: {a} vs {b}"
-        assert _key_cmp(gem, a, b) == want, f"line {line}: keys of {a} vs {b}"
+        assert key_cmp(gem, a, b) == want, f"line {line}: keys of {a} vs {b}"
 
 
 # --------------------------------------------------------------------------------------
@@ -435,60 +426,21 @@ valid_versions = st.builds(
     st.sampled_from(["", "", " ", "\t"]),
 )
 _junk_chars = st.sampled_from(list(".-+ _~0a\x00é\ud800\v"))
-mutated = st.builds(
-    lambda v, i, c, mode: (
-        (v[:i] + c + v[i:])
-        if mode == 0
-        else (v[:i] + v[i + 1 :])
-        if mode == 1
-        else (v[:i] + c + v[i + 1 :])
-    ),
-    valid_versions,
-    st.integers(0, 30),
-    _junk_chars,
-    st.integers(0, 2),
-)
+mutated = near_misses(valid_versions, _junk_chars)
 any_versions = st.one_of(valid_versions, mutated, st.text(max_size=10))
 
 COMPILED = load("gem", "compiled")
 PURE = load("gem", "pure")
 
 
-@given(valid_versions)
-def test_generated_versions_are_valid(v: str) -> None:
-    """Everything the grammar strategy builds is valid in both implementations, same key."""
-    assert COMPILED.key(v) == PURE.key(v)
-
-
-@given(any_versions)
-def test_pure_and_compiled_agree_on_validity_reason_and_key(v: str) -> None:
-    """Both implementations accept the same strings, with byte-identical keys or reasons."""
-    assert _outcome(lambda: COMPILED.key(v)) == _outcome(lambda: PURE.key(v))
-
-
-@given(any_versions, any_versions)
-def test_pure_and_compiled_agree_on_compare(a: str, b: str) -> None:
-    """compare gives the same result or the same InvalidVersion in both implementations."""
-    assert _outcome(lambda: COMPILED.compare(a, b)) == _outcome(lambda: PURE.compare(a, b))
-
-
-@given(valid_versions, valid_versions)
-def test_key_order_is_compare_order_and_antisymmetric(a: str, b: str) -> None:
-    """key(a) < key(b) exactly when compare(a, b) < 0, equal keys exactly when equal;
-    compare(a, b) == -compare(b, a), and a version equals itself."""
-    for mod in (COMPILED, PURE):
-        assert _key_cmp(mod, a, b) == mod.compare(a, b)
-    assert COMPILED.compare(a, b) == -COMPILED.compare(b, a)
-    assert COMPILED.compare(a, a) == 0
-
-
-@given(st.lists(valid_versions, min_size=3, max_size=4))
-def test_transitivity(vs: list[str]) -> None:
-    """Sorted by compare, every pair is ordered (a <= b <= c implies a <= c)."""
-    ordered = sorted(vs, key=COMPILED.key)
-    for i, a in enumerate(ordered):
-        for b in ordered[i + 1 :]:
-            assert COMPILED.compare(a, b) <= 0
+# The properties every compiled/pure scheme pair must have (``tests/versions/properties``).
+(
+    test_generated_versions_are_valid,
+    test_pure_and_compiled_agree_on_validity_reason_and_key,
+    test_pure_and_compiled_agree_on_compare,
+    test_key_order_is_compare_order_and_antisymmetric,
+    test_transitivity,
+) = scheme_properties("gem", COMPILED, PURE, valid_versions, any_versions)
 
 
 @pytest.mark.oracle

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from regsweep.matcher import versions
 from regsweep.matcher.versions.interface import InvalidVersion, SchemeModule
 from regsweep.matcher.versions.pure import semver as pure_semver
 from tests.versions.conftest import load, read_vectors
+from tests.versions.properties import key_cmp, near_misses, outcome, scheme_properties
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "versions"
 GOLDEN = DATA / "semver_golden.json"
@@ -37,18 +37,7 @@ def semver(impl: str) -> SchemeModule:
     return load("semver", impl)
 
 
-def _key_cmp(mod: SchemeModule, a: str, b: str) -> int:
-    ka, kb = mod.key(a), mod.key(b)
-    return (ka > kb) - (ka < kb)
-
-
-def _outcome(f: Callable[[], object]) -> object:
-    """The result of ``f()``, or the InvalidVersion reason it raised (for pure == compiled)."""
-    try:
-        return f()
-    except InvalidVersion as e:
-        assert e.scheme == "semver"
-        return ("invalid", e.reason)
+_outcome = functools.partial(outcome, "semver")
 
 
 def _valid(mod: SchemeModule, v: str) -> bool:
@@ -136,7 +125,7 @@ def test_documented_orderings_hold_in_compare_and_key(
     want = _OP[op]
     assert semver.compare(a, b) == want
     assert semver.compare(b, a) == -want
-    assert _key_cmp(semver, a, b) == want
+    assert key_cmp(semver, a, b) == want
 
 
 INVALID = [
@@ -236,7 +225,7 @@ def test_osv_scalibr_semver_vectors(semver: SchemeModule, shared_data: Path) -> 
     assert len(cases) > 80
     for a, want, b, line in cases:
         assert semver.compare(a, b) == want, f"line {line}: {a} vs {b}"
-        assert _key_cmp(semver, a, b) == want, f"line {line}: keys of {a} vs {b}"
+        assert key_cmp(semver, a, b) == want, f"line {line}: keys of {a} vs {b}"
 
 
 def test_osv_scalibr_nuget_vectors_with_case_folded(
@@ -271,7 +260,7 @@ def test_node_semver_comparisons(semver: SchemeModule, shared_data: Path) -> Non
     assert len(rows) == 31
     for a, b, *_ in rows:
         assert semver.compare(a, b) == 1, (a, b)
-        assert _key_cmp(semver, a, b) == 1, (a, b)
+        assert key_cmp(semver, a, b) == 1, (a, b)
 
 
 def test_node_semver_equality(semver: SchemeModule, shared_data: Path) -> None:
@@ -438,7 +427,7 @@ def test_order_matches_node_semver(semver: SchemeModule, golden: dict[str, Any])
             skipped += 1
             continue
         assert semver.compare(a, b) == want, (a, b)
-        assert _key_cmp(semver, a, b) == want, (a, b)
+        assert key_cmp(semver, a, b) == want, (a, b)
         checked += 1
     assert checked > 4000 and skipped < checked // 20
 
@@ -480,60 +469,21 @@ valid_versions = st.builds(
 )
 # Near-misses: valid versions with a character inserted, deleted or swapped.
 _junk_chars = st.sampled_from(list(".-+v= _~^:*xX0\x00é\ud800"))
-mutated = st.builds(
-    lambda v, i, c, mode: (
-        (v[:i] + c + v[i:])
-        if mode == 0
-        else (v[:i] + v[i + 1 :])
-        if mode == 1
-        else (v[:i] + c + v[i + 1 :])
-    ),
-    valid_versions,
-    st.integers(0, 30),
-    _junk_chars,
-    st.integers(0, 2),
-)
+mutated = near_misses(valid_versions, _junk_chars)
 any_versions = st.one_of(valid_versions, mutated, st.text(max_size=12))
 
 COMPILED = load("semver", "compiled")
 PURE = load("semver", "pure")
 
 
-@given(valid_versions)
-def test_generated_versions_are_valid(v: str) -> None:
-    """Everything the grammar strategy builds is a valid version in both implementations."""
-    assert COMPILED.key(v) == PURE.key(v)
-
-
-@given(any_versions)
-def test_pure_and_compiled_agree_on_validity_reason_and_key(v: str) -> None:
-    """Both implementations accept the same strings, with byte-identical keys or reasons."""
-    assert _outcome(lambda: COMPILED.key(v)) == _outcome(lambda: PURE.key(v))
-
-
-@given(any_versions, any_versions)
-def test_pure_and_compiled_agree_on_compare(a: str, b: str) -> None:
-    """compare gives the same result or the same InvalidVersion in both implementations."""
-    assert _outcome(lambda: COMPILED.compare(a, b)) == _outcome(lambda: PURE.compare(a, b))
-
-
-@given(valid_versions, valid_versions)
-def test_key_order_is_compare_order_and_antisymmetric(a: str, b: str) -> None:
-    """key(a) < key(b) exactly when compare(a, b) < 0, equal keys exactly when equal;
-    compare(a, b) == -compare(b, a), and a version equals itself."""
-    for mod in (COMPILED, PURE):
-        assert _key_cmp(mod, a, b) == mod.compare(a, b)
-    assert COMPILED.compare(a, b) == -COMPILED.compare(b, a)
-    assert COMPILED.compare(a, a) == 0
-
-
-@given(st.lists(valid_versions, min_size=3, max_size=4))
-def test_transitivity(vs: list[str]) -> None:
-    """Sorted by compare, every pair is ordered (a <= b <= c implies a <= c)."""
-    ordered = sorted(vs, key=COMPILED.key)
-    for i, a in enumerate(ordered):
-        for b in ordered[i + 1 :]:
-            assert COMPILED.compare(a, b) <= 0
+# The properties every compiled/pure scheme pair must have (``tests/versions/properties``).
+(
+    test_generated_versions_are_valid,
+    test_pure_and_compiled_agree_on_validity_reason_and_key,
+    test_pure_and_compiled_agree_on_compare,
+    test_key_order_is_compare_order_and_antisymmetric,
+    test_transitivity,
+) = scheme_properties("semver", COMPILED, PURE, valid_versions, any_versions)
 
 
 @given(valid_versions, st.lists(_ident, min_size=1, max_size=2), st.sampled_from(["", ".0"]))
