@@ -655,6 +655,40 @@ cdef inline int key_index(const KeySet* ks, const uint8_t* s, Py_ssize_t n) noex
     return -1
 
 
+cdef inline int member_key(Cursor* c, const KeySet* ks, uint32_t* seen) noexcept nogil:
+    # At an object member: reads its key (one of ``ks``, not seen before in this object) and
+    # the colon. Returns the key's index, or -1 for anything else.
+    cdef const uint8_t* s
+    cdef Py_ssize_t n
+    cdef int i
+    skip_ws(c)
+    if not plain_string(c, &s, &n):
+        return -1
+    i = key_index(ks, s, n)
+    if i < 0 or seen[0] & (1u << i):
+        return -1
+    seen[0] |= 1u << i
+    skip_ws(c)
+    if c.p >= c.end or c.p[0] != 58:  # ':'
+        return -1
+    c.p += 1
+    skip_ws(c)
+    return i
+
+
+cdef inline int member_end(Cursor* c) noexcept nogil:
+    # After a member's value: 1 when another member follows, 0 at the object's closing
+    # brace, -1 for anything else.
+    skip_ws(c)
+    if c.p < c.end and c.p[0] == 44:  # ','
+        c.p += 1
+        return 1
+    if c.p < c.end and c.p[0] == 125:  # '}'
+        c.p += 1
+        return 0
+    return -1
+
+
 cdef class LineScanner:
     """Decides from an NDJSON line's bytes whether it is a ``package`` record whose package
     the ``IdentityTable`` already knows with an empty result (see the section comment).
@@ -717,9 +751,7 @@ cdef class LineScanner:
         # An object of ``ks`` keys whose values are plain strings or null (value pointer
         # NULL for null or absent). False for anything else.
         cdef uint32_t seen = 0
-        cdef const uint8_t* s
-        cdef Py_ssize_t n
-        cdef int i
+        cdef int i, more
         for i in range(ks.n):
             vals[i] = NULL
         skip_ws(c)
@@ -731,31 +763,19 @@ cdef class LineScanner:
             c.p += 1
             return required == 0
         while True:
-            skip_ws(c)
-            if not plain_string(c, &s, &n):
+            i = member_key(c, ks, &seen)
+            if i < 0:
                 return False
-            i = key_index(ks, s, n)
-            if i < 0 or seen & (1u << i):
-                return False
-            seen |= 1u << i
-            skip_ws(c)
-            if c.p >= c.end or c.p[0] != 58:  # ':'
-                return False
-            c.p += 1
-            skip_ws(c)
             if c.p < c.end and c.p[0] == 110:  # 'n'
                 if not literal(c, "null", 4):
                     return False
             elif not plain_string(c, &vals[i], &lens[i]):
                 return False
-            skip_ws(c)
-            if c.p < c.end and c.p[0] == 44:  # ','
-                c.p += 1
-                continue
-            if c.p < c.end and c.p[0] == 125:
-                c.p += 1
+            more = member_end(c)
+            if more < 0:
+                return False
+            if more == 0:
                 break
-            return False
         # Required fields present, and not null.
         for i in range(ks.n):
             if required & (1u << i) and vals[i] is NULL:
@@ -770,7 +790,7 @@ cdef class LineScanner:
         cdef uint32_t seen = 0
         cdef const uint8_t* s
         cdef Py_ssize_t n, slot
-        cdef int i, k
+        cdef int i, k, more
         cdef const uint8_t* pvals[MAX_KEYS]
         cdef Py_ssize_t plens[MAX_KEYS]
         cdef const uint8_t* ivals[MAX_KEYS]
@@ -786,18 +806,9 @@ cdef class LineScanner:
             return False
         c.p += 1
         while True:
-            skip_ws(&c)
-            if not plain_string(&c, &s, &n):
+            i = member_key(&c, &self.top, &seen)
+            if i < 0:
                 return False
-            i = key_index(&self.top, s, n)
-            if i < 0 or seen & (1u << i):
-                return False
-            seen |= 1u << i
-            skip_ws(&c)
-            if c.p >= c.end or c.p[0] != 58:
-                return False
-            c.p += 1
-            skip_ws(&c)
             if i == 0:  # kind
                 if not plain_string(&c, &s, &n) or n != 7 or memcmp(s, b"package", 7) != 0:
                     return False
@@ -819,14 +830,11 @@ cdef class LineScanner:
             else:  # package
                 if not self._object(&c, &self.package, self.package_required, pvals, plens):
                     return False
-            skip_ws(&c)
-            if c.p < c.end and c.p[0] == 44:
-                c.p += 1
-                continue
-            if c.p < c.end and c.p[0] == 125:
-                c.p += 1
+            more = member_end(&c)
+            if more < 0:
+                return False
+            if more == 0:
                 break
-            return False
         skip_ws(&c)
         if c.p != c.end or not (seen & 1) or not (seen & 8):
             return False  # trailing bytes, no kind or no package
