@@ -42,8 +42,16 @@ cdef extern from *:
     """
     /* The 64x64 -> 128-bit multiply, folded: the mixing step of the key hash. */
     static inline uint64_t regsweep_fold_mul(uint64_t a, uint64_t b) {
+    #if defined(__x86_64__) && defined(__GNUC__)
+        /* GCC 12 keeps the __int128 product on the stack inside assign's loop: a store and
+           a reload on the hash's critical path at every round. */
+        uint64_t hi;
+        __asm__("mulq %2" : "+a"(a), "=d"(hi) : "rm"(b) : "cc");
+        return a ^ hi;
+    #else
         unsigned __int128 r = (unsigned __int128)a * b;
         return (uint64_t)r ^ (uint64_t)(r >> 64);
+    #endif
     }
     """
     uint64_t fold_mul "regsweep_fold_mul"(uint64_t a, uint64_t b) noexcept nogil
@@ -291,18 +299,15 @@ cdef class IdentityTable:
         self.cap = old_cap * 2
         return 0
 
-    cdef inline int _read(self, PyObject* p, PyObject** out) except -1:
-        # The identity fields, borrowed from the Struct's slots; each a str or None.
+    cdef int _unreadable(self, PyObject* p) except -1:
+        # Raises why ``_fetch`` cannot read package ``p``'s identity fields.
         cdef int k
-        cdef PyObject* v
         if Py_TYPE(<object>p) != <PyTypeObject*>self.ptype:
             raise TypeError(f"expected {self.ptype.__name__}, got {type(<object>p).__name__}")
         for k in range(self.nfields):
-            v = (<PyObject**>((<char*>p) + self.offsets[k]))[0]
-            if v is NULL:
+            if (<PyObject**>((<char*>p) + self.offsets[k]))[0] is NULL:
                 raise AttributeError(f"a package with no {self.names[k]}")
-            out[k] = v  # str or None: checked by ``_key``, once the string is in cache
-        return 0
+        raise AssertionError("the package is readable")
 
     cdef inline Py_ssize_t _key(self, PyObject** f, int r) except -1:
         # Writes the key of fields ``f`` to ring buffer ``r`` (from ``ring_ptr[r]`` on);
@@ -445,10 +450,13 @@ cdef class IdentityTable:
         self, list packages, Py_ssize_t step, Py_ssize_t n, PyObject* (*ring_f)[MAX_FIELDS]
     ) except -1:
         # The first two stages of the pipeline (see ``assign``): prefetch package ``step``;
-        # read the fields of package ``step - LEAD_FIELDS`` into its ring entry and prefetch
-        # each str's header and first characters (often the next line).
+        # read the identity fields of package ``step - LEAD_FIELDS`` (borrowed from the
+        # Struct's slots) into its ring entry and prefetch each str's header and first
+        # characters (often the next line). Each field is a str or None: ``_key`` checks,
+        # once the string is in cache.
         cdef Py_ssize_t x = step
         cdef PyObject* obj
+        cdef PyObject* v
         cdef PyObject** f
         cdef int k
         if x < n:
@@ -457,11 +465,17 @@ cdef class IdentityTable:
             prefetch_once((<char*>obj) + 64, 0, 0)
         x = step - LEAD_FIELDS
         if 0 <= x < n:
+            obj = PyList_GET_ITEM(packages, x)
             f = ring_f[x & (RING - 1)]
-            self._read(PyList_GET_ITEM(packages, x), f)
+            if Py_TYPE(<object>obj) != <PyTypeObject*>self.ptype:
+                return self._unreadable(obj)
             for k in range(self.nfields):
-                prefetch_once(f[k], 0, 0)
-                prefetch_once((<char*>f[k]) + 63, 0, 0)
+                v = (<PyObject**>((<char*>obj) + self.offsets[k]))[0]
+                if v is NULL:
+                    return self._unreadable(obj)
+                f[k] = v
+                prefetch_once(v, 0, 0)
+                prefetch_once((<char*>v) + 63, 0, 0)
         return 0
 
     def assign(self, list packages):
@@ -505,10 +519,20 @@ cdef class IdentityTable:
             x = step - LEAD_PROBE
             if x >= 0:
                 r = x & (RING - 1)
-                slot = self._probe(self.ring_ptr[r], ring_size[r], ring_h[r])
-                if slot < 0:
-                    slot = self.count - 1
-                    fresh.append(x)
+                # Inline, the common case of a known identity in its home entry (three in
+                # four here); the rest go the whole way.
+                e = &self.entries[ring_h[r] & (self.cap - 1)]
+                if (
+                    e.slot >= 0 and e.tag == <uint32_t>(ring_h[r] >> 32)
+                    and e.size == ring_size[r]
+                    and same_key(self.arena + e.offset, self.ring_ptr[r], ring_size[r])
+                ):
+                    slot = e.slot
+                else:
+                    slot = self._probe(self.ring_ptr[r], ring_size[r], ring_h[r])
+                    if slot < 0:
+                        slot = self.count - 1
+                        fresh.append(x)
                 self.slots[x] = <int32_t>slot
                 self.nslots = x + 1
         return fresh

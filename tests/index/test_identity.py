@@ -183,6 +183,21 @@ def test_other_types_and_missing_results_are_errors(cls: type) -> None:
         table.fan_out(["not a tuple"], Failure, _error)
 
 
+class _Mutable(msgspec.Struct):
+    a: str | None
+    b: str | None
+
+
+@pytest.mark.parametrize("cls", TABLES)
+def test_a_deleted_field_is_an_error_wherever_the_package_is(cls: type) -> None:
+    table = cls(_Mutable, ("a", "b"))
+    for at in (0, 5, 39):  # the pipeline's first stages, the steady state, the last package
+        pkgs = [_Mutable(a=str(i), b="x") for i in range(40)]
+        del pkgs[at].b
+        with pytest.raises(AttributeError):
+            table.assign(pkgs)
+
+
 def test_fields_must_be_struct_slots() -> None:
     with pytest.raises(TypeError):
         _identity.IdentityTable(Package, ("name", "nonexistent"))
