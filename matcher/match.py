@@ -159,14 +159,14 @@ class _Loaded:
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
-        self.hits: list[Hit] = []
-        self.names: list[str] = []  # the advisory key of each row
+        self.hits: tuple[Hit, ...] = ()
+        self.names: tuple[str, ...] = ()  # the advisory key of each row
         self.recheck = False  # whether any row needs the comparator
         self.advisories: list[Advisory | None] = []  # the output Advisory of each row
 
     def decode(self, index: AdvisoryIndex) -> None:
         self.hits = index.hits(self.raw)
-        self.names = [h.advisory for h in self.hits]
+        self.names = tuple(h.advisory for h in self.hits)
         self.recheck = any(h.recheck for h in self.hits)
         self.advisories = [None] * len(self.hits)
 
@@ -193,7 +193,7 @@ class Matcher:
 
     def __init__(self, index: AdvisoryIndex) -> None:
         self.index = index
-        self._stored: dict[str, tuple[StoredAdvisory, list[Cvss], str | None]] = {}
+        self._stored: dict[str, tuple[StoredAdvisory, tuple[Cvss, ...], str | None]] = {}
         self._ids = IdentityTable(Package, IDENTITY_FIELDS)
         #: Per identity slot: its advisories, or why it cannot be matched. The index is
         #: immutable, so an answer never goes stale.
@@ -375,7 +375,7 @@ class Matcher:
             else:
                 # Order-preserving union in linear time: Go advisories can put a version in
                 # hundreds of rows of one advisory, each with its own fixed list.
-                fixed = list(dict.fromkeys(f for r in same for f in hits[r].fixed))
+                fixed = tuple(dict.fromkeys(f for r in same for f in hits[r].fixed))
                 adv = self._advisory(msgspec.structs.replace(hits[same[0]], fixed=fixed))
             out.append(adv)
         return tuple(out)
@@ -389,7 +389,7 @@ class Matcher:
             self._stored.clear()
         for key, stored in self.index.advisories(sorted(keys)).items():
             # ``CvssType`` is a StrEnum: a str that encodes as its value, no ``.value`` needed.
-            cvss = [Cvss(type=c.type, vector=c.vector, score=c.score) for c in stored.cvss]
+            cvss = tuple(Cvss(type=c.type, vector=c.vector, score=c.score) for c in stored.cvss)
             source = None if stored.severity_source is None else stored.severity_source.value
             self._stored[key] = (stored, cvss, source)
 

@@ -91,14 +91,18 @@ class Cvss(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 class Advisory(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What a vulnerability record says about the advisory that matched."""
 
+    # The arrays are tuples: a matcher keeps one Advisory per advisory and package row for
+    # the whole run, and a tuple of strings, unlike a list, drops out of the cyclic
+    # collector's sight after its first collection. Both encode as JSON arrays.
+
     id: str
-    aliases: list[str] = []
-    related: list[str] = []
+    aliases: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
     summary: str | None = None
     severity: Severity = Severity.UNKNOWN
     severity_source: str | None = None
-    cvss: list[Cvss] = []
-    fixed: list[str] = []
+    cvss: tuple[Cvss, ...] = ()
+    fixed: tuple[str, ...] = ()
     status: Status = Status.UNKNOWN
     vendor_status: str | None = None
     source: str | None = None

@@ -108,8 +108,8 @@ def test_distro_packages_match_by_source_package_and_version(build) -> None:  # 
     assert [ids(f) for f in found] == [["DSA-5343-1"], [], ["DSA-5343-1"], []]
     assert errors == []
     adv = found[0][0]
-    assert adv.fixed == ["1.1.1n-0+deb11u4"] and adv.status == "fixed"
-    assert adv.related == ["CVE-2023-0286"] and adv.source == "osv:Debian"
+    assert adv.fixed == ("1.1.1n-0+deb11u4",) and adv.status == "fixed"
+    assert adv.related == ("CVE-2023-0286",) and adv.source == "osv:Debian"
 
 
 def test_binnmu_binary_version_matches_as_its_source_version(build) -> None:  # type: ignore[no-untyped-def]
