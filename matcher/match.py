@@ -66,6 +66,7 @@ class _Rule(NamedTuple):
     ecosystem: str
     key_prefix: bytes
     scheme: versions.Scheme
+    mod: versions.SchemeModule
     distro: bool
     deb: bool
     name: Callable[[str], str]
@@ -81,6 +82,7 @@ def _rule(typ: str, ecosystem: str) -> _Rule:
         ecosystem=info.ecosystem,
         key_prefix=package_key(info.ecosystem, ""),
         scheme=info.scheme,
+        mod=versions.module(info.scheme),
         distro=typ in DISTRO_TYPES,
         deb=typ == "deb",
         name=name_normalizer(info.family),
@@ -240,8 +242,8 @@ class Matcher:
         # package table, one table read per package, the versions keyed in one call and
         # answered by one compiled query per table.
         results: list[tuple[Advisory, ...] | _Failure] = [_NONE] * len(distinct)
-        # package key -> (scheme, version -> the ``distinct`` indices looked up as it)
-        wanted: dict[bytes, tuple[versions.Scheme, dict[str, list[int]]]] = {}
+        # package key -> (scheme module, version -> the ``distinct`` indices looked up as it)
+        wanted: dict[bytes, tuple[versions.SchemeModule, dict[str, list[int]]]] = {}
         tables = self._tables
         # ``target`` inlined: this loop runs for every package seen for the first time.
         for j, p in enumerate(distinct):
@@ -261,7 +263,7 @@ class Matcher:
                 continue  # known to have no advisory: nothing to group
             entry = wanted.get(pkey)
             if entry is None:
-                entry = wanted[pkey] = (rule.scheme, {})
+                entry = wanted[pkey] = (rule.mod, {})
             same = entry[1].get(version)
             if same is None:
                 entry[1][version] = [j]
@@ -270,11 +272,10 @@ class Matcher:
 
         self._load_tables(list(wanted))
         answers: list[tuple[bytes, versions.SchemeModule, str, list[int]]] = []
-        for pkey, (scheme, by_version) in wanted.items():
+        for pkey, (mod, by_version) in wanted.items():
             loaded = self._tables[pkey]
             if loaded is None:  # no advisory names this package
                 continue
-            mod = versions.module(scheme)
             vs = list(by_version)
             try:
                 keys = mod.key_many(vs)
@@ -343,7 +344,10 @@ class Matcher:
                 return known
             names = loaded.names
             if len(rows) == 1 or len({names[r] for r in rows}) == len(rows):
-                answer = tuple(self._row_advisory(loaded, r) for r in rows)
+                made, row_advisory = loaded.advisories, self._row_advisory
+                answer = tuple(
+                    [a if (a := made[r]) is not None else row_advisory(loaded, r) for r in rows]
+                )
             else:
                 answer = self._build_answer(loaded, mod, version, rows)
             self._row_sets[key] = answer
