@@ -131,8 +131,8 @@ _UNKNOWN = object()
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     # Resolving new packages creates tens of thousands of small objects (hits, advisories,
-    # their lists) that all live on in the caches and form no cycles; the cyclic collector,
-    # left on, walks the growing caches again and again (a quarter of the time measured).
+    # the tuples holding them) that all live on in the caches and form no cycles; the
+    # cyclic collector, left on, would run many times over them in the middle of a resolve.
     enabled = gc.isenabled()
     gc.disable()
     try:
