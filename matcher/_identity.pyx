@@ -64,6 +64,8 @@ cdef extern from *:
 
 cdef enum:
     MAX_FIELDS = 8
+    MAX_FOLD_VALUES = 8
+    MAX_FOLD_LEN = 16
     # How many packages ahead of the probe each pipeline stage works (see ``assign``).
     LEAD_FIELDS = 3
     LEAD_HASH = 6
@@ -211,6 +213,13 @@ cdef class IdentityTable:
     batch for ``fan_out``. Every field must be a ``str`` or ``None``. The table copies the
     characters of every identity it has seen, so its memory grows with the distinct
     identities until ``clear()``; it holds no reference to any package or string.
+
+    ``fold=(field, values, pairs)`` names fields that do not count for some packages: when
+    ``field`` is one of ``values``, each ``(dropped, decider)`` of ``pairs`` drops field
+    ``dropped`` (it is not read, and counts as None) when field ``decider`` is a non-empty
+    str. The matcher's rules read a distro package's source name and version, when it has
+    them, instead of its binary name and version, so all binaries built from one source
+    share one identity, and the binary name is never read.
     """
 
     cdef Entry* entries
@@ -230,8 +239,15 @@ cdef class IdentityTable:
     cdef Py_ssize_t ring_cap[RING]
     cdef uint8_t* scratch
     cdef Py_ssize_t scratch_cap
+    # ``fold``: the deciding field (-1: none), its values, and the (dropped, decider) pairs.
+    cdef int fold_k, nfold_values, npairs
+    cdef uint32_t droppable  # bit k: field k is some pair's dropped field
+    cdef uint8_t fold_values[MAX_FOLD_VALUES][MAX_FOLD_LEN]
+    cdef Py_ssize_t fold_lens[MAX_FOLD_VALUES]
+    cdef int fold_drop[MAX_FIELDS]
+    cdef int fold_decider[MAX_FIELDS]
 
-    def __cinit__(self, ptype, tuple names):
+    def __cinit__(self, ptype, tuple names, fold=None):
         if not 0 < len(names) <= MAX_FIELDS:
             raise ValueError(f"between 1 and {MAX_FIELDS} identity fields")
         if not isinstance(ptype, type):
@@ -244,6 +260,9 @@ cdef class IdentityTable:
             if type(descr).__name__ != "member_descriptor":
                 raise TypeError(f"{ptype.__name__}.{name} is not a slot field")
             self.offsets[k] = (<PyMemberDescrObject*>descr).d_member.offset
+        self.fold_k = -1
+        if fold is not None:
+            self._set_fold(fold)
         self.entries = self._alloc(1024)
         self.cap = 1024
         for k in range(RING):
@@ -260,6 +279,66 @@ cdef class IdentityTable:
         free(self.scratch)
         for i in range(RING):
             free(self.ring_key[i])
+
+    cdef int _set_fold(self, fold) except -1:
+        field, values, pairs = fold
+        if field not in self.names:
+            raise ValueError(f"fold field {field!r} is not an identity field")
+        if not 0 < len(values) <= MAX_FOLD_VALUES:
+            raise ValueError(f"between 1 and {MAX_FOLD_VALUES} fold values")
+        if not 0 < len(pairs) <= MAX_FIELDS:
+            raise ValueError(f"between 1 and {MAX_FIELDS} fold pairs")
+        for i, v in enumerate(values):
+            b = v.encode("ascii")
+            if not 0 < len(b) <= MAX_FOLD_LEN:
+                raise ValueError(f"fold value {v!r}: 1 to {MAX_FOLD_LEN} ASCII characters")
+            memcpy(self.fold_values[i], <const char*>b, len(b))
+            self.fold_lens[i] = len(b)
+        for j, (dropped, decider) in enumerate(pairs):
+            if dropped not in self.names or decider not in self.names:
+                raise ValueError(f"fold pair {(dropped, decider)!r}: not identity fields")
+            if field in (dropped, decider) or dropped == decider:
+                raise ValueError(f"fold pair {(dropped, decider)!r} is not independent")
+            self.fold_drop[j] = self.names.index(dropped)
+            self.fold_decider[j] = self.names.index(decider)
+        for j in range(len(pairs)):
+            for i in range(len(pairs)):
+                if self.fold_drop[j] == self.fold_decider[i]:
+                    raise ValueError("a fold pair drops another pair's decider")
+        self.nfold_values = len(values)
+        self.npairs = len(pairs)
+        for j in range(self.npairs):
+            self.droppable |= (<uint32_t>1) << self.fold_drop[j]
+        self.fold_k = self.names.index(field)
+        return 0
+
+    cdef inline uint32_t _fold_mask(self, PyObject** f) noexcept:
+        # Bit k set: field k does not count for the package with fields ``f`` (see ``fold``).
+        # Reads only the deciding str and the deciders' lengths; a field of any other type
+        # folds nothing (``_key`` then raises).
+        cdef PyObject* o
+        cdef int i
+        cdef uint32_t mask = 0
+        if self.fold_k < 0:
+            return 0
+        o = f[self.fold_k]
+        if not (o != Py_None and PyUnicode_CheckExact(o) and PyUnicode_IS_COMPACT_ASCII(o)):
+            return 0
+        if not self._fold_value(<const uint8_t*>PyUnicode_DATA(o), PyUnicode_GET_LENGTH(o)):
+            return 0
+        for i in range(self.npairs):
+            o = f[self.fold_decider[i]]
+            if o != Py_None and PyUnicode_CheckExact(o) and PyUnicode_GET_LENGTH(o) > 0:
+                mask |= (<uint32_t>1) << self.fold_drop[i]
+        return mask
+
+    cdef inline bint _fold_value(self, const uint8_t* data, Py_ssize_t n) noexcept:
+        # Whether the deciding field's characters are one of the fold values.
+        cdef int i
+        for i in range(self.nfold_values):
+            if n == self.fold_lens[i] and memcmp(data, self.fold_values[i], n) == 0:
+                return True
+        return False
 
     cdef Entry* _alloc(self, Py_ssize_t n) except NULL:
         cdef Entry* e = <Entry*>malloc(n * sizeof(Entry))
@@ -325,17 +404,18 @@ cdef class IdentityTable:
         cdef PyObject* o
         cdef Py_ssize_t n
         cdef int k
+        cdef uint32_t drop = self._fold_mask(f)
         for k in range(self.nfields - 1, -1, -1):
             o = f[k]
-            if o == Py_None:
+            if o == Py_None or (drop >> k) & 1:
                 p -= 1
                 p[0] = KEY_NONE
                 continue
             if not (PyUnicode_CheckExact(o) and PyUnicode_IS_COMPACT_ASCII(o)):
-                return self._key_general(f, r)
+                return self._key_general(f, r, drop)
             n = PyUnicode_GET_LENGTH(o)
             if n >= KEY_LONG:
-                return self._key_general(f, r)
+                return self._key_general(f, r, drop)
             data = <const uint8_t*>(<PyASCIIObject*>o + 1) + n  # just past the last character
             if n <= 16:
                 memcpy(p - 16, data - 16, 16)
@@ -348,11 +428,15 @@ cdef class IdentityTable:
         self.ring_ptr[r] = p
         return end - p
 
-    cdef Py_ssize_t _key_general(self, PyObject** f, int r) except -1:
+    cdef Py_ssize_t _key_general(self, PyObject** f, int r, uint32_t drop) except -1:
         # ``_key`` for any fields: a size pass (the buffer grows to fit), then the key.
         cdef Py_ssize_t size = 0
         cdef uint8_t* p
         cdef int k
+        cdef PyObject* kept[MAX_FIELDS]
+        for k in range(self.nfields):
+            kept[k] = Py_None if (drop >> k) & 1 else f[k]
+        f = kept
         for k in range(self.nfields):
             if f[k] != Py_None and not PyUnicode_CheckExact(f[k]):
                 raise TypeError(
@@ -428,6 +512,19 @@ cdef class IdentityTable:
         cdef uint8_t* p
         cdef int k
         cdef Entry* e
+        cdef const uint8_t* kept[MAX_FIELDS]
+        cdef uint32_t drop = 0
+        if self.fold_k >= 0 and vals[self.fold_k] is not NULL and self._fold_value(
+            vals[self.fold_k], lens[self.fold_k]
+        ):
+            for k in range(self.npairs):
+                if vals[self.fold_decider[k]] is not NULL and lens[self.fold_decider[k]] > 0:
+                    drop |= (<uint32_t>1) << self.fold_drop[k]
+        for k in range(self.nfields):
+            kept[k] = vals[k]
+            if (drop >> k) & 1:
+                kept[k] = NULL
+        vals = kept
         for k in range(self.nfields):
             size += 1 if vals[k] is NULL else (1 + lens[k] if lens[k] < KEY_LONG else 6 + lens[k])
         if size > self.scratch_cap:
@@ -474,8 +571,17 @@ cdef class IdentityTable:
                 if v is NULL:
                     return self._unreadable(obj)
                 f[k] = v
-                prefetch_once(v, 0, 0)
-                prefetch_once((<char*>v) + 63, 0, 0)
+                if not (self.droppable >> k) & 1:
+                    prefetch_once(v, 0, 0)
+                    prefetch_once((<char*>v) + 63, 0, 0)
+            # A field ``fold`` may drop is fetched only when its decider is None: a package
+            # it is then dropped for never has its characters brought in. (The rare package
+            # whose decider is set but folds nothing reads the field without a prefetch.)
+            for k in range(self.npairs):
+                if f[self.fold_decider[k]] == Py_None:
+                    v = f[self.fold_drop[k]]
+                    prefetch_once(v, 0, 0)
+                    prefetch_once((<char*>v) + 63, 0, 0)
         return 0
 
     def assign(self, list packages):
@@ -589,6 +695,7 @@ cdef class IdentityTable:
         cdef PyObject* ring_f[RING][MAX_FIELDS]
         cdef const uint8_t* d
         cdef uint64_t acc = 0
+        cdef uint32_t drop
         cdef int k
         # The same prefetch pipeline as ``assign`` up to the point where the key is made.
         for step in range(n + LEAD_HASH):
@@ -596,9 +703,10 @@ cdef class IdentityTable:
             x = step - LEAD_HASH
             if 0 <= x < n:
                 f = ring_f[x & (RING - 1)]
+                drop = self._fold_mask(f)
                 for k in range(self.nfields):
                     o = f[k]
-                    if o == Py_None:
+                    if o == Py_None or (drop >> k) & 1:
                         continue
                     if not PyUnicode_CheckExact(o):
                         raise TypeError(f"{self.names[k]} is not a str")

@@ -15,7 +15,12 @@ import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["IdentityTable", "LineScanner", "PureIdentityTable", "Table"]
+__all__ = ["Fold", "IdentityTable", "LineScanner", "PureIdentityTable", "Table"]
+
+#: ``(field, values, ((dropped, decider), ...))``: when a package's ``field`` is one of
+#: ``values``, each ``dropped`` field does not count (it is not read, and is taken as None)
+#: if its ``decider`` field is a non-empty str. See ``_identity.IdentityTable``.
+Fold = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]
 
 
 class Table(Protocol):
@@ -41,11 +46,19 @@ class Table(Protocol):
 class PureIdentityTable:
     """The reference identity table: a dict from field tuples to slots."""
 
-    def __init__(self, ptype: type, names: tuple[str, ...]) -> None:
+    def __init__(self, ptype: type, names: tuple[str, ...], fold: Fold | None = None) -> None:
         self.ptype = ptype
         self.names = names
         self._slots: dict[tuple[Any, ...], int] = {}
         self._last: list[int] = []
+        self._fold: tuple[int, tuple[str, ...], list[tuple[int, int]]] | None = None
+        if fold is not None:
+            field, values, pairs = fold
+            self._fold = (
+                names.index(field),
+                values,
+                [(names.index(d), names.index(c)) for d, c in pairs],
+            )
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -63,6 +76,8 @@ class PureIdentityTable:
             if type(p) is not self.ptype:
                 raise TypeError(f"expected {self.ptype.__name__}, got {type(p).__name__}")
             ident = tuple(getattr(p, n) for n in self.names)
+            if self._fold is not None:
+                ident = self._folded(ident, *self._fold)
             for n, v in zip(self.names, ident, strict=True):
                 if v is not None and type(v) is not str:
                     raise TypeError(f"{n} is {type(v).__name__}, not str")
@@ -73,6 +88,19 @@ class PureIdentityTable:
             last.append(slot)
         self._last = last
         return fresh
+
+    @staticmethod
+    def _folded(
+        ident: tuple[Any, ...], k: int, values: tuple[str, ...], pairs: list[tuple[int, int]]
+    ) -> tuple[Any, ...]:
+        # ``ident`` with the fields ``fold`` drops for it set to None.
+        if type(ident[k]) is not str or ident[k] not in values:
+            return ident
+        out = list(ident)
+        for dropped, decider in pairs:
+            if type(ident[decider]) is str and ident[decider]:
+                out[dropped] = None
+        return tuple(out)
 
     def fan_out(
         self,
@@ -97,7 +125,7 @@ class PureIdentityTable:
         return out, errors
 
 
-IdentityTable: Callable[[type, tuple[str, ...]], Table]
+IdentityTable: Callable[[type, tuple[str, ...], Fold | None], Table]
 #: The compiled table's NDJSON fast path (``_identity.LineScanner``); None without it.
 LineScanner: Any
 if os.environ.get("REGSWEEP_PURE_PYTHON", "") not in ("", "0"):

@@ -32,7 +32,7 @@ from regsweep.matcher.advisories.ecosystems import (
     normalize_version,
     parse_ecosystem,
 )
-from regsweep.matcher.identity import IdentityTable, LineScanner
+from regsweep.matcher.identity import Fold, IdentityTable, LineScanner
 from regsweep.matcher.index import table
 from regsweep.matcher.index.store import AdvisoryIndex, Hit, StoredAdvisory, package_key
 from regsweep.matcher.records import Advisory, Cvss, ImageRef, Package
@@ -121,6 +121,14 @@ def target(pkg: Package) -> Target | None:
 
 #: The fields ``target`` reads: two packages equal in these are matched once.
 IDENTITY_FIELDS = ("type", "ecosystem", "name", "source_name", "source_version", "version", "owner")
+#: Of those, the ones ``target`` ignores: a distro package with a source name (version) is
+#: looked up by it, whatever its binary name (version). The binaries of one source build
+#: share one identity, and their names are never read.
+IDENTITY_FOLD: Fold = (
+    "type",
+    tuple(sorted(DISTRO_TYPES)),
+    (("name", "source_name"), ("version", "source_version")),
+)
 #: Cache bounds: a long crawl sees millions of packages but far fewer distinct ones; past
 #: this many distinct identities the caches start over (each costs ~0.3 kB with its strings).
 _CACHE_MAX = 1 << 18
@@ -196,7 +204,7 @@ class Matcher:
     def __init__(self, index: AdvisoryIndex) -> None:
         self.index = index
         self._stored: dict[str, tuple[StoredAdvisory, tuple[Cvss, ...], str | None]] = {}
-        self._ids = IdentityTable(Package, IDENTITY_FIELDS)
+        self._ids = IdentityTable(Package, IDENTITY_FIELDS, IDENTITY_FOLD)
         #: Per identity slot: its advisories, or why it cannot be matched. The index is
         #: immutable, so an answer never goes stale.
         self._results: list[tuple[Advisory, ...] | _Failure] = []

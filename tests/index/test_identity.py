@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from regsweep.matcher import _identity
 from regsweep.matcher.identity import PureIdentityTable
-from regsweep.matcher.match import IDENTITY_FIELDS
+from regsweep.matcher.match import IDENTITY_FIELDS, IDENTITY_FOLD
 from regsweep.matcher.records import ImageRef, Package
 
 TABLES = [_identity.IdentityTable, PureIdentityTable]
@@ -49,20 +49,27 @@ def _reencoded(pkgs: list[Package]) -> list[Package]:
     return msgspec.json.decode(msgspec.json.encode(pkgs), type=list[Package])
 
 
+@pytest.mark.parametrize("fold", [None, IDENTITY_FOLD])
 @pytest.mark.parametrize("seed", range(3))
-def test_compiled_table_equals_the_reference_across_batches(seed: int) -> None:
+def test_compiled_table_equals_the_reference_across_batches(seed: int, fold: object) -> None:
     rng = random.Random(seed)
-    compiled = _identity.IdentityTable(Package, IDENTITY_FIELDS)
-    pure = PureIdentityTable(Package, IDENTITY_FIELDS)
+    compiled = _identity.IdentityTable(Package, IDENTITY_FIELDS, fold)
+    pure = PureIdentityTable(Package, IDENTITY_FIELDS, fold)  # type: ignore[arg-type]
     pkgs = _random_packages(rng, 30_000, 6_000)
     results: list[object] = []
+    first: dict[tuple[object, ...], Package] = {}  # identity -> its first package
+
+    def ident(p: Package) -> tuple[object, ...]:
+        t = tuple(getattr(p, n) for n in IDENTITY_FIELDS)
+        return t if pure._fold is None else pure._folded(t, *pure._fold)
+
     # Batches of the same objects, then the same packages re-decoded (equal, not identical).
     for batch in (pkgs[:10_000], pkgs[10_000:], _reencoded(pkgs[5_000:25_000])):
         fresh_c = compiled.assign(batch)
         fresh_p = pure.assign(batch)
         assert fresh_c == fresh_p
         for i in fresh_c:
-            p = batch[i]
+            p = first[ident(batch[i])] = batch[i]
             results.append(Failure(p.name) if p.version == "" else (p.name, p.version))
         out_c = compiled.fan_out(results, Failure, _error)
         out_p = pure.fan_out(results, Failure, _error)
@@ -70,8 +77,11 @@ def test_compiled_table_equals_the_reference_across_batches(seed: int) -> None:
         assert len(compiled) == len(pure)
         # Every package got the result computed for the first package of its identity.
         for p, r in zip(batch, out_c[0], strict=True):
-            assert r == (() if p.version == "" else (p.name, p.version))
-        assert [i for i, _ in out_c[1]] == [i for i, p in enumerate(batch) if p.version == ""]
+            q = first[ident(p)]
+            assert r == (() if q.version == "" else (q.name, q.version))
+        assert [i for i, _ in out_c[1]] == [
+            i for i, p in enumerate(batch) if first[ident(p)].version == ""
+        ]
 
 
 def test_identity_is_the_matching_fields_only() -> None:
@@ -84,6 +94,50 @@ def test_identity_is_the_matching_fields_only() -> None:
     out, errors = table.fan_out([("a",), ("c",), ("d",)], Failure, _error)
     assert out == [("a",), ("a",), ("c",), ("d",), ("a",)]
     assert errors == []
+
+
+@pytest.mark.parametrize("cls", TABLES)
+def test_fold_drops_the_binary_name_and_version_of_a_distro_package_with_a_source(
+    cls: type,
+) -> None:
+    table = cls(Package, IDENTITY_FIELDS, IDENTITY_FOLD)
+    src = {"ecosystem": "Debian:12", "source_name": "openssl", "source_version": "3.0.11-1"}
+    pkgs = [
+        Package(name="libssl3", version="3.0.11-1", type="deb", **src),
+        Package(name="openssl", version="3.0.11-1+b1", type="deb", **src),  # same source build
+        Package(name="libssl3", version="3.0.11-1", type="deb", ecosystem="Debian:12"),
+        Package(name="openssl", version="3.0.11-1", type="deb", ecosystem="Debian:12"),
+        # A binary version counts when the source version is None or "" …
+        Package(name="libssl3", version="9", type="deb", ecosystem="Debian:12",
+                source_name="openssl"),
+        Package(name="libssl3", version="9", type="deb", ecosystem="Debian:12",
+                source_name="openssl", source_version=""),
+        Package(name="libcrypto3", version="9", type="deb", ecosystem="Debian:12",
+                source_name="openssl"),  # … and the binary name does not
+        # Another source, or a type the rules do not fold (a language package is looked up
+        # by its own name whatever its source fields say).
+        Package(name="libssl3", version="3.0.11-1", type="deb", ecosystem="Debian:12",
+                source_name="openssl3", source_version="3.0.11-1"),
+        Package(name="libssl3", version="3.0.11-1", type="pypi", **src),
+        Package(name="openssl", version="3.0.11-1+b1", type="pypi", **src),
+        Package(name="libssl3", version="3.0.11-1", type="DEB", **src),
+    ]  # fmt: skip
+    assert table.assign(pkgs) == [0, 2, 3, 4, 5, 7, 8, 9, 10]
+    out, _ = table.fan_out([(i,) for i in range(9)], Failure, _error)
+    assert out == [(0,), (0,), (1,), (2,), (3,), (4,), (3,), (5,), (6,), (7,), (8,)]
+
+
+def test_fold_settings_are_checked() -> None:
+    for bad in (
+        ("kind", ("deb",), (("name", "source_name"),)),  # not an identity field
+        ("type", (), (("name", "source_name"),)),
+        ("type", ("x" * 17,), (("name", "source_name"),)),
+        ("type", ("deb",), ()),
+        ("type", ("deb",), (("name", "type"),)),
+        ("type", ("deb",), (("name", "source_name"), ("source_name", "version"))),
+    ):
+        with pytest.raises(ValueError):
+            _identity.IdentityTable(Package, IDENTITY_FIELDS, bad)
 
 
 def test_growth_past_the_initial_capacity_keeps_every_slot() -> None:
@@ -144,18 +198,22 @@ def test_long_strings_and_keys_past_the_key_buffer() -> None:
 _field = st.one_of(st.none(), st.text(max_size=3), st.text(min_size=250, max_size=260))
 
 
-@given(st.lists(st.tuples(st.text(max_size=300), _field, _field, _field), max_size=40))
-@example([("x", None, "", None), ("x", "", None, None)])  # None and "" differ everywhere
-@example([("a" * 254, None, None, None), ("a" * 253, "a", None, None)])
+_type = st.sampled_from(["npm", "deb"])
+
+
+@given(st.lists(st.tuples(st.text(max_size=300), _field, _field, _field, _type), max_size=40))
+@example([("x", None, "", None, "npm"), ("x", "", None, None, "npm")])  # None and "" differ
+@example([("a" * 254, None, None, None, "npm"), ("a" * 253, "a", None, None, "npm")])
+@example([("x", None, "", None, "deb"), ("y", None, "", None, "deb")])  # "" folds nothing
 def test_any_characters_equal_the_reference(
-    rows: list[tuple[str, str | None, str | None, str | None]],
+    rows: list[tuple[str, str | None, str | None, str | None, str]],
 ) -> None:
     pkgs = [
-        Package(name=n, version="1", type="npm", ecosystem=e, source_name=s, owner=o)
-        for n, e, s, o in rows
+        Package(name=n, version="1", type=t, ecosystem=e, source_name=s, owner=o)
+        for n, e, s, o, t in rows
     ]
-    compiled = _identity.IdentityTable(Package, IDENTITY_FIELDS)
-    pure = PureIdentityTable(Package, IDENTITY_FIELDS)
+    compiled = _identity.IdentityTable(Package, IDENTITY_FIELDS, IDENTITY_FOLD)
+    pure = PureIdentityTable(Package, IDENTITY_FIELDS, IDENTITY_FOLD)
     assert compiled.assign(pkgs) == pure.assign(pkgs)
     again = _reencoded(pkgs)
     assert compiled.assign(again) == pure.assign(again) == []
@@ -205,16 +263,22 @@ def test_fields_must_be_struct_slots() -> None:
         _identity.IdentityTable(Package, ())
 
 
-def test_read_floor_touches_every_line_of_every_identity_field() -> None:
+@pytest.mark.parametrize("fold", [None, IDENTITY_FOLD])
+def test_read_floor_touches_every_line_of_every_identity_field(fold: object) -> None:
     # The benchmark's floor must really read what ``assign`` reads: its checksum is the sum
-    # of each field's first and last byte and every 64th byte between.
+    # of each field's first and last byte and every 64th byte between (of the fields that
+    # count, when ``fold`` drops some).
     pkgs = _random_packages(random.Random(7), 500, 200)
     pkgs.append(Package(name="n" * 200, version="x" * 64, type="npm"))
-    table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS, fold)
+    pure = PureIdentityTable(Package, IDENTITY_FIELDS, fold)  # type: ignore[arg-type]
     expected = 0
     for p in pkgs:
-        for name in IDENTITY_FIELDS:
-            b = (getattr(p, name) or "").encode("ascii")
+        ident = tuple(getattr(p, n) for n in IDENTITY_FIELDS)
+        if pure._fold is not None:
+            ident = pure._folded(ident, *pure._fold)
+        for v in ident:
+            b = (v or "").encode("ascii")
             if b:
                 expected += b[0] + b[-1] + sum(b[64:-1:64])
     assert table.read_floor(pkgs) == expected

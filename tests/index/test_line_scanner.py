@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from regsweep.matcher import _identity
 from regsweep.matcher.identity import LineScanner
-from regsweep.matcher.match import IDENTITY_FIELDS, _line_scanner
+from regsweep.matcher.match import IDENTITY_FIELDS, IDENTITY_FOLD, _line_scanner
 from regsweep.matcher.records import ImageRef, Package, PackageRecord, Record
 
 # REGSWEEP_PURE_PYTHON=1 has no fast path: every line is decoded (tested elsewhere).
@@ -19,7 +19,7 @@ DECODER = msgspec.json.Decoder(Record)
 
 
 def _setup(*known: Package) -> tuple[_identity.LineScanner, _identity.IdentityTable]:
-    table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS, IDENTITY_FOLD)
     table.assign(list(known))
     scanner = _line_scanner(table)
     assert scanner is not None
@@ -45,12 +45,17 @@ def test_a_known_identity_with_no_finding_is_clean_and_nothing_else() -> None:
     assert not other.clean(LINE, [()])  # an identity the table does not know
     # Fields outside the identity (layer, path, purl, the image) do not matter.
     assert scanner.clean(LINE.replace(b"var/lib/dpkg/status", b"other"), [()])
+    # Nor does the binary name of a package with a source name: another binary of the
+    # same source build is the same identity.
+    assert b'"name":"openssl"' in LINE
+    assert scanner.clean(LINE.replace(b'"name":"openssl"', b'"name":"libssl1.1"'), [()])
+    assert not scanner.clean(LINE.replace(b'"source_name":"openssl"', b'"source_name":"x"'), [()])
 
 
 @pytest.mark.parametrize("n", [253, 254, 255, 4000])
 def test_long_fields_are_read_as_the_table_keys_them(n: int) -> None:
     # Past 253 characters a field's key takes a longer length header; both sides agree.
-    pkg = msgspec.structs.replace(OPENSSL, name="x" * n, version="1" * (n + 1))
+    pkg = msgspec.structs.replace(OPENSSL, name="x" * n, version="1" * (n + 1), source_name=None)
     scanner, _ = _setup(pkg)
     line = msgspec.json.encode(PackageRecord(package=pkg))
     assert scanner.clean(line, [()])
