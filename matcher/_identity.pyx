@@ -17,7 +17,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_S
 from cpython.object cimport Py_TYPE, PyObject, PyTypeObject
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 from os import urandom
 
 cdef extern from "Python.h":
@@ -36,6 +36,7 @@ cdef extern from "Python.h":
     ctypedef struct PyListObject:
         PyObject** ob_item
     PyTypeObject PyTuple_Type
+    PyTypeObject PyUnicode_Type
     void incref "Py_INCREF"(PyObject* o) noexcept nogil
 
 cdef extern from *:
@@ -65,7 +66,7 @@ cdef extern from *:
 cdef enum:
     MAX_FIELDS = 8
     MAX_FOLD_VALUES = 8
-    MAX_FOLD_LEN = 16
+    MAX_FOLD_LEN = 8
     # How many packages ahead of the probe each pipeline stage works (see ``assign``).
     LEAD_FIELDS = 3
     LEAD_HASH = 6
@@ -123,6 +124,18 @@ cdef inline uint64_t load8(const uint8_t* p) noexcept nogil:
     return v
 
 
+cdef const uint8_t* ONES = b"\xff\xff\xff\xff\xff\xff\xff\xff"
+
+
+cdef inline uint64_t last8(const uint8_t* p, Py_ssize_t n) noexcept nogil:
+    # ``n`` (at most 8) bytes as the last ``n`` of a word, behind zeros: what ``load8``
+    # reads from ``p + n - 8`` with the bytes before ``p`` cleared.
+    cdef uint8_t buf[8]
+    memset(buf, 0, 8)
+    memcpy(buf + 8 - n, p, n)
+    return load8(buf)
+
+
 cdef inline uint64_t key_hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
     # A keyed multiply-fold hash of a key, 16 bytes a round (the construction of wyhash,
     # which Go's runtime uses for maps on machines without AES). SipHash, CPython's own,
@@ -147,16 +160,30 @@ cdef inline uint64_t key_hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
     return fold_mul(fold_mul(a ^ SEED[2], b ^ h) ^ SEED[3], <uint64_t>n ^ SEED[1])
 
 
-cdef inline bint same_key(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil:
-    # Keys are a few dozen bytes: eight at a time, the last word overlapping, beats a call.
-    cdef Py_ssize_t i = 0
-    if n < 8:
-        return memcmp(a, b, n) == 0
-    while i + 8 <= n:
-        if load8(a + i) != load8(b + i):
-            return False
-        i += 8
-    return load8(a + n - 8) == load8(b + n - 8)
+cdef extern from *:
+    """
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* Whether two keys of n bytes are equal. Keys are a few dozen bytes and two keys of
+       one size are nearly always equal: the differences, 16 bytes at a time with the last
+       block overlapping, are or-ed together and tested once, where memcmp costs a call
+       and a branch per word. */
+    static inline int regsweep_same_key(const uint8_t* a, const uint8_t* b, Py_ssize_t n) {
+    #if defined(__SSE2__)
+        if (n >= 16) {
+            __m128i d = _mm_xor_si128(_mm_loadu_si128((const __m128i*)(a + n - 16)),
+                                      _mm_loadu_si128((const __m128i*)(b + n - 16)));
+            for (Py_ssize_t i = 0; i < n - 16; i += 16)
+                d = _mm_or_si128(d, _mm_xor_si128(_mm_loadu_si128((const __m128i*)(a + i)),
+                                                  _mm_loadu_si128((const __m128i*)(b + i))));
+            return _mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) == 0xFFFF;
+        }
+    #endif
+        return memcmp(a, b, (size_t)n) == 0;
+    }
+    """
+    bint same_key "regsweep_same_key"(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil
 
 
 cdef inline void copy_bytes(uint8_t* d, const uint8_t* s, Py_ssize_t n) noexcept nogil:
@@ -215,7 +242,7 @@ cdef class IdentityTable:
     identities until ``clear()``; it holds no reference to any package or string.
 
     ``fold=(field, values, pairs)`` names fields that do not count for some packages: when
-    ``field`` is one of ``values``, each ``(dropped, decider)`` of ``pairs`` drops field
+    ``field`` is one of ``values`` (of 1 to 8 ASCII characters), each ``(dropped, decider)`` of ``pairs`` drops field
     ``dropped`` (it is not read, and counts as None) when field ``decider`` is a non-empty
     str. The matcher's rules read a distro package's source name and version, when it has
     them, instead of its binary name and version, so all binaries built from one source
@@ -235,14 +262,16 @@ cdef class IdentityTable:
     # The keys of the packages in flight in ``assign`` (by index % RING), and a buffer for
     # the key of ``_find_plain``; each grows to the longest key it has held.
     cdef uint8_t* ring_key[RING]
-    cdef uint8_t* ring_ptr[RING]   # where the key in ring_key starts
     cdef Py_ssize_t ring_cap[RING]
     cdef uint8_t* scratch
     cdef Py_ssize_t scratch_cap
     # ``fold``: the deciding field (-1: none), its values, and the (dropped, decider) pairs.
     cdef int fold_k, nfold_values, npairs
     cdef uint32_t droppable  # bit k: field k is some pair's dropped field
-    cdef uint8_t fold_values[MAX_FOLD_VALUES][MAX_FOLD_LEN]
+    # Each fold value as the 8 bytes that end with its last character, zeros before it,
+    # and the mask of its characters in those bytes (see ``_fold_value``).
+    cdef uint64_t fold_words[MAX_FOLD_VALUES]
+    cdef uint64_t fold_masks[MAX_FOLD_VALUES]
     cdef Py_ssize_t fold_lens[MAX_FOLD_VALUES]
     cdef int fold_drop[MAX_FIELDS]
     cdef int fold_decider[MAX_FIELDS]
@@ -292,7 +321,8 @@ cdef class IdentityTable:
             b = v.encode("ascii")
             if not 0 < len(b) <= MAX_FOLD_LEN:
                 raise ValueError(f"fold value {v!r}: 1 to {MAX_FOLD_LEN} ASCII characters")
-            memcpy(self.fold_values[i], <const char*>b, len(b))
+            self.fold_words[i] = last8(<const uint8_t*>(<const char*>b), len(b))
+            self.fold_masks[i] = last8(ONES, len(b))
             self.fold_lens[i] = len(b)
         for j, (dropped, decider) in enumerate(pairs):
             if dropped not in self.names or decider not in self.names:
@@ -312,31 +342,37 @@ cdef class IdentityTable:
         self.fold_k = self.names.index(field)
         return 0
 
-    cdef inline uint32_t _fold_mask(self, PyObject** f) noexcept:
-        # Bit k set: field k does not count for the package with fields ``f`` (see ``fold``).
-        # Reads only the deciding str and the deciders' lengths; a field of any other type
-        # folds nothing (``_key`` then raises).
+    cdef inline void _fold(self, PyObject** f) noexcept:
+        # Sets the fields that do not count for the package with fields ``f`` (see
+        # ``fold``) to None. Reads only the deciding str and the deciders' lengths; a field
+        # of any other type folds nothing (``_key`` then raises).
         cdef PyObject* o
         cdef int i
-        cdef uint32_t mask = 0
+        cdef Py_ssize_t n
         if self.fold_k < 0:
-            return 0
+            return
         o = f[self.fold_k]
         if not (o != Py_None and PyUnicode_CheckExact(o) and PyUnicode_IS_COMPACT_ASCII(o)):
-            return 0
-        if not self._fold_value(<const uint8_t*>PyUnicode_DATA(o), PyUnicode_GET_LENGTH(o)):
-            return 0
+            return
+        n = PyUnicode_GET_LENGTH(o)
+        # The 8 bytes that end with the last character: those before it are the str's
+        # header, always there (see ``_key``).
+        if not (0 < n <= MAX_FOLD_LEN and self._fold_value(
+            load8(<const uint8_t*>(<PyASCIIObject*>o + 1) + n - 8), n
+        )):
+            return
         for i in range(self.npairs):
             o = f[self.fold_decider[i]]
             if o != Py_None and PyUnicode_CheckExact(o) and PyUnicode_GET_LENGTH(o) > 0:
-                mask |= (<uint32_t>1) << self.fold_drop[i]
-        return mask
+                f[self.fold_drop[i]] = Py_None
 
-    cdef inline bint _fold_value(self, const uint8_t* data, Py_ssize_t n) noexcept:
-        # Whether the deciding field's characters are one of the fold values.
+    cdef inline bint _fold_value(self, uint64_t last, Py_ssize_t n) noexcept:
+        # Whether the deciding field, of ``n`` characters (1 to MAX_FOLD_LEN) that end
+        # ``last`` (8 bytes), is one of the fold values: a word compare each, where a call
+        # to memcmp per value cost more than the rest of the fold.
         cdef int i
         for i in range(self.nfold_values):
-            if n == self.fold_lens[i] and memcmp(data, self.fold_values[i], n) == 0:
+            if (last & self.fold_masks[i]) == self.fold_words[i] and n == self.fold_lens[i]:
                 return True
         return False
 
@@ -388,55 +424,53 @@ cdef class IdentityTable:
                 raise AttributeError(f"a package with no {self.names[k]}")
         raise AssertionError("the package is readable")
 
-    cdef inline Py_ssize_t _key(self, PyObject** f, int r) except -1:
-        # Writes the key of fields ``f`` to ring buffer ``r`` (from ``ring_ptr[r]`` on);
-        # returns its size. Nearly every field is None or a short ASCII str: those are
-        # written here, last field first, backwards from the buffer's end. A str of up to
-        # 16 (or 32) characters is copied as the 16 (32) bytes that end with its last
-        # character: a fixed-size copy instead of a loop whose length varies from field to
-        # field (mispredicted branches were a third of the key's cost). The bytes before
-        # its characters are the str's own header, always there, and land where the next
-        # field written (the previous one) overwrites them. Anything else goes the general
-        # way.
+    cdef inline Py_ssize_t _key(self, PyObject** f, int r, const uint8_t** start) except -1:
+        # Writes the key of fields ``f`` (folded: see ``_fold``) to ring buffer ``r``;
+        # returns its size and sets ``start`` to where it starts. Nearly every field is None
+        # or a short ASCII str: those are written here, last field first, backwards from
+        # the buffer's end. A str of up to 16 (or 32) characters is copied as the 16 (32)
+        # bytes that end with its last character: a fixed-size copy instead of a loop whose
+        # length varies from field to field (mispredicted branches were a third of the
+        # key's cost). The bytes before its characters are the str's own header, always
+        # there, and land where the next field written (the previous one) overwrites them.
+        # Anything else goes the general way.
         cdef uint8_t* end = self.ring_key[r] + self.ring_cap[r]
         cdef uint8_t* p = end
         cdef const uint8_t* data
         cdef PyObject* o
         cdef Py_ssize_t n
         cdef int k
-        cdef uint32_t drop = self._fold_mask(f)
+        # In registers: the key's byte stores may alias anything in memory.
+        cdef PyObject* none = Py_None
+        cdef PyTypeObject* str_type = &PyUnicode_Type
         for k in range(self.nfields - 1, -1, -1):
             o = f[k]
-            if o == Py_None or (drop >> k) & 1:
+            if o == none:
                 p -= 1
                 p[0] = KEY_NONE
                 continue
-            if not (PyUnicode_CheckExact(o) and PyUnicode_IS_COMPACT_ASCII(o)):
-                return self._key_general(f, r, drop)
+            if not (Py_TYPE(<object>o) == str_type and PyUnicode_IS_COMPACT_ASCII(o)):
+                return self._key_general(f, r, start)
             n = PyUnicode_GET_LENGTH(o)
-            if n >= KEY_LONG:
-                return self._key_general(f, r, drop)
             data = <const uint8_t*>(<PyASCIIObject*>o + 1) + n  # just past the last character
             if n <= 16:
                 memcpy(p - 16, data - 16, 16)
             elif n <= 32:
                 memcpy(p - 32, data - 32, 32)
-            else:
+            elif n < KEY_LONG:
                 memcpy(p - n, data - n, n)
+            else:
+                return self._key_general(f, r, start)
             p -= n + 1
             p[0] = <uint8_t>n
-        self.ring_ptr[r] = p
+        start[0] = p
         return end - p
 
-    cdef Py_ssize_t _key_general(self, PyObject** f, int r, uint32_t drop) except -1:
+    cdef Py_ssize_t _key_general(self, PyObject** f, int r, const uint8_t** start) except -1:
         # ``_key`` for any fields: a size pass (the buffer grows to fit), then the key.
         cdef Py_ssize_t size = 0
         cdef uint8_t* p
         cdef int k
-        cdef PyObject* kept[MAX_FIELDS]
-        for k in range(self.nfields):
-            kept[k] = Py_None if (drop >> k) & 1 else f[k]
-        f = kept
         for k in range(self.nfields):
             if f[k] != Py_None and not PyUnicode_CheckExact(f[k]):
                 raise TypeError(
@@ -451,7 +485,8 @@ cdef class IdentityTable:
                 raise MemoryError()
             self.ring_key[r] = p
             self.ring_cap[r] = size
-        p = self.ring_ptr[r] = self.ring_key[r]
+        p = self.ring_key[r]
+        start[0] = p
         for k in range(self.nfields):
             if f[k] == Py_None:
                 p[0] = KEY_NONE
@@ -514,9 +549,9 @@ cdef class IdentityTable:
         cdef Entry* e
         cdef const uint8_t* kept[MAX_FIELDS]
         cdef uint32_t drop = 0
-        if self.fold_k >= 0 and vals[self.fold_k] is not NULL and self._fold_value(
-            vals[self.fold_k], lens[self.fold_k]
-        ):
+        cdef const uint8_t* v = vals[self.fold_k] if self.fold_k >= 0 else NULL
+        cdef Py_ssize_t vn = lens[self.fold_k] if self.fold_k >= 0 else 0
+        if v is not NULL and 0 < vn <= MAX_FOLD_LEN and self._fold_value(last8(v, vn), vn):
             for k in range(self.npairs):
                 if vals[self.fold_decider[k]] is not NULL and lens[self.fold_decider[k]] > 0:
                     drop |= (<uint32_t>1) << self.fold_drop[k]
@@ -586,13 +621,14 @@ cdef class IdentityTable:
 
     def assign(self, list packages):
         """Slot every package; return the index of the first package of each new identity."""
-        cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, slot
+        cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, slot, j
         cdef int r
         cdef Entry* e
         # Packages in flight, by index % RING: their fields (borrowed), key sizes and hashes.
         cdef PyObject* ring_f[RING][MAX_FIELDS]
         cdef Py_ssize_t ring_size[RING]
         cdef uint64_t ring_h[RING]
+        cdef const uint8_t* ring_ptr[RING]   # where each key starts in its ring buffer
         cdef list fresh = []
         if n > self.slots_cap:
             free(self.slots)
@@ -613,8 +649,9 @@ cdef class IdentityTable:
             x = step - LEAD_HASH
             if 0 <= x < n:
                 r = x & (RING - 1)
-                ring_size[r] = self._key(ring_f[r], r)
-                ring_h[r] = key_hash(self.ring_ptr[r], ring_size[r])
+                self._fold(ring_f[r])
+                ring_size[r] = self._key(ring_f[r], r, &ring_ptr[r])
+                ring_h[r] = key_hash(ring_ptr[r], ring_size[r])
                 prefetch(&self.entries[ring_h[r] & (self.cap - 1)])
             x = step - LEAD_ENTRY
             if 0 <= x < n:
@@ -625,17 +662,20 @@ cdef class IdentityTable:
             x = step - LEAD_PROBE
             if x >= 0:
                 r = x & (RING - 1)
-                # Inline, the common case of a known identity in its home entry (three in
-                # four here); the rest go the whole way.
-                e = &self.entries[ring_h[r] & (self.cap - 1)]
-                if (
-                    e.slot >= 0 and e.tag == <uint32_t>(ring_h[r] >> 32)
-                    and e.size == ring_size[r]
-                    and same_key(self.arena + e.offset, self.ring_ptr[r], ring_size[r])
+                # Inline, the common case of a known identity (``_find`` without a call);
+                # a new one goes the whole way.
+                j = ring_h[r] & (self.cap - 1)
+                e = &self.entries[j]
+                while e.slot >= 0 and not (
+                    e.tag == <uint32_t>(ring_h[r] >> 32) and e.size == ring_size[r]
+                    and same_key(self.arena + e.offset, ring_ptr[r], ring_size[r])
                 ):
+                    j = (j + 1) & (self.cap - 1)
+                    e = &self.entries[j]
+                if e.slot >= 0:
                     slot = e.slot
                 else:
-                    slot = self._probe(self.ring_ptr[r], ring_size[r], ring_h[r])
+                    slot = self._probe(ring_ptr[r], ring_size[r], ring_h[r])
                     if slot < 0:
                         slot = self.count - 1
                         fresh.append(x)
@@ -695,7 +735,6 @@ cdef class IdentityTable:
         cdef PyObject* ring_f[RING][MAX_FIELDS]
         cdef const uint8_t* d
         cdef uint64_t acc = 0
-        cdef uint32_t drop
         cdef int k
         # The same prefetch pipeline as ``assign`` up to the point where the key is made.
         for step in range(n + LEAD_HASH):
@@ -703,10 +742,10 @@ cdef class IdentityTable:
             x = step - LEAD_HASH
             if 0 <= x < n:
                 f = ring_f[x & (RING - 1)]
-                drop = self._fold_mask(f)
+                self._fold(f)
                 for k in range(self.nfields):
                     o = f[k]
-                    if o == Py_None or (drop >> k) & 1:
+                    if o == Py_None:
                         continue
                     if not PyUnicode_CheckExact(o):
                         raise TypeError(f"{self.names[k]} is not a str")
