@@ -232,17 +232,18 @@ class Matcher:
             self._ids.clear()
             self._results.clear()
         pkgs = packages if type(packages) is list else list(packages)
-        fresh = self._ids.assign(pkgs)
-        if fresh:
-            try:
+        try:
+            fresh = self._ids.assign(pkgs)
+            if fresh:
                 with _gc_paused():
                     self._results += self._resolve([pkgs[i] for i in fresh])
-            except BaseException:
-                # The table has slots for these identities and no results: start over, or
-                # every later batch that meets one would fail too.
-                self._ids.clear()
-                self._results.clear()
-                raise
+        except BaseException:
+            # The table may have slots for new identities and no results for them (``assign``
+            # stops at a package it cannot read, after slotting those before it): start over,
+            # or every later batch that meets one would fail too.
+            self._ids.clear()
+            self._results.clear()
+            raise
         return self._ids.fan_out(self._results, _Failure, _error)
 
     def _resolve(self, distinct: list[Package]) -> list[tuple[Advisory, ...] | _Failure]:

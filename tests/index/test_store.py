@@ -558,3 +558,18 @@ def test_a_failure_while_resolving_leaves_the_matcher_usable(
     monkeypatch.setattr(Matcher, "_resolve", real)
     found, errors = matcher.match([pkg, pkg])
     assert [ids(f) for f in found] == [["DSA-5343-1"]] * 2 and errors == []
+
+
+def test_a_package_that_cannot_be_read_leaves_the_matcher_usable(build) -> None:  # type: ignore[no-untyped-def]
+    """``assign`` slots the packages before one it cannot read (a field that is not a str)
+    and raises; the matcher then forgets them, so they are answered normally later."""
+    matcher = build(DSA_5343)
+    # Enough packages before the bad one for some to be slotted when it is read (``assign``
+    # is a pipeline a dozen packages deep).
+    pkgs = [deb("openssl", f"1.1.1n-0+deb11u{i}") for i in range(20)]
+    bad = deb("openssl", b"1.1.1n")  # type: ignore[arg-type]  # not checked on construction
+    with pytest.raises(TypeError):
+        matcher.match([*pkgs, bad])
+    found, errors = matcher.match(pkgs)
+    # Fixed in 1.1.1n-0+deb11u4: u0 to u3 are affected.
+    assert [ids(f) for f in found] == [["DSA-5343-1"]] * 4 + [[]] * 16 and errors == []
