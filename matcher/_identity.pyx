@@ -13,6 +13,7 @@
 # time, so the key is taken from the characters, never from object identity, and the
 # strings' own cached hashes are neither needed nor computed.
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.object cimport Py_TYPE, PyObject, PyTypeObject
 from libc.stdint cimport int32_t, uint8_t, uint32_t, uint64_t
@@ -183,7 +184,9 @@ cdef extern from *:
         return memcmp(a, b, (size_t)n) == 0;
     }
     """
-    bint same_key "regsweep_same_key"(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil
+    bint same_key "regsweep_same_key"(
+        const uint8_t* a, const uint8_t* b, Py_ssize_t n
+    ) noexcept nogil
 
 
 cdef inline void copy_bytes(uint8_t* d, const uint8_t* s, Py_ssize_t n) noexcept nogil:
@@ -242,11 +245,12 @@ cdef class IdentityTable:
     identities until ``clear()``; it holds no reference to any package or string.
 
     ``fold=(field, values, pairs)`` names fields that do not count for some packages: when
-    ``field`` is one of ``values`` (of 1 to 8 ASCII characters), each ``(dropped, decider)`` of ``pairs`` drops field
-    ``dropped`` (it is not read, and counts as None) when field ``decider`` is a non-empty
-    str. The matcher's rules read a distro package's source name and version, when it has
-    them, instead of its binary name and version, so all binaries built from one source
-    share one identity, and the binary name is never read.
+    ``field`` is one of ``values`` (each of 1 to 8 ASCII characters), each
+    ``(dropped, decider)`` of ``pairs`` drops field ``dropped`` (it is not read, and counts
+    as None) when field ``decider`` is a non-empty str. The matcher's rules read a distro
+    package's source name and version, when it has them, instead of its binary name and
+    version, so all binaries built from one source share one identity, and the binary name
+    is never read.
     """
 
     cdef Entry* entries
@@ -780,6 +784,10 @@ cdef struct KeySet:
     int n
     const char* names[MAX_KEYS]
     Py_ssize_t lens[MAX_KEYS]
+    # Each name of up to 16 bytes as two words (``key_words``), so that a key is told in a
+    # compare or two instead of a call to memcmp per name of its length.
+    uint64_t head[MAX_KEYS]
+    uint64_t tail[MAX_KEYS]
 
 
 cdef struct Cursor:
@@ -788,8 +796,42 @@ cdef struct Cursor:
 
 
 cdef inline void skip_ws(Cursor* c) noexcept nogil:
-    while c.p < c.end and (c.p[0] == 32 or c.p[0] == 9 or c.p[0] == 10 or c.p[0] == 13):
+    # Whitespace is all at or below the space; encoders write none (one test, then).
+    while c.p < c.end and c.p[0] <= 32 and (
+        c.p[0] == 32 or c.p[0] == 9 or c.p[0] == 10 or c.p[0] == 13
+    ):
         c.p += 1
+
+
+cdef extern from *:
+    """
+    /* How many bytes from p on (up to end) are printable ASCII other than quote and backslash:
+       the characters of a JSON string that needs no unescaping. 16 at a time where the
+       machine has SSE2: a byte at a time, this loop was a third of a package line's
+       instructions. */
+    static inline Py_ssize_t regsweep_plain_run(const uint8_t* p, const uint8_t* end) {
+        const uint8_t* q = p;
+    #if defined(__SSE2__)
+        const __m128i quote = _mm_set1_epi8(0x22), backslash = _mm_set1_epi8(0x5C);
+        const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7F);
+        while (end - q >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i*)q);
+            /* Compared as signed bytes, 0x80 and up are below the space, with the controls. */
+            __m128i stop = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)));
+            int m = _mm_movemask_epi8(stop);
+            if (m)
+                return q - p + __builtin_ctz(m);
+            q += 16;
+        }
+    #endif
+        while (q < end && *q >= 0x20 && *q < 0x7F && *q != 0x22 && *q != 0x5C)
+            q++;
+        return q - p;
+    }
+    """
+    Py_ssize_t plain_run "regsweep_plain_run"(const uint8_t* p, const uint8_t* end) noexcept nogil
 
 
 cdef inline bint plain_string(Cursor* c, const uint8_t** s, Py_ssize_t* n) noexcept nogil:
@@ -798,11 +840,8 @@ cdef inline bint plain_string(Cursor* c, const uint8_t** s, Py_ssize_t* n) noexc
     if c.p >= c.end or c.p[0] != 34:  # '"'
         return False
     q = c.p + 1
-    while q < c.end and q[0] != 34:
-        if q[0] < 32 or q[0] >= 127 or q[0] == 92:  # control, non-ASCII, backslash
-            return False
-        q += 1
-    if q >= c.end:
+    q += plain_run(q, c.end)
+    if q >= c.end or q[0] != 34:  # the end, or a control, non-ASCII or backslash
         return False
     s[0] = c.p + 1
     n[0] = q - (c.p + 1)
@@ -818,27 +857,74 @@ cdef inline bint literal(Cursor* c, const char* word, Py_ssize_t n) noexcept nog
     return c.p >= c.end or not (97 <= c.p[0] <= 122)
 
 
-cdef inline int key_index(const KeySet* ks, const uint8_t* s, Py_ssize_t n) noexcept nogil:
-    cdef int i
+# HEAD_MASK[n]: the bits of a word (as ``load8`` reads it) that hold its first n bytes.
+cdef uint64_t HEAD_MASK[9]
+
+
+cdef void set_head_masks() noexcept:
+    cdef uint8_t buf[8]
+    cdef int n
+    for n in range(9):
+        memset(buf, 0, 8)
+        memset(buf, 0xFF, n)
+        HEAD_MASK[n] = load8(buf)
+
+
+set_head_masks()
+
+
+cdef void key_words(const uint8_t* s, Py_ssize_t n, uint64_t* head, uint64_t* tail) noexcept:
+    # A name of 1 to 16 bytes as two words: its first 8 bytes (fewer behind zeros), and its
+    # last 8 (none: 0). Together they hold every byte.
+    cdef uint8_t buf[8]
+    memset(buf, 0, 8)
+    memcpy(buf, s, min(n, 8))
+    head[0] = load8(buf)
+    tail[0] = load8(s + n - 8) if n >= 8 else 0
+
+
+cdef inline int key_index(
+    const KeySet* ks, const uint8_t* s, Py_ssize_t n, const uint8_t* end, int first
+) noexcept nogil:
+    # Which of ``ks`` the key of ``n`` bytes at ``s`` (in a line that ends at ``end``) is:
+    # the words of ``key_words``, read straight from the line when 8 bytes are there. The
+    # names are tried from ``first`` on (msgspec writes a struct's fields in order, so the
+    # one after the previous key is nearly always the next).
+    cdef int i, j
+    cdef uint64_t head, tail
+    if 0 < n <= 16 and end - s >= 8:
+        head = load8(s) & HEAD_MASK[min(n, 8)]
+        tail = load8(s + n - 8) if n >= 8 else 0
+        for j in range(ks.n):
+            i = first + j
+            if i >= ks.n:
+                i -= ks.n
+            if ks.lens[i] == n and ks.head[i] == head and ks.tail[i] == tail:
+                return i
+        return -1
     for i in range(ks.n):
         if ks.lens[i] == n and memcmp(ks.names[i], s, n) == 0:
             return i
     return -1
 
 
-cdef inline int member_key(Cursor* c, const KeySet* ks, uint32_t* seen) noexcept nogil:
+cdef inline int member_key(
+    Cursor* c, const KeySet* ks, uint32_t* seen, int* last
+) noexcept nogil:
     # At an object member: reads its key (one of ``ks``, not seen before in this object) and
-    # the colon. Returns the key's index, or -1 for anything else.
+    # the colon. Returns the key's index (also in ``last``, -1 before the first member), or
+    # -1 for anything else.
     cdef const uint8_t* s
     cdef Py_ssize_t n
     cdef int i
     skip_ws(c)
     if not plain_string(c, &s, &n):
         return -1
-    i = key_index(ks, s, n)
+    i = key_index(ks, s, n, c.end, last[0] + 1)
     if i < 0 or seen[0] & (1u << i):
         return -1
     seen[0] |= 1u << i
+    last[0] = i
     skip_ws(c)
     if c.p >= c.end or c.p[0] != 58:  # ':'
         return -1
@@ -906,6 +992,8 @@ cdef class LineScanner:
             self._keep.append(b)
             ks.names[i] = <const char*>b
             ks.lens[i] = len(b)
+            if 0 < len(b) <= 16:
+                key_words(<const uint8_t*>ks.names[i], len(b), &ks.head[i], &ks.tail[i])
         return 0
 
     cdef uint32_t _mask(self, tuple names, tuple required):
@@ -922,6 +1010,7 @@ cdef class LineScanner:
         # An object of ``ks`` keys whose values are plain strings or null (value pointer
         # NULL for null or absent). False for anything else.
         cdef uint32_t seen = 0
+        cdef int last = -1
         cdef int i, more
         for i in range(ks.n):
             vals[i] = NULL
@@ -934,7 +1023,7 @@ cdef class LineScanner:
             c.p += 1
             return required == 0
         while True:
-            i = member_key(c, ks, &seen)
+            i = member_key(c, ks, &seen, &last)
             if i < 0:
                 return False
             if c.p < c.end and c.p[0] == 110:  # 'n'
@@ -953,12 +1042,13 @@ cdef class LineScanner:
                 return False
         return True
 
-    def clean(self, const uint8_t[::1] line, list results):
+    def clean(self, bytes line not None, list results):
         """True when ``line`` is a valid ``package`` record of a known identity whose result
         in ``results`` is empty; False when it must be decoded (new, found something, or
         anything this scanner does not read)."""
         cdef Cursor c
         cdef uint32_t seen = 0
+        cdef int last = -1
         cdef const uint8_t* s
         cdef Py_ssize_t n, slot
         cdef int i, k, more
@@ -968,16 +1058,14 @@ cdef class LineScanner:
         cdef Py_ssize_t ilens[MAX_KEYS]
         cdef const uint8_t* fvals[MAX_FIELDS]
         cdef Py_ssize_t flens[MAX_FIELDS]
-        if line.shape[0] == 0:
-            return False
-        c.p = &line[0]
-        c.end = c.p + line.shape[0]
+        c.p = <const uint8_t*>PyBytes_AS_STRING(line)
+        c.end = c.p + PyBytes_GET_SIZE(line)
         skip_ws(&c)
         if c.p >= c.end or c.p[0] != 123:
             return False
         c.p += 1
         while True:
-            i = member_key(&c, &self.top, &seen)
+            i = member_key(&c, &self.top, &seen, &last)
             if i < 0:
                 return False
             if i == 0:  # kind

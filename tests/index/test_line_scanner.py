@@ -91,6 +91,23 @@ def test_anything_unusual_goes_to_msgspec(old: bytes, new: bytes) -> None:
     assert not scanner.clean(LINE.replace(old, new, 1), [()])
 
 
+@pytest.mark.parametrize("field", ["purl", "modularity_label"])  # mid-line, at its end
+@pytest.mark.parametrize("bad", ["\x7f", "\x80", "é", "\x1f", "\\", '"'])
+def test_every_byte_of_a_string_is_checked(field: str, bad: str) -> None:
+    # Strings are checked 16 bytes at a time, and the last few bytes of a line one at a
+    # time: a bad byte (raw, or escaped by msgspec) at every place, in strings of every
+    # length up to a few blocks.
+    scanner, _ = _setup(OPENSSL)
+    for size in range(40):
+        plain = msgspec.structs.replace(OPENSSL, **{field: "p" * size})
+        line = msgspec.json.encode(PackageRecord(package=plain))
+        assert scanner.clean(line, [()]), size
+        for at in range(size + 1):
+            pkg = msgspec.structs.replace(OPENSSL, **{field: "p" * at + bad + "p" * (size - at)})
+            line = msgspec.json.encode(PackageRecord(package=pkg))
+            assert not scanner.clean(line, [()]), (size, at)
+
+
 _text = st.text(
     alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FF) | st.sampled_from('"\\\t'),
     max_size=6,
