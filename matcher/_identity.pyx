@@ -6,9 +6,16 @@
 # ``identity.py`` is the pure-Python twin with the same API (REGSWEEP_PURE_PYTHON=1).
 #
 # Each package's identity is written out as one short byte string, its *key* (the fields'
-# characters back to back, each behind a length header), and the table keeps the keys of
-# the identities it has seen in one arena. A lookup is then a hash of a few dozen bytes in
-# L1 and one comparison with one stored key, instead of a walk over five or six strings.
+# characters back to back, each behind a length header), and the table keeps a 96-bit
+# keyed hash of the key of each identity it has seen, not the key. A lookup is then a hash
+# of a few dozen bytes in L1 and one compare with one table entry, instead of a walk over
+# five or six strings. Reading a stored key to compare it byte by byte was a quarter of the
+# time per package: the keys of a fleet's distinct packages outgrow the cache, and each
+# compare was a miss that prefetching did not hide. Two identities are told apart unless
+# their keys agree in 96 hash bits under per-process secret seeds: among the 2**18
+# identities the matcher holds at most, about 2**-61 is the chance that some pair does
+# (hashes that behave as random functions of the key; the secrets keep an image's author
+# from choosing names that collide).
 # Packages decoded from NDJSON or the state store are new objects with new strings every
 # time, so the key is taken from the characters, never from object identity, and the
 # strings' own cached hashes are neither needed nor computed.
@@ -61,18 +68,17 @@ cdef extern from *:
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* p) noexcept nogil
     # Non-temporal: for the packages, read once per pass, so that they pass through without
-    # pushing the table and the arena out of the cache.
+    # pushing the table out of the cache.
     void prefetch_once "__builtin_prefetch"(const void* p, int rw, int loc) noexcept nogil
 
 cdef enum:
     MAX_FIELDS = 8
     MAX_FOLD_VALUES = 8
     MAX_FOLD_LEN = 8
-    # How many packages ahead of the probe each pipeline stage works (see ``assign``).
+    # How many steps behind the first each pipeline stage works (see ``assign``).
     LEAD_FIELDS = 3
     LEAD_HASH = 6
-    LEAD_ENTRY = 9
-    LEAD_PROBE = 12
+    LEAD_PROBE = 12  # six steps for the entry, the likeliest miss
     RING = 16
     FAN_LEAD = 16
     MAX_CAP = 1 << 30
@@ -84,27 +90,23 @@ cdef enum:
     KEY_NONE = 0xFF
     KEY_LONG = 0xFE
     KEY_MIN_BUF = 256
-    # A key buffer of ``assign``: room for the longest key ``_key`` writes (every field a
+    # The key buffer of ``assign``: room for the longest key ``_key`` writes (every field a
     # str of KEY_LONG - 1 characters behind its length byte), and before it for the 32
     # bytes of its first field's copy.
     KEY_FAST_BUF = 32 + MAX_FIELDS * KEY_LONG
 
 
-# Entries keep 32-bit arena offsets (an enum is an int, too narrow for this).
-cdef Py_ssize_t MAX_ARENA = 0xFFFFFFFF
-
-
 cdef struct Entry:
     # 16 bytes, four to a cache line: the table of a fleet's distinct packages outgrows
     # the cache, and every lookup is a miss on its entry.
-    uint32_t tag       # the high half of the key's hash (the low half picks the place)
+    uint64_t hash      # the key's first hash (its low bits pick the place)
+    uint32_t check     # the high half of its second hash
     int32_t slot       # -1: empty
-    uint32_t size      # bytes of the key in the arena
-    uint32_t offset    # where it starts
 
 
-# Per-process secrets of the key hash, drawn from os.urandom when the module loads.
-cdef uint64_t SEED[4]
+# Per-process secrets of the key hashes (four each), drawn from os.urandom when the module
+# loads.
+cdef uint64_t SEED[8]
 
 
 cdef void set_seed(const char* secret) noexcept:
@@ -137,16 +139,20 @@ cdef inline uint64_t last8(const uint8_t* p, Py_ssize_t n) noexcept nogil:
     return load8(buf)
 
 
-cdef inline uint64_t key_hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
-    # A keyed multiply-fold hash of a key, 16 bytes a round (the construction of wyhash,
-    # which Go's runtime uses for maps on machines without AES). SipHash, CPython's own,
-    # costs about 20 ns for a 50-byte key, a fifth of the whole per-package budget. The
-    # secrets are per process: packages come from untrusted images, and names crafted to
-    # collide cannot be computed in advance. Callers pass keys of at least 1 byte.
-    cdef uint64_t h = SEED[0] ^ <uint64_t>n, a, b
+cdef inline uint64_t key_hash(const uint8_t* p, Py_ssize_t n, uint32_t* check) noexcept nogil:
+    # Two keyed multiply-fold hashes of a key, 16 bytes a round (the construction of
+    # wyhash, which Go's runtime uses for maps on machines without AES), with independent
+    # secrets: the first is returned, the high half of the second goes to ``check``.
+    # SipHash, CPython's own, costs about 20 ns for a 50-byte key, a fifth of the whole
+    # per-package budget. The secrets are per process: packages come from untrusted images,
+    # and names crafted to collide cannot be computed in advance. Callers pass keys of at
+    # least 1 byte.
+    cdef uint64_t h = SEED[0] ^ <uint64_t>n, g = SEED[4] ^ <uint64_t>n, a, b
     cdef Py_ssize_t i = 0
     while n - i > 16:
-        h = fold_mul(load8(p + i) ^ SEED[1], load8(p + i + 8) ^ h)
+        a, b = load8(p + i), load8(p + i + 8)
+        h = fold_mul(a ^ SEED[1], b ^ h)
+        g = fold_mul(a ^ SEED[5], b ^ g)
         i += 16
     # The last 1..16 bytes, read as two (possibly overlapping) words.
     if n >= 16:
@@ -158,6 +164,9 @@ cdef inline uint64_t key_hash(const uint8_t* p, Py_ssize_t n) noexcept nogil:
         for i in range(n):
             a = (a << 8) | p[i]
         b = a >> 32
+    check[0] = <uint32_t>(
+        fold_mul(fold_mul(a ^ SEED[6], b ^ g) ^ SEED[7], <uint64_t>n ^ SEED[5]) >> 32
+    )
     return fold_mul(fold_mul(a ^ SEED[2], b ^ h) ^ SEED[3], <uint64_t>n ^ SEED[1])
 
 
@@ -166,27 +175,7 @@ cdef extern from *:
     #if defined(__SSE2__)
     #include <emmintrin.h>
     #endif
-    /* Whether two keys of n bytes are equal. Keys are a few dozen bytes and two keys of
-       one size are nearly always equal: the differences, 16 bytes at a time with the last
-       block overlapping, are or-ed together and tested once, where memcmp costs a call
-       and a branch per word. */
-    static inline int regsweep_same_key(const uint8_t* a, const uint8_t* b, Py_ssize_t n) {
-    #if defined(__SSE2__)
-        if (n >= 16) {
-            __m128i d = _mm_xor_si128(_mm_loadu_si128((const __m128i*)(a + n - 16)),
-                                      _mm_loadu_si128((const __m128i*)(b + n - 16)));
-            for (Py_ssize_t i = 0; i < n - 16; i += 16)
-                d = _mm_or_si128(d, _mm_xor_si128(_mm_loadu_si128((const __m128i*)(a + i)),
-                                                  _mm_loadu_si128((const __m128i*)(b + i))));
-            return _mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) == 0xFFFF;
-        }
-    #endif
-        return memcmp(a, b, (size_t)n) == 0;
-    }
     """
-    bint same_key "regsweep_same_key"(
-        const uint8_t* a, const uint8_t* b, Py_ssize_t n
-    ) noexcept nogil
 
 
 cdef inline void copy_bytes(uint8_t* d, const uint8_t* s, Py_ssize_t n) noexcept nogil:
@@ -240,9 +229,10 @@ cdef class IdentityTable:
     identities not seen before (numbered from ``len(self)`` on) and returning the index of
     the first package of each new one; ``fan_out(results, …)`` then returns, per package,
     ``results[slot]``. The two are called in pairs: ``assign`` keeps the slots of the last
-    batch for ``fan_out``. Every field must be a ``str`` or ``None``. The table copies the
-    characters of every identity it has seen, so its memory grows with the distinct
-    identities until ``clear()``; it holds no reference to any package or string.
+    batch for ``fan_out``. Every field must be a ``str`` or ``None``. The table keeps 16
+    bytes per identity it has seen (two keyed hashes of its fields' characters, 96 bits in
+    all: see the module comment), so its memory grows with the distinct identities until
+    ``clear()``; it holds no reference to any package or string.
 
     ``fold=(field, values, pairs)`` names fields that do not count for some packages: when
     ``field`` is one of ``values`` (each of 1 to 8 ASCII characters), each
@@ -255,18 +245,16 @@ cdef class IdentityTable:
 
     cdef Entry* entries
     cdef Py_ssize_t cap, count
-    cdef uint8_t* arena
-    cdef Py_ssize_t arena_len, arena_cap
     cdef int nfields
     cdef Py_ssize_t offsets[MAX_FIELDS]
     cdef object ptype
     cdef tuple names
     cdef int32_t* slots
     cdef Py_ssize_t nslots, slots_cap
-    # The keys of the packages in flight in ``assign`` (by index % RING), and a buffer for
-    # the key of ``_find_plain``; each grows to the longest key it has held.
-    cdef uint8_t* ring_key[RING]
-    cdef Py_ssize_t ring_cap[RING]
+    # The buffer ``assign`` writes each package's key to, and the one of ``_find_plain``;
+    # each grows to the longest key it has held.
+    cdef uint8_t* key_buf
+    cdef Py_ssize_t key_cap
     cdef uint8_t* scratch
     cdef Py_ssize_t scratch_cap
     # ``fold``: the deciding field (-1: none), its values, and the (dropped, decider) pairs.
@@ -298,20 +286,16 @@ cdef class IdentityTable:
             self._set_fold(fold)
         self.entries = self._alloc(1024)
         self.cap = 1024
-        for k in range(RING):
-            self.ring_key[k] = <uint8_t*>malloc(KEY_FAST_BUF)
-            if self.ring_key[k] is NULL:
-                raise MemoryError()
-            self.ring_cap[k] = KEY_FAST_BUF
+        self.key_buf = <uint8_t*>malloc(KEY_FAST_BUF)
+        if self.key_buf is NULL:
+            raise MemoryError()
+        self.key_cap = KEY_FAST_BUF
 
     def __dealloc__(self):
-        cdef int i
         free(self.entries)
-        free(self.arena)
         free(self.slots)
         free(self.scratch)
-        for i in range(RING):
-            free(self.ring_key[i])
+        free(self.key_buf)
 
     cdef int _set_fold(self, fold) except -1:
         field, values, pairs = fold
@@ -398,7 +382,6 @@ cdef class IdentityTable:
         for i in range(self.cap):
             self.entries[i].slot = -1
         self.count = 0
-        self.arena_len = 0
 
     cdef int _grow(self) except -1:
         cdef Py_ssize_t old_cap = self.cap, i, j, mask = old_cap * 2 - 1
@@ -408,8 +391,7 @@ cdef class IdentityTable:
         cdef Entry* new = self._alloc(old_cap * 2)
         for i in range(old_cap):
             if old[i].slot >= 0:
-                # The place comes from the low half of the hash, which entries do not keep.
-                j = key_hash(self.arena + old[i].offset, old[i].size) & mask
+                j = old[i].hash & mask
                 while new[j].slot >= 0:
                     j = (j + 1) & mask
                 new[j] = old[i]
@@ -428,9 +410,8 @@ cdef class IdentityTable:
                 raise AttributeError(f"a package with no {self.names[k]}")
         raise AssertionError("the package is readable")
 
-    cdef inline Py_ssize_t _key(self, PyObject** f, int r, const uint8_t** start) except -1:
-        # Writes the key of fields ``f`` (folded: see ``_fold``) to ring buffer ``r``;
-        # returns its size and sets ``start`` to where it starts. Nearly every field is None
+    cdef inline Py_ssize_t _key(self, PyObject** f, const uint8_t** start) except -1:
+        # Writes the key of fields ``f`` (folded: see ``_fold``) to the key buffer; returns its size and sets ``start`` to where it starts. Nearly every field is None
         # or a short ASCII str: those are written here, last field first, backwards from
         # the buffer's end. A str of up to 16 (or 32) characters is copied as the 16 (32)
         # bytes that end with its last character: a fixed-size copy instead of a loop whose
@@ -438,7 +419,7 @@ cdef class IdentityTable:
         # key's cost). The bytes before its characters are the str's own header, always
         # there, and land where the next field written (the previous one) overwrites them.
         # Anything else goes the general way.
-        cdef uint8_t* end = self.ring_key[r] + self.ring_cap[r]
+        cdef uint8_t* end = self.key_buf + self.key_cap
         cdef uint8_t* p = end
         cdef const uint8_t* data
         cdef PyObject* o
@@ -454,7 +435,7 @@ cdef class IdentityTable:
                 p[0] = KEY_NONE
                 continue
             if not (Py_TYPE(<object>o) == str_type and PyUnicode_IS_COMPACT_ASCII(o)):
-                return self._key_general(f, r, start)
+                return self._key_general(f, start)
             n = PyUnicode_GET_LENGTH(o)
             data = <const uint8_t*>(<PyASCIIObject*>o + 1) + n  # just past the last character
             if n <= 16:
@@ -464,13 +445,13 @@ cdef class IdentityTable:
             elif n < KEY_LONG:
                 memcpy(p - n, data - n, n)
             else:
-                return self._key_general(f, r, start)
+                return self._key_general(f, start)
             p -= n + 1
             p[0] = <uint8_t>n
         start[0] = p
         return end - p
 
-    cdef Py_ssize_t _key_general(self, PyObject** f, int r, const uint8_t** start) except -1:
+    cdef Py_ssize_t _key_general(self, PyObject** f, const uint8_t** start) except -1:
         # ``_key`` for any fields: a size pass (the buffer grows to fit), then the key.
         cdef Py_ssize_t size = 0
         cdef uint8_t* p
@@ -483,13 +464,13 @@ cdef class IdentityTable:
             size += field_key_size(f[k])
         if size > 0xFFFFFFFF:
             raise ValueError("package identity too large")
-        if size > self.ring_cap[r]:
-            p = <uint8_t*>realloc(self.ring_key[r], size)
+        if size > self.key_cap:
+            p = <uint8_t*>realloc(self.key_buf, size)
             if p is NULL:
                 raise MemoryError()
-            self.ring_key[r] = p
-            self.ring_cap[r] = size
-        p = self.ring_key[r]
+            self.key_buf = p
+            self.key_cap = size
+        p = self.key_buf
         start[0] = p
         for k in range(self.nfields):
             if f[k] == Py_None:
@@ -501,45 +482,28 @@ cdef class IdentityTable:
                 )
         return size
 
-    cdef inline Entry* _find(self, const uint8_t* key, Py_ssize_t size, uint64_t h) noexcept:
-        # The entry holding ``key``, or the empty entry where it would go.
+    cdef inline Entry* _find(self, uint64_t h, uint32_t check) noexcept:
+        # The entry of the key with hashes ``h`` and ``check``, or the empty entry where it
+        # would go.
         cdef Py_ssize_t mask = self.cap - 1, j = h & mask
         cdef Entry* e
         while True:
             e = &self.entries[j]
-            if e.slot < 0:
-                return e
-            if (
-                e.tag == <uint32_t>(h >> 32) and e.size == size
-                and same_key(self.arena + e.offset, key, size)
-            ):
+            if e.slot < 0 or (e.hash == h and e.check == check):
                 return e
             j = (j + 1) & mask
 
-    cdef Py_ssize_t _probe(self, const uint8_t* key, Py_ssize_t size, uint64_t h) except -2:
-        # The slot of ``key`` (hash ``h``); -1 when it was new (it then has slot
-        # ``count - 1``).
-        cdef Entry* e = self._find(key, size, h)
-        cdef Py_ssize_t cap
-        cdef uint8_t* grown
+    cdef Py_ssize_t _probe(self, uint64_t h, uint32_t check) except -2:
+        # The slot of the key with hashes ``h`` and ``check``; -1 when it was new (it then
+        # has slot ``count - 1``).
+        cdef Entry* e = self._find(h, check)
         if e.slot >= 0:
             return e.slot
         if (self.count + 1) * 4 > self.cap * 3:
             self._grow()
-            e = self._find(key, size, h)
-        if self.arena_len + size > self.arena_cap:
-            if self.arena_len + size > MAX_ARENA:
-                raise MemoryError("identity table full")
-            cap = min(max(self.arena_cap * 2, self.arena_len + size, 1 << 16), MAX_ARENA)
-            grown = <uint8_t*>realloc(self.arena, cap)
-            if grown is NULL:
-                raise MemoryError()
-            self.arena, self.arena_cap = grown, cap
-        memcpy(self.arena + self.arena_len, key, size)
-        e.offset = <uint32_t>self.arena_len
-        e.size = <uint32_t>size
-        self.arena_len += size
-        e.tag = <uint32_t>(h >> 32)
+            e = self._find(h, check)
+        e.hash = h
+        e.check = check
         e.slot = <int32_t>self.count
         self.count += 1
         return -1
@@ -579,8 +543,9 @@ cdef class IdentityTable:
                 p += 1
             else:
                 p = put_field(p, 1, lens[k], vals[k])
-        e = self._find(self.scratch, size, key_hash(self.scratch, size))
-        return e.slot  # -1 when empty
+        cdef uint32_t check
+        cdef uint64_t h = key_hash(self.scratch, size, &check)
+        return self._find(h, check).slot  # -1 when empty
 
     cdef inline int _fetch(
         self, list packages, Py_ssize_t step, Py_ssize_t n, PyObject* (*ring_f)[MAX_FIELDS]
@@ -628,11 +593,12 @@ cdef class IdentityTable:
         cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, slot, j
         cdef int r
         cdef Entry* e
-        # Packages in flight, by index % RING: their fields (borrowed), key sizes and hashes.
+        # Packages in flight, by index % RING: their fields (borrowed) and key hashes.
         cdef PyObject* ring_f[RING][MAX_FIELDS]
-        cdef Py_ssize_t ring_size[RING]
         cdef uint64_t ring_h[RING]
-        cdef const uint8_t* ring_ptr[RING]   # where each key starts in its ring buffer
+        cdef uint32_t ring_check[RING]
+        cdef const uint8_t* key
+        cdef Py_ssize_t size
         cdef list fresh = []
         if n > self.slots_cap:
             free(self.slots)
@@ -644,25 +610,19 @@ cdef class IdentityTable:
         self.nslots = 0
         # A software pipeline. A fleet's packages are scattered over the heap and the table
         # outgrows the cache, so a package costs a chain of dependent cache misses: its
-        # object, its field strings, its table entry, its stored key. Each stage prefetches
-        # what a later stage reads, for packages a few places ahead, so the misses of
-        # neighbouring packages overlap instead of adding up. The packages stream past once;
-        # the table and the arena are read again and again.
+        # object, its field strings, its table entry. Each stage prefetches what a later
+        # stage reads, for packages a few places ahead, so the misses of neighbouring
+        # packages overlap instead of adding up. The packages stream past once; the table
+        # is read again and again.
         for step in range(n + LEAD_PROBE):
             self._fetch(packages, step, n, ring_f)
             x = step - LEAD_HASH
             if 0 <= x < n:
                 r = x & (RING - 1)
                 self._fold(ring_f[r])
-                ring_size[r] = self._key(ring_f[r], r, &ring_ptr[r])
-                ring_h[r] = key_hash(ring_ptr[r], ring_size[r])
+                size = self._key(ring_f[r], &key)
+                ring_h[r] = key_hash(key, size, &ring_check[r])
                 prefetch(&self.entries[ring_h[r] & (self.cap - 1)])
-            x = step - LEAD_ENTRY
-            if 0 <= x < n:
-                e = &self.entries[ring_h[x & (RING - 1)] & (self.cap - 1)]
-                if e.slot >= 0:
-                    prefetch(self.arena + e.offset)
-                    prefetch(self.arena + e.offset + 63)
             x = step - LEAD_PROBE
             if x >= 0:
                 r = x & (RING - 1)
@@ -670,16 +630,13 @@ cdef class IdentityTable:
                 # a new one goes the whole way.
                 j = ring_h[r] & (self.cap - 1)
                 e = &self.entries[j]
-                while e.slot >= 0 and not (
-                    e.tag == <uint32_t>(ring_h[r] >> 32) and e.size == ring_size[r]
-                    and same_key(self.arena + e.offset, ring_ptr[r], ring_size[r])
-                ):
+                while e.slot >= 0 and not (e.hash == ring_h[r] and e.check == ring_check[r]):
                     j = (j + 1) & (self.cap - 1)
                     e = &self.entries[j]
                 if e.slot >= 0:
                     slot = e.slot
                 else:
-                    slot = self._probe(ring_ptr[r], ring_size[r], ring_h[r])
+                    slot = self._probe(ring_h[r], ring_check[r])
                     if slot < 0:
                         slot = self.count - 1
                         fresh.append(x)

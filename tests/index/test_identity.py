@@ -157,6 +157,25 @@ def test_fold_settings_are_checked() -> None:
             _identity.IdentityTable(Package, IDENTITY_FIELDS, bad)
 
 
+def test_a_change_of_one_character_anywhere_is_another_identity() -> None:
+    # The compiled table compares hashes of the key, not the key: every byte of it must
+    # reach them, in keys of every length across the hash's 16-byte rounds and its tail.
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
+    pkgs = []
+    for size in range(1, 70):
+        base = "".join(chr(97 + i % 26) for i in range(size))
+        for at in range(size):
+            changed = base[:at] + "#" + base[at + 1 :]
+            pkgs += [
+                Package(name=base, version="1", type="npm"),
+                Package(name=changed, version="1", type="npm"),
+            ]
+    distinct = {(p.name, p.version) for p in pkgs}
+    fresh = table.assign(pkgs)
+    assert len(fresh) == len(table) == len(distinct)
+    assert table.assign(_reencoded(pkgs)) == []  # and equal keys meet again
+
+
 def test_growth_past_the_initial_capacity_keeps_every_slot() -> None:
     table = _identity.IdentityTable(Package, IDENTITY_FIELDS)
     pkgs = [Package(name=f"n{i}", version=str(i), type="npm") for i in range(50_000)]
