@@ -170,14 +170,6 @@ cdef inline uint64_t key_hash(const uint8_t* p, Py_ssize_t n, uint32_t* check) n
     return fold_mul(fold_mul(a ^ SEED[2], b ^ h) ^ SEED[3], <uint64_t>n ^ SEED[1])
 
 
-cdef extern from *:
-    """
-    #if defined(__SSE2__)
-    #include <emmintrin.h>
-    #endif
-    """
-
-
 cdef inline void copy_bytes(uint8_t* d, const uint8_t* s, Py_ssize_t n) noexcept nogil:
     # A field's characters into a key: a few bytes, where a call to memcpy costs more.
     cdef Py_ssize_t i = 0
@@ -411,13 +403,14 @@ cdef class IdentityTable:
         raise AssertionError("the package is readable")
 
     cdef inline Py_ssize_t _key(self, PyObject** f, const uint8_t** start) except -1:
-        # Writes the key of fields ``f`` (folded: see ``_fold``) to the key buffer; returns its size and sets ``start`` to where it starts. Nearly every field is None
-        # or a short ASCII str: those are written here, last field first, backwards from
-        # the buffer's end. A str of up to 16 (or 32) characters is copied as the 16 (32)
-        # bytes that end with its last character: a fixed-size copy instead of a loop whose
-        # length varies from field to field (mispredicted branches were a third of the
-        # key's cost). The bytes before its characters are the str's own header, always
-        # there, and land where the next field written (the previous one) overwrites them.
+        # Writes the key of fields ``f`` (folded: see ``_fold``) to the key buffer; returns
+        # its size and sets ``start`` to where it starts. Nearly every field is None or a
+        # short ASCII str: those are written here, last field first, backwards from the
+        # buffer's end. A str of up to 16 (or 32) characters is copied as the 16 (32) bytes
+        # that end with its last character: a fixed-size copy instead of a loop whose length
+        # varies from field to field (mispredicted branches were a third of the key's
+        # cost). The bytes before its characters are the str's own header, always there,
+        # and land where the next field written (the previous one) overwrites them.
         # Anything else goes the general way.
         cdef uint8_t* end = self.key_buf + self.key_cap
         cdef uint8_t* p = end
@@ -514,9 +507,9 @@ cdef class IdentityTable:
         cdef Py_ssize_t size = 0
         cdef uint8_t* p
         cdef int k
-        cdef Entry* e
         cdef const uint8_t* kept[MAX_FIELDS]
-        cdef uint32_t drop = 0
+        cdef uint32_t drop = 0, check
+        cdef uint64_t h
         cdef const uint8_t* v = vals[self.fold_k] if self.fold_k >= 0 else NULL
         cdef Py_ssize_t vn = lens[self.fold_k] if self.fold_k >= 0 else 0
         if v is not NULL and 0 < vn <= MAX_FOLD_LEN and self._fold_value(last8(v, vn), vn):
@@ -543,8 +536,7 @@ cdef class IdentityTable:
                 p += 1
             else:
                 p = put_field(p, 1, lens[k], vals[k])
-        cdef uint32_t check
-        cdef uint64_t h = key_hash(self.scratch, size, &check)
+        h = key_hash(self.scratch, size, &check)
         return self._find(h, check).slot  # -1 when empty
 
     cdef inline int _fetch(
@@ -762,6 +754,9 @@ cdef inline void skip_ws(Cursor* c) noexcept nogil:
 
 cdef extern from *:
     """
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
     /* How many bytes from p on (up to end) are printable ASCII other than quote and backslash:
        the characters of a JSON string that needs no unescaping. 16 at a time where the
        machine has SSE2: a byte at a time, this loop was a third of a package line's
