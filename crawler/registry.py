@@ -707,8 +707,14 @@ class Registry:
             # segment, so yarl's quoting and normalising pass (the larger part of this
             # per-request cost) is skipped.
             return self.base.with_path("/v2/" + repo + "/" + "/".join(parts), encoded=True)
+        # A reference from a registry's tag list or a user can be anything. Each part is
+        # one path segment, quoted here once: yarl would quote the quoting again, and read
+        # "." and ".." as dot segments that climb out of the repository's path.
+        for p in parts:
+            if p in ("", ".", ".."):
+                raise InvalidName(f"not a reference: {p!r}")
         return self.base.with_path(
-            "/v2/" + repo + "/" + "/".join(quote(p, safe=":") for p in parts)
+            "/v2/" + repo + "/" + "/".join(quote(p, safe=":") for p in parts), encoded=True
         )
 
     # -- manifests -----------------------------------------------------------------------
