@@ -80,7 +80,7 @@ cdef enum:
     LEAD_HASH = 6
     LEAD_PROBE = 12  # six steps for the entry, the likeliest miss
     RING = 16
-    FAN_LEAD = 16
+    FAN_LEAD = 32  # fan_out: items this far ahead, their tuples half as far (16: 1.12x)
     MAX_CAP = 1 << 30
     # The key, field by field: 0xFF for None; a str of one byte per character shorter than
     # 0xFE characters (nearly all) as its length in one byte, then its characters; any
