@@ -486,12 +486,9 @@ cdef class IdentityTable:
                 return e
             j = (j + 1) & mask
 
-    cdef Py_ssize_t _probe(self, uint64_t h, uint32_t check) except -2:
-        # The slot of the key with hashes ``h`` and ``check``; -1 when it was new (it then
-        # has slot ``count - 1``).
-        cdef Entry* e = self._find(h, check)
-        if e.slot >= 0:
-            return e.slot
+    cdef Py_ssize_t _add(self, Entry* e, uint64_t h, uint32_t check) except -1:
+        # Gives the key with hashes ``h`` and ``check`` the next slot, in empty entry ``e``
+        # (where ``_find`` stopped), or where it goes once the table has grown; returns it.
         if (self.count + 1) * 4 > self.cap * 3:
             self._grow()
             e = self._find(h, check)
@@ -499,7 +496,7 @@ cdef class IdentityTable:
         e.check = check
         e.slot = <int32_t>self.count
         self.count += 1
-        return -1
+        return e.slot
 
     cdef Py_ssize_t _find_plain(self, const uint8_t** vals, Py_ssize_t* lens) except -2:
         # The slot of an identity given as ASCII byte strings (NULL for None), else -1. An
@@ -582,7 +579,7 @@ cdef class IdentityTable:
 
     def assign(self, list packages):
         """Slot every package; return the index of the first package of each new identity."""
-        cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, slot, j
+        cdef Py_ssize_t n = PyList_GET_SIZE(packages), step, x, slot
         cdef int r
         cdef Entry* e
         # Packages in flight, by index % RING: their fields (borrowed) and key hashes.
@@ -618,20 +615,12 @@ cdef class IdentityTable:
             x = step - LEAD_PROBE
             if x >= 0:
                 r = x & (RING - 1)
-                # Inline, the common case of a known identity (``_find`` without a call);
-                # a new one goes the whole way.
-                j = ring_h[r] & (self.cap - 1)
-                e = &self.entries[j]
-                while e.slot >= 0 and not (e.hash == ring_h[r] and e.check == ring_check[r]):
-                    j = (j + 1) & (self.cap - 1)
-                    e = &self.entries[j]
+                e = self._find(ring_h[r], ring_check[r])
                 if e.slot >= 0:
                     slot = e.slot
                 else:
-                    slot = self._probe(ring_h[r], ring_check[r])
-                    if slot < 0:
-                        slot = self.count - 1
-                        fresh.append(x)
+                    slot = self._add(e, ring_h[r], ring_check[r])
+                    fresh.append(x)
                 self.slots[x] = <int32_t>slot
                 self.nslots = x + 1
         return fresh
@@ -643,7 +632,7 @@ cdef class IdentityTable:
         ``()`` and ``error_factory(index, failure)`` goes to the error list. Returns
         ``(per_package, errors)``.
         """
-        cdef Py_ssize_t i, s, n = self.nslots, nres = PyList_GET_SIZE(results)
+        cdef Py_ssize_t i, n = self.nslots, nres = PyList_GET_SIZE(results)
         cdef list out = PyList_New(n)
         cdef list errors = []
         cdef PyObject* r
