@@ -798,30 +798,28 @@ cdef inline bint literal(Cursor* c, const char* word, Py_ssize_t n) noexcept nog
     return c.p >= c.end or not (97 <= c.p[0] <= 122)
 
 
-# HEAD_MASK[n]: the bits of a word (as ``load8`` reads it) that hold its first n bytes.
-cdef uint64_t HEAD_MASK[9]
-
-
-cdef void set_head_masks() noexcept:
-    cdef uint8_t buf[8]
-    cdef int n
-    for n in range(9):
-        memset(buf, 0, 8)
-        memset(buf, 0xFF, n)
-        HEAD_MASK[n] = load8(buf)
-
-
-set_head_masks()
-
-
 cdef void key_words(const uint8_t* s, Py_ssize_t n, uint64_t* head, uint64_t* tail) noexcept:
-    # A name of 1 to 16 bytes as two words: its first 8 bytes (fewer behind zeros), and its
-    # last 8 (none: 0). Together they hold every byte.
+    # ``n`` (at most 16) bytes as two words: the first 8 (fewer behind zeros), and the last
+    # 8 (none: 0). Together they hold every byte: a key name's words, or a mask's.
     cdef uint8_t buf[8]
     memset(buf, 0, 8)
     memcpy(buf, s, min(n, 8))
     head[0] = load8(buf)
     tail[0] = load8(s + n - 8) if n >= 8 else 0
+
+
+# HEAD_MASK[n]: the bits of a word (as ``load8`` reads it) that hold its first n bytes.
+cdef uint64_t HEAD_MASK[9]
+
+
+cdef void set_head_masks() noexcept:
+    cdef uint64_t unused
+    cdef int n
+    for n in range(9):
+        key_words(ONES, n, &HEAD_MASK[n], &unused)
+
+
+set_head_masks()
 
 
 cdef inline int key_index(
