@@ -18,30 +18,25 @@ images and analyses each, returning the same ``scan.ImageFacts`` that local sour
 * the config: fetched (capped, digest-checked) or taken from the document cache;
 * image facts: an image whose manifest digest the store has facts for, under the current
   analyzer set, is not pulled at all: its packages come from the store;
-* layers: each distinct layer is streamed at most once per crawl (concurrent images that
-  share one wait for the first) and once across crawls (its wanted entries are stored as
-  layer facts). A blob is never written to disk: ``get_blob``'s chunks go through a bounded
-  queue into ``layers.scan_layer`` running on a worker thread, which checks the blob digest
-  and the ``diff_id`` as it reads.
+* layers: each distinct layer is streamed and analysed at most once, whatever the
+  concurrency, platform or repository: concurrent images that share one wait for the first,
+  and its result (``layers.LayerFacts``: what the layer means to the analyzers, small for
+  any layer) is kept in memory for the crawl and in the state store across crawls before it
+  leaves the in-flight map. A blob is never written to disk: ``get_blob``'s chunks go
+  through a bounded queue into ``layers.scan_layer`` running on a worker thread, which
+  checks the blob digest and the ``diff_id`` as it reads; the analyzers' buffered readers
+  share one ``Budget`` across the crawl's concurrent layers;
+* an image's packages: its layers' facts merged and assembled (``scan.assemble``, no
+  parsing), once per distinct stack of layers in a crawl.
 
-The state store's layer facts keep a layer's wanted files, symlinks, hard links, whiteouts
-and opaque directories. They do not keep the layer's other paths (``LayerContents.others``
-and ``dirs``) nor its notes, so a fresh layer is put through the same store form before it
-is merged: a crawl gives the same answer whether a layer was cached or not. What this form
-loses: a wanted lower file hidden because an upper layer turned its path (or a parent) into
-a directory or a device, and ``layers.collect``'s second pass for link targets that no
-analyzer wanted (such a link becomes a note instead).
-
-Small documents (manifests, indexes, configs) are cached by digest in the same ``layers``
-database under the pseudo analyzer set ``"doc"``: one ``FILE`` entry whose ``path`` holds the
-media type and whose ``data`` the bytes; they are re-hashed when read.
+Small documents (manifests, indexes, configs) are cached by digest in the state store's
+``docs`` database; they are re-hashed when read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
-import hashlib
 import io
 import queue
 import re
@@ -55,7 +50,7 @@ import msgspec
 import structlog
 
 from regsweep.crawler import layers
-from regsweep.crawler.analyzers.interface import Analyzer
+from regsweep.crawler.analyzers.interface import Analyzer, Budget
 from regsweep.crawler.oci import (
     IMAGE_CONFIG_MEDIA_TYPES,
     MAX_CONFIG_BYTES,
@@ -76,12 +71,10 @@ from regsweep.crawler.oci import (
     parse_media_type,
 )
 from regsweep.crawler.registry import ProtocolError, Registry, RegistryError
-from regsweep.crawler.scan import ImageFacts, Problem, error_code, run_analyzers, wants_of
+from regsweep.crawler.scan import ImageFacts, Problem, assemble, error_code
 from regsweep.crawler.sources import MAX_INDEX_DEPTH, platform_matches
 from regsweep.crawler.state import (
-    EntryKind,
-    LayerEntry,
-    LayerFacts,
+    Document,
     StateReader,
     StateStore,
     StateWriter,
@@ -96,8 +89,6 @@ from regsweep.matcher.records import ImageRef
 _log = structlog.get_logger("regsweep.crawler.crawl")
 _T = TypeVar("_T")
 
-#: Pseudo analyzer set under which whole small documents are cached (see the module doc).
-DOC_CACHE: Final = "doc"
 #: Chunks in flight between the event loop and a layer's scanning thread (256 KiB each).
 PIPE_DEPTH: Final = 16
 _TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -328,53 +319,6 @@ class _BlobPipe(io.RawIOBase):
         super().close()
 
 
-# ---------------------------------------------------------------------------------------
-# Layer facts <-> layer contents
-
-
-def contents_to_facts(c: layers.LayerContents, analyzers: str, size: int) -> LayerFacts:
-    """A scanned layer in the state store's form (sorted, so equal layers encode equally)."""
-    entries = [
-        LayerEntry(path=p, kind=EntryKind.FILE, data=f.data, truncated=f.truncated)
-        for p, f in sorted(c.files.items())
-    ]
-    for links, kind in ((c.symlinks, EntryKind.SYMLINK), (c.hardlinks, EntryKind.HARDLINK)):
-        entries += [LayerEntry(path=p, kind=kind, target=t) for p, t in sorted(links.items())]
-    entries += [LayerEntry(path=p, kind=EntryKind.WHITEOUT) for p in sorted(c.whiteouts)]
-    entries += [LayerEntry(path=p, kind=EntryKind.OPAQUE) for p in sorted(c.opaque_dirs)]
-    return LayerFacts(digest=c.digest, analyzers=analyzers, size=size, entries=entries)
-
-
-def facts_to_contents(facts: LayerFacts) -> layers.LayerContents:
-    """Stored layer facts as ``layers.merge`` takes them."""
-    c = layers.LayerContents(
-        digest=facts.digest,
-        files={},
-        symlinks={},
-        hardlinks={},
-        whiteouts=[],
-        opaque_dirs=[],
-        others=set(),
-        dirs=set(),
-        notes=[],
-    )
-    for e in facts.entries:
-        match e.kind:
-            case EntryKind.FILE:
-                c.files[e.path] = layers.Captured(data=e.data, truncated=e.truncated)
-            case EntryKind.SYMLINK:
-                c.symlinks[e.path] = e.target or ""
-            case EntryKind.HARDLINK:
-                c.hardlinks[e.path] = e.target or ""
-            case EntryKind.WHITEOUT:
-                c.whiteouts.append(e.path)
-            case EntryKind.OPAQUE:
-                c.opaque_dirs.append(e.path)
-            case _:
-                assert_never(e.kind)
-    return c
-
-
 _PROBLEM_JSON: Final = msgspec.json.Decoder(Problem)
 
 
@@ -384,18 +328,6 @@ def _problem_of_note(note: str) -> Problem:
         return _PROBLEM_JSON.decode(note)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return Problem(stage="analyzer", error="note", message=note)
-
-
-def _doc_in(r: StateReader, digest: str) -> tuple[bytes, str] | None:
-    """A cached document (bytes, media type) by digest, re-hashed: a damaged entry is a
-    miss (fetched again, and overwritten)."""
-    facts = r.get_layer(digest, DOC_CACHE)
-    if facts is None or len(facts.entries) != 1:
-        return None
-    entry = facts.entries[0]
-    if "sha256:" + hashlib.sha256(entry.data).hexdigest() != digest:
-        return None
-    return entry.data, entry.path
 
 
 def _facts_of_stored(
@@ -473,9 +405,19 @@ class Crawler:
         #: The platform filter as recorded walks are keyed ("" for every platform).
         self._platform_key = "" if platform is None else str(platform)
         self.counters = Counters()
-        self._wants = wants_of(self.analyzers)
         self._executor = executor
-        self._layers: dict[str, asyncio.Future[layers.LayerContents]] = {}
+        #: Shared by every layer this crawler scans at once: what buffered readers hold.
+        self._budget = Budget(layers.DEFAULT_BUFFER_BUDGET)
+        self._layers: dict[str, asyncio.Future[layers.LayerFacts]] = {}
+        #: Every layer's facts seen in this crawl (small: see ``layers.LayerFacts``), so
+        #: that an image never waits for the store or decodes a layer again.
+        self._layer_facts: dict[str, layers.LayerFacts] = {}
+        #: Assembled packages by stack of layers: images built on the same layers (tags of
+        #: one build, platforms sharing nothing but small layers excepted) assemble once.
+        self._stacks: dict[tuple[str, ...], ImageFacts] = {}
+        #: Layers whose blob is broken (digest, compression, tar): the answer stands for
+        #: the rest of the crawl.
+        self._broken: dict[str, layers.LayerError] = {}
         self._images: dict[str, asyncio.Future[ImageFacts]] = {}
         self._docs: dict[str, asyncio.Future[bytes]] = {}
         self._pending_writes: set[Future[object]] = set()
@@ -485,18 +427,12 @@ class Crawler:
     def _doc(self, digest: str) -> tuple[bytes, str] | None:
         if self.store is None:
             return None
-        with self.store.reading() as r:
-            return _doc_in(r, digest)
+        doc = self.store.get_doc(digest)
+        return None if doc is None else (doc.data, doc.media_type)
 
     def _remember_doc(self, digest: str, data: bytes, media_type: str) -> None:
-        entry = LayerEntry(path=media_type, kind=EntryKind.FILE, data=data)
-        self._submit(
-            self._store_put_layer, LayerFacts(digest=digest, analyzers=DOC_CACHE, entries=[entry])
-        )
-
-    def _store_put_layer(self, facts: LayerFacts) -> bool:
-        assert self.store is not None
-        return self.store.put_layer(facts)
+        if self.store is not None:
+            self._submit(self.store.put_doc, digest, Document(media_type=media_type, data=data))
 
     def _submit(self, fn: Callable[..., object], *args: object) -> None:
         """Queue a cache write without waiting (``flush`` waits for them)."""
@@ -726,10 +662,9 @@ class Crawler:
         self._docs[digest] = fut
         try:
             data, media_type = await fetch()
-            if self.writer is not None:
-                entry = LayerEntry(path=media_type, kind=EntryKind.FILE, data=data)
-                doc = LayerFacts(digest=digest, analyzers=DOC_CACHE, entries=[entry])
-                await self.writer.call(self._store_put_layer, doc)
+            if self.writer is not None and self.store is not None:
+                doc = Document(media_type=media_type, data=data)
+                await self.writer.call(self.store.put_doc, digest, doc)
         except BaseException as exc:
             _settle(fut, exc)
             del self._docs[digest]
@@ -903,7 +838,7 @@ class Crawler:
             *(self._layer(repo, d, i) for d, i in zip(manifest.layers, diff_ids, strict=True)),
             return_exceptions=True,
         )
-        contents: list[layers.LayerContents] = []
+        scanned: list[layers.LayerFacts] = []
         for desc, item in zip(manifest.layers, got, strict=True):
             if isinstance(item, asyncio.CancelledError):
                 raise item
@@ -921,12 +856,10 @@ class Crawler:
                 )
                 facts.complete = False
             else:
-                contents.append(item)
+                scanned.append(item)
         if not facts.complete:
             return facts
-        loop = asyncio.get_running_loop()
-        # Merging and the analyzers are CPU work: off the event loop.
-        await loop.run_in_executor(self._executor, self._merge_and_analyse, contents, facts)
+        self._assemble(scanned, facts)
         self.counters.images_analysed += 1
         if self.store is not None:
             notes = [msgspec.json.encode(p).decode() for p in facts.problems]
@@ -947,53 +880,76 @@ class Crawler:
             await self.writer.call(self.store.put_image, stored)
         return facts
 
-    def _merge_and_analyse(self, contents: list[layers.LayerContents], facts: ImageFacts) -> None:
-        view = layers.merge(contents, self._wants)
-        run_analyzers(view, self.analyzers, facts)
+    def _assemble(self, scanned: list[layers.LayerFacts], facts: ImageFacts) -> None:
+        """The image's packages from its layers' facts; once per stack of layers."""
+        stack = tuple(layer.digest for layer in scanned)
+        done = self._stacks.get(stack)
+        if done is None:
+            # On the loop: no parsing, a few hundred microseconds for a Debian base, less
+            # than a hand-off to a thread and back.
+            done = ImageFacts(image=facts.image, config=b"", layers=0, size=0)
+            assemble(scanned, self.analyzers, done)
+            _remember(self._stacks, stack, done, _MAX_STACKS)
+        facts.packages = list(done.packages)
+        facts.problems += done.problems
+        facts.os, facts.ecosystem = done.os, done.ecosystem
 
-    async def _layer(self, repo: str, desc: Descriptor, diff_id: str) -> layers.LayerContents:
-        while (waiting := self._layers.get(desc.digest)) is not None:
+    async def _layer(self, repo: str, desc: Descriptor, diff_id: str) -> layers.LayerFacts:
+        digest = desc.digest
+        known = self._layer_facts.get(digest)
+        if known is not None:
+            self.counters.layers_cached += 1
+            return known
+        broken = self._broken.get(digest)
+        if broken is not None:
+            raise broken
+        while (waiting := self._layers.get(digest)) is not None:
             shared = await _join(waiting)
             if shared is not None:
                 self.counters.layers_cached += 1
                 return shared
         if self.store is not None:
-            stored = self.store.get_layer(desc.digest, self.analyzer_set)
+            stored = self.store.get_layer(digest, self.analyzer_set)
             if stored is not None:
                 self.counters.layers_cached += 1
-                return facts_to_contents(stored)
+                _remember(self._layer_facts, digest, stored, _MAX_LAYERS)
+                return stored
         fut = asyncio.get_running_loop().create_future()
-        self._layers[desc.digest] = fut
+        self._layers[digest] = fut
         try:
-            scanned = await self._stream_layer(repo, desc, diff_id)
-            facts = contents_to_facts(scanned, self.analyzer_set, desc.size)
-            if self.writer is not None:
+            facts = await self._stream_layer(repo, desc, diff_id)
+            if self.writer is not None and self.store is not None:
                 # Awaited: once this layer leaves the in-flight map, the store must have it.
-                await self.writer.call(self._store_put_layer, facts)
-            contents = facts_to_contents(facts)
+                await self.writer.call(self.store.put_layer, facts)
         except BaseException as exc:
+            if isinstance(exc, layers.LayerError):
+                # The blob is what it is: every image that shares it gets this answer,
+                # without fetching it again in this crawl.
+                self._broken[digest] = exc
             _settle(fut, exc)
-            del self._layers[desc.digest]
+            del self._layers[digest]
             raise
-        fut.set_result(contents)
-        del self._layers[desc.digest]
+        _remember(self._layer_facts, digest, facts, _MAX_LAYERS)
+        fut.set_result(facts)
+        del self._layers[digest]
         self.counters.layers_fetched += 1
-        return contents
+        return facts
 
-    async def _stream_layer(
-        self, repo: str, desc: Descriptor, diff_id: str
-    ) -> layers.LayerContents:
+    async def _stream_layer(self, repo: str, desc: Descriptor, diff_id: str) -> layers.LayerFacts:
         loop = asyncio.get_running_loop()
         pipe = _BlobPipe(loop)
 
-        def scan() -> layers.LayerContents:
+        def scan() -> layers.LayerFacts:
             try:
                 return layers.scan_layer(
                     cast(BinaryIO, pipe),
                     media_type=desc.media_type,
                     digest=desc.digest,
                     diff_id=diff_id,
-                    wants=self._wants,
+                    analyzers=self.analyzers,
+                    analyzer_set=self.analyzer_set,
+                    size=desc.size,
+                    budget=self._budget,
                 )
             finally:
                 pipe.close()
@@ -1002,7 +958,7 @@ class Crawler:
         # one of the registry's connection slots hold a thread: a pool at least as large as
         # the registry's concurrency can then never be filled by scanners whose producers
         # wait for a slot held by a producer whose scanner waits for a thread.
-        work: asyncio.Future[layers.LayerContents] | None = None
+        work: asyncio.Future[layers.LayerFacts] | None = None
         transport: RegistryError | None = None
         try:
             async with aclosing(self.registry.get_blob(repo, desc.digest)) as chunks:
@@ -1040,6 +996,20 @@ class Crawler:
         return scanned
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+#: Layers' facts and assembled stacks kept in memory by a crawler (the store has them all).
+_MAX_LAYERS: Final = 512
+_MAX_STACKS: Final = 1024
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V, limit: int) -> None:
+    """Put ``key`` in a dict used as a FIFO cache of at most ``limit`` entries."""
+    if len(cache) >= limit:
+        del cache[next(iter(cache))]
+    cache[key] = value
+
+
 async def _join(fut: asyncio.Future[_T]) -> _T | None:
     """Await work another task started; None when that task was cancelled while this one
     was not (the caller then does the work itself). Errors are shared: the image that
@@ -1063,7 +1033,7 @@ def _settle(fut: asyncio.Future[_T], exc: BaseException) -> None:
         fut.exception()
 
 
-def _discard(fut: asyncio.Future[layers.LayerContents]) -> None:
+def _discard(fut: asyncio.Future[layers.LayerFacts]) -> None:
     if not fut.cancelled():
         fut.exception()
 

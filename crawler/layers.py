@@ -1,20 +1,26 @@
-"""Layer streaming: decompress, verify, read tar headers, keep only the files analyzers want.
+"""Layer streaming: decompress, verify, read tar headers, hand wanted files to the analyzers.
 
 A layer blob is read once, front to back, and never written to disk. ``scan_layer`` hashes
 the compressed bytes (checked against the descriptor digest) and the uncompressed tar (checked
 against the config's ``diff_id``), inflates gzip through ISA-L and zstd through ``zstandard``
 with a bounded output per call (a decompression bomb hits ``max_uncompressed`` long before it
 can fill memory), and parses tar headers itself: an entry nobody wants costs one 512-byte
-header and a skip, so the walk runs at decompression speed. ``collect`` then merges the
-per-layer results with overlay semantics (replacement, whiteouts, opaque directories, hard
-links, symlinks) into the view analyzers read.
+header and a skip, so the walk runs at decompression speed. A wanted file's bytes go to the
+analyzers' readers as they pass (a database is buffered up to its cap within a shared
+``Budget``; an executable is searched in a sliding window), and the layer's result is what
+they found: ``LayerFacts``, small whatever the layer, cached by digest and shared by every
+image built on the layer. ``merge`` applies the layers' facts with overlay semantics
+(replacement, whiteouts, opaque directories, hard links, symlinks) into the view the
+analyzers' ``assemble`` reads.
 
 Reading and inflating run on a helper thread, hashing the blob on another, while the caller's
 thread hashes the tar and walks it (ISA-L, zstd and hashlib release the GIL), so one layer
-uses two cores with a few MiB in flight. Every failure of the blob is a ``LayerError`` subclass (an
-``OSError`` from the stream itself is passed through unchanged: it is the transport's, not
-the layer's); bad entries *inside* a readable layer (an absolute or ``..`` path, a dangling
-link, a symlink loop) are skipped and explained in ``notes``.
+uses two cores with a few MiB in flight. Every failure of the blob is a ``LayerError`` subclass
+(an ``OSError`` from the stream itself is passed through unchanged: it is the transport's, not
+the layer's); bad entries *inside* a readable layer (an absolute or ``..`` path, a malformed
+whiteout) are skipped and explained in ``notes``. Links whose targets no analyzer reads are
+normal (usrmerge's ``bin -> usr/bin``): they are followed when a path is asked for, and say
+nothing otherwise.
 """
 
 from __future__ import annotations
@@ -22,14 +28,23 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from datetime import datetime
 from typing import IO, BinaryIO, Final, assert_never, cast
 
 import msgspec
+import structlog
 import zstandard
 from isal import igzip_lib
 
-from regsweep.crawler.analyzers.interface import LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    Budget,
+    FileFacts,
+    FileReader,
+    Found,
+    owner_relevant,
+)
 from regsweep.crawler.oci import Compression, SourceError, layer_compression, split_digest
 
 #: Default cap on the uncompressed size of one layer: far above real layers (the largest
@@ -50,6 +65,7 @@ _BLOCK: Final = 512
 _ISAL_ERROR: Final = cast("type[Exception]", igzip_lib.IsalError)
 _WHITEOUT: Final = ".wh."
 _OPAQUE: Final = ".wh..wh..opq"
+_log = structlog.get_logger("regsweep.crawler.layers")
 
 
 class LayerError(Exception):
@@ -77,37 +93,54 @@ class LayerTooLarge(LayerError):
     """The layer inflates beyond the expansion cap (a decompression bomb, or just too big)."""
 
 
-class Captured(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A wanted regular file of one layer: its first ``cap`` bytes."""
+#: The most file bytes the buffered readers of one layer scan hold at once, unless the caller
+#: shares a ``Budget`` of its own (a crawl shares one across its concurrent layers): the
+#: largest database or archive an analyzer buffers (rpm, Java: 256 MiB). A file past it is
+#: read up to it, and the layer says so in a note.
+DEFAULT_BUFFER_BUDGET: Final = 256 << 20
 
-    data: bytes
-    truncated: bool = False
+
+class HardLink(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
+    """A wanted hard link whose target an earlier layer wrote (same-layer links are
+    resolved while scanning): it takes that file's facts when the layers are merged."""
+
+    path: str
+    target: str
+    #: The analyzers that want ``path``.
+    analyzers: tuple[str, ...]
 
 
-class LayerContents(msgspec.Struct, kw_only=True):
-    """What one layer says about the paths that matter, in the order-independent form that
-    ``collect`` merges (and that a layer cache could store by digest).
+class LayerFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What one layer means to the analyzers: small for any layer, the same for every image
+    that shares it, and stored by (layer digest, analyzer set).
 
-    ``files`` holds wanted regular files; ``symlinks`` and ``hardlinks`` hold *every* link
-    (they are tiny, and a wanted path may be reached through a link whose own name no
-    analyzer asks for); ``others`` and ``dirs`` hold the remaining entry paths, needed to know
-    what this layer hides below it (a file replacing a directory hides its subtree).
+    It holds the analyzers' facts about its files and the paths that matter for overlay:
+    the files it writes that analyzers read (they replace lower ones at the same path), its
+    symlinks, cross-layer hard links, whiteouts and opaque directories. Not kept: the paths
+    of files no analyzer reads, and directories. So a lower wanted file hidden because this
+    layer put a directory, device or unread file at its path (or at a parent's) stays
+    visible; image builders write a whiteout before such a type change.
     """
 
     digest: str
-    files: dict[str, Captured] = {}
+    #: ``state.analyzer_set_hash`` of the analyzers that read it.
+    analyzers: str
+    #: Compressed size of the blob.
+    size: int = 0
+    #: Uncompressed tar bytes (the whole stream).
+    uncompressed_size: int = 0
+    found: list[Found] = []
+    #: Every regular file an analyzer read (whatever it found in it).
+    present: list[str] = []
     symlinks: dict[str, str] = {}
-    #: link path -> normalised target path (same root).
-    hardlinks: dict[str, str] = {}
+    hardlinks: list[HardLink] = []
     #: Paths deleted in lower layers (from ``.wh.NAME`` entries).
     whiteouts: list[str] = []
     #: Directories whose lower-layer contents are hidden (``.wh..wh..opq``).
     opaque_dirs: list[str] = []
-    others: set[str] = set()
-    dirs: set[str] = set()
+    #: Entries skipped and what could not be read, each a sentence for an ``error`` record.
     notes: list[str] = []
-    #: Uncompressed tar bytes seen (the whole stream, padding included).
-    uncompressed_size: int = 0
+    stored_at: datetime | None = None
 
 
 class LayerSource(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,14 +150,6 @@ class LayerSource(msgspec.Struct, frozen=True, kw_only=True):
     media_type: str
     digest: str
     diff_id: str | None = None
-
-
-class MergedView(msgspec.Struct, kw_only=True):
-    """The image filesystem as analyzers see it: wanted files only, links resolved."""
-
-    files: dict[str, LayerFile] = {}
-    #: Entries skipped or links left unresolved, each a sentence for an ``error`` record.
-    notes: list[str] = []
 
 
 # ----------------------------------------------------------------------------- decompression
@@ -489,6 +514,19 @@ class _TarStream:
             parts.append(chunk)
             have += len(chunk)
 
+    def piece(self, n: int) -> bytes:
+        """The next at most ``n`` bytes (n > 0) as they lie in the stream's chunks: at least
+        one byte, without joining chunks."""
+        if self._pos >= len(self._buf):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                raise CorruptLayer("tar stream truncated inside an entry")
+            self._buf, self._pos = chunk, 0
+        buf, pos = self._buf, self._pos
+        end = min(len(buf), pos + n)
+        self._pos = end
+        return buf if pos == 0 and end == len(buf) else buf[pos:end]
+
     def skip(self, n: int) -> None:
         """Drop ``n`` bytes without copying them."""
         rem = len(self._buf) - self._pos
@@ -588,28 +626,132 @@ def normalize_path(raw: str) -> str | None:
 
 
 class _Layer:
-    """Accumulates one layer's entries; a later entry at the same path replaces an earlier."""
+    """Accumulates one layer's facts while its tar streams by; a later entry at the same
+    path replaces an earlier one."""
 
-    def __init__(self, digest: str) -> None:
-        self.c = LayerContents(
-            digest=digest,
-            files={},
-            symlinks={},
-            hardlinks={},
-            whiteouts=[],
-            opaque_dirs=[],
-            others=set(),
-            dirs=set(),
-            notes=[],
-        )
+    def __init__(self, digest: str, analyzers: Sequence[Analyzer], budget: Budget) -> None:
+        self.digest = digest
+        self.analyzers = analyzers
+        self.budget = budget
+        self.found: dict[str, list[Found]] = {}
+        self.present: set[str] = set()
+        self.symlinks: dict[str, str] = {}
+        self.hardlinks: dict[str, HardLink] = {}
+        self.whiteouts: list[str] = []
+        self.opaque_dirs: list[str] = []
+        self.notes: list[str] = []
+
+    def wanting(self, path: str) -> list[tuple[Analyzer, int]]:
+        """The analyzers that read ``path`` and how many bytes each asks for."""
+        return [(a, cap) for a in self.analyzers if (cap := a.wants(path)) is not None]
 
     def forget(self, path: str) -> None:
-        c = self.c
-        c.files.pop(path, None)
-        c.symlinks.pop(path, None)
-        c.hardlinks.pop(path, None)
-        c.others.discard(path)
-        c.dirs.discard(path)
+        self.found.pop(path, None)
+        self.present.discard(path)
+        self.symlinks.pop(path, None)
+        self.hardlinks.pop(path, None)
+
+    def keep_owners(self, facts: FileFacts) -> FileFacts:
+        """``facts`` with only the owned paths an analyzer may ask about (a full Debian
+        lists ~100k files; the owner of a file no analyzer reads is never looked up)."""
+        owners = {
+            p: n
+            for p, n in facts.owners.items()
+            if owner_relevant(p, any(a.wants(p) is not None for a in self.analyzers))
+        }
+        return msgspec.structs.replace(facts, owners=owners)
+
+    def read(self, stream: _TarStream, path: str, size: int) -> int:
+        """Hand a regular file's bytes to the analyzers that want it; returns how many bytes
+        of the entry were consumed (the rest is skipped at header speed)."""
+        wanting = self.wanting(path)
+        readers: list[tuple[Analyzer, FileReader]] = []
+        held = 0
+        try:
+            for analyzer, cap in wanting:
+                if analyzer.STREAMS:
+                    readers.append((analyzer, analyzer.open(path, size, cap)))
+                    continue
+                want = min(cap, size)
+                granted = self.budget.take(want)
+                held += granted
+                if granted < want:
+                    self.notes.append(
+                        f"{path[:200]!r}: {size} bytes, past the buffer budget of "
+                        f"{self.budget.total}: {analyzer.NAME} read only its first {granted}"
+                    )
+                readers.append((analyzer, analyzer.open(path, size, granted)))
+            live = [r for _, r in readers]
+            left = size
+            while left and live:
+                piece = stream.piece(left)
+                left -= len(piece)
+                live = [r for r in live if r.feed(piece)]
+            found = []
+            for analyzer, reader in readers:
+                facts = reader.close()
+                if facts is None:
+                    continue
+                if facts.owners:
+                    facts = self.keep_owners(facts)
+                found.append(
+                    Found(analyzer=analyzer.NAME, path=path, layer=self.digest, size=size,
+                          facts=facts)
+                )  # fmt: skip
+        finally:
+            if held:
+                self.budget.give(held)
+        self.present.add(path)
+        if found:
+            self.found[path] = found
+        return size - left
+
+    def link(self, path: str, target: str) -> None:
+        """A hard link: the target's facts when this layer wrote it, else a cross-layer link
+        resolved when the layers are merged."""
+        wanting = [a.NAME for a, _ in self.wanting(path)]
+        if not wanting:
+            return
+        self.present.add(path)
+        if target not in self.present:
+            self.hardlinks[path] = HardLink(path=path, target=target, analyzers=tuple(wanting))
+            return
+        have = {f.analyzer: f for f in self.found.get(target, ())}
+        copies = [_moved(have[name], path) for name in wanting if name in have]
+        if copies:
+            self.found[path] = copies
+        readers = {a.NAME for a, _ in self.wanting(target)}
+        if any(name not in readers for name in wanting):
+            # The content went by under a name that analyzer does not read (a binary first
+            # written outside bin/): like a symlink to such a file, it is not analysed.
+            _log.debug("hard_link_target_unread", layer=self.digest, path=path, target=target)
+
+    def facts(self, analyzers: str, size: int, uncompressed: int) -> LayerFacts:
+        """The layer's facts, sorted (equal layers encode equally)."""
+        return LayerFacts(
+            digest=self.digest,
+            analyzers=analyzers,
+            size=size,
+            uncompressed_size=uncompressed,
+            found=[f for path in sorted(self.found) for f in self.found[path]],
+            present=sorted(self.present),
+            symlinks=dict(sorted(self.symlinks.items())),
+            hardlinks=[self.hardlinks[p] for p in sorted(self.hardlinks)],
+            whiteouts=sorted(set(self.whiteouts)),
+            opaque_dirs=sorted(set(self.opaque_dirs)),
+            notes=self.notes,
+        )
+
+
+def _moved(found: Found, path: str) -> Found:
+    """Facts read under one path, told about another (a hard link to the same file)."""
+    packages = tuple(
+        msgspec.structs.replace(p, path=path) if p.path == found.path else p
+        for p in found.facts.packages
+    )
+    return msgspec.structs.replace(
+        found, path=path, facts=msgspec.structs.replace(found.facts, packages=packages)
+    )
 
 
 def _read_meta(stream: _TarStream, size: int, what: str) -> bytes:
@@ -622,9 +764,8 @@ def _read_meta(stream: _TarStream, size: int, what: str) -> bytes:
     return data
 
 
-def _walk_tar(chunks: Iterator[bytes], wants: Callable[[str], int | None], layer: _Layer) -> None:
+def _walk_tar(chunks: Iterator[bytes], layer: _Layer) -> None:
     stream = _TarStream(chunks)
-    c = layer.c
     long_name: str | None = None
     long_link: str | None = None
     pax: dict[str, str] = {}
@@ -684,84 +825,50 @@ def _walk_tar(chunks: Iterator[bytes], wants: Callable[[str], int | None], layer
         long_name = long_link = None
         pax = {}
         data_size = 0 if kind in _HEADER_ONLY else size
-        _entry(stream, wants, layer, c, kind, raw_name, raw_link, data_size)
+        _entry(stream, layer, kind, raw_name, raw_link, data_size)
 
 
 def _entry(
-    stream: _TarStream,
-    wants: Callable[[str], int | None],
-    layer: _Layer,
-    c: LayerContents,
-    kind: int,
-    raw_name: str,
-    raw_link: str,
-    size: int,
+    stream: _TarStream, layer: _Layer, kind: int, raw_name: str, raw_link: str, size: int
 ) -> None:
     padded = size + (-size % _BLOCK)
     path = normalize_path(raw_name)
     if path is None or not path:
         if path is None:
-            c.notes.append(f"skipped tar entry {raw_name[:200]!r}: path leaves the image root")
+            layer.notes.append(f"skipped tar entry {raw_name[:200]!r}: path leaves the image root")
         stream.skip(padded)
         return
     base = path.rpartition("/")[2] if _WHITEOUT in path else ""
     if base.startswith(_WHITEOUT):
         parent = path[: len(path) - len(base)].rstrip("/")
         if base == _OPAQUE:
-            c.opaque_dirs.append(parent)
+            layer.opaque_dirs.append(parent)
         else:
             victim = base[len(_WHITEOUT) :]
             if victim in ("", ".", ".."):
-                c.notes.append(f"skipped malformed whiteout {path[:200]!r}")
+                layer.notes.append(f"skipped malformed whiteout {path[:200]!r}")
             else:
-                c.whiteouts.append(f"{parent}/{victim}" if parent else victim)
+                layer.whiteouts.append(f"{parent}/{victim}" if parent else victim)
         stream.skip(padded)
         return
-    if (
-        path in c.others
-        or path in c.dirs
-        or path in c.files
-        or path in c.symlinks
-        or path in c.hardlinks
-    ):
+    if path in layer.present or path in layer.symlinks:
         layer.forget(path)  # a later entry for the same path replaces the earlier one
     if kind in _REGULAR:
-        cap = wants(path)
-        if cap is None:
-            c.others.add(path)
+        if not layer.wanting(path):
             stream.skip(padded)
             return
-        keep = min(size, max(cap, 0))
-        data = stream.read(keep) if keep else b""
-        if len(data) != keep:
-            raise CorruptLayer("tar stream truncated inside an entry")
-        stream.skip(padded - keep)
-        c.files[path] = Captured(data=data, truncated=size > keep)
+        stream.skip(padded - layer.read(stream, path, size))
         return
     stream.skip(padded)
-    if kind == 0x35:  # '5' directory
-        c.dirs.add(path)
-    elif kind == 0x32:  # '2' symlink: kept raw, resolved at merge time
-        c.symlinks[path] = raw_link
+    if kind == 0x32:  # '2' symlink: kept raw, resolved at merge time
+        layer.symlinks[path] = raw_link
     elif kind == 0x31:  # '1' hard link: names an earlier entry of the same root
         target = normalize_path(raw_link)
         if target is None or not target:
-            c.notes.append(f"skipped hard link {path[:200]!r}: target leaves the image root")
-            c.others.add(path)
+            layer.notes.append(f"skipped hard link {path[:200]!r}: target leaves the image root")
             return
-        cap = wants(path)
-        captured = c.files.get(target)
-        if cap is not None and captured is not None:
-            keep = max(cap, 0)
-            c.files[path] = Captured(
-                data=captured.data[:keep],
-                truncated=captured.truncated or len(captured.data) > keep,
-            )
-        else:
-            c.hardlinks[path] = target
-    else:
-        # Devices, fifos, GNU sparse files and unknown types: present, never read.
-        c.others.add(path)
+        layer.link(path, target)
+    # Directories, devices, fifos, GNU sparse files and unknown types: not kept.
 
 
 def scan_layer(
@@ -770,15 +877,19 @@ def scan_layer(
     media_type: str,
     digest: str,
     diff_id: str | None,
-    wants: Callable[[str], int | None],
+    analyzers: Sequence[Analyzer],
+    analyzer_set: str = "",
+    size: int = 0,
+    budget: Budget | None = None,
     max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
-) -> LayerContents:
-    """Stream one layer blob and return what it holds for ``wants``.
+) -> LayerFacts:
+    """Stream one layer blob and return what it means to ``analyzers`` (``LayerFacts``).
 
-    ``wants(path)`` is called once per regular file (normalised path) and returns the size
-    cap to read, or None to skip the file at header speed. The whole blob is always read to
-    its end so that ``digest`` (compressed) and ``diff_id`` (uncompressed, when given) are
-    checked; any problem raises a ``LayerError`` subclass and no partial result escapes.
+    Every regular file an analyzer ``wants`` is handed to it as it streams by; files nobody
+    wants cost a header and a skip. The whole blob is always read to its end so that
+    ``digest`` (compressed) and ``diff_id`` (uncompressed, when given) are checked; any
+    problem raises a ``LayerError`` subclass and no partial result escapes. ``analyzer_set``
+    and ``size`` (compressed) are recorded in the result for the cache.
     """
     inflater = _Inflater(
         stream,
@@ -787,9 +898,9 @@ def scan_layer(
         diff_id=diff_id,
         max_uncompressed=max_uncompressed,
     )
-    layer = _Layer(digest)
+    layer = _Layer(digest, analyzers, budget or Budget(DEFAULT_BUFFER_BUDGET))
     try:
-        _walk_tar(iter(inflater), wants, layer)
+        _walk_tar(iter(inflater), layer)
         inflater.finish()
     except (CorruptLayer, LayerTooLarge) as exc:
         # A blob that is not the one named explains everything after it: say that first.
@@ -799,58 +910,13 @@ def scan_layer(
         raise blamed from exc
     finally:
         inflater.shutdown()
-    layer.c.uncompressed_size = inflater.total
-    return layer.c
+    return layer.facts(analyzer_set, size, inflater.total)
 
 
 # ----------------------------------------------------------------------------- merging
 
 
-class _Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A merged-view entry: a captured file, a symlink, or a hard link left to resolve."""
-
-    layer: str
-    file: Captured | None = None
-    symlink: str | None = None
-
-
-def _hidden_by(path: str, upper: LayerContents) -> bool:
-    """Whether a lower entry at ``path`` is hidden by ``upper`` (replaced, whited out, under
-    an opaque directory, or under a path that ``upper`` made a non-directory)."""
-    if path in upper.dirs or path in upper.others or path in upper.hardlinks:
-        return True
-    head = path
-    while True:
-        head, sep, _ = head.rpartition("/")
-        if not sep:
-            return False
-        if (
-            head in upper.others
-            or head in upper.files
-            or head in upper.symlinks
-            or head in upper.hardlinks
-        ):
-            return True
-
-
-def _apply_deletions(merged: dict[str, _Node], upper: LayerContents) -> None:
-    gone: set[str] = set()
-    for victim in upper.whiteouts:
-        gone.add(victim)
-        prefix = victim + "/"
-        gone.update(k for k in merged if k.startswith(prefix))
-    for opaque in upper.opaque_dirs:
-        if not opaque:
-            gone.update(merged)
-            continue
-        prefix = opaque + "/"
-        gone.update(k for k in merged if k.startswith(prefix))
-    gone.update(k for k in merged if _hidden_by(k, upper))
-    for key in gone:
-        merged.pop(key, None)
-
-
-def resolve_symlinks(path: str, symlinks: dict[str, str]) -> str | None:
+def resolve_symlinks(path: str, symlinks: Mapping[str, str]) -> str | None:
     """``path`` with every symlink component followed, as the kernel would inside the
     container's root (``..`` stops at the root, absolute targets start at it). None when more
     than 40 links are followed (a loop)."""
@@ -879,124 +945,91 @@ def resolve_symlinks(path: str, symlinks: dict[str, str]) -> str | None:
     return "/".join(out)
 
 
-def _capped(path: str, node: _Node, cap: int) -> LayerFile:
-    assert node.file is not None
-    keep = max(cap, 0)
-    data = node.file.data
-    return LayerFile(
-        path=path,
-        data=data[:keep],
-        layer=node.layer,
-        truncated=node.file.truncated or len(data) > keep,
-    )
+def _hidden(key: str, gone: Set[str], opaque: Set[str]) -> bool:
+    """Whether a lower entry at ``key`` is gone once a layer is applied on top: the layer
+    deleted or replaced ``key`` or one of its parents (``gone``), or made a parent opaque."""
+    if key in gone:
+        return True
+    i = key.find("/")
+    while i >= 0:
+        head = key[:i]
+        if head in gone or head in opaque:
+            return True
+        i = key.find("/", i + 1)
+    return False
 
 
-def _merge(
-    layers: Iterable[LayerContents], wants: Callable[[str], int | None]
-) -> tuple[MergedView, dict[str, int]]:
-    """The merged view, plus the link targets a wanted link needs but no layer captured
-    (path -> cap): ``collect`` re-reads the layers holding them."""
-    merged: dict[str, _Node] = {}
-    notes: list[str] = []
-    missing: dict[str, int] = {}
-    unresolved: list[tuple[str, str, str]] = []
-    for upper in layers:
-        notes.extend(f"layer {upper.digest}: {n}" for n in upper.notes)
-        _apply_deletions(merged, upper)
-        digest = upper.digest
-        for path, captured in upper.files.items():
-            merged[path] = _Node(layer=digest, file=captured)
-        for path, target in upper.symlinks.items():
-            merged[path] = _Node(layer=digest, symlink=target)
-        for path, target in upper.hardlinks.items():
-            # A hard link into a lower layer (some builders write them) takes that content.
-            lower = merged.get(target)
-            if lower is not None and lower.file is not None:
-                merged[path] = _Node(layer=lower.layer, file=lower.file)
-            elif (cap := wants(path)) is not None:
-                missing[target] = max(cap, missing.get(target, 0))
-                unresolved.append((digest, path, target))
-    notes.extend(
-        f"layer {digest}: hard link {path!r} -> {target!r}: target content not read"
-        for digest, path, target in unresolved
-        if path not in merged
-    )
-    symlinks = {p: n.symlink for p, n in merged.items() if n.symlink is not None}
-    files: dict[str, LayerFile] = {}
-    for path, node in merged.items():
-        if node.file is not None and (cap := wants(path)) is not None:
-            files[path] = _capped(path, node, cap)
-    for path in symlinks:
-        cap = wants(path)
-        if cap is None:
-            continue
-        final = resolve_symlinks(path, symlinks)
-        if final is None:
-            notes.append(f"symlink {path!r}: too many levels of links (a loop?)")
-            continue
-        found = merged.get(final)
-        if found is None or found.file is None:
-            missing[final] = max(cap, missing.get(final, 0))
-            notes.append(f"symlink {path!r} -> {final!r}: target absent or not read")
-            continue
-        files[path] = _capped(path, found, cap)
-    return MergedView(files=files, notes=notes), missing
+class MergedFacts:
+    """The facts visible in an image: its layers' facts merged with overlay semantics,
+    lowest first (a ``FactsView`` for the analyzers' ``assemble``).
 
-
-def merge(layers: Iterable[LayerContents], wants: Callable[[str], int | None]) -> MergedView:
-    """Merge scanned layers (lowest first) with overlay semantics into what analyzers read.
-
-    Only paths ``wants`` accepts are in the result. Symlinks and hard links whose own path
-    is wanted are answered with their target's content (capped by the link path's cap) and
-    the digest of the layer that wrote that content; unresolvable ones (loop, dangling,
-    target never read) become notes.
+    A later layer's whiteout, opaque directory, file, symlink or hard link at a path (or at
+    one of its parents) removes what lower layers had there, so a package whose database or
+    metadata a later layer deleted or replaced is gone. Symlinks are kept as the image has
+    them and followed when an analyzer asks for a path (``get``).
     """
-    return _merge(layers, wants)[0]
+
+    def __init__(self, layers: Sequence[LayerFacts]) -> None:
+        found: dict[str, list[Found]] = {}
+        symlinks: dict[str, str] = {}
+        notes: list[str] = []
+        for upper in layers:
+            notes.extend(f"layer {upper.digest}: {n}" for n in upper.notes)
+            if found or symlinks:
+                _apply(upper, found, symlinks)
+            for f in upper.found:
+                if f.path in found and found[f.path][0].layer == upper.digest:
+                    found[f.path].append(f)
+                else:
+                    found[f.path] = [f]
+            symlinks.update(upper.symlinks)
+            for link in upper.hardlinks:
+                lower = found.get(link.target)
+                if lower is None:
+                    continue
+                copies = [_moved(f, link.path) for f in lower if f.analyzer in link.analyzers]
+                if copies:
+                    found[link.path] = copies
+        self._found = found
+        self._symlinks = symlinks
+        self._by_analyzer: dict[str, dict[str, Found]] | None = None
+        #: What the layers could not read, as sentences for ``error`` records.
+        self.notes = notes
+
+    def found(self, analyzer: str) -> Mapping[str, Found]:
+        """``analyzer``'s facts for every visible file it read, by path."""
+        if self._by_analyzer is None:
+            by: dict[str, dict[str, Found]] = {}
+            for path, fs in self._found.items():
+                for f in fs:
+                    by.setdefault(f.analyzer, {})[path] = f
+            self._by_analyzer = by
+        return self._by_analyzer.get(analyzer, {})
+
+    def get(self, analyzer: str, path: str) -> Found | None:
+        """The facts of the file a program opening ``path`` reads (symlinks followed)."""
+        real = resolve_symlinks(path, self._symlinks) if self._symlinks else path
+        if real is None:
+            return None
+        return next((f for f in self._found.get(real, ()) if f.analyzer == analyzer), None)
 
 
-def collect(
-    layers: Iterable[LayerSource],
-    wants: Callable[[str], int | None],
-    *,
-    max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
-) -> MergedView:
-    """Scan every layer (lowest first) and merge them: the files analyzers want, as the
-    running container would see them. Raises the first layer's ``LayerError``.
+def _apply(upper: LayerFacts, found: dict[str, list[Found]], symlinks: dict[str, str]) -> None:
+    """Remove the lower entries that ``upper`` deletes, replaces or hides."""
+    # A deleted or replaced path goes with everything below it (a directory turned into a
+    # file or a symlink hides its contents).
+    gone = {*upper.whiteouts, *upper.present, *upper.symlinks}
+    opaque = set(upper.opaque_dirs)
+    if "" in opaque:  # the root made opaque: nothing below survives
+        found.clear()
+        symlinks.clear()
+        return
+    for key in [k for k in found if _hidden(k, gone, opaque)]:
+        del found[key]
+    for key in [k for k in symlinks if _hidden(k, gone, opaque)]:
+        del symlinks[key]
 
-    A wanted link whose target no analyzer asked for (``lib/os-release`` ->
-    ``usr/lib/x/os-release``) cannot be known before the link is seen, which may be layers
-    later: such targets are read in a second pass over only the layers that hold them (rare:
-    most wanted links point at paths that are wanted themselves).
-    """
-    sources = list(layers)
 
-    def scan(source: LayerSource, predicate: Callable[[str], int | None]) -> LayerContents:
-        with source.open() as stream:
-            return scan_layer(
-                stream,
-                media_type=source.media_type,
-                digest=source.digest,
-                diff_id=source.diff_id,
-                wants=predicate,
-                max_uncompressed=max_uncompressed,
-            )
-
-    scanned = [scan(source, wants) for source in sources]
-    view, missing = _merge(scanned, wants)
-    if not missing:
-        return view
-
-    def wants_targets(path: str) -> int | None:
-        cap = wants(path)
-        return cap if cap is not None else missing.get(path)
-
-    holders = [i for i, c in enumerate(scanned) if not missing.keys().isdisjoint(c.others)]
-    if not holders:
-        return view
-    for i in holders:
-        scanned[i] = scan(sources[i], wants_targets)
-    # Merge with the wider predicate so links resolve to the re-read targets, then keep only
-    # what the analyzers asked for (the targets answer the links, not the analyzers).
-    wide, _ = _merge(scanned, wants_targets)
-    files = {p: f for p, f in wide.files.items() if wants(p) is not None}
-    return MergedView(files=files, notes=wide.notes)
+def merge(layers: Sequence[LayerFacts]) -> MergedFacts:
+    """Merge layers' facts (lowest first) into the view ``assemble`` reads."""
+    return MergedFacts(layers)

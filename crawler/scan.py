@@ -1,17 +1,18 @@
 """Image analysis: one resolved platform image → the facts its layers hold.
 
-``analyze_image`` streams every layer once through ``layers.collect`` with the union of the
-analyzers' wanted paths, then runs the analyzers in order on the merged view: the OS first
-(it fixes the advisory ecosystem), the OS package managers next (they record which files
-they own), the language analyzers last (a module the OS installed is marked as owned). The
-result states facts only; judging them is the matcher's business.
+``analyze_image`` streams every layer once through ``layers.scan_layer`` (each layer's own
+facts: what the analyzers read in its files), then ``assemble`` merges the layers' facts with
+overlay semantics and runs the analyzers' assembly in order: the OS first (it fixes the
+advisory ecosystem), the OS package managers next (they record which files they own), the
+language analyzers last (a module the OS installed is marked as owned). The registry crawl
+does the same with layer facts from its cache. The result states facts only; judging them
+is the matcher's business.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from typing import BinaryIO, cast
 
 import msgspec
@@ -21,7 +22,7 @@ from regsweep.crawler.analyzers.apk import ApkAnalyzer
 from regsweep.crawler.analyzers.dotnet import DotnetDepsAnalyzer
 from regsweep.crawler.analyzers.dpkg import DpkgAnalyzer
 from regsweep.crawler.analyzers.gobinary import GoBinaryAnalyzer
-from regsweep.crawler.analyzers.interface import Analyzer, AnalyzerError, Context
+from regsweep.crawler.analyzers.interface import Analyzer, AnalyzerError, Budget, Context
 from regsweep.crawler.analyzers.java import JavaAnalyzer
 from regsweep.crawler.analyzers.npm import NpmAnalyzer
 from regsweep.crawler.analyzers.os import OsAnalyzer
@@ -30,7 +31,6 @@ from regsweep.crawler.analyzers.python import PythonAnalyzer
 from regsweep.crawler.analyzers.rpm import RpmAnalyzer
 from regsweep.crawler.analyzers.ruby import GemspecAnalyzer
 from regsweep.crawler.analyzers.rust import RustBinaryAnalyzer
-from regsweep.crawler.oci import Descriptor
 from regsweep.crawler.sources import ResolvedImage
 from regsweep.matcher.records import ImageRef, OsInfo, Package
 
@@ -51,21 +51,6 @@ def default_analyzers() -> list[Analyzer]:
         ComposerAnalyzer(),
         DotnetDepsAnalyzer(),
     ]
-
-
-def wants_of(analyzers: Sequence[Analyzer]) -> Callable[[str], int | None]:
-    """The layer walker's predicate: the largest cap any analyzer asks for ``path``."""
-    asks = [a.wants for a in analyzers]
-
-    def wants(path: str) -> int | None:
-        best: int | None = None
-        for ask in asks:
-            cap = ask(path)
-            if cap is not None and (best is None or cap > best):
-                best = cap
-        return best
-
-    return wants
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -103,12 +88,14 @@ def error_code(exc: BaseException) -> str:
     return _CAMEL.sub("_", type(exc).__name__).lower()
 
 
-def _open(image: ResolvedImage, desc: Descriptor) -> BinaryIO:
-    return cast(BinaryIO, image.open_layer(desc))
-
-
-def analyze_image(image: ResolvedImage, analyzers: Sequence[Analyzer]) -> ImageFacts:
-    """Stream the image's layers once and run ``analyzers`` on the merged filesystem."""
+def analyze_image(
+    image: ResolvedImage,
+    analyzers: Sequence[Analyzer],
+    *,
+    analyzer_set: str = "",
+    budget: Budget | None = None,
+) -> ImageFacts:
+    """Stream the image's layers once each and assemble the analyzers' facts about them."""
     manifest = image.manifest
     diff_ids = image.config_view.rootfs.diff_ids if image.config_view.rootfs else []
     facts = ImageFacts(
@@ -127,44 +114,48 @@ def analyze_image(image: ResolvedImage, analyzers: Sequence[Analyzer]) -> ImageF
         )
         facts.complete = False
         return facts
-    sources = [
-        layers.LayerSource(
-            open=partial(_open, image, desc),
-            media_type=desc.media_type,
-            digest=desc.digest,
-            diff_id=diff_id,
-        )
-        for desc, diff_id in zip(manifest.layers, diff_ids, strict=True)
-    ]
-    try:
-        view = layers.collect(sources, wants_of(analyzers))
-    except layers.LayerError as exc:
-        facts.problems.append(Problem(stage="layer", error=error_code(exc), message=str(exc)))
-        facts.complete = False
-        return facts
-    except OSError as exc:
-        facts.problems.append(
-            Problem(stage="layer", error="read_failed", message=str(exc), retryable=True)
-        )
-        facts.complete = False
-        return facts
-    run_analyzers(view, analyzers, facts)
+    scanned: list[layers.LayerFacts] = []
+    for desc, diff_id in zip(manifest.layers, diff_ids, strict=True):
+        try:
+            with cast(BinaryIO, image.open_layer(desc)) as stream:
+                scanned.append(
+                    layers.scan_layer(
+                        stream,
+                        media_type=desc.media_type,
+                        digest=desc.digest,
+                        diff_id=diff_id,
+                        analyzers=analyzers,
+                        analyzer_set=analyzer_set,
+                        size=desc.size,
+                        budget=budget,
+                    )
+                )
+        except layers.LayerError as exc:
+            facts.problems.append(Problem(stage="layer", error=error_code(exc), message=str(exc)))
+            facts.complete = False
+            return facts
+        except OSError as exc:
+            facts.problems.append(
+                Problem(stage="layer", error="read_failed", message=str(exc), retryable=True)
+            )
+            facts.complete = False
+            return facts
+    assemble(scanned, analyzers, facts)
     return facts
 
 
-def run_analyzers(
-    view: layers.MergedView, analyzers: Sequence[Analyzer], facts: ImageFacts
+def assemble(
+    scanned: Sequence[layers.LayerFacts], analyzers: Sequence[Analyzer], facts: ImageFacts
 ) -> None:
-    """Run ``analyzers`` in order on the merged ``view``, filling ``facts``: the OS first,
-    then the OS package managers (their file lists mark what they own), then the rest."""
+    """Merge the layers' facts (lowest first) and run the analyzers' assembly in order,
+    filling ``facts``: the OS first, then the OS package managers (their file lists mark what
+    they own), then the rest. Parses nothing: its cost is per package, not per byte."""
+    view = layers.merge(scanned)
     facts.problems += [Problem(stage="layer", error="layer_note", message=n) for n in view.notes]
     ctx = Context()
     for analyzer in analyzers:
-        files = {p: f for p, f in view.files.items() if analyzer.wants(p) is not None}
-        if not files:
-            continue
         try:
-            result = analyzer.analyze(files, ctx)
+            result = analyzer.assemble(view, ctx)
         except AnalyzerError as exc:
             facts.problems.append(
                 Problem(stage="analyzer", error=error_code(exc), message=f"{analyzer.NAME}: {exc}")

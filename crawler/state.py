@@ -5,13 +5,14 @@ from the advisory index because it is written during crawls while the index is b
 Named databases (LMDB keys are at most 511 bytes; longer keys are replaced by a hash):
 
 * ``meta``    ``b"meta"`` → ``StateMeta`` (schema version);
-* ``layers``  ``layer digest NUL analyzer-set hash`` → ``LayerFacts``: the entries the
-  analyzers wanted from that one layer (file bytes, whiteouts, links), *not* packages.
-  Packages are a property of the merged filesystem (a later layer deletes or replaces an
-  earlier layer's files), so the reusable per-layer unit is the layer's own wanted entries;
-  re-running the analyzers on the merged view of cached entries is cheap. A layer whose
-  wanted entries exceed ``max_layer_bytes`` is not stored (it is fetched again when a new
-  image needs it): a cache entry must stay small next to the layer itself;
+* ``layers``  ``layer digest NUL analyzer-set hash`` → ``layers.LayerFacts``: what that one
+  layer means to the analyzers (their facts about its files, and the paths that matter for
+  overlay: files they read, symlinks, whiteouts, opaque directories), never file bytes. A
+  few KiB to a few hundred KiB for any layer, so every layer is stored: a layer is fetched
+  and analysed once, whichever image, repository or crawl meets it again. An image's
+  packages come from merging its layers' facts (``layers.merge``), which parses nothing;
+* ``docs``    digest → ``Document``: small content-addressed documents (manifests, indexes,
+  configs) as fetched, re-hashed when read;
 * ``images``  manifest digest → ``ImageFacts`` (identity, OS, config summary, packages, layer
   digests, when scanned, the analyzer-set hash): an unchanged image is re-matched from these;
 * ``walks``   ``manifest digest NUL analyzer-set hash NUL platform filter`` → ``Walk``: what
@@ -57,7 +58,6 @@ crawler then fetches and analyses again, and its next write replaces the bad val
 from __future__ import annotations
 
 import asyncio
-import enum
 import hashlib
 import os
 import threading
@@ -72,19 +72,19 @@ import lmdb
 import msgspec
 import structlog
 
+from regsweep.crawler.layers import LayerFacts
 from regsweep.matcher.records import ConfigSummary, ImageRef, OsInfo, Package
 
-SCHEMA_VERSION = 1
+#: 2: layers hold what a layer means (``layers.LayerFacts``), documents have their own db.
+SCHEMA_VERSION = 2
 #: Initial map size. Sparse on disk: LMDB only grows the file as pages are written.
 MAP_SIZE = 1 << 30
-#: Layers whose wanted entries total more than this are not cached (see module docstring).
-MAX_LAYER_BYTES = 16 << 20
 _MAX_KEY = 511
 #: Cap on each half of a ``done`` key (crawl id, image key): two halves and a NUL fit 511.
 _MAX_DONE_PART = 250
 #: Prefix of hashed keys: NUL never starts a digest, a reference or a crawl id.
 _HASHED = b"\x00sha256:"
-_DBS = (b"meta", b"layers", b"images", b"walks", b"tags", b"crawls", b"done")
+_DBS = (b"meta", b"layers", b"docs", b"images", b"walks", b"tags", b"crawls", b"done")
 
 _log = structlog.get_logger("regsweep.crawler.state")
 _T = TypeVar("_T")
@@ -102,46 +102,11 @@ class OutputMismatch(StateError):
     """The ``-o`` file is shorter than the checkpoint says: it was changed behind the crawl."""
 
 
-class EntryKind(enum.Enum):
-    """What a layer said about one wanted path."""
+class Document(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
+    """A manifest, index or config as fetched (its digest is its key)."""
 
-    FILE = "file"
-    #: ``.wh.NAME``: the path is deleted in this layer.
-    WHITEOUT = "whiteout"
-    #: ``.wh..wh..opq`` in a directory: everything below it from lower layers is gone.
-    OPAQUE = "opaque"
-    SYMLINK = "symlink"
-    HARDLINK = "hardlink"
-
-
-class LayerEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
-    """One wanted path as a single layer has it (``array_like``: compact on disk)."""
-
-    #: Normalised path relative to the root, no leading slash (as ``LayerFile.path``).
-    path: str
-    kind: EntryKind
-    #: The file's bytes (up to the analyzer's cap) for ``FILE``; empty otherwise.
-    data: bytes = b""
-    #: The file was larger than the cap: ``data`` holds only the first bytes.
-    truncated: bool = False
-    #: Link target for ``SYMLINK`` / ``HARDLINK``.
-    target: str | None = None
-
-
-class LayerFacts(msgspec.Struct, frozen=True, kw_only=True):
-    """What one layer contributes to analysis, reusable by every image that shares it."""
-
-    digest: str
-    #: ``analyzer_set_hash`` of the analyzers whose ``wants`` chose these entries.
-    analyzers: str
-    #: Compressed size of the blob (for the summary's byte count).
-    size: int = 0
-    entries: list[LayerEntry] = []
-    stored_at: datetime | None = None
-
-    def wanted_bytes(self) -> int:
-        """Total bytes of file data held (what ``max_layer_bytes`` caps)."""
-        return sum(len(e.data) for e in self.entries)
+    media_type: str
+    data: bytes
 
 
 class ImageFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -360,11 +325,9 @@ class StateStore:
         path: str | os.PathLike[str],
         *,
         map_size: int = MAP_SIZE,
-        max_layer_bytes: int = MAX_LAYER_BYTES,
         sync: bool = False,
     ) -> None:
         self.path = Path(path)
-        self.max_layer_bytes = max_layer_bytes
         #: Database name (``layers``, ``images`` …) → how many stored values failed to decode.
         self.corrupt: dict[str, int] = {}
         self._pid = os.getpid()
@@ -387,7 +350,7 @@ class StateStore:
         self._enc = msgspec.msgpack.Encoder()
         self._dec: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {
             t: msgspec.msgpack.Decoder(t)
-            for t in (LayerFacts, ImageFacts, Walk, TagEntry, Checkpoint, StateMeta)
+            for t in (LayerFacts, Document, ImageFacts, Walk, TagEntry, Checkpoint, StateMeta)
         }
         self._check_schema()
 
@@ -525,9 +488,15 @@ class StateStore:
         return value
 
     def get_layer(self, digest: str, analyzers: str) -> LayerFacts | None:
-        """The layer's cached entries under this analyzer set, else None (a miss)."""
+        """The layer's facts under this analyzer set, else None (a miss)."""
         with self.reading() as r:
             return r.get_layer(digest, analyzers)
+
+    def get_doc(self, digest: str) -> Document | None:
+        """A cached document whose bytes hash to ``digest``, else None (a damaged entry is
+        a miss: fetched again, and overwritten)."""
+        with self.reading() as r:
+            return r.get_doc(digest)
 
     def get_image(self, digest: str, analyzers: str | None = None) -> ImageFacts | None:
         """The image facts of a manifest digest, else None.
@@ -593,16 +562,18 @@ class StateStore:
                 with self._gate.exclusive():
                     self._env.set_mapsize(0)
 
-    def put_layer(self, facts: LayerFacts) -> bool:
-        """Store a layer's entries; False (not stored) when they exceed ``max_layer_bytes``."""
-        if facts.wanted_bytes() > self.max_layer_bytes:
-            return False
+    def put_layer(self, facts: LayerFacts) -> None:
+        """Store a layer's facts (under its digest and analyzer set)."""
         if facts.stored_at is None:
             facts = msgspec.structs.replace(facts, stored_at=_now())
         raw = self._enc.encode(facts)
         key = layer_key(facts.digest, facts.analyzers)
         self._write(lambda txn: txn.put(key, raw, db=self._dbs["layers"]))
-        return True
+
+    def put_doc(self, digest: str, doc: Document) -> None:
+        """Store a document under its digest (the caller checked that it hashes to it)."""
+        raw = self._enc.encode(doc)
+        self._write(lambda txn: txn.put(_key(digest), raw, db=self._dbs["docs"]))
 
     def put_image(self, facts: ImageFacts, *, tag: str | None = None) -> None:
         """Store an image's facts and, with ``tag`` (``registry/repo:tag``), point the tag
@@ -737,6 +708,16 @@ class StateReader:
         if facts is None or facts.digest != digest or facts.analyzers != analyzers:
             return None
         return facts
+
+    def get_doc(self, digest: str) -> Document | None:
+        """As ``StateStore.get_doc``."""
+        doc = self._get("docs", _key(digest), Document)
+        if doc is None:
+            return None
+        algorithm, _, hexdigest = digest.partition(":")
+        if algorithm != "sha256" or hashlib.sha256(doc.data).hexdigest() != hexdigest:
+            return None
+        return doc
 
     def get_image(self, digest: str, analyzers: str | None = None) -> ImageFacts | None:
         """As ``StateStore.get_image``."""

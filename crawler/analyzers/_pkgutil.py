@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
-__all__ = ["Notes", "package_url"]
+__all__ = ["Notes", "package_url", "with_distro"]
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9._~:-]*")
@@ -81,3 +81,24 @@ class Notes:
         if self._dropped:
             return [*self.items, f"{self._dropped} more notes left out"]
         return list(self.items)
+
+
+def with_distro(purl: str, namespace: str | None, distro: str | None) -> str:
+    """An OS package's purl, made by ``package_url`` without a namespace when its file was
+    read (the distribution is not known then), with the distribution's ``namespace`` and
+    ``distro`` qualifier added: the same string ``package_url`` would make with them."""
+    head, _, rest = purl.partition("/")
+    body, _, query = rest.partition("?")
+    out = [head, "/"]
+    if namespace:
+        out.append("/".join(_pct(seg) for seg in namespace.split("/") if seg))
+        out.append("/")
+    out.append(body)
+    pairs = query.split("&") if query else []
+    if distro:
+        pairs.append(f"distro={_pct(distro)}")
+        pairs.sort(key=lambda pair: pair.partition("=")[0])
+    if pairs:
+        out.append("?")
+        out.append("&".join(pairs))
+    return "".join(out)

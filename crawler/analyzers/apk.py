@@ -17,11 +17,18 @@ file, so every package carries the layer of the database's last rewrite.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import ClassVar
 
-from regsweep.crawler.analyzers._pkgutil import Notes, package_url
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+import msgspec
+
+from regsweep.crawler.analyzers._pkgutil import Notes, package_url, with_distro
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+)
 from regsweep.matcher.records import Package
 
 __all__ = ["ApkAnalyzer", "ApkEntry", "parse_installed"]
@@ -84,43 +91,32 @@ def parse_installed(text: str, notes: Notes, path: str) -> list[ApkEntry]:
     return entries
 
 
-class ApkAnalyzer:
+class ApkAnalyzer(Analyzer):
     """Installed apk packages, their origins and the files each one owns."""
 
     NAME: ClassVar[str] = "apk"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def wants(self, path: str) -> int | None:
         """The installed database, under either spelling of its directory."""
         return SIZE_CAP if path in PATHS else None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
-        """Packages and owners from the first database present."""
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """Packages (a purl without the distribution yet) and the files each one owns."""
         notes = Notes()
-        f = next((files[p] for p in PATHS if p in files), None)
-        if f is None:
-            return AnalyzerResult()
-        if b"\x00" in f.data:
-            notes.add(f"{f.path}: binary data, not an apk database; ignored")
-            return AnalyzerResult(notes=notes.result())
-        data = f.data
-        if f.truncated:
-            notes.add(f"{f.path}: larger than the size cap; the last partial entry is dropped")
+        if b"\x00" in data:
+            notes.add(f"{path}: binary data, not an apk database; ignored")
+            return FileFacts(notes=tuple(notes.result()))
+        if truncated:
+            notes.add(f"{path}: larger than the size cap; the last partial entry is dropped")
             # Keep whole entries only: a cut inside one could leave a wrong version.
             cut = data.rfind(b"\n\n")
             data = data[: cut + 2] if cut >= 0 else b""
         text = data.decode("utf-8", errors="replace")
-        os_info = ctx.os
-        namespace = os_info.family if os_info is not None else "alpine"
-        distro = (
-            f"{os_info.family}-{os_info.version}"
-            if os_info is not None and os_info.version
-            else None
-        )
         packages: list[Package] = []
         owners: dict[str, str] = {}
-        for e in parse_installed(text, notes, f.path):
-            where = f"{f.path}: entry at line {e.line}"
+        for e in parse_installed(text, notes, path):
+            where = f"{path}: entry at line {e.line}"
             if e.name is None or not _NAME.fullmatch(e.name):
                 notes.add(f"{where}: missing or invalid P: {e.name!r}; skipped")
                 continue
@@ -136,16 +132,39 @@ class ApkAnalyzer:
                     name=e.name,
                     version=e.version,
                     type="apk",
-                    ecosystem=ctx.ecosystem,
                     source_name=origin,
                     source_version=e.version,
-                    purl=package_url(
-                        "apk", namespace, e.name, e.version, {"arch": arch, "distro": distro}
-                    ),
-                    layer=f.layer,
-                    path=f.path,
+                    purl=package_url("apk", None, e.name, e.version, {"arch": arch}),
+                    path=path,
                 )
             )
+        return FileFacts(packages=tuple(packages), owners=owners, notes=tuple(notes.result()))
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        """Packages and owners from the first database present."""
+        f = next((found for p in PATHS if (found := view.get(self.NAME, p)) is not None), None)
+        if f is None:
+            return AnalyzerResult()
+        notes = Notes()
+        for note in f.facts.notes:
+            notes.add(note)
+        os_info = ctx.os
+        namespace = os_info.family if os_info is not None else "alpine"
+        distro = (
+            f"{os_info.family}-{os_info.version}"
+            if os_info is not None and os_info.version
+            else None
+        )
+        packages = [
+            msgspec.structs.replace(
+                p,
+                ecosystem=ctx.ecosystem,
+                purl=with_distro(p.purl or "", namespace, distro),
+                layer=f.layer,
+                path=f.path,
+            )
+            for p in f.facts.packages
+        ]
         if packages and ctx.ecosystem is None:
             notes.add(f"{len(packages)} apk packages: OS release unknown, they are not matched")
-        return AnalyzerResult(packages=packages, owners=owners, notes=notes.result())
+        return AnalyzerResult(packages=packages, owners=dict(f.facts.owners), notes=notes.result())

@@ -11,13 +11,19 @@ entries are reported. Names are kept as written (NuGet ids are case-insensitive;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
 import msgspec
 
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+    assemble_files,
+)
 from regsweep.matcher.records import Package
 
 __all__ = ["DotnetDepsAnalyzer"]
@@ -37,49 +43,47 @@ class _Deps(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_Deps)
 
 
-class DotnetDepsAnalyzer:
+class DotnetDepsAnalyzer(Analyzer):
     """NuGet packages listed in .NET ``deps.json`` files."""
 
     NAME: ClassVar[str] = "dotnet-deps"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def wants(self, path: str) -> int | None:
         """Any file named ``*.deps.json``."""
         return SIZE_CAP if path.endswith(".deps.json") else None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
-        """Every ``package`` library of every deps.json; bad files and keys become notes."""
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """Every ``package`` library of a deps.json; a bad file or key is a note."""
+        if truncated:
+            return FileFacts(notes=(f"{path}: larger than {SIZE_CAP} bytes, not read",))
+        try:
+            deps = _DECODER.decode(data)
+        # ValidationError is a DecodeError; msgspec raises UnicodeDecodeError for
+        # invalid UTF-8 inside a string (found by fuzzing).
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
+            return FileFacts(notes=(f"{path}: not a deps.json ({e})",))
         packages: list[Package] = []
         notes: list[str] = []
-        for path in sorted(files):
-            f = files[path]
-            if f.truncated:
-                notes.append(f"{path}: larger than {SIZE_CAP} bytes, not read")
+        for key, lib in deps.libraries.items():
+            if lib.type != "package":
                 continue
-            try:
-                deps = _DECODER.decode(f.data)
-            # ValidationError is a DecodeError; msgspec raises UnicodeDecodeError for
-            # invalid UTF-8 inside a string (found by fuzzing).
-            except (msgspec.DecodeError, UnicodeDecodeError) as e:
-                notes.append(f"{path}: not a deps.json ({e})")
+            name, sep, version = key.partition("/")
+            if not (sep and name and version):
+                notes.append(f"{path}: library key {key[:100]!r} is not Name/Version")
                 continue
-            for key, lib in deps.libraries.items():
-                if lib.type != "package":
-                    continue
-                name, sep, version = key.partition("/")
-                if not (sep and name and version):
-                    notes.append(f"{path}: library key {key[:100]!r} is not Name/Version")
-                    continue
-                packages.append(
-                    Package(
-                        name=name,
-                        version=version,
-                        type="nuget",
-                        ecosystem="NuGet",
-                        purl=f"pkg:nuget/{quote(name, safe='-_.')}@{quote(version, safe='.-_~+')}",
-                        layer=f.layer,
-                        path=path,
-                        owner=ctx.owners.get(path),
-                    )
+            packages.append(
+                Package(
+                    name=name,
+                    version=version,
+                    type="nuget",
+                    ecosystem="NuGet",
+                    purl=f"pkg:nuget/{quote(name, safe='-_.')}@{quote(version, safe='.-_~+')}",
+                    path=path,
                 )
-        return AnalyzerResult(packages=packages, notes=notes)
+            )
+        return FileFacts(packages=tuple(packages), notes=tuple(notes))
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        """Every visible deps.json's packages."""
+        return assemble_files(view, self.NAME, ctx)

@@ -28,11 +28,20 @@ it is used when present (the status file's layer otherwise).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import ClassVar
 
-from regsweep.crawler.analyzers._pkgutil import Notes, package_url
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+import msgspec
+
+from regsweep.crawler.analyzers._pkgutil import Notes, package_url, with_distro
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+    Found,
+)
 from regsweep.matcher.records import Package
 
 __all__ = ["DpkgAnalyzer", "Paragraph", "parse_paragraphs"]
@@ -173,11 +182,11 @@ def _norm(path: str) -> str:
     return path.rstrip("/")
 
 
-class DpkgAnalyzer:
+class DpkgAnalyzer(Analyzer):
     """Installed Debian packages (status and status.d) and the files each one owns."""
 
     NAME: ClassVar[str] = "dpkg"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def wants(self, path: str) -> int | None:
         """The status database, status.d entries and md5sums, and ``info/*.list``."""
@@ -193,75 +202,58 @@ class DpkgAnalyzer:
             return LIST_CAP if rest.endswith(".md5sums") else STATUS_D_CAP
         return None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """Packages of a status or status.d file; the paths a file list names."""
+        notes = Notes()
+        if path.startswith(INFO):
+            owners = self._read_list(path, data, truncated, notes, md5sums=False)
+            return FileFacts(owners=owners, notes=tuple(notes.result()))
+        if path.startswith(STATUS_D) and path.endswith(".md5sums"):
+            owners = self._read_list(path, data, truncated, notes, md5sums=True)
+            return FileFacts(owners=owners, notes=tuple(notes.result()))
+        packages, arches = self._read_status(
+            path, data, truncated, notes, need_status=path == STATUS
+        )
+        return FileFacts(packages=packages, hints=arches, notes=tuple(notes.result()))
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
         """Packages from status and status.d; owners from the file lists."""
         notes = Notes()
         owners: dict[str, str] = {}
         list_layers: dict[str, str] = {}
-        for path in sorted(files):
-            f = files[path]
-            if path.startswith(INFO) and path.endswith(".list"):
-                stem = path[len(INFO) : -len(".list")]
-                list_layers[stem] = f.layer
-                self._read_list(f, _owner_name(stem), owners, notes, md5sums=False)
-            elif path.startswith(STATUS_D) and path.endswith(".md5sums"):
-                stem = path[len(STATUS_D) : -len(".md5sums")]
-                self._read_list(f, _owner_name(stem), owners, notes, md5sums=True)
-
+        lists: list[Found] = []
+        entries: list[Found] = []
+        mine = view.found(self.NAME)
+        for path in sorted(mine):
+            if path.startswith(INFO):
+                lists.append(mine[path])
+                list_layers[path[len(INFO) : -len(".list")]] = mine[path].layer
+            elif path.startswith(STATUS_D):
+                (lists if path.endswith(".md5sums") else entries).append(mine[path])
+        for f in lists:
+            for note in f.facts.notes:
+                notes.add(note)
+            # First owner wins (files sorted): shared directories keep a stable owner.
+            for owned, owner in f.facts.owners.items():
+                owners.setdefault(owned, owner)
         packages: list[Package] = []
-        status = files.get(STATUS)
+        status = view.get(self.NAME, STATUS)
         if status is not None:
-            packages += self._read_status(status, ctx, list_layers, notes, need_status=True)
-        for path in sorted(files):
-            if path.startswith(STATUS_D) and not path.endswith(".md5sums"):
-                packages += self._read_status(
-                    files[path], ctx, list_layers, notes, need_status=False
-                )
+            packages += self._place(status, ctx, list_layers, notes)
+        for f in entries:
+            # A status.d file is the package's own; the shared status file is not.
+            packages += self._place(f, ctx, None, notes)
         if packages and ctx.ecosystem is None:
             notes.add(f"{len(packages)} deb packages: OS release unknown, they are not matched")
         return AnalyzerResult(packages=packages, owners=owners, notes=notes.result())
 
     @staticmethod
-    def _text(f: LayerFile, notes: Notes) -> str:
-        # dpkg does not enforce UTF-8 (old Maintainer fields are Latin-1); fields this
-        # analyzer uses are ASCII by policy and validated below, so replacement is safe.
-        if f.truncated:
-            notes.add(f"{f.path}: larger than the size cap; the last partial entry is dropped")
-            cut = f.data.rfind(b"\n")
-            data = f.data[: cut + 1] if cut >= 0 else b""
-        else:
-            data = f.data
-        return data.decode("utf-8", errors="replace")
-
-    def _read_list(
-        self, f: LayerFile, owner: str, owners: dict[str, str], notes: Notes, *, md5sums: bool
-    ) -> None:
-        if b"\x00" in f.data:
-            notes.add(f"{f.path}: binary data, not a file list; ignored")
-            return
-        for line in self._text(f, notes).split("\n"):
-            if md5sums:
-                # "<32 hex>  path": two spaces (or " *" for binary mode) after the digest.
-                _digest, _sep, line = line.partition(" ")
-                line = line.removeprefix(" ").removeprefix("*")
-            path = _norm(line)
-            if path and path != ".":
-                # First owner wins (files sorted): shared directories keep a stable owner.
-                owners.setdefault(path, owner)
-
-    def _read_status(
-        self,
-        f: LayerFile,
-        ctx: Context,
-        list_layers: Mapping[str, str],
-        notes: Notes,
-        *,
-        need_status: bool,
+    def _place(
+        f: Found, ctx: Context, list_layers: dict[str, str] | None, notes: Notes
     ) -> list[Package]:
-        out: list[Package] = []
-        if b"\x00" in f.data:
-            notes.add(f"{f.path}: binary data, not a dpkg database; ignored")
-            return out
+        """A database's packages in this image: its OS, ecosystem and each one's layer."""
+        for note in f.facts.notes:
+            notes.add(note)
         os_info = ctx.os
         namespace = os_info.family if os_info is not None else "debian"
         distro = (
@@ -269,8 +261,65 @@ class DpkgAnalyzer:
             if os_info is not None and os_info.version
             else None
         )
-        for para in parse_paragraphs(self._text(f, notes)):
-            where = f"{f.path}: paragraph at line {para.line}"
+        out = []
+        for pkg, arch in zip(f.facts.packages, f.facts.hints, strict=True):
+            layer = f.layer
+            if list_layers is not None:
+                name = pkg.name
+                layer = (
+                    (arch and list_layers.get(f"{name}:{arch}")) or list_layers.get(name) or layer
+                )
+            out.append(
+                msgspec.structs.replace(
+                    pkg,
+                    ecosystem=ctx.ecosystem,
+                    purl=with_distro(pkg.purl or "", namespace, distro),
+                    layer=layer,
+                    path=f.path,
+                )
+            )
+        return out
+
+    @staticmethod
+    def _text(path: str, data: bytes, truncated: bool, notes: Notes) -> str:
+        # dpkg does not enforce UTF-8 (old Maintainer fields are Latin-1); fields this
+        # analyzer uses are ASCII by policy and validated below, so replacement is safe.
+        if truncated:
+            notes.add(f"{path}: larger than the size cap; the last partial entry is dropped")
+            cut = data.rfind(b"\n")
+            data = data[: cut + 1] if cut >= 0 else b""
+        return data.decode("utf-8", errors="replace")
+
+    def _read_list(
+        self, path: str, data: bytes, truncated: bool, notes: Notes, *, md5sums: bool
+    ) -> dict[str, str]:
+        owners: dict[str, str] = {}
+        if b"\x00" in data:
+            notes.add(f"{path}: binary data, not a file list; ignored")
+            return owners
+        base = path.rpartition("/")[2]
+        owner = _owner_name(base.rpartition(".")[0])
+        for line in self._text(path, data, truncated, notes).split("\n"):
+            if md5sums:
+                # "<32 hex>  path": two spaces (or " *" for binary mode) after the digest.
+                _digest, _sep, line = line.partition(" ")
+                line = line.removeprefix(" ").removeprefix("*")
+            owned = _norm(line)
+            if owned and owned != ".":
+                owners[owned] = owner
+        return owners
+
+    def _read_status(
+        self, path: str, data: bytes, truncated: bool, notes: Notes, *, need_status: bool
+    ) -> tuple[tuple[Package, ...], tuple[str, ...]]:
+        """The installed packages (a purl without the distribution yet) and their arches."""
+        out: list[Package] = []
+        arches: list[str] = []
+        if b"\x00" in data:
+            notes.add(f"{path}: binary data, not a dpkg database; ignored")
+            return (), ()
+        for para in parse_paragraphs(self._text(path, data, truncated, notes)):
+            where = f"{path}: paragraph at line {para.line}"
             if para.error is not None:
                 notes.add(f"{where}: {para.error}; skipped")
                 continue
@@ -302,25 +351,16 @@ class DpkgAnalyzer:
                     sv = m.group("version")
                     if sv is not None and _VERSION.fullmatch(sv):
                         source_version = sv
-            # A status.d file is the package's own; the shared status file is not.
-            layer = (
-                list_layers.get(f"{name}:{arch}") or list_layers.get(name) or f.layer
-                if need_status
-                else f.layer
-            )
             out.append(
                 Package(
                     name=name,
                     version=version,
                     type="deb",
-                    ecosystem=ctx.ecosystem,
                     source_name=source_name,
                     source_version=source_version,
-                    purl=package_url(
-                        "deb", namespace, name, version, {"arch": arch, "distro": distro}
-                    ),
-                    layer=layer,
-                    path=f.path,
+                    purl=package_url("deb", None, name, version, {"arch": arch}),
+                    path=path,
                 )
             )
-        return out
+            arches.append(arch or "")
+        return tuple(out), tuple(arches)

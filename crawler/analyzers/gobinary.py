@@ -40,11 +40,19 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers._stream import Span, Tape
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+    FileReader,
+    assemble_files,
+)
 from regsweep.matcher.records import Package
 
 __all__ = ["BuildInfo", "GoBinaryAnalyzer", "GoBuildInfoError", "NoBuildInfo", "parse_buildinfo"]
@@ -56,6 +64,13 @@ _MACHO = (b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\
 _PE = b"MZ"
 #: No buildinfo string is longer than this (module lists of huge programs are ~100 KiB).
 _MAX_STRING = 16 << 20
+#: Kept from a module info start sentinel while streaming (Go ≤ 1.17 layout).
+_MAX_MODINFO = 1 << 20
+#: The start of a file kept while streaming: ELF program headers live there.
+_HEAD = 64 << 10
+#: runtime/debug's sentinels around the module info.
+_MOD_START = bytes.fromhex("3077af0c9274080241e1c107e6d618e6")
+_MOD_END = bytes.fromhex("f932433186182072008242104116d8f2")
 _APP_DIRS = frozenset(("", "app", "ko-app", "opt", "usr/local"))
 _GO_VERSION = re.compile(r"go(\d+)\.(\d+)(?:\.(\d+))?(?:(beta|rc)(\d+))?")
 
@@ -83,7 +98,7 @@ class BuildInfo:
         self.deps = deps
 
 
-def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+def _uvarint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= len(data) or shift > 63:
@@ -182,6 +197,11 @@ def parse_buildinfo(data: bytes) -> BuildInfo:
             raise GoBuildInfoError("truncated Go buildinfo header") from err
         version = _old_string(data, segs, vptr, ptr_size, e)
         mod = _old_string(data, segs, mptr, ptr_size, e)
+    return _finish(version, mod)
+
+
+def _finish(version: bytes, mod: bytes) -> BuildInfo:
+    """The build information from its two strings (the toolchain version, the module info)."""
     if not version.startswith(b"go"):
         raise GoBuildInfoError(f"not a Go version: {version[:40]!r}")
     # runtime/debug wraps modinfo in two 16-byte sentinels (non-ASCII bytes, so cut them
@@ -230,11 +250,226 @@ def _purl(name: str, version: str) -> str:
     return f"pkg:golang/{quote(name, safe='/.-_~')}@{quote(version, safe='.-_~+')}"
 
 
-class GoBinaryAnalyzer:
+def _inline_size(blob: bytes | bytearray) -> tuple[int, bool]:
+    """How many bytes from the magic the Go 1.18+ layout needs: (n, True) when ``blob``
+    tells the whole length, (n, False) when ``blob`` must first grow to ``n`` to tell (a
+    varint is asked for with its longest length: the file may end sooner)."""
+    pos = 32
+    for i in range(2):
+        try:
+            n, pos = _uvarint(blob, pos)
+        except GoBuildInfoError:
+            if len(blob) >= pos + 10:
+                raise  # ten bytes hold any uvarint: this one is malformed
+            return pos + 10, False
+        if n > _MAX_STRING:
+            raise GoBuildInfoError("truncated Go buildinfo")
+        pos += n
+        if len(blob) < pos:
+            return pos + (10 if i == 0 else 0), False
+    return pos, True
+
+
+def _is_executable(head: bytes | bytearray) -> bool:
+    return bytes(head[:4]) == _ELF or bytes(head[:2]) == _PE or bytes(head[:4]) in _MACHO
+
+
+class _GoReader:
+    """Finds the build information of an executable as its bytes stream by.
+
+    The 16-byte aligned magic is searched in every chunk. Go 1.18+ (strings inline after the
+    header) needs nothing else: the header and its two strings are kept as they arrive. The
+    Go ≤ 1.17 layout points at two string headers, which point at the strings: the linker
+    puts the headers in the data segment after the magic (kept when they arrive) and the
+    strings in read-only data before it, so while searching, every ``go1.`` and every module
+    info start sentinel is kept with the bytes that follow it (bounded in number and size),
+    and so are the file's first ``_HEAD`` and the last ``_HISTORY`` bytes; a pointer is
+    accepted only where it lands exactly on kept bytes. What the reader holds at once: a few
+    hundred KiB at most, whatever the file's size.
+    """
+
+    _HISTORY = 64 << 10
+    _MAX_CANDIDATES = 1024
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.tape = Tape(overlap=len(_MOD_START) - 1)
+        self.head = self.tape.want(0, _HEAD)
+        self.checked = False
+        self.header: Span | None = None
+        self.inline = False
+        self.strings: list[bytes | Span] | None = None
+        self.headers: list[bytes | Span] | None = None
+        self.versions: dict[int, Span] = {}
+        self.modinfos: list[Span] = []
+        self.history = b""
+        self.info: BuildInfo | None = None
+        self.error: str | None = None
+
+    def feed(self, chunk: bytes) -> bool:
+        self.tape.window(chunk)
+        self.history = (self.history + chunk[-self._HISTORY :])[-self._HISTORY :]
+        if not self.checked:
+            if len(self.head.data) < 4 and not self.head.complete:
+                return True
+            if not _is_executable(self.head.data):
+                return False
+            self.checked = True
+        if self.header is None:
+            self._search()
+        if self.header is not None:
+            try:
+                self._advance()
+            except GoBuildInfoError as exc:
+                self.error = str(exc)
+        self._trim()
+        return self.info is None and self.error is None
+
+    def _search(self) -> None:
+        tape = self.tape
+        if len(self.versions) < self._MAX_CANDIDATES:
+            for off in tape.matches(b"go1."):
+                self.versions[off] = tape.want(off, 128)
+        if len(self.modinfos) < 16:
+            for off in tape.matches(_MOD_START):
+                self.modinfos.append(tape.want(off, _MAX_MODINFO))
+        for off in tape.matches(MAGIC):
+            # The blob is 16-byte aligned in the file; an unaligned hit is a string constant.
+            if off % 16 == 0:
+                self.header = tape.want(off, 32)
+                return
+
+    def _trim(self) -> None:
+        # A module info candidate ends at its end sentinel: keep no more than that.
+        for span in self.modinfos:
+            if not span.complete:
+                end = span.data.find(_MOD_END, 16)
+                if end >= 0:
+                    span.size = end + 16
+                    del span.data[span.size :]
+
+    def _advance(self) -> None:
+        header = self.header
+        assert header is not None
+        if not header.complete:
+            return
+        blob = header.data
+        ptr_size, flags = blob[14], blob[15]
+        if flags & 2:
+            self.inline = True
+            size, known = _inline_size(blob)
+            if known and len(blob) >= size:
+                self.info = parse_buildinfo(bytes(blob))
+            else:
+                self.tape.grow(header, size)
+                if header.complete:
+                    self._advance()
+            return
+        if ptr_size not in (4, 8):
+            raise GoBuildInfoError(f"bad pointer size {ptr_size}")
+        segs = _elf_segments(bytes(self.head.data))
+        e = ">" if flags & 1 else "<"
+        fmt = e + ("Q" if ptr_size == 8 else "I")
+        if self.headers is None:
+            vptr, mptr = struct.unpack_from(fmt + fmt[-1], blob, 16)
+            self.headers = [self._get(segs, va, 2 * ptr_size) for va in (vptr, mptr)]
+        got = [_held(h) for h in self.headers]
+        if None in got:
+            return
+        if self.strings is None:
+            self.strings = []
+            for hdr in got:
+                assert hdr is not None
+                ptr, length = struct.unpack_from(fmt + fmt[-1], hdr, 0)
+                if length > _MAX_STRING:
+                    raise GoBuildInfoError("implausible string length in buildinfo")
+                self.strings.append(self._get(segs, ptr, length) if length else b"")
+        version, mod = (_held(s) for s in self.strings)
+        if version is not None and mod is not None:
+            self.info = _finish(version, mod)
+
+    def _get(self, segs: list[tuple[int, int, int]], va: int, n: int) -> bytes | Span:
+        """``n`` bytes at virtual address ``va``: from what was kept if they have passed,
+        else a range to keep when they arrive."""
+        for vaddr, off, size in segs:
+            if vaddr <= va and va + n <= vaddr + size:
+                start = off + (va - vaddr)
+                break
+        else:
+            raise GoBuildInfoError(f"address {va:#x} is not in the file")
+        end = start + n
+        for span in (self.head, *self.versions.values(), *self.modinfos):
+            if span.start <= start and end <= span.start + len(span.data):
+                return bytes(span.data[start - span.start : end - span.start])
+        pos = self.tape.pos
+        hist_start = pos - len(self.history)
+        if hist_start <= start and end <= pos:
+            return self.history[start - hist_start : end - hist_start]
+        if start >= hist_start:
+            # Partly passed (kept in the history), the rest to come.
+            have = self.history[start - hist_start :] if start < pos else b""
+            return self.tape.want(start, n, have)
+        raise GoBuildInfoError(
+            f"pre-1.18 buildinfo string at offset {start} had passed when it was found"
+        )
+
+    def close(self) -> FileFacts | None:
+        if self.error is None and self.info is None and self.header is not None:
+            if self.inline:
+                # The file ended: what it holds is all there is (a varint near the end was
+                # asked for at its longest).
+                try:
+                    self.info = parse_buildinfo(bytes(self.header.data))
+                except GoBuildInfoError as exc:
+                    self.error = str(exc)
+            else:
+                self.error = "truncated Go buildinfo"
+        if self.error is not None:
+            return FileFacts(notes=(f"{self.path}: {self.error}",))
+        if self.info is None:
+            return None
+        return _facts(self.path, self.info)
+
+
+def _held(item: bytes | Span) -> bytes | None:
+    """The bytes of a kept range once all of it is there."""
+    if isinstance(item, bytes):
+        return item
+    return bytes(item.data) if item.complete else None
+
+
+def _facts(path: str, info: BuildInfo) -> FileFacts:
+    """The packages a binary's build information names (see the module doc)."""
+    notes: list[str] = []
+    found: list[tuple[str, str]] = []
+    std = _stdlib_version(info.go_version)
+    if std is None:
+        notes.append(f"{path}: unrecognised Go version {info.go_version!r}")
+    else:
+        found.append(("stdlib", std))
+    if info.main is not None and info.main[1] and info.main[1] != "(devel)":
+        found.append(info.main)
+    found.extend((n, v) for n, v in info.deps if v)
+    packages = tuple(
+        Package(
+            name=name,
+            version=version,
+            type="go",
+            ecosystem="Go",
+            purl=_purl(name, version),
+            path=path,
+        )
+        for name, version in found
+    )
+    return FileFacts(packages=packages, notes=tuple(notes))
+
+
+class GoBinaryAnalyzer(Analyzer):
     """Go modules and toolchain version from executables' embedded build information."""
 
     NAME: ClassVar[str] = "gobinary"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
+    STREAMS: ClassVar[bool] = True
 
     def wants(self, path: str) -> int | None:
         """Executables in bin/sbin dirs, extension-less files in app roots or at the top."""
@@ -255,48 +490,10 @@ class GoBinaryAnalyzer:
             return SIZE_CAP
         return None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
-        """Parse every wanted file that is an executable with Go buildinfo; others are
-        silently not Go (a shell script in /usr/bin is normal), damaged Go ones noted."""
-        packages: list[Package] = []
-        notes: list[str] = []
-        for path in sorted(files):
-            f = files[path]
-            d = f.data
-            if not (d.startswith((_ELF, _PE)) or d[:4] in _MACHO):
-                continue
-            if MAGIC not in d:
-                if f.truncated:
-                    notes.append(f"{path}: larger than {SIZE_CAP} bytes, not searched whole")
-                continue
-            try:
-                info = parse_buildinfo(d)
-            except NoBuildInfo:
-                continue
-            except GoBuildInfoError as e:
-                notes.append(f"{path}: {e}")
-                continue
-            found: list[tuple[str, str]] = []
-            std = _stdlib_version(info.go_version)
-            if std is None:
-                notes.append(f"{path}: unrecognised Go version {info.go_version!r}")
-            else:
-                found.append(("stdlib", std))
-            if info.main is not None and info.main[1] and info.main[1] != "(devel)":
-                found.append(info.main)
-            found.extend((n, v) for n, v in info.deps if v)
-            owner = ctx.owners.get(path)
-            packages.extend(
-                Package(
-                    name=name,
-                    version=version,
-                    type="go",
-                    ecosystem="Go",
-                    purl=_purl(name, version),
-                    layer=f.layer,
-                    path=path,
-                    owner=owner,
-                )
-                for name, version in found
-            )
-        return AnalyzerResult(packages=packages, notes=notes)
+    def open(self, path: str, size: int, cap: int) -> FileReader:
+        """A streaming reader: any size, a bounded window held (``cap`` does not apply)."""
+        return _GoReader(path)
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        """Every visible binary's modules, owned by the OS package that installed it."""
+        return assemble_files(view, self.NAME, ctx)

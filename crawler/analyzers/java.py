@@ -31,11 +31,17 @@ import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+    assemble_files,
+)
 from regsweep.matcher.records import Package
 
 __all__ = ["JavaAnalyzer"]
@@ -145,11 +151,11 @@ def _manifest(text: str) -> dict[str, str]:
     return out
 
 
-class JavaAnalyzer:
+class JavaAnalyzer(Analyzer):
     """Maven coordinates from Java archives, nested archives included."""
 
     NAME: ClassVar[str] = "java"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def __init__(
         self,
@@ -166,35 +172,35 @@ class JavaAnalyzer:
         """Any file ending in a Java archive suffix (case-insensitive)."""
         return SIZE_CAP if path.lower().endswith(_SUFFIXES) else None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
-        """Open every archive from memory; bad archives become notes."""
-        packages: list[Package] = []
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """Open the archive from memory; a bad archive is a note."""
+        if truncated:
+            return FileFacts(notes=(f"{path}: larger than {SIZE_CAP} bytes, not read",))
+        found: list[Package] = []
         notes: list[str] = []
-        for path in sorted(files):
-            f = files[path]
-            if f.truncated:
-                notes.append(f"{path}: larger than {SIZE_CAP} bytes, not read")
-                continue
-            found: list[Package] = []
-            try:
-                self._archive(f.data, path, f, ctx, 0, _Budget(self.max_inflate), found, notes)
-            except _Bomb:
-                notes.append(f"{path}: decompresses past {self.max_inflate} bytes, stopped")
-            # A package found before the budget ran out is still really there.
-            seen: set[tuple[str, str, str | None]] = set()
-            for p in found:
-                key = (p.name, p.version, p.path)
-                if key not in seen:
-                    seen.add(key)
-                    packages.append(p)
-        return AnalyzerResult(packages=packages, notes=notes)
+        try:
+            self._archive(data, path, 0, _Budget(self.max_inflate), found, notes)
+        except _Bomb:
+            notes.append(f"{path}: decompresses past {self.max_inflate} bytes, stopped")
+        # A package found before the budget ran out is still really there.
+        packages: list[Package] = []
+        seen: set[tuple[str, str, str | None]] = set()
+        for p in found:
+            key = (p.name, p.version, p.path)
+            if key not in seen:
+                seen.add(key)
+                packages.append(p)
+        return FileFacts(packages=tuple(packages), notes=tuple(notes))
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        """Every visible archive's packages (those of nested archives keep their
+        ``outer!/inner`` path), owned by the OS package that installed the archive."""
+        return assemble_files(view, self.NAME, ctx)
 
     def _archive(
         self,
         data: bytes,
         path: str,
-        top: LayerFile,
-        ctx: Context,
         depth: int,
         budget: _Budget,
         out: list[Package],
@@ -227,7 +233,6 @@ class JavaAnalyzer:
                     manifest = info
                 elif name.lower().endswith(_SUFFIXES):
                     nested.append(info)
-            owner = ctx.owners.get(top.path)
             for info in poms:
                 raw = self._read(zf, info, MAX_META, path, budget, notes)
                 if raw is None:
@@ -244,9 +249,7 @@ class JavaAnalyzer:
                         type="maven",
                         ecosystem="Maven",
                         purl=_purl(g, a, v),
-                        layer=top.layer,
                         path=path,
-                        owner=owner,
                     )
                 )
             if not poms and manifest is not None:
@@ -263,9 +266,7 @@ class JavaAnalyzer:
                             name=name,
                             version=version,
                             type="jar",
-                            layer=top.layer,
                             path=path,
-                            owner=owner,
                         )
                     )
             if nested and depth >= self.max_depth:
@@ -275,7 +276,7 @@ class JavaAnalyzer:
                 raw = self._read(zf, info, SIZE_CAP, path, budget, notes)
                 if raw is not None:
                     inner = f"{path}!/{info.filename}"
-                    self._archive(raw, inner, top, ctx, depth + 1, budget, out, notes)
+                    self._archive(raw, inner, depth + 1, budget, out, notes)
 
     @staticmethod
     def _read(

@@ -26,13 +26,18 @@ package ships its own dependencies under ``usr/lib/node_modules/npm/node_modules
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import ClassVar
 
 import msgspec
 
 from regsweep.crawler.analyzers._pkgutil import Notes, package_url
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+)
 from regsweep.matcher.advisories.ecosystems import Ecosystem
 from regsweep.matcher.records import Package
 
@@ -123,11 +128,11 @@ def _is_package_manifest(path: str) -> bool:
     return len(parts) >= 4 and parts[-3].startswith("@") and parts[-4] == "node_modules"
 
 
-class NpmAnalyzer:
+class NpmAnalyzer(Analyzer):
     """Installed npm packages in ``node_modules`` trees."""
 
     NAME: ClassVar[str] = "npm"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     def wants(self, path: str) -> int | None:
         """``package.json`` of a package directory inside ``node_modules``; a project's
@@ -138,30 +143,51 @@ class NpmAnalyzer:
             return LOCK_CAP
         return None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
-        """One package per manifest with a name and version."""
-        notes = Notes()
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """A manifest's package, or a lockfile's pinned packages (each with the manifest
+        path that supersedes it once installed)."""
+        if _is_lockfile(path):
+            return self._read_lock(path, data, truncated)
+        if truncated:
+            return FileFacts(notes=(f"{path}: larger than {SIZE_CAP} bytes; skipped",))
+        try:
+            manifest = _DECODER.decode(data)
+        except msgspec.DecodeError as exc:
+            return FileFacts(notes=(f"{path}: not a JSON object ({exc}); skipped",))
+        name, version = manifest.name, manifest.version
+        if not isinstance(name, str) or not isinstance(version, str):
+            return None
+        if not _NAME.fullmatch(name) or not _VERSION.fullmatch(version):
+            return FileFacts(
+                notes=(f"{path}: invalid name/version ({name!r}, {version!r}); skipped",)
+            )
+        scope, _, bare = name.rpartition("/")
+        pkg = Package(
+            name=name,
+            version=version,
+            type="npm",
+            ecosystem=Ecosystem.NPM.value,
+            purl=package_url("npm", scope or None, bare, version),
+            path=path,
+        )
+        return FileFacts(packages=(pkg,))
+
+    @staticmethod
+    def _read_lock(path: str, data: bytes, truncated: bool) -> FileFacts:
+        if truncated:
+            return FileFacts(notes=(f"{path}: larger than {LOCK_CAP} bytes; skipped",))
+        try:
+            entries = _lock_entries(_LOCK_DECODER.decode(data))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return FileFacts(notes=(f"{path}: not a readable package-lock.json ({exc}); skipped",))
+        project = path.rpartition("/")[0]
+        prefix = f"{project}/" if project else ""
         packages: list[Package] = []
-        for path in sorted(files):
-            if not _is_package_manifest(path):
-                continue
-            f = files[path]
-            if f.truncated:
-                notes.add(f"{path}: larger than {SIZE_CAP} bytes; skipped")
-                continue
-            try:
-                manifest = _DECODER.decode(f.data)
-            except msgspec.DecodeError as exc:
-                notes.add(f"{path}: not a JSON object ({exc}); skipped")
-                continue
-            name, version = manifest.name, manifest.version
-            if not isinstance(name, str) or not isinstance(version, str):
-                continue
-            if not _NAME.fullmatch(name) or not _VERSION.fullmatch(version):
-                notes.add(f"{path}: invalid name/version ({name!r}, {version!r}); skipped")
-                continue
+        hints: list[str] = []
+        for location, name, version in entries:
+            if not _NAME.fullmatch(name) or not _SEMVERISH.fullmatch(version):
+                continue  # file:, git and tarball pins are not registry versions
             scope, _, bare = name.rpartition("/")
-            pkg_dir = path.rpartition("/")[0]
             packages.append(
                 Package(
                     name=name,
@@ -169,46 +195,39 @@ class NpmAnalyzer:
                     type="npm",
                     ecosystem=Ecosystem.NPM.value,
                     purl=package_url("npm", scope or None, bare, version),
-                    layer=f.layer,
                     path=path,
-                    owner=ctx.owners.get(path) or ctx.owners.get(pkg_dir),
                 )
             )
-        for path in sorted(p for p in files if _is_lockfile(p)):
-            packages += self._from_lock(path, files, ctx, notes)
-        return AnalyzerResult(packages=packages, notes=notes.result())
+            hints.append(f"{prefix}{location}/package.json")
+        return FileFacts(packages=tuple(packages), hints=tuple(hints))
 
-    def _from_lock(
-        self, path: str, files: Mapping[str, LayerFile], ctx: Context, notes: Notes
-    ) -> list[Package]:
-        f = files[path]
-        if f.truncated:
-            notes.add(f"{path}: larger than {LOCK_CAP} bytes; skipped")
-            return []
-        try:
-            entries = _lock_entries(_LOCK_DECODER.decode(f.data))
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            notes.add(f"{path}: not a readable package-lock.json ({exc}); skipped")
-            return []
-        project = path.rpartition("/")[0]
-        prefix = f"{project}/" if project else ""
-        out = []
-        for location, name, version in entries:
-            if f"{prefix}{location}/package.json" in files:
-                continue  # installed: its manifest already reported it
-            if not _NAME.fullmatch(name) or not _SEMVERISH.fullmatch(version):
-                continue  # file:, git and tarball pins are not registry versions
-            scope, _, bare = name.rpartition("/")
-            out.append(
-                Package(
-                    name=name,
-                    version=version,
-                    type="npm",
-                    ecosystem=Ecosystem.NPM.value,
-                    purl=package_url("npm", scope or None, bare, version),
-                    layer=f.layer,
-                    path=path,
-                    owner=ctx.owners.get(path),
-                )
-            )
-        return out
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        """One package per installed manifest; a lockfile's pins that are not installed."""
+        notes = Notes()
+        packages: list[Package] = []
+        mine = view.found(self.NAME)
+        locks = []
+        for path in sorted(mine):
+            f = mine[path]
+            if _is_lockfile(path):
+                locks.append(f)
+                continue
+            for note in f.facts.notes:
+                notes.add(note)
+            pkg_dir = path.rpartition("/")[0]
+            owner = ctx.owners.get(path) or ctx.owners.get(pkg_dir)
+            packages += [
+                msgspec.structs.replace(p, layer=f.layer, path=path, owner=owner)
+                for p in f.facts.packages
+            ]
+        for f in locks:
+            for note in f.facts.notes:
+                notes.add(note)
+            owner = ctx.owners.get(f.path)
+            packages += [
+                msgspec.structs.replace(p, layer=f.layer, path=f.path, owner=owner)
+                for p, installed in zip(f.facts.packages, f.facts.hints, strict=True)
+                # Installed: its manifest already reported it.
+                if installed not in mine
+            ]
+        return AnalyzerResult(packages=packages, notes=notes.result())

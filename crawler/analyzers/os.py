@@ -43,11 +43,17 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from regsweep.crawler.analyzers._pkgutil import Notes
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+)
 from regsweep.matcher.records import OsInfo
 
 __all__ = ["DEBIAN_CODENAMES", "OsAnalyzer", "parse_os_release"]
@@ -122,15 +128,15 @@ def parse_os_release(text: str, notes: Notes | None = None, path: str = "") -> d
     return out
 
 
-def _decode(f: LayerFile, notes: Notes) -> str | None:
-    if b"\x00" in f.data:
-        notes.add(f"{f.path}: binary data, not a text file; ignored")
+def _decode(path: str, data: bytes, notes: Notes) -> str | None:
+    if b"\x00" in data:
+        notes.add(f"{path}: binary data, not a text file; ignored")
         return None
     try:
-        return f.data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        notes.add(f"{f.path}: not valid UTF-8; undecodable bytes replaced")
-        return f.data.decode("utf-8", errors="replace")
+        notes.add(f"{path}: not valid UTF-8; undecodable bytes replaced")
+        return data.decode("utf-8", errors="replace")
 
 
 def _suse_ecosystem(fields: Mapping[str, str], version: str | None) -> str | None:
@@ -207,65 +213,74 @@ def _ecosystem(
     return None
 
 
-class OsAnalyzer:
+class OsAnalyzer(Analyzer):
     """Finds the OS (family, name, version) and its advisory ecosystem."""
 
     NAME: ClassVar[str] = "os"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def wants(self, path: str) -> int | None:
         """The os-release family of files, at most 64 KiB each."""
         return SIZE_CAP if path in _WANTED else None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """The file's text (a few hundred bytes: its text is what it means)."""
+        notes = Notes()
+        text = _decode(path, data, notes)
+        return FileFacts(text=text, notes=tuple(notes.result()))
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
         """Read the best source present; no source at all is an empty result, not an error."""
         notes = Notes()
+
+        def text(path: str) -> str | None:
+            found = view.get(self.NAME, path)
+            if found is None:
+                return None
+            for note in found.facts.notes:
+                notes.add(note)
+            return found.facts.text
+
         os_info: OsInfo | None = None
         ecosystem: str | None = None
         for path in OS_RELEASE:
-            f = files.get(path)
-            if f is None:
+            content = text(path)
+            if content is None:
                 continue
-            text = _decode(f, notes)
-            if text is None:
-                continue
-            fields = parse_os_release(text, notes, path)
+            fields = parse_os_release(content, notes, path)
             family = fields.get("ID", "").strip().lower()
             if not family:
                 notes.add(f"{path}: no ID field; ignored")
                 continue
             version = fields.get("VERSION_ID") or None
             if family == "debian" and version is None:
-                version = self._debian_version(files, notes) or fields.get("VERSION_CODENAME")
+                version = self._debian_version(text) or fields.get("VERSION_CODENAME")
             os_info = OsInfo(family=family, name=fields.get("NAME") or None, version=version)
             ecosystem = _ecosystem(family, version, fields, notes)
             break
         else:
-            os_info, ecosystem = self._fallback(files, notes)
+            os_info, ecosystem = self._fallback(text, notes)
         return AnalyzerResult(os=os_info, ecosystem=ecosystem, notes=notes.result())
 
     @staticmethod
-    def _debian_version(files: Mapping[str, LayerFile], notes: Notes) -> str | None:
-        f = files.get(DEBIAN_VERSION)
-        if f is None:
+    def _debian_version(text: Callable[[str], str | None]) -> str | None:
+        content = text(DEBIAN_VERSION)
+        if content is None:
             return None
-        text = _decode(f, notes)
-        if text is None:
-            return None
-        return text.strip() or None
+        return content.strip() or None
 
     def _fallback(
-        self, files: Mapping[str, LayerFile], notes: Notes
+        self, text: Callable[[str], str | None], notes: Notes
     ) -> tuple[OsInfo | None, str | None]:
         """No os-release: the distro-specific release files."""
-        f = files.get(ALPINE_RELEASE)
-        if f is not None and (text := _decode(f, notes)) is not None and text.strip():
-            version = text.strip().split()[0]
+        content = text(ALPINE_RELEASE)
+        if content is not None and content.strip():
+            version = content.strip().split()[0]
             return (
                 OsInfo(family="alpine", name="Alpine Linux", version=version),
                 _ecosystem("alpine", version, {}, notes),
             )
-        raw = self._debian_version(files, notes)
+        raw = self._debian_version(text)
         if raw is not None:
             # "11.6" → release 11 (what VERSION_ID says); "bookworm/sid" stays as written.
             m = _MAJOR.match(raw)
@@ -274,9 +289,9 @@ class OsAnalyzer:
                 OsInfo(family="debian", name="Debian GNU/Linux", version=version),
                 _ecosystem("debian", version, {}, notes),
             )
-        f = files.get(REDHAT_RELEASE)
-        if f is not None and (text := _decode(f, notes)) is not None:
-            m = _REDHAT.match(text.strip())
+        content = text(REDHAT_RELEASE)
+        if content is not None:
+            m = _REDHAT.match(content.strip())
             if m is None:
                 notes.add(f"{REDHAT_RELEASE}: not a 'NAME release VERSION' line; ignored")
                 return None, None

@@ -14,13 +14,19 @@ time). Type ``composer``, ecosystem ``Packagist``, purl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
 import msgspec
 
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+    assemble_files,
+)
 from regsweep.matcher.records import Package
 
 __all__ = ["ComposerAnalyzer"]
@@ -50,11 +56,11 @@ def _purl(name: str, version: str) -> str:
     return f"pkg:composer/{path}@{quote(version, safe='.-_~+')}"
 
 
-class ComposerAnalyzer:
+class ComposerAnalyzer(Analyzer):
     """Packages Composer installed into a ``vendor`` directory."""
 
     NAME: ClassVar[str] = "composer"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def wants(self, path: str) -> int | None:
         """``vendor/composer/installed.json`` at any depth."""
@@ -62,40 +68,36 @@ class ComposerAnalyzer:
             return SIZE_CAP
         return None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
-        """Both Composer formats; unreadable files and incomplete entries become notes."""
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """Both Composer formats; an unreadable file or incomplete entries are notes."""
+        if truncated:
+            return FileFacts(notes=(f"{path}: larger than {SIZE_CAP} bytes, not read",))
+        data = data.lstrip()
+        try:
+            entries = _LIST.decode(data) if data[:1] == b"[" else _V2.decode(data).packages
+        # ValidationError is a DecodeError; msgspec raises UnicodeDecodeError for
+        # invalid UTF-8 inside a string (found by fuzzing).
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
+            return FileFacts(notes=(f"{path}: not a Composer installed.json ({e})",))
         packages: list[Package] = []
-        notes: list[str] = []
-        for path in sorted(files):
-            f = files[path]
-            if f.truncated:
-                notes.append(f"{path}: larger than {SIZE_CAP} bytes, not read")
+        skipped = 0
+        for entry in entries:
+            if not entry.name or not entry.version:
+                skipped += 1
                 continue
-            data = f.data.lstrip()
-            try:
-                entries = _LIST.decode(data) if data[:1] == b"[" else _V2.decode(data).packages
-            # ValidationError is a DecodeError; msgspec raises UnicodeDecodeError for
-            # invalid UTF-8 inside a string (found by fuzzing).
-            except (msgspec.DecodeError, UnicodeDecodeError) as e:
-                notes.append(f"{path}: not a Composer installed.json ({e})")
-                continue
-            skipped = 0
-            for entry in entries:
-                if not entry.name or not entry.version:
-                    skipped += 1
-                    continue
-                packages.append(
-                    Package(
-                        name=entry.name,
-                        version=entry.version,
-                        type="composer",
-                        ecosystem="Packagist",
-                        purl=_purl(entry.name, entry.version),
-                        layer=f.layer,
-                        path=path,
-                        owner=ctx.owners.get(path),
-                    )
+            packages.append(
+                Package(
+                    name=entry.name,
+                    version=entry.version,
+                    type="composer",
+                    ecosystem="Packagist",
+                    purl=_purl(entry.name, entry.version),
+                    path=path,
                 )
-            if skipped:
-                notes.append(f"{path}: {skipped} entries without name or version skipped")
-        return AnalyzerResult(packages=packages, notes=notes)
+            )
+        notes = (f"{path}: {skipped} entries without name or version skipped",) if skipped else ()
+        return FileFacts(packages=tuple(packages), notes=notes)
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        """Every visible installed.json's packages."""
+        return assemble_files(view, self.NAME, ctx)

@@ -24,13 +24,18 @@ per (directory, PEP 503 name, version), the dist-info one when both exist.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import ClassVar
 
 import msgspec
 
 from regsweep.crawler.analyzers._pkgutil import Notes, package_url
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+)
 from regsweep.matcher.advisories.ecosystems import Ecosystem, normalize_name
 from regsweep.matcher.records import Package
 
@@ -81,58 +86,66 @@ def parse_metadata(text: str) -> dict[str, str]:
     return fields
 
 
-class PythonAnalyzer:
+class PythonAnalyzer(Analyzer):
     """Installed Python distributions (dist-info, egg-info)."""
 
     NAME: ClassVar[str] = "python"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def wants(self, path: str) -> int | None:
         """Metadata files of installed distributions, 1 MiB each."""
         return SIZE_CAP if _kind(path) else None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """The distribution a metadata file names; unreadable metadata is a note."""
+        if b"\x00" in data:
+            return FileFacts(notes=(f"{path}: binary data, not package metadata; skipped",))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            # Old distutils wrote PKG-INFO in the locale's encoding; the fields used here
+            # are ASCII by PEP 508/440 and are validated below.
+            text = data.decode("utf-8", errors="replace")
+        fields = parse_metadata(text)
+        name = fields.get("name", "")
+        version = fields.get("version", "")
+        if not _NAME.fullmatch(name) or not _VERSION.fullmatch(version):
+            return FileFacts(
+                notes=(f"{path}: no valid Name/Version ({name!r}, {version!r}); skipped",)
+            )
+        pkg = Package(
+            name=name,
+            version=version,
+            type="pypi",
+            ecosystem=Ecosystem.PYPI.value,
+            purl=package_url("pypi", None, name.lower().replace("_", "-"), version),
+            path=path,
+        )
+        return FileFacts(packages=(pkg,))
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
         """One package per distribution found; unreadable metadata is noted and skipped."""
         notes = Notes()
         # (site dir, PEP 503 name, version) → (kind, package); lower kind wins.
         found: dict[tuple[str, str, str], tuple[int, Package]] = {}
-        for path in sorted(files):
+        mine = view.found(self.NAME)
+        for path in sorted(mine):
+            f = mine[path]
+            for note in f.facts.notes:
+                notes.add(note)
+            if not f.facts.packages:
+                continue
             kind = _kind(path)
-            if not kind:
-                continue
-            f = files[path]
-            if b"\x00" in f.data:
-                notes.add(f"{path}: binary data, not package metadata; skipped")
-                continue
-            try:
-                text = f.data.decode("utf-8")
-            except UnicodeDecodeError:
-                # Old distutils wrote PKG-INFO in the locale's encoding; the fields used here
-                # are ASCII by PEP 508/440 and are validated below.
-                text = f.data.decode("utf-8", errors="replace")
-            fields = parse_metadata(text)
-            name = fields.get("name", "")
-            version = fields.get("version", "")
-            if not _NAME.fullmatch(name) or not _VERSION.fullmatch(version):
-                notes.add(f"{path}: no valid Name/Version ({name!r}, {version!r}); skipped")
-                continue
             # The metadata directory (dist-info / egg-info / .egg) and the directory it is in.
             meta_dir = path if kind == 2 and path.endswith(".egg-info") else path.rpartition("/")[0]
             if kind == 3:
                 meta_dir = meta_dir.rpartition("/")[0]
             site = meta_dir.rpartition("/")[0]
             owner = ctx.owners.get(path) or ctx.owners.get(meta_dir)
-            pkg = Package(
-                name=name,
-                version=version,
-                type="pypi",
-                ecosystem=Ecosystem.PYPI.value,
-                purl=package_url("pypi", None, name.lower().replace("_", "-"), version),
-                layer=f.layer,
-                path=path,
-                owner=owner,
+            pkg = msgspec.structs.replace(
+                f.facts.packages[0], layer=f.layer, path=path, owner=owner
             )
-            key = (site, normalize_name(Ecosystem.PYPI, name), version)
+            key = (site, normalize_name(Ecosystem.PYPI, pkg.name), pkg.version)
             prev = found.get(key)
             if prev is None:
                 found[key] = (kind, pkg)

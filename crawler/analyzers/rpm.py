@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-from collections.abc import Mapping
 from typing import ClassVar, assert_never
 
-from regsweep.crawler.analyzers._pkgutil import Notes, package_url
+import msgspec
+
+from regsweep.crawler.analyzers._pkgutil import Notes, package_url, with_distro
 from regsweep.crawler.analyzers._rpmdb_bdb import read_bdb
 from regsweep.crawler.analyzers._rpmdb_header import (
     DatabaseError,
@@ -38,7 +39,13 @@ from regsweep.crawler.analyzers._rpmdb_header import (
     parse_header,
 )
 from regsweep.crawler.analyzers._rpmdb_ndb import read_ndb
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+)
 from regsweep.matcher.records import OsInfo, Package
 
 __all__ = ["RpmAnalyzer"]
@@ -161,29 +168,38 @@ def _source(sourcerpm: str | None) -> tuple[str, str, str] | None:
     return None
 
 
-def _purl(h: RpmHeader, os: OsInfo | None) -> str:
-    family = os.family.lower() if os is not None and os.family else None
+def _purl(h: RpmHeader) -> str:
+    """The purl without the distribution (namespace and ``distro``: see ``_place``)."""
     return package_url(
         "rpm",
-        _PURL_VENDOR.get(family, family) if family else None,
+        None,
         h.name,
         f"{h.version}-{h.release}",
         {
             "arch": h.arch,
-            "distro": f"{family}-{os.version}"
-            if family and os is not None and os.version
-            else None,
             # The purl spec keeps the epoch out of the version, as a qualifier.
             "epoch": str(h.epoch) if h.epoch is not None else None,
         },
     )
 
 
-class RpmAnalyzer:
+def _distribution(os: OsInfo | None) -> tuple[str | None, str | None]:
+    """The purl namespace (the vendor) and ``distro`` qualifier of an image's rpm packages."""
+    family = os.family.lower() if os is not None and os.family else None
+    if family is None:
+        return None, None
+    distro = f"{family}-{os.version}" if os is not None and os.version else None
+    return _PURL_VENDOR.get(family, family), distro
+
+
+_BACKENDS = dict(_CANDIDATES)
+
+
+class RpmAnalyzer(Analyzer):
     """Installed rpm packages and the files they own."""
 
     NAME: ClassVar[str] = "rpm"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     def wants(self, path: str) -> int | None:
         """The rpm database files (and the sqlite WAL, to tell whether it is empty)."""
@@ -193,44 +209,33 @@ class RpmAnalyzer:
             return _WAL_CAP
         return None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
-        """Packages and owners from the preferred rpm database present in ``files``.
-
-        Raises ``DatabaseError`` (an ``AnalyzerError``) only when that database cannot be read
-        at all; bad packages inside it are skipped with a note.
-        """
-        present = [(files[p], b) for p, b in _CANDIDATES if p in files]
-        if not present:
-            return AnalyzerResult()
-        db, backend = present[0]
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """Packages (a purl without the distribution yet) and owners of one database; a WAL
+        file is kept as present (its size is all that matters)."""
+        backend = _BACKENDS.get(path)
+        if backend is None:
+            return FileFacts()  # the WAL
         notes = Notes(MAX_NOTES)
-        for other, _ in present[1:]:
-            # The same file seen through the var/lib/rpm symlink is not worth a note.
-            if other.data != db.data:
-                notes.add(f"{other.path} ignored: {db.path} is preferred")
-        if db.truncated:
-            notes.add(f"{db.path} is larger than {SIZE_CAP} bytes; read only its start")
-        wal = files.get(db.path + _WAL_SUFFIX)
-        if wal is not None and wal.data:
-            notes.add(f"{wal.path} is not empty: changes not yet checkpointed are not read")
+        if truncated:
+            notes.add(f"{path} is larger than {SIZE_CAP} bytes; read only its start")
         try:
-            blobs, db_notes = _read(backend, db.data)
+            blobs, db_notes = _read(backend, data)
         except DatabaseError as exc:
-            raise DatabaseError(f"{db.path}: {exc}") from exc
+            return FileFacts(error=f"{path}: {exc}", notes=tuple(notes.result()))
         for note in db_notes:
-            notes.add(f"{db.path}: {note}")
+            notes.add(f"{path}: {note}")
         packages: list[Package] = []
         owners: dict[str, str] = {}
         for blob in blobs:
             try:
                 h = parse_header(blob)
             except HeaderError as exc:
-                notes.add(f"{db.path}: package header skipped: {exc}")
+                notes.add(f"{path}: package header skipped: {exc}")
                 continue
             if h.name == "gpg-pubkey":
                 continue
             if h.files_error is not None:
-                notes.add(f"{db.path}: {h.name}: file list unreadable: {h.files_error}")
+                notes.add(f"{path}: {h.name}: file list unreadable: {h.files_error}")
             evr = _evr(h.epoch, h.version, h.release)
             source = _source(h.sourcerpm)
             packages.append(
@@ -238,15 +243,48 @@ class RpmAnalyzer:
                     name=h.name,
                     version=evr,
                     type="rpm",
-                    ecosystem=ctx.ecosystem,
                     source_name=source[0] if source else None,
                     source_version=_evr(h.epoch, source[1], source[2]) if source else None,
-                    purl=_purl(h, ctx.os),
-                    layer=db.layer,
-                    path=db.path,
+                    purl=_purl(h),
+                    path=path,
                     modularity_label=h.modularitylabel,
                 )
             )
-            for path in h.files:
-                owners.setdefault(path.lstrip("/"), h.name)
-        return AnalyzerResult(packages=packages, owners=owners, notes=notes.result())
+            for owned in h.files:
+                owners.setdefault(owned.lstrip("/"), h.name)
+        return FileFacts(packages=tuple(packages), owners=owners, notes=tuple(notes.result()))
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        """Packages and owners from the preferred rpm database present in the image.
+
+        Raises ``DatabaseError`` (an ``AnalyzerError``) only when that database cannot be read
+        at all; bad packages inside it are skipped with a note.
+        """
+        present = [f for p, _ in _CANDIDATES if (f := view.get(self.NAME, p)) is not None]
+        if not present:
+            return AnalyzerResult()
+        db = present[0]
+        notes = Notes(MAX_NOTES)
+        for other in present[1:]:
+            # The same file seen through the var/lib/rpm symlink is not worth a note.
+            if other.path != db.path and other.facts != db.facts:
+                notes.add(f"{other.path} ignored: {db.path} is preferred")
+        wal = view.get(self.NAME, db.path + _WAL_SUFFIX)
+        if wal is not None and wal.size:
+            notes.add(f"{wal.path} is not empty: changes not yet checkpointed are not read")
+        if db.facts.error is not None:
+            raise DatabaseError(db.facts.error)
+        for note in db.facts.notes:
+            notes.add(note)
+        namespace, distro = _distribution(ctx.os)
+        packages = [
+            msgspec.structs.replace(
+                p,
+                ecosystem=ctx.ecosystem,
+                purl=with_distro(p.purl or "", namespace, distro),
+                layer=db.layer,
+                path=db.path,
+            )
+            for p in db.facts.packages
+        ]
+        return AnalyzerResult(packages=packages, owners=dict(db.facts.owners), notes=notes.result())

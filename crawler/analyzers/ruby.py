@@ -15,11 +15,17 @@ note. Type ``gem``, ecosystem ``RubyGems``, purl ``pkg:gem/<name>@<version>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+    assemble_files,
+)
 from regsweep.matcher.records import Package
 
 __all__ = ["GemspecAnalyzer"]
@@ -31,11 +37,11 @@ _VERSION = re.compile(rb"""^\s*\w+\.version\s*=\s*(["'])([^"'\n]+)\1""", re.M)
 _STUB = re.compile(rb"^# stub: (\S+) (\S+)", re.M)
 
 
-class GemspecAnalyzer:
+class GemspecAnalyzer(Analyzer):
     """Gems installed by RubyGems or Bundler."""
 
     NAME: ClassVar[str] = "gemspec"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     def wants(self, path: str) -> int | None:
         """``…/specifications/NAME.gemspec`` and ``…/specifications/default/NAME.gemspec``."""
@@ -46,41 +52,35 @@ class GemspecAnalyzer:
             head = head[: -len("/default")]
         return SIZE_CAP if head == "specifications" or head.endswith("/specifications") else None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
-        """One package per readable spec; specs without a literal name and version noted."""
-        packages: list[Package] = []
-        notes: list[str] = []
-        for path in sorted(files):
-            f = files[path]
-            if f.truncated:
-                notes.append(f"{path}: larger than {SIZE_CAP} bytes, not a generated gemspec")
-                continue
-            name_m, ver_m = _NAME.search(f.data), _VERSION.search(f.data)
-            if name_m and ver_m:
-                name, version = name_m.group(2), ver_m.group(2)
-            elif (stub := _STUB.search(f.data)) is not None:
-                name, version = stub.group(1), stub.group(2)
-            else:
-                notes.append(f"{path}: no literal name and version")
-                continue
-            try:
-                n, v = name.decode("utf-8").strip(), version.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                notes.append(f"{path}: name or version is not UTF-8")
-                continue
-            if not n or not v:  # a literal of blanks ("\t") is no name
-                notes.append(f"{path}: empty name or version")
-                continue
-            packages.append(
-                Package(
-                    name=n,
-                    version=v,
-                    type="gem",
-                    ecosystem="RubyGems",
-                    purl=f"pkg:gem/{quote(n, safe='-_.')}@{quote(v, safe='.-_~+')}",
-                    layer=f.layer,
-                    path=path,
-                    owner=ctx.owners.get(path),
-                )
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """The gem a spec names; a spec without a literal name and version is a note."""
+        if truncated:
+            return FileFacts(
+                notes=(f"{path}: larger than {SIZE_CAP} bytes, not a generated gemspec",)
             )
-        return AnalyzerResult(packages=packages, notes=notes)
+        name_m, ver_m = _NAME.search(data), _VERSION.search(data)
+        if name_m and ver_m:
+            name, version = name_m.group(2), ver_m.group(2)
+        elif (stub := _STUB.search(data)) is not None:
+            name, version = stub.group(1), stub.group(2)
+        else:
+            return FileFacts(notes=(f"{path}: no literal name and version",))
+        try:
+            n, v = name.decode("utf-8").strip(), version.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            return FileFacts(notes=(f"{path}: name or version is not UTF-8",))
+        if not n or not v:  # a literal of blanks ("\t") is no name
+            return FileFacts(notes=(f"{path}: empty name or version",))
+        pkg = Package(
+            name=n,
+            version=v,
+            type="gem",
+            ecosystem="RubyGems",
+            purl=f"pkg:gem/{quote(n, safe='-_.')}@{quote(v, safe='.-_~+')}",
+            path=path,
+        )
+        return FileFacts(packages=(pkg,))
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        """One package per readable spec visible in the image."""
+        return assemble_files(view, self.NAME, ctx)

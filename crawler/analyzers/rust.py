@@ -21,14 +21,22 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
 import msgspec
 
+from regsweep.crawler.analyzers._stream import Span, Tape
 from regsweep.crawler.analyzers.gobinary import GoBinaryAnalyzer
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Context,
+    FactsView,
+    FileFacts,
+    FileReader,
+    assemble_files,
+)
 from regsweep.matcher.records import Package
 
 __all__ = ["RustBinaryAnalyzer", "RustAuditError", "read_elf_section"]
@@ -121,55 +129,245 @@ def _purl(name: str, version: str) -> str:
     return f"pkg:cargo/{quote(name, safe='-_.')}@{quote(version, safe='.-_~+')}"
 
 
-class RustBinaryAnalyzer:
+#: zlib stream headers (deflate, 32 KiB window, any level, no preset dictionary).
+_ZLIB = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
+#: Compressed bytes a candidate may take before its output must start with ``{``: the
+#: code tables of a dynamic Huffman block come before the first literal.
+_TRIAL = 1024
+#: Candidates inflated at once, and kept in all (each holds at most ``MAX_JSON`` bytes).
+_MAX_ACTIVE = 8
+_MAX_KEPT = 64
+_SECTION_NAME = SECTION.encode() + b"\0"
+#: A section header table larger than this is not one a linker wrote.
+_MAX_HEADERS = 16 << 20
+
+
+class _Inflation:
+    """A zlib stream met at ``start`` that may be the audit data: inflated as it arrives,
+    dropped as soon as its output does not start like a JSON object."""
+
+    __slots__ = ("d", "done", "error", "given", "out", "start", "used")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.d = zlib.decompressobj()
+        self.out = bytearray()
+        self.given = 0
+        self.used = 0
+        self.done = False
+        self.error: str | None = None
+
+    def feed(self, data: bytes) -> bool:
+        """Inflate more of the stream; False when this is not the audit data after all."""
+        if self.done:
+            return True
+        if not self.out:
+            # On trial: a JSON object's first byte must come within _TRIAL input bytes.
+            trial = data[: _TRIAL - self.given]
+            if not self._inflate(trial, on_trial=True):
+                return False
+            if not self.out:
+                return self.given < _TRIAL
+            if self.out[:1] != b"{":
+                return False
+            data = data[len(trial) :]
+            if not data or self.done:
+                return True
+        return self._inflate(data, on_trial=False)
+
+    def _inflate(self, data: bytes, *, on_trial: bool) -> bool:
+        self.given += len(data)
+        try:
+            self.out += self.d.decompress(data, MAX_JSON + 1 - len(self.out))
+        except zlib.error as err:
+            if on_trial:
+                return False
+            self.error, self.done = f"{SECTION} is not zlib data ({err})", True
+            return True
+        if len(self.out) > MAX_JSON:
+            self.error, self.done = f"{SECTION} inflates past {MAX_JSON} bytes", True
+            self.out = bytearray()
+        elif self.d.eof:
+            self.used = self.given - len(self.d.unused_data)
+            self.done = True
+        return True
+
+
+class _RustReader:
+    """Finds the cargo-auditable data of an ELF executable as its bytes stream by.
+
+    The section header table (its place is in the ELF header) is kept when it arrives;
+    every ``.dep-v0\0`` is noted by offset, and every zlib stream whose output starts like
+    a JSON object is inflated as it passes (bounded). At the end, the data is the stream
+    that starts exactly where the section whose name lies exactly on a noted ``.dep-v0``
+    says its contents start: the same answer as reading the section by name.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.tape = Tape(overlap=len(_SECTION_NAME) - 1)
+        self.head = self.tape.want(0, 64)
+        self.layout: tuple[str, int, int, int, str, int] | None = None
+        self.table: Span | None = None
+        self.names: set[int] = set()
+        self.active: list[_Inflation] = []
+        self.kept: dict[int, _Inflation] = {}
+        self.error: str | None = None
+
+    def feed(self, chunk: bytes) -> bool:
+        tape = self.tape
+        buf = tape.window(chunk)
+        if self.layout is None:
+            if not self.head.complete:
+                return tape.pos < 64 or self.head.data[:4] == _ELF[: len(self.head.data)]
+            try:
+                self.layout = self._layout(bytes(self.head.data))
+            except RustAuditError as exc:
+                self.error = str(exc)
+                return False
+            if self.layout is None:
+                return False  # not ELF, or no section headers: nothing to find
+            _, shoff, shentsize, shnum, _, _ = self.layout
+            self.table = tape.want(shoff, shentsize * shnum)
+        still = []
+        for active in self.active:
+            if not active.feed(chunk):
+                del self.kept[active.start]
+            elif not active.done:
+                still.append(active)
+        self.active = still
+        if len(self.names) < 64:
+            self.names.update(tape.matches(_SECTION_NAME))
+        base = tape.base
+        for off in sorted(off for z in _ZLIB for off in tape.matches(z)):
+            if len(self.active) >= _MAX_ACTIVE:
+                break
+            cand = _Inflation(off)
+            if cand.feed(buf[off - base :]):
+                self._keep(cand)
+        return True
+
+    def _keep(self, cand: _Inflation) -> None:
+        """Keep a candidate; the oldest go when too many are kept (memory stays bounded)."""
+        self.kept[cand.start] = cand
+        if not cand.done:
+            self.active.append(cand)
+        while len(self.kept) > _MAX_KEPT or sum(len(c.out) for c in self.kept.values()) > (
+            2 * MAX_JSON
+        ):
+            oldest = min(self.kept)
+            gone = self.kept.pop(oldest)
+            if gone in self.active:
+                self.active.remove(gone)
+
+    @staticmethod
+    def _layout(head: bytes) -> tuple[str, int, int, int, str, int] | None:
+        """(byte order, shoff, shentsize, shnum, entry format, shstrndx) of an ELF file with
+        section headers; None for any other file."""
+        if not head.startswith(_ELF):
+            return None
+        cls, order = head[4], head[5]
+        if cls not in (1, 2) or order not in (1, 2):
+            raise RustAuditError("bad ELF class or byte order")
+        e = "<" if order == 1 else ">"
+        if cls == 2:
+            (shoff,) = struct.unpack_from(e + "Q", head, 40)
+            shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 58)
+            fmt, need = e + "IIQQQQ", 40
+        else:
+            (shoff,) = struct.unpack_from(e + "I", head, 32)
+            shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 46)
+            fmt, need = e + "IIIIII", 24
+        if shoff == 0 or shnum == 0:
+            return None  # stripped of section headers: nothing to find
+        if shentsize < need or shentsize * shnum > _MAX_HEADERS or shstrndx >= shnum:
+            raise RustAuditError("ELF section headers outside the file")
+        return e, shoff, shentsize, shnum, fmt, shstrndx
+
+    def close(self) -> FileFacts | None:
+        try:
+            blob = self._section()
+            if blob is None:
+                return None
+            info = _DECODER.decode(blob)
+        except RustAuditError as e:
+            return FileFacts(notes=(f"{self.path}: {e}",))
+        except msgspec.ValidationError as e:
+            return FileFacts(notes=(f"{self.path}: {SECTION} JSON not as expected ({e})",))
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:  # bad UTF-8 in a string
+            return FileFacts(notes=(f"{self.path}: {SECTION} is not JSON ({e})",))
+        packages = tuple(
+            Package(
+                name=c.name,
+                version=c.version,
+                type="cargo",
+                ecosystem="crates.io",
+                purl=_purl(c.name, c.version),
+                path=self.path,
+            )
+            for c in info.packages
+            if c.source == "crates.io"
+        )
+        return FileFacts(packages=packages)
+
+    def _section(self) -> bytes | None:
+        """The inflated ``.dep-v0`` contents; None when the file has no such section."""
+        if self.error is not None:
+            raise RustAuditError(self.error)
+        if self.layout is None:
+            return None
+        e, _, shentsize, shnum, fmt, shstrndx = self.layout
+        assert self.table is not None
+        if not self.table.complete:
+            raise RustAuditError("ELF section headers outside the file")
+        size = self.tape.pos
+        table = bytes(self.table.data)
+        sections = []
+        try:
+            for i in range(shnum):
+                name, sh_type, _flags, _addr, off, length = struct.unpack_from(
+                    fmt, table, i * shentsize
+                )
+                sections.append((name, sh_type, off, length))
+        except struct.error as err:
+            raise RustAuditError("truncated ELF headers") from err
+        _n, _t, stroff, strsize = sections[shstrndx]
+        if stroff + strsize > size:
+            raise RustAuditError("ELF section name table outside the file")
+        for name, sh_type, off, length in sections:
+            if name >= strsize or stroff + name not in self.names:
+                continue
+            if sh_type == 8:  # SHT_NOBITS: no bytes in the file
+                return None
+            if off + length > size:
+                raise RustAuditError(f"section {SECTION} outside the file")
+            found = self.kept.get(off)
+            if found is None:
+                raise RustAuditError(f"{SECTION} does not hold zlib-compressed JSON")
+            if found.error is not None:
+                raise RustAuditError(found.error)
+            if not found.done or found.used > length:
+                raise RustAuditError(f"{SECTION} is not zlib data (the stream is cut short)")
+            return bytes(found.out)
+        return None
+
+
+class RustBinaryAnalyzer(Analyzer):
     """crates.io dependencies of binaries built with cargo-auditable."""
 
     NAME: ClassVar[str] = "rust-binary"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
+    STREAMS: ClassVar[bool] = True
     _paths = GoBinaryAnalyzer()
 
     def wants(self, path: str) -> int | None:
         """The same executable locations as Go binaries."""
         return SIZE_CAP if self._paths.wants(path) is not None else None
 
-    def analyze(self, files: Mapping[str, LayerFile], ctx: Context) -> AnalyzerResult:
-        """Read ``.dep-v0`` from every ELF file that has one."""
-        packages: list[Package] = []
-        notes: list[str] = []
-        for path in sorted(files):
-            f = files[path]
-            if not f.data.startswith(_ELF):
-                continue
-            try:
-                blob = read_elf_section(f.data, SECTION)
-                if blob is None:
-                    continue
-                info = _DECODER.decode(_inflate(blob))
-            except RustAuditError as e:
-                if not f.truncated:  # a truncated file's headers may simply be cut off
-                    notes.append(f"{path}: {e}")
-                else:
-                    notes.append(f"{path}: larger than {SIZE_CAP} bytes, not read")
-                continue
-            except msgspec.ValidationError as e:
-                notes.append(f"{path}: {SECTION} JSON not as expected ({e})")
-                continue
-            except (msgspec.DecodeError, UnicodeDecodeError) as e:  # bad UTF-8 in a string
-                notes.append(f"{path}: {SECTION} is not JSON ({e})")
-                continue
-            owner = ctx.owners.get(path)
-            packages.extend(
-                Package(
-                    name=c.name,
-                    version=c.version,
-                    type="cargo",
-                    ecosystem="crates.io",
-                    purl=_purl(c.name, c.version),
-                    layer=f.layer,
-                    path=path,
-                    owner=owner,
-                )
-                for c in info.packages
-                if c.source == "crates.io"
-            )
-        return AnalyzerResult(packages=packages, notes=notes)
+    def open(self, path: str, size: int, cap: int) -> FileReader:
+        """A streaming reader: any size, bounded memory (``cap`` does not apply)."""
+        return _RustReader(path)
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        """Every visible binary's crates, owned by the OS package that installed it."""
+        return assemble_files(view, self.NAME, ctx)

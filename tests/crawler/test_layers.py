@@ -2,6 +2,8 @@
 
 Every fixture is a real archive written by ``tarfile`` (ustar, GNU and PAX formats) and
 compressed by a real compressor (``gzip``/ISA-L, ``zstandard``); digests are real sha256s.
+The analyzer here (``Keep``) keeps each wanted file's bytes as its facts, so the tests see
+exactly what the walker handed over and what the merged view shows.
 """
 
 from __future__ import annotations
@@ -15,22 +17,32 @@ import threading
 import tracemalloc
 import zlib
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
+import msgspec
 import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from regsweep.crawler.analyzers.interface import (
+    Analyzer,
+    AnalyzerResult,
+    Budget,
+    Context,
+    FactsView,
+    FileFacts,
+    FileReader,
+)
 from regsweep.crawler.layers import (
     CorruptLayer,
     DiffIdMismatch,
     DigestMismatch,
-    LayerContents,
     LayerError,
-    LayerSource,
+    LayerFacts,
     LayerTooLarge,
+    MergedFacts,
     UnsupportedMediaType,
-    collect,
     merge,
     normalize_path,
     resolve_symlinks,
@@ -85,6 +97,25 @@ def want_all(_path: str) -> int | None:
     return 1 << 20
 
 
+class Keep(Analyzer):
+    """Keeps every wanted file's first ``cap`` bytes (latin-1 text) as its facts."""
+
+    NAME: ClassVar[str] = "keep"
+    VERSION: ClassVar[int] = 1
+
+    def __init__(self, wants: Callable[[str], int | None] = want_all) -> None:
+        self._wants = wants
+
+    def wants(self, path: str) -> int | None:
+        return self._wants(path)
+
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        return FileFacts(text=data.decode("latin-1"), notes=("truncated",) if truncated else ())
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        return AnalyzerResult()
+
+
 def scan(
     raw: bytes,
     media_type: str = GZIP,
@@ -94,7 +125,9 @@ def scan(
     digest: str | None = None,
     diff_id: str | None = "",
     max_uncompressed: int = 1 << 30,
-) -> LayerContents:
+    analyzers: Sequence[Analyzer] | None = None,
+    budget: Budget | None = None,
+) -> LayerFacts:
     """Scan ``raw`` (a tar) compressed as ``media_type``; digests right unless overridden."""
     blob = compress(raw, media_type) if blob is None else blob
     return scan_layer(
@@ -102,16 +135,26 @@ def scan(
         media_type=media_type,
         digest=sha(blob) if digest is None else digest,
         diff_id=sha(raw) if diff_id == "" else diff_id,
-        wants=wants,
+        analyzers=[Keep(wants)] if analyzers is None else analyzers,
         max_uncompressed=max_uncompressed,
+        budget=budget,
     )
 
 
-def source(raw: bytes, media_type: str = GZIP) -> LayerSource:
-    blob = compress(raw, media_type)
-    return LayerSource(
-        open=lambda: io.BytesIO(blob), media_type=media_type, digest=sha(blob), diff_id=sha(raw)
-    )
+def files(layer: LayerFacts) -> dict[str, bytes]:
+    """The wanted files of one scanned layer, as the walker handed them over."""
+    return {f.path: (f.facts.text or "").encode("latin-1") for f in layer.found}
+
+
+def view_files(view: MergedFacts) -> dict[str, bytes]:
+    """The wanted files visible in a merged view."""
+    return {p: (f.facts.text or "").encode("latin-1") for p, f in view.found("keep").items()}
+
+
+def through(view: MergedFacts, path: str) -> bytes | None:
+    """What a program opening ``path`` reads (symlinks followed), if it was read."""
+    f = view.get("keep", path)
+    return None if f is None else (f.facts.text or "").encode("latin-1")
 
 
 # ----------------------------------------------------------------------------- formats
@@ -127,9 +170,9 @@ def test_every_format_and_compression_yields_the_same_files(media_type: str, fmt
         [("etc/os-release", "f", b"ID=debian\n"), (deep, "f", b"Name: x\n"), ("bin", "d", b"")],
         fmt,
     )
-    files = scan(raw, media_type).files
-    assert files[deep].data == b"Name: x\n"
-    assert files["etc/os-release"].data == b"ID=debian\n"
+    got = files(scan(raw, media_type))
+    assert got[deep] == b"Name: x\n"
+    assert got["etc/os-release"] == b"ID=debian\n"
 
 
 @pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
@@ -155,8 +198,7 @@ def test_docker_and_foreign_media_types_are_read(media_type: str) -> None:
     compressed = GZIP if "gzip" in media_type else ZSTD if "zstd" in media_type else TAR
     raw = tar_bytes([("a", "f", b"1")])
     blob = compress(raw, compressed)
-    layer = scan(raw, media_type, blob=blob)
-    assert layer.files["a"].data == b"1"
+    assert files(scan(raw, media_type, blob=blob))["a"] == b"1"
 
 
 def test_unknown_media_type_is_refused() -> None:
@@ -166,15 +208,17 @@ def test_unknown_media_type_is_refused() -> None:
 
 
 def test_only_wanted_files_are_read_and_caps_truncate() -> None:
-    """Unwanted files are skipped (only their paths kept); a wanted file above its cap comes
-    back with the first ``cap`` bytes and ``truncated`` set."""
+    """Unwanted files are skipped and not kept at all; a wanted file above its cap is read
+    up to the cap and told it was truncated; wanted files are ``present``."""
     raw = tar_bytes([("big", "f", b"x" * 5000), ("small", "f", b"ok"), ("skip", "f", b"no")])
     layer = scan(raw, wants=lambda p: {"big": 100, "small": 100}.get(p))
-    assert layer.files["big"].data == b"x" * 100
-    assert layer.files["big"].truncated
-    assert not layer.files["small"].truncated
-    assert "skip" not in layer.files
-    assert "skip" in layer.others
+    got = {f.path: f for f in layer.found}
+    assert got["big"].facts.text == "x" * 100
+    assert got["big"].facts.notes == ("truncated",)
+    assert got["big"].size == 5000
+    assert got["small"].facts.notes == ()
+    assert "skip" not in got
+    assert layer.present == ["big", "small"]
 
 
 def test_multi_member_gzip_and_multi_frame_zstd_are_read_whole() -> None:
@@ -185,8 +229,7 @@ def test_multi_member_gzip_and_multi_frame_zstd_are_read_whole() -> None:
     zc = zstandard.ZstdCompressor()
     zs = zc.compress(raw[:half]) + zc.compress(raw[half:])
     for media_type, blob in ((GZIP, gz), (ZSTD, zs)):
-        files = scan(raw, media_type, blob=blob).files
-        assert files["b"].data == b"B" * 10
+        assert files(scan(raw, media_type, blob=blob))["b"] == b"B" * 10
 
 
 # ----------------------------------------------------------------------------- paths
@@ -214,7 +257,7 @@ def test_hostile_entry_paths_never_reach_outside_the_root() -> None:
         ]
     )
     layer = scan(raw)
-    assert set(layer.files) == {"etc/abs"}
+    assert set(files(layer)) == {"etc/abs"}
     assert any("leaves the image root" in n for n in layer.notes)
     assert len(layer.notes) == 2
 
@@ -222,11 +265,16 @@ def test_hostile_entry_paths_never_reach_outside_the_root() -> None:
 # ----------------------------------------------------------------------------- layering
 
 
+def merged_view(
+    *layers: Sequence[Entry], wants: Callable[[str], int | None] = want_all
+) -> MergedFacts:
+    return merge([scan(tar_bytes(entries), wants=wants) for entries in layers])
+
+
 def merged(
     *layers: Sequence[Entry], wants: Callable[[str], int | None] = want_all
 ) -> dict[str, bytes]:
-    view = collect([source(tar_bytes(entries)) for entries in layers], wants)
-    return {path: f.data for path, f in view.files.items()}
+    return view_files(merged_view(*layers, wants=wants))
 
 
 def test_later_layer_replaces_file_and_records_its_digest() -> None:
@@ -234,10 +282,11 @@ def test_later_layer_replaces_file_and_records_its_digest() -> None:
     carries the digest of the layer that wrote it."""
     low = tar_bytes([("var/lib/dpkg/status", "f", b"old"), ("etc/os-release", "f", b"ID=x")])
     high = tar_bytes([("var/lib/dpkg/status", "f", b"new")])
-    view = collect([source(low), source(high)], want_all)
-    assert view.files["var/lib/dpkg/status"].data == b"new"
-    assert view.files["var/lib/dpkg/status"].layer == sha(gzip.compress(high, mtime=0))
-    assert view.files["etc/os-release"].layer == sha(gzip.compress(low, mtime=0))
+    view = merge([scan(low), scan(high)])
+    assert view_files(view)["var/lib/dpkg/status"] == b"new"
+    found = view.found("keep")
+    assert found["var/lib/dpkg/status"].layer == sha(gzip.compress(high, mtime=0))
+    assert found["etc/os-release"].layer == sha(gzip.compress(low, mtime=0))
 
 
 def test_whiteout_deletes_file_and_whole_directory() -> None:
@@ -273,14 +322,16 @@ def test_whiteout_applies_only_to_lower_layers() -> None:
 
 
 def test_non_directory_replacing_a_directory_hides_its_subtree() -> None:
-    """An upper layer turning ``usr/lib/x`` into a plain (unwanted) file or a symlink hides
-    the lower ``usr/lib/x/...`` files, as overlayfs does."""
-    files = merged(
-        [("usr/lib/x/METADATA", "f", b"a"), ("opt/y/METADATA", "f", b"b")],
+    """An upper layer turning ``usr/lib/x`` into a file an analyzer reads, or ``opt/y`` into a
+    symlink, hides the lower files below them, as overlayfs does (the lower files are gone
+    from the view, and so are lower links below them)."""
+    view = merged_view(
+        [("usr/lib/x/METADATA", "f", b"a"), ("opt/y/METADATA", "f", b"b"), ("opt/y/l", "l", "z")],
         [("usr/lib/x", "f", b"now a file"), ("opt/y", "l", "/elsewhere")],
-        wants=lambda p: 100 if p.endswith("METADATA") else None,
+        wants=lambda p: 100 if p.endswith("METADATA") or p == "usr/lib/x" else None,
     )
-    assert files == {}
+    assert view_files(view) == {"usr/lib/x": b"now a file"}
+    assert through(view, "opt/y/l") is None
 
 
 def test_hard_links_take_their_targets_content() -> None:
@@ -290,16 +341,17 @@ def test_hard_links_take_their_targets_content() -> None:
     high = tar_bytes(
         [("x/real", "f", b"data"), ("x/alias", "h", "x/real"), ("b", "h", "usr/lib/os-release")]
     )
-    view = collect([source(low), source(high)], want_all)
-    assert view.files["x/alias"].data == b"data"
-    assert view.files["b"].data == b"ID=alpine"
-    assert view.files["b"].layer == sha(gzip.compress(low, mtime=0))
+    view = merge([scan(low), scan(high)])
+    got = view_files(view)
+    assert got["x/alias"] == b"data"
+    assert got["b"] == b"ID=alpine"
+    assert view.found("keep")["b"].layer == sha(gzip.compress(low, mtime=0))
 
 
 def test_symlinks_resolve_for_wanted_paths() -> None:
     """``etc/os-release -> ../usr/lib/os-release`` reads the target, even across layers and
     through an absolute link and a symlinked directory component."""
-    files = merged(
+    view = merged_view(
         [("usr/lib/os-release", "f", b"ID=debian"), ("lib", "l", "usr/lib")],
         [
             ("etc/os-release", "l", "../usr/lib/os-release"),
@@ -307,53 +359,41 @@ def test_symlinks_resolve_for_wanted_paths() -> None:
             ("etc/chain", "l", "abs"),
         ],
     )
-    assert files["etc/os-release"] == b"ID=debian"
-    assert files["etc/abs"] == b"ID=debian"
-    assert files["etc/chain"] == b"ID=debian"
+    assert through(view, "etc/os-release") == b"ID=debian"
+    assert through(view, "etc/abs") == b"ID=debian"
+    assert through(view, "etc/chain") == b"ID=debian"
+    # A path reached through the symlinked directory reads the real file.
+    assert through(view, "lib/os-release") == b"ID=debian"
+    # The file is reported once, under its real path.
+    assert set(view_files(view)) == {"usr/lib/os-release"}
 
 
 def test_symlink_target_wanted_only_through_the_link_is_resolved() -> None:
     """The analyzers' wanted name is the link; the target (also wanted) lives elsewhere."""
     wanted = {"etc/os-release": 100, "usr/lib/os-release": 100}
-    view = collect(
-        [
-            source(
-                tar_bytes(
-                    [
-                        ("usr/lib/os-release", "f", b"ID=x"),
-                        ("etc/os-release", "l", "../usr/lib/os-release"),
-                    ]
-                )
-            )
-        ],
-        wanted.get,
+    view = merged_view(
+        [("usr/lib/os-release", "f", b"ID=x"), ("etc/os-release", "l", "../usr/lib/os-release")],
+        wants=wanted.get,
     )
-    assert view.files["etc/os-release"].data == b"ID=x"
+    assert through(view, "etc/os-release") == b"ID=x"
 
 
-def test_symlink_loops_dotdot_and_dangling_links_become_notes() -> None:
-    """A loop stops after 40 hops with a note; ``..`` above the root stays at the root (as
-    in a chroot); a dangling link is a note, not a file."""
-    view = collect(
+def test_symlink_loops_dotdot_and_dangling_links_read_nothing_and_are_no_error() -> None:
+    """A loop stops after 40 hops; ``..`` above the root stays at the root (as in a chroot);
+    a dangling link reads nothing. None of them hides a file, so none is a note (an
+    ``error`` record is for lost coverage)."""
+    view = merged_view(
         [
-            source(
-                tar_bytes(
-                    [
-                        ("a", "l", "b"),
-                        ("b", "l", "a"),
-                        ("etc/up", "l", "../../../../etc/real"),
-                        ("etc/real", "f", b"root-bound"),
-                        ("etc/dangling", "l", "/nowhere"),
-                    ]
-                )
-            )
-        ],
-        want_all,
+            ("a", "l", "b"),
+            ("b", "l", "a"),
+            ("etc/up", "l", "../../../../etc/real"),
+            ("etc/real", "f", b"root-bound"),
+            ("etc/dangling", "l", "/nowhere"),
+        ]
     )
-    assert view.files["etc/up"].data == b"root-bound"
-    assert "a" not in view.files and "etc/dangling" not in view.files
-    assert any("loop" in n for n in view.notes)
-    assert any("etc/dangling" in n for n in view.notes)
+    assert through(view, "etc/up") == b"root-bound"
+    assert through(view, "a") is None and through(view, "etc/dangling") is None
+    assert view.notes == []
 
 
 def test_resolve_symlinks_matches_kernel_rules() -> None:
@@ -363,12 +403,20 @@ def test_resolve_symlinks_matches_kernel_rules() -> None:
     assert resolve_symlinks("x", links) is None
 
 
-def test_merge_is_the_same_as_collect() -> None:
-    """``merge`` of scanned layers is what ``collect`` returns (the cacheable split)."""
-    raws = [tar_bytes([("a", "f", b"1")]), tar_bytes([("a", "f", b"2"), ("b", "l", "a")])]
+def test_stored_layer_facts_merge_to_the_same_view() -> None:
+    """Layer facts through the store's encoding (msgpack) merge exactly as fresh ones: a
+    crawl answers the same whether a layer came from the cache or the registry."""
+    raws = [
+        tar_bytes([("a", "f", b"1"), ("d/x", "f", b"x"), ("hl", "h", "a")]),
+        tar_bytes([("a", "f", b"2"), ("b", "l", "a"), (".wh.d", "f", b""), ("c", "h", "hl")]),
+    ]
     scanned = [scan(r) for r in raws]
-    view = merge(scanned, want_all)
-    assert {p: f.data for p, f in view.files.items()} == {"a": b"2", "b": b"2"}
+    dec = msgspec.msgpack.Decoder(LayerFacts)
+    stored = [dec.decode(msgspec.msgpack.encode(f)) for f in scanned]
+    assert stored == scanned
+    fresh, cached = merge(scanned), merge(stored)
+    assert view_files(fresh) == view_files(cached) == {"a": b"2", "hl": b"1", "c": b"1"}
+    assert through(cached, "b") == b"2"
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -419,7 +467,7 @@ def test_trailing_garbage_after_gzip_is_corrupt_but_zero_padding_is_not() -> Non
     """Bytes after the last gzip member are refused unless they are zero padding."""
     raw = tar_bytes([("a", "f", b"1")])
     good = gzip.compress(raw, mtime=0)
-    assert scan(raw, blob=good + bytes(1000)).files["a"].data == b"1"
+    assert files(scan(raw, blob=good + bytes(1000)))["a"] == b"1"
     with pytest.raises(CorruptLayer):
         scan(raw, blob=good + b"garbage")
 
@@ -494,7 +542,7 @@ def test_fuzz_mutated_tars_raise_only_layer_errors(flips: list[tuple[int, int]],
         if pos < len(raw):
             raw[pos] = value
     with contextlib.suppress(LayerError):
-        merge([scan(bytes(raw), TAR)], want_all)
+        merge([scan(bytes(raw), TAR)])
 
 
 def test_v7_header_without_magic_is_accepted_by_its_checksum() -> None:
@@ -504,7 +552,7 @@ def test_v7_header_without_magic_is_accepted_by_its_checksum() -> None:
     raw[257:265] = bytes(8)
     raw[148:156] = b"        "
     raw[148:156] = b"%06o\0 " % sum(raw[:512])
-    assert scan(bytes(raw), TAR).files["old/file"].data == b"v7"
+    assert files(scan(bytes(raw), TAR))["old/file"] == b"v7"
     raw[0] ^= 0x01  # name changes, checksum does not
     with pytest.raises(CorruptLayer, match="checksum"):
         scan(bytes(raw), TAR)
@@ -530,39 +578,114 @@ def test_helper_thread_is_gone_after_success_error_and_callback_failure() -> Non
 def test_duplicate_entry_in_one_layer_keeps_the_later_one() -> None:
     """Within one tar, a later entry for the same path wins (a file replaced by a link)."""
     layer = scan(tar_bytes([("etc/x", "f", b"first"), ("etc/x", "l", "/etc/y")]))
-    assert "etc/x" not in layer.files
+    assert layer.found == [] and layer.present == []
     assert layer.symlinks == {"etc/x": "/etc/y"}
 
 
-def test_unwanted_link_targets_are_read_in_a_second_pass_over_their_layer_only() -> None:
-    """``etc/os-release`` (wanted) -> ``usr/lib/vendor/os-release`` (not wanted by name) is
-    answered by re-reading only the layer holding the target; the target itself is not
-    handed to analyzers, and the file carries the target layer's digest."""
-    opens: list[int] = []
-
-    def counted(raw: bytes, index: int) -> LayerSource:
-        blob = gzip.compress(raw, mtime=0)
-
-        def opener() -> io.BytesIO:
-            opens.append(index)
-            return io.BytesIO(blob)
-
-        return LayerSource(open=opener, media_type=GZIP, digest=sha(blob), diff_id=sha(raw))
-
-    target_layer = tar_bytes([("usr/lib/vendor/os-release", "f", b"ID=rocky\n")])
-    other_layer = tar_bytes([("opt/app", "f", b"x")])
-    link_layer = tar_bytes(
-        [("etc/os-release", "l", "../usr/lib/vendor/os-release"), ("etc/hl", "h", "opt/app")]
+def test_links_to_what_no_analyzer_reads_are_normal() -> None:
+    """usrmerge's ``bin -> usr/bin`` (a link an analyzer's name pattern matches, to a
+    directory), a link to a file nobody reads, and a hard link whose first name nobody
+    reads: no file, no note, in the layer or the merged view."""
+    layer = scan(
+        tar_bytes(
+            [
+                ("usr/bin/sh", "f", b"ELF"),
+                ("bin", "l", "usr/bin"),
+                ("lib64", "l", "usr/lib64"),
+                ("etc/os-release", "l", "../usr/lib/vendor/os-release"),
+                ("usr/lib/vendor/os-release", "f", b"ID=rocky\n"),
+                ("opt/real", "f", b"x"),
+                ("usr/bin/alias", "h", "opt/real"),
+            ]
+        ),
+        wants=lambda p: 64 if p in ("bin", "lib64", "etc/os-release", "usr/bin/alias") else None,
     )
-    view = collect(
-        [counted(target_layer, 0), counted(other_layer, 1), counted(link_layer, 2)],
-        {"etc/os-release": 64}.get,
-    )
-    assert view.files["etc/os-release"].data == b"ID=rocky\n"
-    assert view.files["etc/os-release"].layer == sha(gzip.compress(target_layer, mtime=0))
-    assert set(view.files) == {"etc/os-release"}
-    assert opens == [0, 1, 2, 0]
-    assert view.notes == []
+    assert layer.notes == [] and layer.found == []
+    view = merge([layer])
+    assert view.notes == [] and view_files(view) == {}
+    assert through(view, "etc/os-release") is None
+
+
+class Stream(Analyzer):
+    """A streaming reader: counts what it is fed and stops after ``stop`` bytes."""
+
+    NAME: ClassVar[str] = "stream"
+    VERSION: ClassVar[int] = 1
+    STREAMS: ClassVar[bool] = True
+
+    def __init__(self, stop: int) -> None:
+        self.stop = stop
+        self.pieces: list[int] = []
+
+    def wants(self, path: str) -> int | None:
+        return 1 if path.startswith("bin/") else None
+
+    def open(self, path: str, size: int, cap: int) -> FileReader:
+        outer = self
+
+        class Reader:
+            seen = 0
+
+            def feed(self, chunk: bytes) -> bool:
+                outer.pieces.append(len(chunk))
+                self.seen += len(chunk)
+                return self.seen < outer.stop
+
+            def close(self) -> FileFacts | None:
+                return FileFacts(text=str(self.seen))
+
+        return Reader()
+
+    def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
+        return AnalyzerResult()
+
+
+def test_files_stream_to_readers_in_pieces_and_the_rest_is_skipped() -> None:
+    """A streaming reader gets a large file in pieces of at most 1 MiB (no file is joined in
+    memory, and ``cap`` does not bind it); once it says it has seen enough, the rest of the
+    entry is skipped and the next entry still reads."""
+    big = bytes(range(256)) * (12 << 12)  # 12 MiB
+    raw = tar_bytes([("bin/big", "f", big), ("bin/small", "f", b"tail")])
+    everything = Stream(stop=1 << 40)
+    layer = scan(raw, analyzers=[everything])
+    assert {f.path: f.facts.text for f in layer.found} == {
+        "bin/big": str(len(big)),
+        "bin/small": "4",
+    }
+    assert max(everything.pieces) <= 1 << 20 and sum(everything.pieces) == len(big) + 4
+    early = Stream(stop=100)
+    layer = scan(raw, analyzers=[early])
+    assert {f.path: f.facts.text for f in layer.found}["bin/small"] == "4"
+    assert sum(early.pieces) < 2 << 20
+
+
+def test_a_file_past_the_buffer_budget_is_read_up_to_it_with_a_note() -> None:
+    """A buffered reader holds at most the budget: a larger wanted file is read up to it,
+    told it was truncated, and the layer says so (an ``error`` record, not a crash); the
+    budget is whole again afterwards."""
+    budget = Budget(1000)
+    raw = tar_bytes([("db", "f", b"y" * 5000), ("small", "f", b"ok")])
+    layer = scan(raw, budget=budget)
+    got = {f.path: f for f in layer.found}
+    assert got["db"].facts.text == "y" * 1000 and got["db"].facts.notes == ("truncated",)
+    assert got["small"].facts.text == "ok"
+    assert len(layer.notes) == 1 and "buffer budget of 1000" in layer.notes[0]
+    assert budget.take(1000) == 1000
+
+
+def test_budget_waits_for_a_share_and_never_gives_more_than_it_has() -> None:
+    """Two layers sharing a budget: the second waits while the first holds it all, and
+    goes on once it is given back."""
+    budget = Budget(100)
+    assert budget.take(500) == 100
+    got: list[int] = []
+    waiter = threading.Thread(target=lambda: got.append(budget.take(60)))
+    waiter.start()
+    waiter.join(0.2)
+    assert got == []
+    budget.give(100)
+    waiter.join(5)
+    assert got == [60]
 
 
 @pytest.mark.parametrize("field", [b"-0000001000\0", b"-1\0\0\0\0\0\0\0\0\0\0", b"\xff" * 12])
@@ -584,7 +707,7 @@ def test_zstd_every_cut_point_is_detected_and_skippable_frames_are_read() -> Non
     cctx = zstandard.ZstdCompressor(write_checksum=True, write_content_size=False)
     skippable = (0x184D2A50).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"meta!"
     blob = skippable + cctx.compress(raw[:half]) + cctx.compress(raw[half:])
-    assert scan(raw, ZSTD, blob=blob).files["b"].data == b"end"
+    assert files(scan(raw, ZSTD, blob=blob))["b"] == b"end"
     frame2 = len(skippable) + len(cctx.compress(raw[:half]))
     for cut in sorted({1, 4, 8, 12, 14, 17, 30, frame2 - 4, frame2 - 1, len(blob) - 2}):
         with pytest.raises(CorruptLayer):

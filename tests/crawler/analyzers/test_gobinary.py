@@ -16,11 +16,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+import tracemalloc
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from regsweep.crawler.analyzers.gobinary import (
+    MAGIC,
     SIZE_CAP,
     GoBinaryAnalyzer,
     GoBuildInfoError,
@@ -28,7 +31,7 @@ from regsweep.crawler.analyzers.gobinary import (
     _stdlib_version,
     parse_buildinfo,
 )
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, FileFacts, LayerFile
 
 LAYER = "sha256:" + "cd" * 32
 GO = shutil.which("go")
@@ -318,3 +321,130 @@ def test_truncated_real_binary_never_raises(go_bins: dict[str, Path]) -> None:
 def test_stdlib_version_spelling(go: str, expected: str | None) -> None:
     """Toolchain strings become semver the matcher can order; unknown ones give None."""
     assert _stdlib_version(go) == expected
+
+
+def _streamed(data: bytes, sizes: list[int], path: str = "usr/bin/x") -> FileFacts | None:
+    """The reader's facts when ``data`` arrives in pieces of ``sizes`` (cycled)."""
+    cuts, pos, i = [], 0, 0
+    while pos < len(data):
+        pos += sizes[i % len(sizes)]
+        cuts.append(min(pos, len(data)))
+        i += 1
+    return _fed(data, cuts, path)
+
+
+def _fed(data: bytes, cuts: list[int], path: str = "usr/bin/x") -> FileFacts | None:
+    """The reader's facts when ``data`` arrives cut at the (sorted) offsets ``cuts``."""
+    reader = GoBinaryAnalyzer().open(path, len(data), SIZE_CAP)
+    start = 0
+    for end in [*cuts, len(data)]:
+        if end > start and not reader.feed(data[start:end]):
+            break
+        start = max(start, end)
+    return reader.close()
+
+
+def _whole(data: bytes, path: str = "usr/bin/x") -> AnalyzerResult:
+    """What the analyzer makes of the file as one piece (``parse_buildinfo`` on it all)."""
+    return _analyze({path: data})
+
+
+_SIZES = [[4096], [65536, 3], [1 << 20], [100_003, 17, 1]]
+
+
+def _real_binaries(go_bins: dict[str, Path], tmp_path: Path) -> dict[str, bytes]:
+    (tmp_path / "bi.c").write_text(OLD_FORMAT_C)
+    old = tmp_path / "old"
+    subprocess.run(["gcc", "-O0", "-no-pie", "-o", str(old), str(tmp_path / "bi.c")], check=True)
+    # The same, with 256 KiB of read-only data in front: the string headers (in
+    # .data.rel.ro, just before the buildinfo here) lie past the start the reader keeps.
+    (tmp_path / "pad.c").write_text(
+        OLD_FORMAT_C + "__attribute__((used)) static const char pad[262144] = {1};\n"
+    )
+    padded = tmp_path / "padded"
+    subprocess.run(
+        ["gcc", "-O0", "-no-pie", "-o", str(padded), str(tmp_path / "pad.c")], check=True
+    )
+    out = {name: p.read_bytes() for name, p in go_bins.items()}
+    out["pre-1.18 layout"] = old.read_bytes()
+    out["pre-1.18 layout, padded"] = padded.read_bytes()
+    assert out["pre-1.18 layout, padded"].find(MAGIC) > 256 << 10
+    assert GO is not None
+    # The toolchain itself: a large real Go binary (modules, cgo-free, stripped or not).
+    out["go"] = Path(os.path.realpath(GO)).read_bytes()
+    out["ls (not Go)"] = Path("/bin/ls").read_bytes()
+    return out
+
+
+@needs_go
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+@pytest.mark.parametrize("sizes", _SIZES, ids=str)
+def test_streamed_in_any_pieces_equals_reading_the_whole_file(
+    go_bins: dict[str, Path], tmp_path: Path, sizes: list[int]
+) -> None:
+    """The streaming reader, fed real binaries (every fixture, the pre-1.18 layout, the Go
+    toolchain, a non-Go ELF) in pieces of any size (the magic and the strings cut by chunk
+    boundaries), finds exactly what ``parse_buildinfo`` finds in the whole file."""
+    for name, data in _real_binaries(go_bins, tmp_path).items():
+        facts = _streamed(data, sizes)
+        whole = _whole(data)
+        got = list(facts.packages) if facts is not None else []
+        assert [msgspec.structs.replace(p, layer=LAYER) for p in got] == whole.packages, name
+        assert list(facts.notes if facts is not None else []) == whole.notes, name
+        assert (facts is not None) == bool(whole.packages or whole.notes), name
+
+
+def _same(facts: FileFacts | None, whole: AnalyzerResult) -> bool:
+    got = list(facts.packages) if facts is not None else []
+    notes = list(facts.notes) if facts is not None else []
+    return [msgspec.structs.replace(p, layer=LAYER) for p in got] == whole.packages and (
+        notes == whole.notes
+    )
+
+
+@needs_go
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+def test_streamed_with_every_cut_around_the_buildinfo(
+    go_bins: dict[str, Path], tmp_path: Path
+) -> None:
+    """A chunk boundary at every offset around the magic, the header and the first string
+    (1-byte pieces through them), and the pre-1.18 fixture fed one byte at a time: the
+    same answer as the whole file."""
+    binaries = _real_binaries(go_bins, tmp_path)
+    old = binaries.pop("pre-1.18 layout")
+    assert _same(_streamed(old, [1]), _whole(old))
+    for name, data in binaries.items():
+        at = data.find(MAGIC)
+        while at >= 0 and at % 16:
+            at = data.find(MAGIC, at + 1)
+        if at < 0:
+            continue
+        whole = _whole(data)
+        for k in range(-20, 60):
+            ones = list(range(at + k, at + k + 48))
+            assert _same(_fed(data, [at + k - 1, *ones]), whole), (name, k)
+
+
+def test_streaming_holds_a_bounded_window_of_a_huge_executable() -> None:
+    """A 256 MiB ELF stream with the buildinfo at its end is searched with a few hundred
+    KiB held at once (traced allocations), and the buildinfo is found."""
+    info = (
+        b"\xff Go buildinf:\x08\x02" + bytes(16) + b"\x08go1.21.3" + bytes([12]) + b"path\tx\nmod\t"
+    )
+    head = b"\x7fELF" + bytes(60)
+    body = bytes(range(256)) * 4096  # 1 MiB, no magic in it
+    reader = GoBinaryAnalyzer().open("usr/bin/big", 0, SIZE_CAP)
+    tracemalloc.start()
+    try:
+        assert reader.feed(head + body[len(head) :])
+        for _ in range(255):
+            assert reader.feed(body)
+        reader.feed(info + bytes(-len(info) % 16))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    facts = reader.close()
+    assert facts is not None and [(p.name, p.version) for p in facts.packages] == [
+        ("stdlib", "v1.21.3")
+    ]
+    assert peak < 4 << 20
