@@ -218,17 +218,21 @@ class _RustReader:
         tape = self.tape
         buf = tape.window(chunk)
         if self.layout is None:
-            if not self.head.complete:
-                return tape.pos < 64 or self.head.data[:4] == _ELF[: len(self.head.data)]
-            try:
-                self.layout = self._layout(bytes(self.head.data))
-            except RustAuditError as exc:
-                self.error = str(exc)
+            head = self.head.data
+            if len(head) >= 4 and bytes(head[:4]) != _ELF:
                 return False
-            if self.layout is None:
-                return False  # not ELF, or no section headers: nothing to find
-            _, shoff, shentsize, shnum, _, _ = self.layout
-            self.table = tape.want(shoff, shentsize * shnum)
+            # The section headers start after the ELF header (52 or 64 bytes): read them
+            # from there once the header is whole; until then, candidates are still seen.
+            if len(head) >= (64 if len(head) > 4 and head[4] == 2 else 52):
+                try:
+                    self.layout = self._layout(bytes(head))
+                except RustAuditError as exc:
+                    self.error = str(exc)
+                    return False
+                if self.layout is None:
+                    return False  # no section headers: nothing to find
+                _, shoff, shentsize, shnum, _, _ = self.layout
+                self.table = tape.want(shoff, shentsize * shnum)
         still = []
         for active in self.active:
             if not active.feed(chunk):
@@ -264,13 +268,15 @@ class _RustReader:
     def _layout(head: bytes) -> tuple[str, int, int, int, str, int] | None:
         """(byte order, shoff, shentsize, shnum, entry format, shstrndx) of an ELF file with
         section headers; None for any other file."""
-        if not head.startswith(_ELF):
+        if not head.startswith(_ELF) or len(head) < 52:
             return None
         cls, order = head[4], head[5]
         if cls not in (1, 2) or order not in (1, 2):
             raise RustAuditError("bad ELF class or byte order")
         e = "<" if order == 1 else ">"
         if cls == 2:
+            if len(head) < 64:
+                raise RustAuditError("truncated ELF headers")
             (shoff,) = struct.unpack_from(e + "Q", head, 40)
             shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 58)
             fmt, need = e + "IIQQQQ", 40

@@ -15,9 +15,10 @@ import subprocess
 import zlib
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, FileFacts, LayerFile
 from regsweep.crawler.analyzers.rust import (
     MAX_JSON,
     SIZE_CAP,
@@ -152,3 +153,51 @@ def test_wants_same_locations_as_go() -> None:
     az = RustBinaryAnalyzer()
     assert az.wants("usr/local/bin/rg") == SIZE_CAP
     assert az.wants("usr/lib/x86_64-linux-gnu/libz.so.1") is None
+
+
+def _streamed(data: bytes, size: int, path: str = "usr/bin/x") -> FileFacts | None:
+    reader = RustBinaryAnalyzer().open(path, len(data), SIZE_CAP)
+    for pos in range(0, len(data), size):
+        if not reader.feed(data[pos : pos + size]):
+            break
+    return reader.close()
+
+
+@pytest.mark.parametrize("size", [1, 5, 64, 4096, 1 << 20])
+def test_streamed_in_any_pieces_equals_reading_the_section(tmp_path: Path, size: int) -> None:
+    """Fed in pieces of any size, the streaming reader gives what reading ``.dep-v0`` by
+    name from the whole file gives: the packages of every class and byte order, nothing for
+    a plain ELF or a script, and a note for each kind of bad contents."""
+    payload = zlib.compress(AUDIT_JSON)
+    elf = _gcc(tmp_path)
+    cases = {
+        "bin/linked": _with_section(elf, payload),
+        "bin/m32": _with_section(_gcc(tmp_path, "-m32", "-c"), payload),
+        "bin/be32": _big_endian(tmp_path, payload, "elf32-big"),
+        "bin/be64": _big_endian(tmp_path, payload, "elf64-big"),
+        "bin/plain": elf.read_bytes(),
+        "bin/script": b"#!/bin/sh\n",
+        "bin/notzlib": _with_section(elf, b"this is not zlib"),
+        "bin/shape": _with_section(elf, zlib.compress(b'{"packages":[{"name":1}]}')),
+        "bin/bomb": _with_section(elf, zlib.compress(b'{"packages":[]}' + b" " * (MAX_JSON + 10))),
+    }
+    for path, data in cases.items():
+        whole = _analyze({path: data})
+        facts = _streamed(data, size, path)
+        got = [msgspec.structs.replace(p, layer=LAYER) for p in facts.packages] if facts else []
+        assert got == whole.packages, path
+        assert (list(facts.notes) if facts else []) == whole.notes, path
+
+
+def test_a_decoy_stream_before_the_section_is_not_taken_for_it(tmp_path: Path) -> None:
+    """Another zlib stream of JSON in the file (here: a second section) is inflated too,
+    but only the one where the section named ``.dep-v0`` starts is read."""
+    decoy = zlib.compress(b'{"packages":[{"name":"evil","version":"6.6.6","source":"crates.io"}]}')
+    elf = _gcc(tmp_path)
+    first = tmp_path / "first"
+    first.write_bytes(_with_section(elf, decoy, name=".other"))
+    data = _with_section(first, zlib.compress(AUDIT_JSON))
+    assert data.find(decoy) >= 0
+    facts = _streamed(data, 4096)
+    assert facts is not None
+    assert [(p.name, p.version) for p in facts.packages] == EXPECTED
