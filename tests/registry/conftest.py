@@ -19,6 +19,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -326,3 +327,18 @@ def basic_proxy(_basic_proxy: FaultProxy, blob_sink: BlobSink) -> FaultProxy:
     _basic_proxy.reset()
     blob_sink.seen = []
     return _basic_proxy
+
+
+@pytest.fixture(scope="session")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An advisory index of the bundled samples."""
+    path = tmp_path_factory.mktemp("crawl-db") / "adv.lmdb"
+    regsweep = str(Path(sys.executable).parent / "regsweep")
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        [regsweep, "db", "build", "--db", str(path), str(repo / "tests/data/advisories/osv"),
+         str(repo / "tests/data/advisories/secdb")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return path

@@ -48,19 +48,6 @@ _VOLATILE = ("scanned_at", "started_at", "finished_at")
 Record = dict[str, object]
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An advisory index of the bundled samples."""
-    path = tmp_path_factory.mktemp("crawl-db") / "adv.lmdb"
-    subprocess.run(
-        [REGSWEEP, "db", "build", "--db", str(path), str(REPO / "tests/data/advisories/osv"),
-         str(REPO / "tests/data/advisories/secdb")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return path
-
-
 def run(db: Path, command: str, *args: str) -> tuple[int, list[Record], str]:
     """``regsweep COMMAND --db DB ARGS``: exit code, stdout records, stderr."""
     proc = subprocess.run(
