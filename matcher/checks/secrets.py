@@ -35,8 +35,10 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import msgspec
 
@@ -249,6 +251,29 @@ _PLACEHOLDER = re.compile(
 _LONG_SEGMENT = 24
 
 
+_F = TypeVar("_F", bound=Callable[..., object])
+#: Strings scanned per image are mostly the same across a registry (a base image's history,
+#: the same Env): answers for strings up to this long are kept, at most ``_MEMO`` of each.
+_MEMO_LEN = 4096
+_MEMO = 8192
+
+
+def _memo(fn: _F) -> _F:
+    """``fn`` with its answers for short strings remembered (it is pure); a long string is
+    scanned every time, so that a hostile config cannot fill memory through the cache."""
+    cached = functools.lru_cache(maxsize=_MEMO)(fn)
+
+    @functools.wraps(fn)
+    def call(*texts: str) -> object:
+        if sum(map(len, texts)) <= _MEMO_LEN:
+            return cached(*texts)
+        return fn(*texts)
+
+    call.cache_info = cached.cache_info  # type: ignore[attr-defined]
+    return call  # type: ignore[return-value]
+
+
+@_memo
 def show_name(name: str) -> str:
     """A variable or label name as evidence may print it.
 
@@ -347,7 +372,11 @@ def _keep_disjoint(hits: Iterator[SecretHit]) -> list[SecretHit]:
 def scan_text(text: str) -> list[SecretHit]:
     """Secrets in free text (a history ``created_by``, a command argument): format rules,
     then ``NAME=value`` assignments whose name is secret-looking."""
+    return list(_scan_text(text))
 
+
+@_memo
+def _scan_text(text: str) -> tuple[SecretHit, ...]:
     def all_hits() -> Iterator[SecretHit]:
         formats = list(_format_hits(text))
         yield from formats
@@ -368,7 +397,7 @@ def scan_text(text: str) -> list[SecretHit]:
                     shown=redact(value),
                 )
 
-    return _keep_disjoint(all_hits())
+    return tuple(_keep_disjoint(all_hits()))
 
 
 def scan_assignment(name: str, value: str) -> list[SecretHit]:
@@ -378,6 +407,11 @@ def scan_assignment(name: str, value: str) -> list[SecretHit]:
     (``AWS_SECRET_ACCESS_KEY=…``); only hits inside the value are kept. When no format rule
     fires, a secret-looking name with a non-placeholder value is one hit over the value.
     """
+    return list(_scan_assignment(name, value))
+
+
+@_memo
+def _scan_assignment(name: str, value: str) -> tuple[SecretHit, ...]:
     offset = len(name) + 1
     joined = f"{name}={value}"
     hits = [
@@ -396,7 +430,7 @@ def scan_assignment(name: str, value: str) -> list[SecretHit]:
                 shown=redact(value),
             )
         )
-    return hits
+    return tuple(hits)
 
 
 def redact_text(text: str) -> str:

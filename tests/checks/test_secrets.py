@@ -334,3 +334,21 @@ def test_secret_in_a_name_or_label_key_is_never_printed_as_a_name(
     assert any(e.startswith("Env[1]:") for e in evidence)
     assert any(e.startswith("Labels[0] key:") for e in evidence)
     assert any(e.startswith("Label ok:") for e in evidence)
+
+
+def test_answers_for_short_strings_are_remembered_and_long_ones_never_are() -> None:
+    """A registry repeats the same Env entries and history lines in every image: a short
+    string is scanned once and its answer reused (the same hits, a cache hit); a string
+    over the memo's length is scanned every time, so a hostile config cannot fill memory."""
+    from regsweep.matcher.checks import secrets
+
+    info = secrets._scan_text.cache_info  # type: ignore[attr-defined]
+    text = f"RUN git clone https://ci:{'Tr0ub4dor' * 2}@git.example/x # {id(info)}"
+    first, before = scan_text(text), info()
+    assert scan_text(text) == first and first
+    assert info().hits == before.hits + 1
+    long = "RUN echo " + "x" * secrets._MEMO_LEN + " https://ci:hunter2hunter2@git.example/x"
+    size = info().currsize
+    assert [h.rule for h in scan_text(long)] == [h.rule for h in scan_text(long)]
+    assert [h.rule for h in scan_text(long)] == ["url-password"]
+    assert info().currsize == size
