@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -47,3 +48,35 @@ def write_section(name: str, body: str) -> None:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
     RESULTS.write_text(text)
+
+
+class PeakRss:
+    """The peak resident set of a running process, from ``/proc/PID/status`` ``VmHWM``,
+    read every 10 ms until it exits. (``ru_maxrss`` of a child also counts the memory of
+    the process it was forked from: the benchmark's own, which may hold the layers.)
+    Start it right after ``Popen`` returns, which is after the child's ``exec``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        status = Path(f"/proc/{self.pid}/status")
+        while not self._stop.is_set():
+            try:
+                text = status.read_text()
+            except OSError:
+                return
+            m = re.search(r"^VmHWM:\s+(\d+) kB", text, re.M)
+            if m:
+                self.kib = max(self.kib, int(m.group(1)))
+            self._stop.wait(0.01)
+
+    def stop(self) -> float:
+        """Stop watching; the peak in MB."""
+        self._stop.set()
+        self._thread.join()
+        return self.kib / 1024

@@ -45,7 +45,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -57,7 +56,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from benchmarks._common import REPO, write_section
+from benchmarks._common import REPO, PeakRss, write_section
 from regsweep.crawler.layers import scan_layer
 from regsweep.crawler.registry import MANIFEST_ACCEPT
 from regsweep.crawler.scan import default_analyzers
@@ -410,37 +409,6 @@ class Run:
         return got
 
 
-class PeakRss:
-    """The peak resident set of a running process, from ``/proc/PID/status`` ``VmHWM``,
-    read every 10 ms until it exits. (``ru_maxrss`` of a child counts the memory of the
-    process it was forked from, this benchmark's, which holds the layers.)"""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        status = Path(f"/proc/{self.pid}/status")
-        while not self._stop.is_set():
-            try:
-                text = status.read_text()
-            except OSError:
-                return
-            m = re.search(r"^VmHWM:\s+(\d+) kB", text, re.M)
-            if m:
-                self.kib = max(self.kib, int(m.group(1)))
-            self._stop.wait(0.01)
-
-    def stop(self) -> float:
-        """Stop watching; the peak in MB."""
-        self._stop.set()
-        self._thread.join()
-        return self.kib / 1024
-
-
 def crawl(server: Server, db: Path, state: Path, out: Path, concurrency: int) -> Run:
     """``regsweep crawl`` as a user runs it; its own CPU (``os.wait4``) and peak RSS."""
     cmd = [REGSWEEP, "crawl", server.url, "--db", str(db), "--state", str(state),
@@ -448,7 +416,7 @@ def crawl(server: Server, db: Path, state: Path, out: Path, concurrency: int) ->
     mark, reg0 = server.mark(), server.cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = PeakRss(proc.pid)
+    peak = PeakRss(proc.pid)  # started at once: the crawl runs for seconds
     assert proc.stderr is not None
     err = proc.stderr.read()
     # The last status read happens just before the process exits (stderr closes at exit).

@@ -8,7 +8,24 @@ matches that straddle two chunks, and ranges asked for before they arrive.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+
+
+def literal(needle: bytes) -> re.Pattern[bytes]:
+    """A pattern for ``Tape.matches`` that finds ``needle`` (which cannot overlap itself)."""
+    return re.compile(re.escape(needle))
+
+
+def _spans_of(pattern: re.Pattern[bytes] | bytes, data: bytes) -> Iterator[tuple[int, int]]:
+    if isinstance(pattern, bytes):
+        i = data.find(pattern)
+        while i >= 0:
+            yield i, i + len(pattern)
+            i = data.find(pattern, i + 1)
+    else:
+        for m in pattern.finditer(data):
+            yield m.span()
 
 
 class Span:
@@ -30,47 +47,62 @@ class Span:
 class Tape:
     """Absolute offsets over a stream fed chunk by chunk.
 
-    ``window(chunk)`` returns the chunk with the last ``overlap`` bytes of the stream before
-    it in front, so that a pattern up to ``overlap + 1`` bytes long is found even where a
-    chunk boundary cuts it; a match is reported once (``matches``). ``want`` asks for a range
-    that has not passed yet; ``window`` fills it.
+    The current *window* is the last ``overlap`` bytes of the stream before the current
+    chunk (``tail``), then the chunk: a pattern up to ``overlap + 1`` bytes long is found
+    even where a chunk boundary cuts it, and reported once (``matches``). The window is
+    never joined into one buffer: a chunk is large, the tail a few bytes. ``want`` asks for
+    a range that has not passed yet; ``window`` fills it.
     """
 
     def __init__(self, overlap: int) -> None:
         self.overlap = overlap
         #: Offset of the first byte the next chunk will hold (the bytes seen so far).
         self.pos = 0
-        self._carry = b""
         self._spans: list[Span] = []
-        self.buf = b""
-        #: Offset of ``buf[0]``.
+        #: The current chunk, and the offset of its first byte.
+        self.chunk = b""
         self.base = 0
-        self._fresh = 0
+        #: The stream's last ``overlap`` bytes before ``chunk``.
+        self.tail = b""
+        self._next_tail = b""
 
-    def window(self, chunk: bytes) -> bytes:
-        """Take the next chunk; returns ``buf`` (the overlap, then the chunk), whose first
-        byte is at offset ``base``. Wanted ranges are filled from it."""
-        carry = self._carry
-        buf = carry + chunk if carry else chunk
-        self.buf = buf
-        self._fresh = len(carry)
-        self.base = self.pos - len(carry)
+    def window(self, chunk: bytes) -> None:
+        """Take the next chunk; wanted ranges are filled from the window."""
+        self.tail = self._next_tail
+        self.chunk = chunk
+        self.base = self.pos
         self.pos += len(chunk)
-        self._carry = buf[-self.overlap :] if self.overlap else b""
+        if self.overlap:
+            end = chunk[-self.overlap :]
+            self._next_tail = (
+                end if len(end) == self.overlap else (self.tail + end)[-self.overlap :]
+            )
         if self._spans:
             self._fill()
-        return buf
 
-    def matches(self, pattern: bytes) -> Iterator[int]:
-        """Offsets of ``pattern`` (at most ``overlap + 1`` bytes) in the current window that
-        no earlier window reported."""
-        buf, fresh = self.buf, self._fresh
-        i = buf.find(pattern)
-        while i >= 0:
-            # One that lay wholly in the carried overlap was found in the previous window.
-            if i + len(pattern) > fresh:
-                yield self.base + i
-            i = buf.find(pattern, i + 1)
+    def matches(self, pattern: re.Pattern[bytes] | bytes) -> Iterator[int]:
+        """Offsets of ``pattern``'s matches (each at most ``overlap + 1`` bytes) in the
+        current window that no earlier window reported. Both searches run in C; which is
+        faster depends on the needle: ``bytes.find`` skips ahead on a long needle, the regex
+        engine ``memchr``s a pattern's literal first byte where ``find`` of a short needle
+        crawls (``literal`` makes a pattern of a needle)."""
+        tail, base = self.tail, self.base
+        if tail:
+            # Matches that start in the tail and end in the chunk: the tail's own were
+            # found in the previous window.
+            edge = tail + self.chunk[: self.overlap]
+            for start, end in _spans_of(pattern, edge):
+                if start < len(tail) < end:
+                    yield base - len(tail) + start
+        for start, _ in _spans_of(pattern, self.chunk):
+            yield base + start
+
+    def data_from(self, start: int) -> bytes | memoryview:
+        """The window's bytes from offset ``start`` (in the window) to its end: a view of
+        the chunk, or, for a start in the tail, a copy."""
+        if start >= self.base:
+            return memoryview(self.chunk)[start - self.base :]
+        return self.tail[start - (self.base - len(self.tail)) :] + self.chunk
 
     def want(self, start: int, size: int, have: bytes = b"") -> Span:
         """Keep ``[start, start + size)``; bytes of it already in the current window are
@@ -93,19 +125,20 @@ class Tape:
         self._fill()
 
     def _fill(self) -> None:
-        buf, base = self.buf, self.base
-        end = base + len(buf)
+        chunk, base, tail = self.chunk, self.base, self.tail
+        start = base - len(tail)
+        end = base + len(chunk)
         keep: list[Span] = []
         for span in self._spans:
             at = span.start + len(span.data)
-            if at < base:
+            stop = min(end, span.start + span.size)
+            if at < start:
                 continue  # passed before it was asked for: never complete
-            if at < end:
-                span.data += buf[at - base : min(end, span.start + span.size) - base]
+            if at < base:
+                span.data += tail[at - start : min(stop, base) - start]
+                at = base
+            if at < stop:
+                span.data += chunk[at - base : stop - base]
             if not span.complete:
                 keep.append(span)
         self._spans = keep
-
-    def passed(self, start: int) -> bool:
-        """Whether offset ``start`` lies before the current window (it can no longer be kept)."""
-        return start < self.base
