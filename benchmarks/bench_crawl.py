@@ -307,12 +307,12 @@ async def populate(
     base = server.url
     names = [f"{prefix}/team{i % 10:02d}/svc{i:04d}" for i in range(repos)]
     stacks = [["amd64"], ["amd64", "app"], ["amd64", "py"], ["amd64", "node"]]
-    sem = asyncio.Semaphore(8)
     t0 = time.perf_counter()
-    async with aiohttp.ClientSession() as session:
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=300)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
 
         async def call(method: str, url: str, *, ok: int, **kw: object) -> aiohttp.ClientResponse:
-            async with sem, session.request(method, url, **kw) as resp:  # type: ignore[arg-type]
+            async with session.request(method, url, **kw) as resp:  # type: ignore[arg-type]
                 await resp.read()
                 if resp.status != ok:
                     raise RuntimeError(f"{method} {url}: HTTP {resp.status}, expected {ok}")
@@ -376,7 +376,15 @@ async def populate(
                     pop.manifests += 1
 
         await fill(0, names[0])  # the first repository holds the uploads the others mount
-        await asyncio.gather(*(fill(i, r) for i, r in enumerate(names) if i))
+        todo = list(enumerate(names))[1:]
+
+        async def worker() -> None:
+            while todo:
+                i, repo = todo.pop(0)
+                await fill(i, repo)
+
+        # Eight repositories pushed at a time, each one request after another.
+        await asyncio.gather(*(worker() for _ in range(8)))
     pop.seconds = time.perf_counter() - t0
     return pop
 

@@ -244,6 +244,7 @@ def scan_registry_refs(
     # A thread per blob in flight: the registries' concurrency limits summed, plus analyzers.
     executor = ThreadPoolExecutor(max_workers=options.concurrency * len(hosts) + 2)
     registries: dict[str, Registry] = {}
+    crawlers: dict[str, Crawler] = {}
 
     async def one(session: aiohttp.ClientSession, ref: RegistryRef) -> RefResult:
         try:
@@ -258,10 +259,14 @@ def scan_registry_refs(
             return RefResult(
                 ref=ref.text, failures=[failure_of(exc, ref=ref.text, stage="auth", image=None)]
             )
-        crawler = Crawler(
-            registry, default_analyzers(), store=store, writer=writer, platform=platform,
-            executor=executor,
-        )  # fmt: skip
+        # One crawler per registry too: references scanned at once that share a layer
+        # share its one download and analysis.
+        crawler = crawlers.get(ref.url)
+        if crawler is None:
+            crawler = crawlers[ref.url] = Crawler(
+                registry, default_analyzers(), store=store, writer=writer, platform=platform,
+                executor=executor,
+            )  # fmt: skip
         try:
             return await crawler.scan_ref(ref.repository, ref.reference, ref_text=ref.text)
         finally:

@@ -999,8 +999,10 @@ class Crawler:
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 #: Layers' facts and assembled stacks kept in memory by a crawler (the store has them all).
-_MAX_LAYERS: Final = 512
-_MAX_STACKS: Final = 1024
+#: A Debian rootfs's facts take ~280 KB decoded (and 0.4 ms to decode again from the store),
+#: an assembled stack a few tens of KB: the bounds keep a crawl's memory flat.
+_MAX_LAYERS: Final = 64
+_MAX_STACKS: Final = 256
 
 
 def _remember(cache: dict[_K, _V], key: _K, value: _V, limit: int) -> None:

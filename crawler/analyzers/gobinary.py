@@ -26,14 +26,15 @@ line before). Reported:
 
 Versions keep the ``v`` of go.mod; the semver scheme accepts it.
 
-Which files: the analyzer sees only paths, so the predicate must be cheap and bounded (the
-walker buffers what is wanted). Wanted: any file directly in a ``bin`` or ``sbin`` directory
-(``usr/bin``, ``usr/local/bin``, ``opt/x/bin`` …), and extension-less files at the top
-(``/manager``, ``/coredns``), directly in ``app/``, ``ko-app/``, ``usr/local/`` or ``opt/``,
-or one directory below ``app/`` and ``opt/``. This misses a Go binary installed deeper or
-with an extension (``/usr/local/go/pkg/tool/*/compile``: the ``go`` binary in ``bin`` carries
-the same toolchain), in exchange for never buffering whole data trees. Files are capped at
-256 MiB; only those starting with an ELF, Mach-O or PE magic are searched.
+Which files: the analyzer sees only paths, so the predicate must be cheap (every file
+streams through the reader of each file it wants). Wanted: any file directly in a ``bin`` or
+``sbin`` directory (``usr/bin``, ``usr/local/bin``, ``opt/x/bin`` …), and extension-less
+files at the top (``/manager``, ``/coredns``), directly in ``app/``, ``ko-app/``,
+``usr/local/`` or ``opt/``, or one directory below ``app/`` and ``opt/``. This misses a Go
+binary installed deeper or with an extension (``/usr/local/go/pkg/tool/*/compile``: the
+``go`` binary in ``bin`` carries the same toolchain), in exchange for not reading whole data
+trees. Only files starting with an ELF, Mach-O or PE magic are searched, whatever their size:
+the file streams by and the reader (``_GoReader``) keeps a bounded window of it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ from regsweep.matcher.records import Package
 
 __all__ = ["BuildInfo", "GoBinaryAnalyzer", "GoBuildInfoError", "NoBuildInfo", "parse_buildinfo"]
 
+#: What ``wants`` answers for a wanted file. The reader streams (``STREAMS``): no file is cut
+#: at it, and none of the walker's buffer budget is spent on it.
 SIZE_CAP = 256 << 20
 MAGIC = b"\xff Go buildinf:"
 _ELF = b"\x7fELF"

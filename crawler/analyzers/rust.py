@@ -11,10 +11,16 @@ compromised build dependency compromises the binary; they are not linked into it
 matcher cannot tell yet (noted as a limitation in the report, not guessed here).
 
 The ELF section headers are read directly (32/64-bit, either byte order); the decompressed
-JSON is capped at ``MAX_JSON`` bytes (a zlib bomb in a section is cheap to make).
+JSON is capped at ``MAX_JSON`` bytes (a zlib bomb in a section is cheap to make). The file is
+never held whole: the section header table, which says where ``.dep-v0`` is, comes at the
+end of the file, after the section; so while the file streams by, every zlib stream that
+starts a JSON object is inflated (bounded in number and size) and every ``.dep-v0`` name is
+noted, and at the end the section the table names is looked up among them by its exact
+offset (``_RustReader``). ``read_elf_section`` reads a whole file the same way a reader of a
+file in memory would, for tests and one-off use.
 
 Which files: as for Go binaries (``bin``/``sbin`` dirs, extension-less files at the top or in
-app roots), capped at 256 MiB; files that are not ELF are skipped silently.
+app roots), any size; files that are not ELF are skipped silently.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from regsweep.matcher.records import Package
 
 __all__ = ["RustBinaryAnalyzer", "RustAuditError", "read_elf_section"]
 
+#: What ``wants`` answers for a wanted file. The reader streams (``STREAMS``): no file is cut
+#: at it, and none of the walker's buffer budget is spent on it.
 SIZE_CAP = 256 << 20
 SECTION = ".dep-v0"
 #: cargo-auditable's own limit for the decompressed data is 8 MiB.

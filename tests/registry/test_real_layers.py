@@ -253,3 +253,20 @@ def test_new_images_on_known_layers_fetch_only_their_configs(
     assert records[-1]["layers"] == {"fetched": 0, "cached": cached}
     _crawl(db, real_proxy, state, "--repo", "later/*")
     assert blob_gets(real_proxy) == []
+
+
+def test_scan_of_several_references_fetches_a_shared_layer_once(
+    db: Path, real: Real, real_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """``regsweep scan`` of three references built on the same rootfs, scanned at once
+    with a fresh state store: the rootfs is fetched once, and every image reports it."""
+    real_proxy.wait_idle()
+    real_proxy.reset()
+    host = real_proxy.url.removeprefix("http://")
+    refs = [f"{host}/real/r0{i}:{tag}" for i, tag in ((2, "v1"), (3, "v2"), (4, "v3"))]
+    code, records, err = run(db, "scan", "--state", str(tmp_path / "s.lmdb"), "--insecure", *refs)
+    assert code == 0, err
+    gets = collections.Counter(blob_gets(real_proxy))
+    assert gets[real.layers["base"][0].digest] == 1
+    assert [r for r in records if r["kind"] == "error"] == []
+    assert records[-1]["images"] == 3
