@@ -25,7 +25,9 @@ images and analyses each, returning the same ``scan.ImageFacts`` that local sour
   leaves the in-flight map. A blob is never written to disk: ``get_blob``'s chunks go
   through a bounded queue into ``layers.scan_layer`` running on a worker thread, which
   checks the blob digest and the ``diff_id`` as it reads; the analyzers' buffered readers
-  share one ``Budget`` across the crawl's concurrent layers;
+  share one ``Budget`` across the crawl's concurrent layers. A broken blob (digest,
+  compression, tar) is not fetched again in the same crawl: its error stands for every
+  image that shares it (a later crawl tries again);
 * an image's packages: its layers' facts merged and assembled (``scan.assemble``, no
   parsing), once per distinct stack of layers in a crawl.
 
@@ -75,12 +77,14 @@ from regsweep.crawler.scan import ImageFacts, Problem, assemble, error_code
 from regsweep.crawler.sources import MAX_INDEX_DEPTH, platform_matches
 from regsweep.crawler.state import (
     Document,
+    StackFacts,
     StateReader,
     StateStore,
     StateWriter,
     Walk,
     WalkImage,
     analyzer_set_hash,
+    stack_key,
 )
 from regsweep.crawler.state import ImageFacts as StoredImage
 from regsweep.matcher.checks import config_summary
@@ -331,7 +335,7 @@ def _problem_of_note(note: str) -> Problem:
 
 
 def _facts_of_stored(
-    stored: StoredImage, ref: ImageRef, config: bytes, layers: int, size: int
+    stored: StoredImage, stack: StackFacts, ref: ImageRef, config: bytes, layers: int, size: int
 ) -> ImageFacts:
     """An image's facts as the store has them, under the reference that reached it."""
     return ImageFacts(
@@ -339,11 +343,11 @@ def _facts_of_stored(
         config=config,
         layers=layers,
         size=size,
-        # The stored value was decoded for this call alone: its list is not shared.
-        packages=stored.packages,
-        os=stored.os,
-        ecosystem=stored.ecosystem,
-        problems=[_problem_of_note(n) for n in stored.notes],
+        # A new list: the stack's is shared by every image built on it.
+        packages=list(stack.packages),
+        os=stack.os,
+        ecosystem=stack.ecosystem,
+        problems=[_problem_of_note(n) for n in (*stack.notes, *stored.notes)],
     )
 
 
@@ -412,9 +416,9 @@ class Crawler:
         #: Every layer's facts seen in this crawl (small: see ``layers.LayerFacts``), so
         #: that an image never waits for the store or decodes a layer again.
         self._layer_facts: dict[str, layers.LayerFacts] = {}
-        #: Assembled packages by stack of layers: images built on the same layers (tags of
-        #: one build, platforms sharing nothing but small layers excepted) assemble once.
-        self._stacks: dict[tuple[str, ...], ImageFacts] = {}
+        #: What each stack of layers holds, by ``stack_key``: images built on the same
+        #: layers assemble once, and a warm crawl decodes each stack once.
+        self._stacks: dict[str, StackFacts] = {}
         #: Layers whose blob is broken (digest, compression, tar): the answer stands for
         #: the rest of the crawl.
         self._broken: dict[str, layers.LayerError] = {}
@@ -570,12 +574,13 @@ class Crawler:
         images = done.result.images
         for w in walk.images:
             stored = r.get_image(w.digest, self.analyzer_set)
-            if stored is None:
+            stack = None if stored is None else self._stack(r, stored.stack)
+            if stored is None or stack is None:
                 return None
             ref = msgspec.structs.replace(
                 base, digest=w.digest, index_digest=w.index_digest, platform=w.platform
             )
-            images.append(_facts_of_stored(stored, ref, w.config, w.layers, w.size))
+            images.append(_facts_of_stored(stored, stack, ref, w.config, w.layers, w.size))
             done.layers += len(stored.layers)
         done.manifests = walk.manifests
         done.images = len(images)
@@ -815,12 +820,14 @@ class Crawler:
         ref: ImageRef,
     ) -> ImageFacts:
         if self.store is not None:
-            stored = self.store.get_image(digest, self.analyzer_set)
-            if stored is not None:
+            with self.store.reading() as r:
+                stored = r.get_image(digest, self.analyzer_set)
+                stack = None if stored is None else self._stack(r, stored.stack)
+            if stored is not None and stack is not None:
                 self.counters.images_cached += 1
                 self.counters.layers_cached += len(stored.layers)
                 size = sum(d.size for d in manifest.layers)
-                return _facts_of_stored(stored, ref, config, len(manifest.layers), size)
+                return _facts_of_stored(stored, stack, ref, config, len(manifest.layers), size)
         size = sum(d.size for d in manifest.layers)
         facts = ImageFacts(image=ref, config=config, layers=len(manifest.layers), size=size)
         diff_ids = view.rootfs.diff_ids if view.rootfs else []
@@ -859,40 +866,58 @@ class Crawler:
                 scanned.append(item)
         if not facts.complete:
             return facts
-        self._assemble(scanned, facts)
+        stack, new = self._assemble(scanned)
+        facts.packages = list(stack.packages)
+        facts.problems += [_problem_of_note(n) for n in stack.notes]
+        facts.os, facts.ecosystem = stack.os, stack.ecosystem
         self.counters.images_analysed += 1
         if self.store is not None:
-            notes = [msgspec.json.encode(p).decode() for p in facts.problems]
+            assert self.writer is not None
+            if new:
+                await self.writer.call(self.store.put_stack, stack)
             stored = StoredImage(
                 image=ref,
-                os=facts.os,
-                ecosystem=facts.ecosystem,
                 config=config_summary(config),
-                packages=facts.packages,
                 layers=[d.digest for d in manifest.layers],
+                stack=stack.key,
                 size=size,
-                notes=notes,
                 scanned_at=_now(),
                 analyzers=self.analyzer_set,
             )
-            assert self.writer is not None
             # Awaited: a later tag of this digest must find it once it leaves ``_images``.
             await self.writer.call(self.store.put_image, stored)
         return facts
 
-    def _assemble(self, scanned: list[layers.LayerFacts], facts: ImageFacts) -> None:
-        """The image's packages from its layers' facts; once per stack of layers."""
-        stack = tuple(layer.digest for layer in scanned)
-        done = self._stacks.get(stack)
-        if done is None:
-            # On the loop: no parsing, a few hundred microseconds for a Debian base, less
-            # than a hand-off to a thread and back.
-            done = ImageFacts(image=facts.image, config=b"", layers=0, size=0)
-            assemble(scanned, self.analyzers, done)
-            _remember(self._stacks, stack, done, _MAX_STACKS)
-        facts.packages = list(done.packages)
-        facts.problems += done.problems
-        facts.os, facts.ecosystem = done.os, done.ecosystem
+    def _assemble(self, scanned: list[layers.LayerFacts]) -> tuple[StackFacts, bool]:
+        """What a stack of layers holds: assembled once per stack and crawl (True: just
+        now; the store does not have it yet, unless an earlier crawl stored it)."""
+        key = stack_key(self.analyzer_set, [layer.digest for layer in scanned])
+        known = self._stacks.get(key)
+        if known is not None:
+            return known, False
+        # On the loop: no parsing, a few hundred microseconds for a Debian base, less than a
+        # hand-off to a thread and back.
+        done = ImageFacts(image=ImageRef(ref=""), config=b"", layers=0, size=0)
+        assemble(scanned, self.analyzers, done)
+        stack = StackFacts(
+            key=key,
+            os=done.os,
+            ecosystem=done.ecosystem,
+            packages=done.packages,
+            notes=[msgspec.json.encode(p).decode() for p in done.problems],
+            analyzers=self.analyzer_set,
+        )
+        _remember(self._stacks, key, stack, _MAX_STACKS)
+        return stack, True
+
+    def _stack(self, r: StateReader, key: str) -> StackFacts | None:
+        """A stack's facts: from memory, or read (once per crawl) in ``r``'s transaction."""
+        stack = self._stacks.get(key)
+        if stack is None:
+            stack = r.get_stack(key)
+            if stack is not None:
+                _remember(self._stacks, key, stack, _MAX_STACKS)
+        return stack
 
     async def _layer(self, repo: str, desc: Descriptor, diff_id: str) -> layers.LayerFacts:
         digest = desc.digest

@@ -661,26 +661,27 @@ class _Layer:
         }
         return msgspec.structs.replace(facts, owners=owners)
 
-    def read(self, stream: _TarStream, path: str, size: int) -> int:
-        """Hand a regular file's bytes to the analyzers that want it; returns how many bytes
-        of the entry were consumed (the rest is skipped at header speed)."""
-        wanting = self.wanting(path)
+    def read(
+        self, stream: _TarStream, path: str, size: int, wanting: list[tuple[Analyzer, int]]
+    ) -> int:
+        """Hand a regular file's bytes to the analyzers that want it (``wanting``); returns
+        how many bytes of the entry were consumed (the rest is skipped at header speed)."""
+        # One share of the budget per file, taken before any reader holds a byte: a file
+        # two buffering analyzers want cannot wait for a share it holds itself.
+        want = max((min(cap, size) for a, cap in wanting if not a.STREAMS), default=0)
+        held = self.budget.take(want) if want else 0
         readers: list[tuple[Analyzer, FileReader]] = []
-        held = 0
         try:
             for analyzer, cap in wanting:
                 if analyzer.STREAMS:
                     readers.append((analyzer, analyzer.open(path, size, cap)))
                     continue
-                want = min(cap, size)
-                granted = self.budget.take(want)
-                held += granted
-                if granted < want:
+                if held < min(cap, size):
                     self.notes.append(
                         f"{path[:200]!r}: {size} bytes, past the buffer budget of "
-                        f"{self.budget.total}: {analyzer.NAME} read only its first {granted}"
+                        f"{self.budget.total}: {analyzer.NAME} read only its first {held}"
                     )
-                readers.append((analyzer, analyzer.open(path, size, granted)))
+                readers.append((analyzer, analyzer.open(path, size, min(cap, held))))
             live = [r for _, r in readers]
             left = size
             while left and live:
@@ -854,10 +855,11 @@ def _entry(
     if path in layer.present or path in layer.symlinks:
         layer.forget(path)  # a later entry for the same path replaces the earlier one
     if kind in _REGULAR:
-        if not layer.wanting(path):
+        wanting = layer.wanting(path)
+        if not wanting:
             stream.skip(padded)
             return
-        stream.skip(padded - layer.read(stream, path, size))
+        stream.skip(padded - layer.read(stream, path, size, wanting))
         return
     stream.skip(padded)
     if kind == 0x32:  # '2' symlink: kept raw, resolved at merge time

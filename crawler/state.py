@@ -13,8 +13,13 @@ Named databases (LMDB keys are at most 511 bytes; longer keys are replaced by a 
   packages come from merging its layers' facts (``layers.merge``), which parses nothing;
 * ``docs``    digest → ``Document``: small content-addressed documents (manifests, indexes,
   configs) as fetched, re-hashed when read;
-* ``images``  manifest digest → ``ImageFacts`` (identity, OS, config summary, packages, layer
-  digests, when scanned, the analyzer-set hash): an unchanged image is re-matched from these;
+* ``stacks``  ``stack_key`` (analyzer set and layer digests) → ``StackFacts``: the packages,
+  OS and notes assembled from one stack of layers. Images built on the same layers (every
+  tag of a build, every rebuild of its config) share one entry: an image's own entry stays
+  small whatever it holds, and a crawl decodes each stack once;
+* ``images``  manifest digest → ``ImageFacts`` (identity, config summary, layer digests, its
+  stack's key, when scanned, the analyzer-set hash): an unchanged image is re-matched from
+  these and its stack;
 * ``walks``   ``manifest digest NUL analyzer-set hash NUL platform filter`` → ``Walk``: what
   a crawl found under that manifest (its platform images, each with its config; the
   notes), so that a re-crawl of an unchanged tag rebuilds its result from this one value
@@ -84,7 +89,7 @@ _MAX_KEY = 511
 _MAX_DONE_PART = 250
 #: Prefix of hashed keys: NUL never starts a digest, a reference or a crawl id.
 _HASHED = b"\x00sha256:"
-_DBS = (b"meta", b"layers", b"docs", b"images", b"walks", b"tags", b"crawls", b"done")
+_DBS = (b"meta", b"layers", b"docs", b"stacks", b"images", b"walks", b"tags", b"crawls", b"done")
 
 _log = structlog.get_logger("regsweep.crawler.state")
 _T = TypeVar("_T")
@@ -109,24 +114,43 @@ class Document(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=T
     data: bytes
 
 
-class ImageFacts(msgspec.Struct, frozen=True, kw_only=True):
-    """An analysed platform image: enough to re-match it against new advisories."""
+class StackFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What one stack of layers holds, assembled: shared by every image built on it."""
 
-    image: ImageRef
+    #: ``stack_key`` of the analyzer set and the layer digests.
+    key: str
     os: OsInfo | None = None
     #: Advisory ecosystem of the OS packages (``Debian:12`` …), as the analyzers set it.
     ecosystem: str | None = None
-    config: ConfigSummary | None = None
     packages: list[Package] = []
-    #: Layer digests, bottom first.
-    layers: list[str] = []
-    #: Total compressed size of the layers.
-    size: int = 0
     #: What the analyzers skipped and why (error records again on a re-match).
     notes: list[str] = []
-    scanned_at: datetime
     #: ``analyzer_set_hash`` of the analyzers that produced ``packages``.
     analyzers: str
+
+
+class ImageFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """An analysed platform image: with its stack, enough to re-match it against new
+    advisories."""
+
+    image: ImageRef
+    config: ConfigSummary | None = None
+    #: Layer digests, bottom first.
+    layers: list[str] = []
+    #: ``stack_key`` of what its layers hold (``StackFacts``).
+    stack: str
+    #: Total compressed size of the layers.
+    size: int = 0
+    #: What went wrong with the image itself, beyond its stack's notes.
+    notes: list[str] = []
+    scanned_at: datetime
+    #: ``analyzer_set_hash`` of the analyzers that produced its stack's packages.
+    analyzers: str
+
+
+def stack_key(analyzers: str, layers: Sequence[str]) -> str:
+    """The key of a stack of layers (bottom first) under one analyzer set."""
+    return hashlib.sha256(msgspec.msgpack.encode([analyzers, *layers])).hexdigest()[:40]
 
 
 class WalkImage(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
@@ -350,7 +374,16 @@ class StateStore:
         self._enc = msgspec.msgpack.Encoder()
         self._dec: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {
             t: msgspec.msgpack.Decoder(t)
-            for t in (LayerFacts, Document, ImageFacts, Walk, TagEntry, Checkpoint, StateMeta)
+            for t in (
+                LayerFacts,
+                Document,
+                StackFacts,
+                ImageFacts,
+                Walk,
+                TagEntry,
+                Checkpoint,
+                StateMeta,
+            )
         }
         self._check_schema()
 
@@ -498,6 +531,11 @@ class StateStore:
         with self.reading() as r:
             return r.get_doc(digest)
 
+    def get_stack(self, key: str) -> StackFacts | None:
+        """What a stack of layers holds (``stack_key``), else None."""
+        with self.reading() as r:
+            return r.get_stack(key)
+
     def get_image(self, digest: str, analyzers: str | None = None) -> ImageFacts | None:
         """The image facts of a manifest digest, else None.
 
@@ -569,6 +607,11 @@ class StateStore:
         raw = self._enc.encode(facts)
         key = layer_key(facts.digest, facts.analyzers)
         self._write(lambda txn: txn.put(key, raw, db=self._dbs["layers"]))
+
+    def put_stack(self, facts: StackFacts) -> None:
+        """Store what a stack of layers holds under its key."""
+        raw = self._enc.encode(facts)
+        self._write(lambda txn: txn.put(_key(facts.key), raw, db=self._dbs["stacks"]))
 
     def put_doc(self, digest: str, doc: Document) -> None:
         """Store a document under its digest (the caller checked that it hashes to it)."""
@@ -708,6 +751,11 @@ class StateReader:
         if facts is None or facts.digest != digest or facts.analyzers != analyzers:
             return None
         return facts
+
+    def get_stack(self, key: str) -> StackFacts | None:
+        """As ``StateStore.get_stack``."""
+        facts = self._get("stacks", _key(key), StackFacts)
+        return facts if facts is not None and facts.key == key else None
 
     def get_doc(self, digest: str) -> Document | None:
         """As ``StateStore.get_doc``."""

@@ -673,6 +673,32 @@ def test_a_file_past_the_buffer_budget_is_read_up_to_it_with_a_note() -> None:
     assert budget.take(1000) == 1000
 
 
+class KeepToo(Keep):
+    """A second buffering analyzer that wants the same files as ``Keep``."""
+
+    NAME: ClassVar[str] = "keep-too"
+
+
+def test_a_file_two_buffering_analyzers_want_takes_one_share_and_cannot_wait_on_itself() -> None:
+    """Two buffering analyzers want a file larger than the whole budget: the walker takes
+    one share for the file (not one per reader, which would wait forever for the share it
+    holds), both read up to it, and the layer notes it once per reader."""
+    budget = Budget(1000)
+    raw = tar_bytes([("db", "f", b"z" * 5000)])
+    done: list[LayerFacts] = []
+    worker = threading.Thread(
+        target=lambda: done.append(scan(raw, analyzers=[Keep(), KeepToo()], budget=budget)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(10)
+    assert done, "the scan waited for a budget share it held itself"
+    texts = {f.analyzer: f.facts.text for f in done[0].found}
+    assert texts == {"keep": "z" * 1000, "keep-too": "z" * 1000}
+    assert len(done[0].notes) == 2
+    assert budget.take(1000) == 1000
+
+
 def test_budget_waits_for_a_share_and_never_gives_more_than_it_has() -> None:
     """Two layers sharing a budget: the second waits while the first holds it all, and
     goes on once it is given back."""

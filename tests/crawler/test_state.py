@@ -27,10 +27,12 @@ from regsweep.crawler.state import (
     ImageFacts,
     OutputMismatch,
     ResumableOutput,
+    StackFacts,
     StateError,
     StateStore,
     StateWriter,
     analyzer_set_hash,
+    stack_key,
 )
 from regsweep.matcher.records import ConfigSummary, ImageRef, OsInfo, Package
 
@@ -67,18 +69,27 @@ def _image(i: int, analyzers: str = "h", packages: int = 2) -> ImageFacts:
             digest=_digest(i),
             platform="linux/amd64",
         ),
+        config=ConfigSummary(user="app", exposed_ports=["8080/tcp"], env_keys=["PATH"]),
+        layers=[LAYER, _digest(10_000 + i)],
+        stack=stack_key(analyzers, [LAYER, _digest(10_000 + i)]),
+        size=1234,
+        notes=[f"image note {j}" for j in range(packages)],
+        scanned_at=T0,
+        analyzers=analyzers,
+    )
+
+
+def _stack(key: str, packages: int = 2) -> StackFacts:
+    return StackFacts(
+        key=key,
         os=OsInfo(family="debian", name="Debian GNU/Linux", version="12"),
         ecosystem="Debian:12",
-        config=ConfigSummary(user="app", exposed_ports=["8080/tcp"], env_keys=["PATH"]),
         packages=[
             Package(name=f"pkg{j}", version=f"1.{j}", type="deb", ecosystem="Debian:12")
             for j in range(packages)
         ],
-        layers=[LAYER, _digest(10_000 + i)],
-        size=1234,
         notes=["var/lib/dpkg/status: 1 stanza without Version skipped"],
-        scanned_at=T0,
-        analyzers=analyzers,
+        analyzers="h",
     )
 
 
@@ -144,6 +155,20 @@ def test_layer_facts_round_trip_every_field_across_reopen(tmp_path: Path) -> Non
         got = s.get_layer(LAYER, h)
     assert got is not None and got.stored_at is not None
     assert msgspec.structs.replace(got, stored_at=None) == facts
+
+
+def test_stack_facts_round_trip_and_one_entry_serves_every_image_on_it(
+    store: StateStore,
+) -> None:
+    """What a stack of layers holds is stored once under its key (the analyzer set and the
+    layer digests, in order) and comes back whole; images on the same layers name the same
+    stack, other layers or another order or analyzer set another."""
+    key = stack_key("h", [LAYER, _digest(7)])
+    store.put_stack(_stack(key, packages=3))
+    assert store.get_stack(key) == _stack(key, packages=3)
+    assert store.get_stack(stack_key("h", [_digest(7), LAYER])) is None
+    assert len({key, stack_key("h", [_digest(7), LAYER]), stack_key("g", [LAYER, _digest(7)])}) == 3
+    assert store.counts()["stacks"] == 1
 
 
 def test_image_facts_and_tag_round_trip(store: StateStore) -> None:

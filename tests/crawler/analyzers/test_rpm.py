@@ -20,12 +20,15 @@ Debian's rpm 4.18 cannot *write* the other two backends, so:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
 import random
 import shutil
 import sqlite3
 import struct
 import subprocess
+import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +42,9 @@ from regsweep.crawler.analyzers._rpmdb_header import DatabaseError, HeaderError,
 from regsweep.crawler.analyzers._rpmdb_ndb import read_ndb
 from regsweep.crawler.analyzers.interface import AnalyzerError, AnalyzerResult, Context, LayerFile
 from regsweep.crawler.analyzers.rpm import SIZE_CAP, RpmAnalyzer
-from regsweep.matcher.records import OsInfo
+from regsweep.crawler.layers import scan_layer
+from regsweep.crawler.scan import ImageFacts, assemble, default_analyzers
+from regsweep.matcher.records import ImageRef, OsInfo
 
 RPM = shutil.which("rpm")
 RPMBUILD = shutil.which("rpmbuild")
@@ -523,3 +528,55 @@ def test_sqlite_error_message_with_garbage_bytes_is_analyzer_error(rpmdb: Fixtur
     data = rpmdb.sqlite.replace(b"CREATE TABLE", b"CREATE\xffTABLE")
     with pytest.raises(AnalyzerError, match="malformed database schema"):
         _analyze("var/lib/rpm/rpmdb.sqlite", data)
+
+
+def _layer_tar(entries: dict[str, bytes | str]) -> bytes:
+    """A layer tar: bytes are files, str are symlink targets."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, payload in entries.items():
+            info = tarfile.TarInfo(name)
+            if isinstance(payload, str):
+                info.type, info.linkname = tarfile.SYMTYPE, payload
+                tar.addfile(info)
+            else:
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+    return out.getvalue()
+
+
+def test_database_reached_through_a_symlinked_directory_is_read_as_rpm_reads_it(
+    rpmdb: Fixture,
+) -> None:
+    """Fedora's layout: ``var/lib/rpm`` is a symlink to ``../../usr/lib/sysimage/rpm`` (in
+    another layer than the database). The image reads the database rpm would open through
+    ``var/lib/rpm``: every package, once, the same as rpm's own answers, and no note
+    about the same file met under two names."""
+    base = _layer_tar(
+        {
+            "etc/os-release": b'ID="rocky"\nVERSION_ID="9.3"\nNAME="Rocky Linux"\n',
+            "usr/lib/sysimage/rpm/rpmdb.sqlite": rpmdb.sqlite,
+        }
+    )
+    top = _layer_tar({"var/lib/rpm": "../../usr/lib/sysimage/rpm"})
+    scanned = [
+        scan_layer(
+            io.BytesIO(raw),
+            media_type="application/vnd.oci.image.layer.v1.tar",
+            digest="sha256:" + hashlib.sha256(raw).hexdigest(),
+            diff_id=None,
+            analyzers=default_analyzers(),
+        )
+        for raw in (base, top)
+    ]
+    facts = ImageFacts(image=ImageRef(ref="t"), config=b"{}", layers=2, size=0)
+    assemble(scanned, default_analyzers(), facts)
+    rpms = sorted((p.name, p.version) for p in facts.packages if p.type == "rpm")
+    expected = sorted(
+        (name, f"{q[1]}-{q[2]}" if q[0] == "(none)" else f"{q[0]}:{q[1]}-{q[2]}")
+        for name, q in rpmdb.query.items()
+        if name != "gpg-pubkey"
+    )
+    assert rpms == expected and rpms
+    assert facts.problems == []
+    assert facts.ecosystem == "Rocky Linux:9"
