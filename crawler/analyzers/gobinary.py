@@ -67,8 +67,10 @@ _MACHO = (b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\
 _PE = b"MZ"
 #: No buildinfo string is longer than this (module lists of huge programs are ~100 KiB).
 _MAX_STRING = 16 << 20
-#: Kept from a module info start sentinel while streaming (Go ≤ 1.17 layout).
+#: Kept from a module info start sentinel while streaming (Go ≤ 1.17 layout), and how many
+#: such candidates at most.
 _MAX_MODINFO = 1 << 20
+_MAX_MODINFOS = 16
 #: The start of a file kept while streaming: ELF program headers live there.
 _HEAD = 64 << 10
 #: runtime/debug's sentinels around the module info.
@@ -291,8 +293,10 @@ class _GoReader:
     strings in read-only data before it, so while searching, every ``go1.`` and every module
     info start sentinel is kept with the bytes that follow it (bounded in number and size),
     and so are the file's first ``_HEAD`` and the last ``_HISTORY`` bytes; a pointer is
-    accepted only where it lands exactly on kept bytes. What the reader holds at once: a few
-    hundred KiB at most, whatever the file's size.
+    accepted only where it lands exactly on kept bytes. What the reader holds, whatever the
+    file's size: 64 KiB of head, 64 KiB of history, at most 1,024 × 128 bytes of version
+    candidates and 16 module info candidates of at most 1 MiB each (each ends at its end
+    sentinel: a real one is a few KiB).
     """
 
     _HISTORY = 64 << 10
@@ -337,12 +341,15 @@ class _GoReader:
 
     def _search(self) -> None:
         tape = self.tape
-        if len(self.versions) < self._MAX_CANDIDATES:
-            for off in tape.matches(_FIND_VERSION):
-                self.versions[off] = tape.want(off, 128)
-        if len(self.modinfos) < 16:
-            for off in tape.matches(_FIND_MOD_START):
-                self.modinfos.append(tape.want(off, _MAX_MODINFO))
+        # The bounds hold per match: a chunk full of one pattern must not make a span each.
+        for off in tape.matches(_FIND_VERSION):
+            if len(self.versions) >= self._MAX_CANDIDATES:
+                break
+            self.versions[off] = tape.want(off, 128)
+        for off in tape.matches(_FIND_MOD_START):
+            if len(self.modinfos) >= _MAX_MODINFOS:
+                break
+            self.modinfos.append(tape.want(off, _MAX_MODINFO))
         for off in tape.matches(_FIND_MAGIC):
             # The blob is 16-byte aligned in the file; an unaligned hit is a string constant.
             if off % 16 == 0:
@@ -411,14 +418,19 @@ class _GoReader:
         for span in (self.head, *self.versions.values(), *self.modinfos):
             if span.start <= start and end <= span.start + len(span.data):
                 return bytes(span.data[start - span.start : end - span.start])
-        pos = self.tape.pos
-        hist_start = pos - len(self.history)
-        if hist_start <= start and end <= pos:
-            return self.history[start - hist_start : end - hist_start]
+        tape = self.tape
+        window = tape.base - len(tape.tail)
+        if start >= window:
+            # In the current window (a chunk holds up to 1 MiB, the history only the last
+            # 64 KiB of it) or still to come: kept from the window now, the rest as it comes.
+            return tape.want(start, n)
+        hist_start = tape.pos - len(self.history)
         if start >= hist_start:
-            # Partly passed (kept in the history), the rest to come.
-            have = self.history[start - hist_start :] if start < pos else b""
-            return self.tape.want(start, n, have)
+            # Before the window (small chunks), in the history: its bytes up to the window,
+            # then the window's.
+            if end <= window:
+                return self.history[start - hist_start : end - hist_start]
+            return tape.want(start, n, self.history[start - hist_start : window - hist_start])
         raise GoBuildInfoError(
             f"pre-1.18 buildinfo string at offset {start} had passed when it was found"
         )

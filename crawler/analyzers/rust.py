@@ -236,6 +236,8 @@ class _RustReader:
         self.names: set[int] = set()
         self.active: list[_Inflation] = []
         self.kept: dict[int, _Inflation] = {}
+        #: A candidate was let go for the bounds: a missing section is not proof of absence.
+        self.dropped = False
         self.error: str | None = None
 
     def feed(self, chunk: bytes) -> bool:
@@ -264,10 +266,13 @@ class _RustReader:
             elif not active.done:
                 still.append(active)
         self.active = still
-        if len(self.names) < 64:
-            self.names.update(tape.matches(_FIND_NAME))
+        for off in tape.matches(_FIND_NAME):
+            if len(self.names) >= 64:
+                break
+            self.names.add(off)
         for off in tape.matches(_ZLIB):
             if len(self.active) >= _MAX_ACTIVE:
+                self.dropped = True
                 break
             # A view, not a slice: most candidates are dropped after their first bytes.
             data = tape.data_from(off)
@@ -288,6 +293,7 @@ class _RustReader:
         ):
             oldest = min(self.kept)
             gone = self.kept.pop(oldest)
+            self.dropped = True
             if gone in self.active:
                 self.active.remove(gone)
 
@@ -375,6 +381,11 @@ class _RustReader:
             if off + length > size:
                 raise RustAuditError(f"section {SECTION} outside the file")
             found = self.kept.get(off)
+            if found is None and self.dropped:
+                raise RustAuditError(
+                    f"{SECTION} was not kept while the file streamed by (too many zlib "
+                    "streams of JSON in it)"
+                )
             if found is None:
                 raise RustAuditError(f"{SECTION} does not hold zlib-compressed JSON")
             if found.error is not None:

@@ -19,7 +19,6 @@ import tempfile
 import tracemalloc
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from regsweep.crawler.analyzers.gobinary import (
@@ -28,6 +27,7 @@ from regsweep.crawler.analyzers.gobinary import (
     GoBinaryAnalyzer,
     GoBuildInfoError,
     NoBuildInfo,
+    _facts,
     _stdlib_version,
     parse_buildinfo,
 )
@@ -105,6 +105,41 @@ __attribute__((used, aligned(16), section(".go.buildinfo")))
 const struct buildinfo go_buildinfo = {"\xff Go buildinf:", sizeof(void *), 0, &vs, &ms};
 int main(void) { return 0; }
 """
+
+
+#: The Go <= 1.17 layout as Go's linker lays it out: the buildinfo first in the data segment,
+#: the string headers after it (in .noptrdata, 100 KB after it and 200 KB before the end of
+#: the file: a large chunk holds them far from its end), the strings
+#: themselves in .rodata before it. ``go version -m`` reads it (checked below).
+OLD_FORMAT_AFTER_C = r"""
+/* The Go <= 1.17 layout as the Go linker lays it out: the buildinfo first in the data
+   segment, the string headers after it (here 100 KB after it, with 200 KB more data after
+   them), the strings before it. */
+struct gostring { const char *data; unsigned long len; };
+static const char version[] = "go1.16.15";
+#define SENT_A "\x30\x77\xaf\x0c\x92\x74\x08\x02\x41\xe1\xc1\x07\xe6\xd6\x18\xe6"
+#define SENT_B "\xf9\x32\x43\x31\x86\x18\x20\x72\x00\x82\x42\x10\x41\x16\xd8\xf2"
+static const char modinfo[] = SENT_A
+    "path\texample.com/old\n"
+    "mod\texample.com/old\tv0.9.0\th1:abc=\n"
+    "dep\tgolang.org/x/text\tv0.3.5\th1:def=\n"
+    SENT_B;
+extern struct gostring vs, ms;
+struct buildinfo { char magic[14]; unsigned char ptrsize; unsigned char flags;
+                   const struct gostring *v, *m; };
+__attribute__((used, aligned(16), section(".go.buildinfo")))
+const struct buildinfo go_buildinfo = {"\xff Go buildinf:", sizeof(void *), 0, &vs, &ms};
+__attribute__((used, section(".noptrdata"))) char pad[100000] = {1};
+__attribute__((used, section(".noptrdata"))) struct gostring vs = {version, sizeof version - 1};
+__attribute__((used, section(".noptrdata"))) struct gostring ms = {modinfo, sizeof modinfo - 1};
+__attribute__((used, section(".noptrdata"))) char pad2[200000] = {2};
+int main(void) { return pad[0] + pad2[0]; }
+"""
+OLD_PACKAGES = [
+    ("stdlib", "v1.16.15"),
+    ("example.com/old", "v0.9.0"),
+    ("golang.org/x/text", "v0.3.5"),
+]
 
 
 def _go_env(cache: Path, mod: str, goos: str, goarch: str) -> dict[str, str]:
@@ -215,13 +250,18 @@ def test_pe_and_big_endian_binaries(go_bins: dict[str, Path], name: str) -> None
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
-def test_pre_118_pointer_layout(tmp_path: Path) -> None:
-    """The Go ≤ 1.17 layout (pointers to string headers, mapped through PT_LOAD segments)
-    gives the toolchain version, a versioned main module and its deps; ``go version -m``
+@pytest.mark.parametrize("source", [OLD_FORMAT_C, OLD_FORMAT_AFTER_C], ids=["before", "after"])
+def test_pre_118_pointer_layout(tmp_path: Path, source: str) -> None:
+    """The Go ≤ 1.17 layout (pointers to string headers, mapped through PT_LOAD segments),
+    with the string headers before the buildinfo or, as Go's linker puts them, 200 KB after
+    it: the toolchain version, a versioned main module and its deps; ``go version -m``
     agrees when available."""
-    (tmp_path / "bi.c").write_text(OLD_FORMAT_C)
+    (tmp_path / "bi.c").write_text(source)
     exe = tmp_path / "old"
-    subprocess.run(["gcc", "-O0", "-no-pie", "-o", str(exe), str(tmp_path / "bi.c")], check=True)
+    subprocess.run(
+        ["gcc", "-O0", "-fno-toplevel-reorder", "-no-pie", "-o", str(exe), str(tmp_path / "bi.c")],
+        check=True,
+    )
     if GO is not None:
         assert _oracle(exe) == (
             "go1.16.15",
@@ -231,11 +271,8 @@ def test_pre_118_pointer_layout(tmp_path: Path) -> None:
             ],
         )
     res = _analyze({"app/old": exe.read_bytes()})
-    assert [(p.name, p.version) for p in res.packages] == [
-        ("stdlib", "v1.16.15"),
-        ("example.com/old", "v0.9.0"),
-        ("golang.org/x/text", "v0.3.5"),
-    ]
+    assert [(p.name, p.version) for p in res.packages] == OLD_PACKAGES
+    assert res.notes == []
 
 
 def test_wants_executable_locations_only() -> None:
@@ -344,36 +381,56 @@ def _fed(data: bytes, cuts: list[int], path: str = "usr/bin/x") -> FileFacts | N
     return reader.close()
 
 
-def _whole(data: bytes, path: str = "usr/bin/x") -> AnalyzerResult:
-    """What the analyzer makes of the file as one piece (``parse_buildinfo`` on it all)."""
-    return _analyze({path: data})
+def _whole(data: bytes, path: str = "usr/bin/x") -> FileFacts | None:
+    """The oracle: ``parse_buildinfo`` on the whole file in memory (the buffered parser,
+    checked against ``go version -m`` above), made into the same facts."""
+    try:
+        info = parse_buildinfo(data)
+    except NoBuildInfo:
+        return None
+    except GoBuildInfoError as exc:
+        return FileFacts(notes=(f"{path}: {exc}",))
+    return _facts(path, info)
 
 
 _SIZES = [[4096], [65536, 3], [1 << 20], [100_003, 17, 1]]
 
 
+def _gcc(tmp_path: Path, name: str, source: str, *flags: str) -> bytes:
+    (tmp_path / f"{name}.c").write_text(source)
+    exe = tmp_path / name
+    subprocess.run(
+        ["gcc", "-O0", *flags, "-no-pie", "-o", str(exe), str(tmp_path / f"{name}.c")],
+        check=True,
+    )
+    return exe.read_bytes()
+
+
 def _real_binaries(go_bins: dict[str, Path], tmp_path: Path) -> dict[str, bytes]:
-    (tmp_path / "bi.c").write_text(OLD_FORMAT_C)
-    old = tmp_path / "old"
-    subprocess.run(["gcc", "-O0", "-no-pie", "-o", str(old), str(tmp_path / "bi.c")], check=True)
+    out = {name: p.read_bytes() for name, p in go_bins.items()}
+    out["pre-1.18 layout"] = _gcc(tmp_path, "old", OLD_FORMAT_C)
     # The same, with 256 KiB of read-only data in front: the string headers (in
     # .data.rel.ro, just before the buildinfo here) lie past the start the reader keeps.
-    (tmp_path / "pad.c").write_text(
-        OLD_FORMAT_C + "__attribute__((used)) static const char pad[262144] = {1};\n"
+    out["pre-1.18 layout, padded"] = _gcc(
+        tmp_path,
+        "padded",
+        OLD_FORMAT_C + "__attribute__((used)) static const char pad[262144] = {1};\n",
     )
-    padded = tmp_path / "padded"
-    subprocess.run(
-        ["gcc", "-O0", "-no-pie", "-o", str(padded), str(tmp_path / "pad.c")], check=True
-    )
-    out = {name: p.read_bytes() for name, p in go_bins.items()}
-    out["pre-1.18 layout"] = old.read_bytes()
-    out["pre-1.18 layout, padded"] = padded.read_bytes()
     assert out["pre-1.18 layout, padded"].find(MAGIC) > 256 << 10
+    # The linker's own layout: string headers 200 KB after the magic, strings before it.
+    out["pre-1.18 layout, headers after"] = after = _gcc(
+        tmp_path, "after", OLD_FORMAT_AFTER_C, "-fno-toplevel-reorder"
+    )
+    assert after.find(b"go1.16.15") < after.find(MAGIC) < len(after) - 250_000
     assert GO is not None
     # The toolchain itself: a large real Go binary (modules, cgo-free, stripped or not).
     out["go"] = Path(os.path.realpath(GO)).read_bytes()
     out["ls (not Go)"] = Path("/bin/ls").read_bytes()
     return out
+
+
+def _same(facts: FileFacts | None, whole: FileFacts | None) -> bool:
+    return facts == whole
 
 
 @needs_go
@@ -386,20 +443,13 @@ def test_streamed_in_any_pieces_equals_reading_the_whole_file(
     toolchain, a non-Go ELF) in pieces of any size (the magic and the strings cut by chunk
     boundaries), finds exactly what ``parse_buildinfo`` finds in the whole file."""
     for name, data in _real_binaries(go_bins, tmp_path).items():
-        facts = _streamed(data, sizes)
-        whole = _whole(data)
-        got = list(facts.packages) if facts is not None else []
-        assert [msgspec.structs.replace(p, layer=LAYER) for p in got] == whole.packages, name
-        assert list(facts.notes if facts is not None else []) == whole.notes, name
-        assert (facts is not None) == bool(whole.packages or whole.notes), name
-
-
-def _same(facts: FileFacts | None, whole: AnalyzerResult) -> bool:
-    got = list(facts.packages) if facts is not None else []
-    notes = list(facts.notes) if facts is not None else []
-    return [msgspec.structs.replace(p, layer=LAYER) for p in got] == whole.packages and (
-        notes == whole.notes
-    )
+        assert _streamed(data, sizes) == _whole(data), name
+        # And as one piece: how ``Analyzer.analyze`` and a small file feed it.
+        assert _streamed(data, [len(data)]) == _whole(data), name
+        if name.startswith("pre-1.18"):
+            found = _whole(data)
+            assert found is not None
+            assert [(p.name, p.version) for p in found.packages] == OLD_PACKAGES, name
 
 
 @needs_go
@@ -413,6 +463,8 @@ def test_streamed_with_every_cut_around_the_buildinfo(
     binaries = _real_binaries(go_bins, tmp_path)
     old = binaries.pop("pre-1.18 layout")
     assert _same(_streamed(old, [1]), _whole(old))
+    after = binaries["pre-1.18 layout, headers after"]
+    assert _same(_streamed(after, [7]), _whole(after))
     for name, data in binaries.items():
         at = data.find(MAGIC)
         while at >= 0 and at % 16:
@@ -423,11 +475,15 @@ def test_streamed_with_every_cut_around_the_buildinfo(
         for k in range(-20, 60):
             ones = list(range(at + k, at + k + 48))
             assert _same(_fed(data, [at + k - 1, *ones]), whole), (name, k)
+        # The magic and everything after it in one large chunk: what the buildinfo points
+        # at may lie anywhere in that chunk, far from its end.
+        for cut in (at - 1, at, at + 1, at + 16):
+            assert _same(_fed(data, [cut]), whole), (name, cut)
 
 
 def test_streaming_holds_a_bounded_window_of_a_huge_executable() -> None:
-    """A 256 MiB ELF stream with the buildinfo at its end is searched with a few hundred
-    KiB held at once (traced allocations), and the buildinfo is found."""
+    """A 256 MiB ELF stream with the buildinfo at its end is searched with a few MiB held
+    at once (traced allocations), and the buildinfo is found."""
     info = (
         b"\xff Go buildinf:\x08\x02" + bytes(16) + b"\x08go1.21.3" + bytes([12]) + b"path\tx\nmod\t"
     )
@@ -448,3 +504,22 @@ def test_streaming_holds_a_bounded_window_of_a_huge_executable() -> None:
         ("stdlib", "v1.21.3")
     ]
     assert peak < 4 << 20
+
+
+def test_candidates_for_the_old_layout_are_bounded_per_match() -> None:
+    """An executable made of nothing but ``go1.`` strings and module info start sentinels
+    (64 MiB of them) keeps at most 1,024 version candidates and 16 module infos of at most
+    1 MiB each: memory stays bounded (traced), and the bounds hold within one chunk."""
+    start = bytes.fromhex("3077af0c9274080241e1c107e6d618e6")
+    body = (b"go1." * 3 + start) * ((1 << 20) // 28)
+    reader = GoBinaryAnalyzer().open("usr/bin/hostile", 0, SIZE_CAP)
+    tracemalloc.start()
+    try:
+        assert reader.feed(b"\x7fELF" + body)
+        for _ in range(63):
+            assert reader.feed(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert reader.close() is None
+    assert peak < 24 << 20

@@ -15,7 +15,6 @@ import subprocess
 import zlib
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, FileFacts, LayerFile
@@ -164,29 +163,36 @@ def _streamed(data: bytes, size: int, path: str = "usr/bin/x") -> FileFacts | No
 
 
 @pytest.mark.parametrize("size", [1, 5, 64, 4096, 1 << 20])
-def test_streamed_in_any_pieces_equals_reading_the_section(tmp_path: Path, size: int) -> None:
-    """Fed in pieces of any size, the streaming reader gives what reading ``.dep-v0`` by
-    name from the whole file gives: the packages of every class and byte order, nothing for
-    a plain ELF or a script, and a note for each kind of bad contents."""
+def test_streamed_in_any_pieces_reads_the_section_by_name(tmp_path: Path, size: int) -> None:
+    """Fed in pieces of any size, the streaming reader finds what ``read_elf_section`` finds
+    by name in the whole file: the crates of every class and byte order, nothing for a
+    plain ELF or a script, and a note (no package) for each kind of bad contents."""
     payload = zlib.compress(AUDIT_JSON)
     elf = _gcc(tmp_path)
-    cases = {
+    good = {
         "bin/linked": _with_section(elf, payload),
         "bin/m32": _with_section(_gcc(tmp_path, "-m32", "-c"), payload),
         "bin/be32": _big_endian(tmp_path, payload, "elf32-big"),
         "bin/be64": _big_endian(tmp_path, payload, "elf64-big"),
-        "bin/plain": elf.read_bytes(),
-        "bin/script": b"#!/bin/sh\n",
+    }
+    silent = {"bin/plain": elf.read_bytes(), "bin/script": b"#!/bin/sh\n"}
+    bad = {
         "bin/notzlib": _with_section(elf, b"this is not zlib"),
         "bin/shape": _with_section(elf, zlib.compress(b'{"packages":[{"name":1}]}')),
         "bin/bomb": _with_section(elf, zlib.compress(b'{"packages":[]}' + b" " * (MAX_JSON + 10))),
     }
-    for path, data in cases.items():
-        whole = _analyze({path: data})
+    for path, data in good.items():
+        assert read_elf_section(data, ".dep-v0") == payload, path
         facts = _streamed(data, size, path)
-        got = [msgspec.structs.replace(p, layer=LAYER) for p in facts.packages] if facts else []
-        assert got == whole.packages, path
-        assert (list(facts.notes) if facts else []) == whole.notes, path
+        assert facts is not None and facts.notes == (), path
+        assert [(p.name, p.version) for p in facts.packages] == EXPECTED, path
+    for path, data in silent.items():
+        assert _streamed(data, size, path) is None, path
+    for path, data in bad.items():
+        assert read_elf_section(data, ".dep-v0") is not None, path
+        facts = _streamed(data, size, path)
+        assert facts is not None and facts.packages == () and len(facts.notes) == 1, path
+        assert facts.notes[0].startswith(f"{path}: "), path
 
 
 def test_a_decoy_stream_before_the_section_is_not_taken_for_it(tmp_path: Path) -> None:
