@@ -59,6 +59,9 @@ class PeakRss:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.kib = 0
+        #: The largest anonymous part seen (``RssAnon``: the heap, not the mapped files: the
+        #: LMDB stores' pages are page cache the kernel can take back).
+        self.anon_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -73,6 +76,9 @@ class PeakRss:
             m = re.search(r"^VmHWM:\s+(\d+) kB", text, re.M)
             if m:
                 self.kib = max(self.kib, int(m.group(1)))
+            m = re.search(r"^RssAnon:\s+(\d+) kB", text, re.M)
+            if m:
+                self.anon_kib = max(self.anon_kib, int(m.group(1)))
             self._stop.wait(0.01)
 
     def stop(self) -> float:

@@ -402,6 +402,7 @@ class Run:
     wall: float
     cpu: float
     rss_mb: float
+    anon_mb: float
     registry_cpu: float
     images: int
     errors: int
@@ -431,6 +432,7 @@ def crawl(server: Server, db: Path, state: Path, out: Path, concurrency: int) ->
     err = proc.stderr.read()
     # The last status read happens just before the process exits (stderr closes at exit).
     rss = peak.stop()
+    anon = peak.anon_kib / 1024
     # wait4 gives this child's own rusage (RUSAGE_CHILDREN would mix in every child).
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -443,6 +445,7 @@ def crawl(server: Server, db: Path, state: Path, out: Path, concurrency: int) ->
         wall=wall,
         cpu=usage.ru_utime + usage.ru_stime,
         rss_mb=rss,
+        anon_mb=anon,
         registry_cpu=server.cpu() - reg0,
         images=summary["images"],
         errors=errors,
@@ -616,9 +619,9 @@ def report(
         f"The distinct layers' own analysis (`scan_layer`, every analyzer, each layer once, "
         f"in-process): **{lcpu:.2f} s CPU**. `regsweep --version` (start-up): {start:.2f} s CPU.",
         "",
-        "| run | images | wall s | CPU s | CPU per image | peak RSS MB | registry CPU s | "
-        "layer blob GETs (per layer) | layers fetched | error records |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| run | images | wall s | CPU s | CPU per image | peak RSS MB | of it anonymous MB | "
+        "registry CPU s | layer blob GETs (per layer) | layers fetched | error records |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     runs = [("cold", main.cold), ("warm", main.warm)]
     if scale is not None:
@@ -631,7 +634,8 @@ def report(
         per = (run.cpu - start - lcpu if cold_run else run.cpu) / run.images
         lines.append(
             f"| {name} | {run.images} | {run.wall:.2f} | {run.cpu:.2f} | {per * 1e3:.2f} ms | "
-            f"{run.rss_mb:.0f} | {run.registry_cpu:.2f} | {_gets(run, digests)} | "
+            f"{run.rss_mb:.0f} | {run.anon_mb:.0f} | {run.registry_cpu:.2f} | "
+            f"{_gets(run, digests)} | "
             f"{run.layers_fetched} | {run.errors} |"
         )
     cold_per = (cold.cpu - start - lcpu) / cold.images * 1e3
@@ -640,7 +644,9 @@ def report(
         "",
         "CPU per image: cold = (CPU − start-up − the layers' own analysis) / images; warm = "
         "CPU / images, all in. Every CPU figure is the crawl process's user + system time "
-        "(`os.wait4`); peak RSS is its `VmHWM`, polled every 10 ms.",
+        "(`os.wait4`); peak RSS is its `VmHWM`, polled every 10 ms, and the largest "
+        "`RssAnon` seen (the rest is mapped files: the state store's and the index's LMDB "
+        "pages, which grow with what the store holds and which the kernel can reclaim).",
         "",
     ]
     if main.skopeo is not None and main.raw is not None:
@@ -689,8 +695,11 @@ def report(
         checks.append(
             f"- scale: {k:.1f}× the images took {growth:.1f}× the cold wall time "
             f"({growth / k:.2f}× per image; at most linear: "
-            f"{_check(growth / k, 1.1, at_least=False)}), peak RSS {scale.cold.rss_mb:.0f} MB "
-            f"vs {cold.rss_mb:.0f} MB"
+            f"{_check(growth / k, 1.1, at_least=False)}); peak RSS cold "
+            f"{scale.cold.rss_mb:.0f} MB vs {cold.rss_mb:.0f} MB, warm "
+            f"{scale.warm.rss_mb:.0f} vs {warm.rss_mb:.0f} MB; anonymous: cold "
+            f"{scale.cold.anon_mb:.0f} vs {cold.anon_mb:.0f} MB, warm {scale.warm.anon_mb:.0f} "
+            f"vs {warm.anon_mb:.0f} MB"
         )
     return "\n".join(lines + ["### Targets", "", *checks])
 

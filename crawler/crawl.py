@@ -27,9 +27,11 @@ images and analyses each, returning the same ``scan.ImageFacts`` that local sour
   checks the blob digest and the ``diff_id`` as it reads; the analyzers' buffered readers
   share one ``Budget`` across the crawl's concurrent layers. A broken blob (digest,
   compression, tar) is not fetched again in the same crawl: its error stands for every
-  image that shares it (a later crawl tries again);
+  image that shares it (a later crawl tries again). The crawl keeps the facts of recent
+  layers in memory (bounded: a very large layer's are read from the store again);
 * an image's packages: its layers' facts merged and assembled (``scan.assemble``, no
-  parsing), once per distinct stack of layers in a crawl.
+  parsing, on a worker thread), once per distinct stack of layers in a crawl, and stored
+  once per stack (``state.StackFacts``); an image's own stored facts name their stack.
 
 Small documents (manifests, indexes, configs) are cached by digest in the state store's
 ``docs`` database; they are re-hashed when read.
@@ -412,7 +414,7 @@ class Crawler:
         self._executor = executor
         #: Shared by every layer this crawler scans at once: what buffered readers hold.
         self._budget = Budget(layers.DEFAULT_BUFFER_BUDGET)
-        self._layers: dict[str, asyncio.Future[layers.LayerFacts]] = {}
+        self._layers: dict[tuple[str, str], asyncio.Future[layers.LayerFacts]] = {}
         #: Every layer's facts seen in this crawl (small: see ``layers.LayerFacts``), so
         #: that an image never waits for the store or decodes a layer again.
         self._layer_facts: dict[str, layers.LayerFacts] = {}
@@ -866,7 +868,7 @@ class Crawler:
                 scanned.append(item)
         if not facts.complete:
             return facts
-        stack, new = self._assemble(scanned)
+        stack, new = await self._assemble(scanned)
         facts.packages = list(stack.packages)
         facts.problems += [_problem_of_note(n) for n in stack.notes]
         facts.os, facts.ecosystem = stack.os, stack.ecosystem
@@ -888,17 +890,19 @@ class Crawler:
             await self.writer.call(self.store.put_image, stored)
         return facts
 
-    def _assemble(self, scanned: list[layers.LayerFacts]) -> tuple[StackFacts, bool]:
+    async def _assemble(self, scanned: list[layers.LayerFacts]) -> tuple[StackFacts, bool]:
         """What a stack of layers holds: assembled once per stack and crawl (True: just
         now; the store does not have it yet, unless an earlier crawl stored it)."""
         key = stack_key(self.analyzer_set, [layer.digest for layer in scanned])
-        known = self._stacks.get(key)
+        known = _recall(self._stacks, key)
         if known is not None:
             return known, False
-        # On the loop: no parsing, a few hundred microseconds for a Debian base, less than a
-        # hand-off to a thread and back.
+        # Off the loop: a Debian base takes a few hundred microseconds, but an image with
+        # tens of thousands of npm or Java packages would hold up every transfer. Two
+        # images of one new stack at once may both assemble it: the same answer.
         done = ImageFacts(image=ImageRef(ref=""), config=b"", layers=0, size=0)
-        assemble(scanned, self.analyzers, done)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, assemble, scanned, self.analyzers, done)
         stack = StackFacts(
             key=key,
             os=done.os,
@@ -912,7 +916,7 @@ class Crawler:
 
     def _stack(self, r: StateReader, key: str) -> StackFacts | None:
         """A stack's facts: from memory, or read (once per crawl) in ``r``'s transaction."""
-        stack = self._stacks.get(key)
+        stack = _recall(self._stacks, key)
         if stack is None:
             stack = r.get_stack(key)
             if stack is not None:
@@ -921,14 +925,17 @@ class Crawler:
 
     async def _layer(self, repo: str, desc: Descriptor, diff_id: str) -> layers.LayerFacts:
         digest = desc.digest
-        known = self._layer_facts.get(digest)
+        known = _recall(self._layer_facts, digest)
         if known is not None:
             self.counters.layers_cached += 1
-            return known
+            return _checked(known, diff_id)
         broken = self._broken.get(digest)
         if broken is not None:
             raise broken
-        while (waiting := self._layers.get(digest)) is not None:
+        # In flight by digest and diff_id: an image whose config names the blob wrongly
+        # waits for nobody's answer but its own.
+        flight = (digest, diff_id)
+        while (waiting := self._layers.get(flight)) is not None:
             shared = await _join(waiting)
             if shared is not None:
                 self.counters.layers_cached += 1
@@ -937,26 +944,31 @@ class Crawler:
             stored = self.store.get_layer(digest, self.analyzer_set)
             if stored is not None:
                 self.counters.layers_cached += 1
-                _remember(self._layer_facts, digest, stored, _MAX_LAYERS)
-                return stored
+                if _small(stored):
+                    _remember(self._layer_facts, digest, stored, _MAX_LAYERS)
+                return _checked(stored, diff_id)
         fut = asyncio.get_running_loop().create_future()
-        self._layers[digest] = fut
+        self._layers[flight] = fut
         try:
             facts = await self._stream_layer(repo, desc, diff_id)
             if self.writer is not None and self.store is not None:
                 # Awaited: once this layer leaves the in-flight map, the store must have it.
                 await self.writer.call(self.store.put_layer, facts)
         except BaseException as exc:
-            if isinstance(exc, layers.LayerError):
+            if isinstance(exc, _BLOB_FAULTS):
                 # The blob is what it is: every image that shares it gets this answer,
-                # without fetching it again in this crawl.
+                # without fetching it again in this crawl. (Not a wrong diff_id or media
+                # type: those are one image's descriptor's, another image may name the blob
+                # rightly.)
                 self._broken[digest] = exc
             _settle(fut, exc)
-            del self._layers[digest]
+            del self._layers[flight]
             raise
-        _remember(self._layer_facts, digest, facts, _MAX_LAYERS)
+        if _small(facts) or self.store is None:
+            # Without a store, memory is the only cache: keep it, however large.
+            _remember(self._layer_facts, digest, facts, _MAX_LAYERS)
         fut.set_result(facts)
-        del self._layers[digest]
+        del self._layers[flight]
         self.counters.layers_fetched += 1
         return facts
 
@@ -1023,18 +1035,47 @@ class Crawler:
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+#: Faults of a blob's own bytes: every image naming the blob by this digest meets them.
+_BLOB_FAULTS = (layers.DigestMismatch, layers.CorruptLayer, layers.LayerTooLarge)
 #: Layers' facts and assembled stacks kept in memory by a crawler (the store has them all).
 #: A Debian rootfs's facts take ~280 KB decoded (and 0.4 ms to decode again from the store),
-#: an assembled stack a few tens of KB: the bounds keep a crawl's memory flat.
+#: an assembled stack a few tens of KB: the bounds keep a crawl's memory flat. A layer whose
+#: facts have more entries than ``_MAX_LAYER_ENTRIES`` (a node_modules of 50,000 files) is
+#: not kept in memory at all: it is read from the store when another image needs it.
 _MAX_LAYERS: Final = 64
+_MAX_LAYER_ENTRIES: Final = 20_000
 _MAX_STACKS: Final = 256
 
 
 def _remember(cache: dict[_K, _V], key: _K, value: _V, limit: int) -> None:
-    """Put ``key`` in a dict used as a FIFO cache of at most ``limit`` entries."""
+    """Put ``key`` in a dict used as an LRU cache of at most ``limit`` entries."""
     if len(cache) >= limit:
         del cache[next(iter(cache))]
     cache[key] = value
+
+
+def _recall(cache: dict[_K, _V], key: _K) -> _V | None:
+    """``key``'s value in an LRU cache (``_remember``), now the most recently used."""
+    value = cache.pop(key, None)
+    if value is not None:
+        cache[key] = value
+    return value
+
+
+def _checked(facts: layers.LayerFacts, diff_id: str) -> layers.LayerFacts:
+    """Cached facts for an image whose config names ``diff_id`` for the layer: the blob's
+    bytes were checked against the diff_id they hash to; another one is this image's
+    fault (told without fetching the blob again)."""
+    if facts.diff_id is not None and facts.diff_id != diff_id:
+        raise layers.DiffIdMismatch(
+            f"uncompressed layer hashes to {facts.diff_id}, config diff_id is {diff_id}"
+        )
+    return facts
+
+
+def _small(facts: layers.LayerFacts) -> bool:
+    """Whether a layer's facts are small enough to keep in memory (see the bounds above)."""
+    return len(facts.present) + len(facts.symlinks) + len(facts.found) <= _MAX_LAYER_ENTRIES
 
 
 async def _join(fut: asyncio.Future[_T]) -> _T | None:

@@ -146,6 +146,8 @@ class Budget:
     share just before it buffers one file and gives it back when that file ends, and a file
     ends as its bytes arrive; no reader waits while holding a share. One file never gets
     more than the whole budget: the rest of it is not read, and the layer says so in a note.
+    A buffered file's pieces are joined once it is whole, so for that moment it is held
+    twice: the memory the readers use stays under twice the budget.
     """
 
     def __init__(self, total: int) -> None:
@@ -262,8 +264,9 @@ class _OneLayer:
         return f if f is not None and f.analyzer == analyzer else None
 
 
-#: Metadata directories a language analyzer may look its owner up by (besides the file).
-_OWNER_DIRS = (".dist-info", ".egg-info")
+#: Metadata directories a language analyzer may look its owner up by (besides the file):
+#: Python's dist-info and egg-info, and an unzipped .egg (its EGG-INFO's owner).
+_OWNER_DIRS = (".dist-info", ".egg-info", ".egg")
 
 
 def owner_relevant(path: str, wanted: bool) -> bool:

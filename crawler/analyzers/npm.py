@@ -132,7 +132,7 @@ class NpmAnalyzer(Analyzer):
     """Installed npm packages in ``node_modules`` trees."""
 
     NAME: ClassVar[str] = "npm"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
 
     def wants(self, path: str) -> int | None:
         """``package.json`` of a package directory inside ``node_modules``; a project's
@@ -156,7 +156,9 @@ class NpmAnalyzer(Analyzer):
             return FileFacts(notes=(f"{path}: not a JSON object ({exc}); skipped",))
         name, version = manifest.name, manifest.version
         if not isinstance(name, str) or not isinstance(version, str):
-            return None
+            # No package here, but an installed manifest all the same: its lockfile pin is
+            # not reported as if the package were missing.
+            return FileFacts()
         if not _NAME.fullmatch(name) or not _VERSION.fullmatch(version):
             return FileFacts(
                 notes=(f"{path}: invalid name/version ({name!r}, {version!r}); skipped",)

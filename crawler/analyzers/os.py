@@ -62,7 +62,19 @@ OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 ALPINE_RELEASE = "etc/alpine-release"
 DEBIAN_VERSION = "etc/debian_version"
 REDHAT_RELEASE = "etc/redhat-release"
-_WANTED = frozenset((*OS_RELEASE, ALPINE_RELEASE, DEBIAN_VERSION, REDHAT_RELEASE))
+#: What ``etc/redhat-release`` is a symlink to on the distributions that ship one (read so
+#: that the link resolves to something read: the walker reads each file by its own name).
+_RELEASE_TARGETS = (
+    "etc/centos-release",
+    "etc/rocky-release",
+    "etc/almalinux-release",
+    "etc/fedora-release",
+    "etc/oracle-release",
+    "etc/system-release",
+)
+_WANTED = frozenset(
+    (*OS_RELEASE, ALPINE_RELEASE, DEBIAN_VERSION, REDHAT_RELEASE, *_RELEASE_TARGETS)
+)
 #: These files are a few hundred bytes; anything bigger is not one of them.
 SIZE_CAP = 64 * 1024
 
@@ -217,7 +229,7 @@ class OsAnalyzer(Analyzer):
     """Finds the OS (family, name, version) and its advisory ecosystem."""
 
     NAME: ClassVar[str] = "os"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     def wants(self, path: str) -> int | None:
         """The os-release family of files, at most 64 KiB each."""

@@ -270,3 +270,44 @@ def test_scan_of_several_references_fetches_a_shared_layer_once(
     assert gets[real.layers["base"][0].digest] == 1
     assert [r for r in records if r["kind"] == "error"] == []
     assert records[-1]["images"] == 3
+
+
+def test_an_image_naming_a_layer_wrongly_does_not_fail_the_images_that_name_it_rightly(
+    db: Path, real: Real, real_registry: RegistryServer, real_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """One image's config gives the app layer a wrong diff_id: that image is an error
+    record; another image on the same blob with the right diff_id, crawled after it with
+    one worker, is analysed (the blob itself is sound: its fault is not remembered)."""
+    blob, diff_id = real.layers["app"]
+    images = ImageSet()
+    for repo, diff in (("diff/a", "sha256:" + "0" * 64), ("diff/b", diff_id)):
+        config = canonical(
+            {"architecture": "amd64", "os": "linux", "config": {},
+             "rootfs": {"type": "layers", "diff_ids": [diff]}}
+        )  # fmt: skip
+        images.add_blob(repo, Blob(config))
+        images.add_blob(repo, blob)
+        manifest = canonical(
+            {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+             "config": _desc(OCI_CONFIG, config), "layers": [_desc(OCI_LAYER, blob.data)]}
+        )  # fmt: skip
+        images.tags[repo] = {"v1": Doc(manifest, OCI_MANIFEST)}
+    push(real_registry.url, images)
+    records = _crawl(db, real_proxy, tmp_path / "s.lmdb", "--repo", "diff/*")
+    records = [r for r in records if r["kind"] in ("error", "image")]  # the crawl used -c 8
+    code, again, err = run(
+        db, "crawl", real_proxy.url, "--state", str(tmp_path / "t.lmdb"), "--repo", "diff/*",
+        "--concurrency", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    # The layer's facts already cached (from diff/b): diff/a's wrong diff_id is still told.
+    state = str(tmp_path / "u.lmdb")
+    code, _, err = run(db, "crawl", real_proxy.url, "--state", state, "--repo", "diff/b")
+    assert code == 0, err
+    code, cached, err = run(db, "crawl", real_proxy.url, "--state", state, "--repo", "diff/*")
+    assert code == 0, err
+    for recs in (records, again, cached):
+        kinds = {(r["kind"], r["image"]["repository"]) for r in recs if r["kind"] != "summary"}  # type: ignore[index]
+        assert ("image", "diff/b") in kinds
+        assert ("image", "diff/a") not in kinds
+        assert [r["error"] for r in recs if r["kind"] == "error"] == ["diff_id_mismatch"]

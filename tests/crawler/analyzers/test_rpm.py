@@ -548,17 +548,25 @@ def _layer_tar(entries: dict[str, bytes | str]) -> bytes:
 def test_database_reached_through_a_symlinked_directory_is_read_as_rpm_reads_it(
     rpmdb: Fixture,
 ) -> None:
-    """Fedora's layout: ``var/lib/rpm`` is a symlink to ``../../usr/lib/sysimage/rpm`` (in
-    another layer than the database). The image reads the database rpm would open through
-    ``var/lib/rpm``: every package, once, the same as rpm's own answers, and no note
-    about the same file met under two names."""
+    """An image that moved its database (Fedora's ``var/lib/rpm`` became a symlink to
+    ``../../usr/lib/sysimage/rpm`` in a later layer, the database now an NDB there): rpm
+    opening ``var/lib/rpm/rpmdb.sqlite`` finds no file through the link, so the stale
+    sqlite database the lower layer left at that path is not what the image holds; the
+    NDB is, read once and without a note, and its packages are rpm's own."""
+    stale = bytearray(rpmdb.sqlite)
+    stale[100:4096] = bytes(3996)  # not what rpm would read any more
     base = _layer_tar(
         {
             "etc/os-release": b'ID="rocky"\nVERSION_ID="9.3"\nNAME="Rocky Linux"\n',
-            "usr/lib/sysimage/rpm/rpmdb.sqlite": rpmdb.sqlite,
+            "var/lib/rpm/rpmdb.sqlite": bytes(stale),
         }
     )
-    top = _layer_tar({"var/lib/rpm": "../../usr/lib/sysimage/rpm"})
+    top = _layer_tar(
+        {
+            "usr/lib/sysimage/rpm/Packages.db": _write_ndb(rpmdb.rows),
+            "var/lib/rpm": "../../usr/lib/sysimage/rpm",
+        }
+    )
     scanned = [
         scan_layer(
             io.BytesIO(raw),
@@ -571,9 +579,13 @@ def test_database_reached_through_a_symlinked_directory_is_read_as_rpm_reads_it(
     ]
     facts = ImageFacts(image=ImageRef(ref="t"), config=b"{}", layers=2, size=0)
     assemble(scanned, default_analyzers(), facts)
-    rpms = sorted((p.name, p.version) for p in facts.packages if p.type == "rpm")
+    rpms = sorted((p.name, p.version, p.path) for p in facts.packages if p.type == "rpm")
     expected = sorted(
-        (name, f"{q[1]}-{q[2]}" if q[0] == "(none)" else f"{q[0]}:{q[1]}-{q[2]}")
+        (
+            name,
+            f"{q[1]}-{q[2]}" if q[0] == "(none)" else f"{q[0]}:{q[1]}-{q[2]}",
+            "usr/lib/sysimage/rpm/Packages.db",
+        )
         for name, q in rpmdb.query.items()
         if name != "gpg-pubkey"
     )
