@@ -10,10 +10,14 @@ by key and empty ones are dropped, which makes the string canonical.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
-__all__ = ["Notes", "package_url", "with_distro"]
+import msgspec
+
+from regsweep.matcher.records import OsInfo, Package
+
+__all__ = ["Notes", "distribution", "package_url", "placed", "with_distro"]
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9._~:-]*")
@@ -102,3 +106,34 @@ def with_distro(purl: str, namespace: str | None, distro: str | None) -> str:
         out.append("?")
         out.append("&".join(pairs))
     return "".join(out)
+
+
+def distribution(os_info: OsInfo | None, default: str) -> tuple[str, str | None]:
+    """The purl namespace (the OS family, ``default`` when the OS is unknown) and ``distro``
+    qualifier (``debian-12``) of an image's OS packages."""
+    if os_info is None:
+        return default, None
+    return os_info.family, f"{os_info.family}-{os_info.version}" if os_info.version else None
+
+
+def placed(
+    packages: Iterable[Package],
+    ecosystem: str | None,
+    namespace: str | None,
+    distro: str | None,
+    *,
+    layer: str,
+    path: str,
+) -> list[Package]:
+    """A package database's packages as an image holds them: its ecosystem, their purls
+    with the distribution, the layer and path of the database."""
+    return [
+        msgspec.structs.replace(
+            p,
+            ecosystem=ecosystem,
+            purl=with_distro(p.purl or "", namespace, distro),
+            layer=layer,
+            path=path,
+        )
+        for p in packages
+    ]

@@ -19,9 +19,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-import msgspec
-
-from regsweep.crawler.analyzers._pkgutil import Notes, package_url, with_distro
+from regsweep.crawler.analyzers._pkgutil import Notes, distribution, package_url, placed
 from regsweep.crawler.analyzers.interface import (
     Analyzer,
     AnalyzerResult,
@@ -148,23 +146,10 @@ class ApkAnalyzer(Analyzer):
         notes = Notes()
         for note in f.facts.notes:
             notes.add(note)
-        os_info = ctx.os
-        namespace = os_info.family if os_info is not None else "alpine"
-        distro = (
-            f"{os_info.family}-{os_info.version}"
-            if os_info is not None and os_info.version
-            else None
+        namespace, distro = distribution(ctx.os, "alpine")
+        packages = placed(
+            f.facts.packages, ctx.ecosystem, namespace, distro, layer=f.layer, path=f.path
         )
-        packages = [
-            msgspec.structs.replace(
-                p,
-                ecosystem=ctx.ecosystem,
-                purl=with_distro(p.purl or "", namespace, distro),
-                layer=f.layer,
-                path=f.path,
-            )
-            for p in f.facts.packages
-        ]
         if packages and ctx.ecosystem is None:
             notes.add(f"{len(packages)} apk packages: OS release unknown, they are not matched")
         return AnalyzerResult(packages=packages, owners=dict(f.facts.owners), notes=notes.result())

@@ -33,7 +33,7 @@ from typing import ClassVar
 
 import msgspec
 
-from regsweep.crawler.analyzers._pkgutil import Notes, package_url, with_distro
+from regsweep.crawler.analyzers._pkgutil import Notes, distribution, package_url, with_distro
 from regsweep.crawler.analyzers.interface import (
     Analyzer,
     AnalyzerResult,
@@ -254,13 +254,7 @@ class DpkgAnalyzer(Analyzer):
         """A database's packages in this image: its OS, ecosystem and each one's layer."""
         for note in f.facts.notes:
             notes.add(note)
-        os_info = ctx.os
-        namespace = os_info.family if os_info is not None else "debian"
-        distro = (
-            f"{os_info.family}-{os_info.version}"
-            if os_info is not None and os_info.version
-            else None
-        )
+        namespace, distro = distribution(ctx.os, "debian")
         out = []
         for pkg, arch in zip(f.facts.packages, f.facts.hints, strict=True):
             layer = f.layer

@@ -119,6 +119,19 @@ def _lock_entries(lock: _Lock) -> list[tuple[str, str, str]]:
     return out
 
 
+def _package(name: str, version: str, path: str) -> Package:
+    """An npm package read in the file at ``path``."""
+    scope, _, bare = name.rpartition("/")
+    return Package(
+        name=name,
+        version=version,
+        type="npm",
+        ecosystem=Ecosystem.NPM.value,
+        purl=package_url("npm", scope or None, bare, version),
+        path=path,
+    )
+
+
 def _is_package_manifest(path: str) -> bool:
     parts = path.split("/")
     if len(parts) < 3 or parts[-1] != "package.json":
@@ -163,16 +176,7 @@ class NpmAnalyzer(Analyzer):
             return FileFacts(
                 notes=(f"{path}: invalid name/version ({name!r}, {version!r}); skipped",)
             )
-        scope, _, bare = name.rpartition("/")
-        pkg = Package(
-            name=name,
-            version=version,
-            type="npm",
-            ecosystem=Ecosystem.NPM.value,
-            purl=package_url("npm", scope or None, bare, version),
-            path=path,
-        )
-        return FileFacts(packages=(pkg,))
+        return FileFacts(packages=(_package(name, version, path),))
 
     @staticmethod
     def _read_lock(path: str, data: bytes, truncated: bool) -> FileFacts:
@@ -189,17 +193,7 @@ class NpmAnalyzer(Analyzer):
         for location, name, version in entries:
             if not _NAME.fullmatch(name) or not _SEMVERISH.fullmatch(version):
                 continue  # file:, git and tarball pins are not registry versions
-            scope, _, bare = name.rpartition("/")
-            packages.append(
-                Package(
-                    name=name,
-                    version=version,
-                    type="npm",
-                    ecosystem=Ecosystem.NPM.value,
-                    purl=package_url("npm", scope or None, bare, version),
-                    path=path,
-                )
-            )
+            packages.append(_package(name, version, path))
             hints.append(f"{prefix}{location}/package.json")
         return FileFacts(packages=tuple(packages), hints=tuple(hints))
 

@@ -28,9 +28,7 @@ import enum
 import sqlite3
 from typing import ClassVar, assert_never
 
-import msgspec
-
-from regsweep.crawler.analyzers._pkgutil import Notes, package_url, with_distro
+from regsweep.crawler.analyzers._pkgutil import Notes, package_url, placed
 from regsweep.crawler.analyzers._rpmdb_bdb import read_bdb
 from regsweep.crawler.analyzers._rpmdb_header import (
     DatabaseError,
@@ -277,14 +275,7 @@ class RpmAnalyzer(Analyzer):
         for note in db.facts.notes:
             notes.add(note)
         namespace, distro = _distribution(ctx.os)
-        packages = [
-            msgspec.structs.replace(
-                p,
-                ecosystem=ctx.ecosystem,
-                purl=with_distro(p.purl or "", namespace, distro),
-                layer=db.layer,
-                path=db.path,
-            )
-            for p in db.facts.packages
-        ]
+        packages = placed(
+            db.facts.packages, ctx.ecosystem, namespace, distro, layer=db.layer, path=db.path
+        )
         return AnalyzerResult(packages=packages, owners=dict(db.facts.owners), notes=notes.result())

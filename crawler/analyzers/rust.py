@@ -28,13 +28,13 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 from urllib.parse import quote
 
 import msgspec
 
 from regsweep.crawler.analyzers._stream import Span, Tape, literal
-from regsweep.crawler.analyzers.gobinary import GoBinaryAnalyzer
+from regsweep.crawler.analyzers.gobinary import SIZE_CAP, GoBinaryAnalyzer
 from regsweep.crawler.analyzers.interface import (
     Analyzer,
     AnalyzerResult,
@@ -48,9 +48,6 @@ from regsweep.matcher.records import Package
 
 __all__ = ["RustBinaryAnalyzer", "RustAuditError", "read_elf_section"]
 
-#: What ``wants`` answers for a wanted file. The reader streams (``STREAMS``): no file is cut
-#: at it, and none of the walker's buffer budget is spent on it.
-SIZE_CAP = 256 << 20
 SECTION = ".dep-v0"
 #: cargo-auditable's own limit for the decompressed data is 8 MiB.
 MAX_JSON = 8 << 20
@@ -76,50 +73,85 @@ class _DepInfo(msgspec.Struct, kw_only=True):
 _DECODER = msgspec.json.Decoder(_DepInfo)
 
 
-def read_elf_section(data: bytes, wanted: str) -> bytes | None:
-    """The contents of the ELF section named ``wanted``, None when the file has none.
+class _Layout(NamedTuple):
+    """Where an ELF file's section header table is and how to read it."""
 
-    Raises RustAuditError for a file that claims to be ELF but whose headers do not fit it.
-    """
-    if len(data) < 52 or not data.startswith(_ELF):
-        raise RustAuditError("not an ELF file")
-    cls, order = data[4], data[5]
+    shoff: int
+    shentsize: int
+    shnum: int
+    #: ``struct`` format of one section header (byte order included).
+    fmt: str
+    shstrndx: int
+
+
+def _elf_layout(head: bytes) -> _Layout | None:
+    """The section header table's layout from an ELF file's first 52 (ELF32) or 64 (ELF64)
+    bytes; None when the file has no section headers. Raises ``RustAuditError`` for bytes
+    that claim ELF but do not fit it."""
+    cls, order = head[4], head[5]
     if cls not in (1, 2) or order not in (1, 2):
         raise RustAuditError("bad ELF class or byte order")
     e = "<" if order == 1 else ">"
     try:
         if cls == 2:
-            (shoff,) = struct.unpack_from(e + "Q", data, 40)
-            shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 58)
+            (shoff,) = struct.unpack_from(e + "Q", head, 40)
+            shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 58)
             fmt, need = e + "IIQQQQ", 40
         else:
-            (shoff,) = struct.unpack_from(e + "I", data, 32)
-            shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 46)
+            (shoff,) = struct.unpack_from(e + "I", head, 32)
+            shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 46)
             fmt, need = e + "IIIIII", 24
-        if shoff == 0 or shnum == 0:
-            return None  # stripped of section headers: nothing to find
-        if shentsize < need or shoff + shnum * shentsize > len(data) or shstrndx >= shnum:
-            raise RustAuditError("ELF section headers outside the file")
-        sections = []
-        for i in range(shnum):
-            name, _type, _flags, _addr, off, size = struct.unpack_from(
-                fmt, data, shoff + i * shentsize
-            )
-            sections.append((name, _type, off, size))
-        _n, _t, stroff, strsize = sections[shstrndx]
-        if stroff + strsize > len(data):
-            raise RustAuditError("ELF section name table outside the file")
-        strtab = data[stroff : stroff + strsize]
-        key = wanted.encode() + b"\0"
-        for name, sh_type, off, size in sections:
-            if strtab[name : name + len(key)] == key:
-                if sh_type == 8:  # SHT_NOBITS: no bytes in the file
-                    return None
-                if off + size > len(data):
-                    raise RustAuditError(f"section {wanted} outside the file")
-                return data[off : off + size]
     except struct.error as err:
         raise RustAuditError("truncated ELF headers") from err
+    if shoff == 0 or shnum == 0:
+        return None  # stripped of section headers: nothing to find
+    if shentsize < need or shentsize * shnum > _MAX_HEADERS or shstrndx >= shnum:
+        raise RustAuditError("ELF section headers outside the file")
+    return _Layout(shoff, shentsize, shnum, fmt, shstrndx)
+
+
+def _sections(layout: _Layout, table: bytes) -> list[tuple[int, int, int, int]]:
+    """(name offset, type, file offset, size) of each section, from the header table."""
+    out = []
+    try:
+        for i in range(layout.shnum):
+            name, sh_type, _flags, _addr, off, size = struct.unpack_from(
+                layout.fmt, table, i * layout.shentsize
+            )
+            out.append((name, sh_type, off, size))
+    except struct.error as err:
+        raise RustAuditError("truncated ELF headers") from err
+    return out
+
+
+def read_elf_section(data: bytes, wanted: str) -> bytes | None:
+    """The contents of the ELF section named ``wanted``, None when the file has none (the
+    whole file in memory: for tests and one-off use; the analyzer streams, see
+    ``_RustReader``).
+
+    Raises RustAuditError for a file that claims to be ELF but whose headers do not fit it.
+    """
+    if len(data) < 52 or not data.startswith(_ELF):
+        raise RustAuditError("not an ELF file")
+    layout = _elf_layout(data[:64])
+    if layout is None:
+        return None
+    end = layout.shoff + layout.shnum * layout.shentsize
+    if end > len(data):
+        raise RustAuditError("ELF section headers outside the file")
+    sections = _sections(layout, data[layout.shoff : end])
+    _n, _t, stroff, strsize = sections[layout.shstrndx]
+    if stroff + strsize > len(data):
+        raise RustAuditError("ELF section name table outside the file")
+    strtab = data[stroff : stroff + strsize]
+    key = wanted.encode() + b"\0"
+    for name, sh_type, off, size in sections:
+        if strtab[name : name + len(key)] == key:
+            if sh_type == 8:  # SHT_NOBITS: no bytes in the file
+                return None
+            if off + size > len(data):
+                raise RustAuditError(f"section {wanted} outside the file")
+            return data[off : off + size]
     return None
 
 
@@ -231,7 +263,7 @@ class _RustReader:
         self.path = path
         self.tape = Tape(overlap=len(_SECTION_NAME) - 1)
         self.head = self.tape.want(0, 64)
-        self.layout: tuple[str, int, int, int, str, int] | None = None
+        self.layout: _Layout | None = None
         self.table: Span | None = None
         self.names: set[int] = set()
         self.active: list[_Inflation] = []
@@ -251,14 +283,14 @@ class _RustReader:
             # from there once the header is whole; until then, candidates are still seen.
             if len(head) >= (64 if len(head) > 4 and head[4] == 2 else 52):
                 try:
-                    self.layout = self._layout(bytes(head))
+                    self.layout = _elf_layout(bytes(head))
                 except RustAuditError as exc:
                     self.error = str(exc)
                     return False
                 if self.layout is None:
                     return False  # no section headers: nothing to find
-                _, shoff, shentsize, shnum, _, _ = self.layout
-                self.table = tape.want(shoff, shentsize * shnum)
+                layout = self.layout
+                self.table = tape.want(layout.shoff, layout.shentsize * layout.shnum)
         still = []
         for active in self.active:
             if not active.feed(chunk):
@@ -297,32 +329,6 @@ class _RustReader:
             if gone in self.active:
                 self.active.remove(gone)
 
-    @staticmethod
-    def _layout(head: bytes) -> tuple[str, int, int, int, str, int] | None:
-        """(byte order, shoff, shentsize, shnum, entry format, shstrndx) of an ELF file with
-        section headers; None for any other file."""
-        if not head.startswith(_ELF) or len(head) < 52:
-            return None
-        cls, order = head[4], head[5]
-        if cls not in (1, 2) or order not in (1, 2):
-            raise RustAuditError("bad ELF class or byte order")
-        e = "<" if order == 1 else ">"
-        if cls == 2:
-            if len(head) < 64:
-                raise RustAuditError("truncated ELF headers")
-            (shoff,) = struct.unpack_from(e + "Q", head, 40)
-            shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 58)
-            fmt, need = e + "IIQQQQ", 40
-        else:
-            (shoff,) = struct.unpack_from(e + "I", head, 32)
-            shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", head, 46)
-            fmt, need = e + "IIIIII", 24
-        if shoff == 0 or shnum == 0:
-            return None  # stripped of section headers: nothing to find
-        if shentsize < need or shentsize * shnum > _MAX_HEADERS or shstrndx >= shnum:
-            raise RustAuditError("ELF section headers outside the file")
-        return e, shoff, shentsize, shnum, fmt, shstrndx
-
     def close(self) -> FileFacts | None:
         try:
             blob = self._section()
@@ -355,22 +361,12 @@ class _RustReader:
             raise RustAuditError(self.error)
         if self.layout is None:
             return None
-        e, _, shentsize, shnum, fmt, shstrndx = self.layout
         assert self.table is not None
         if not self.table.complete:
             raise RustAuditError("ELF section headers outside the file")
         size = self.tape.pos
-        table = bytes(self.table.data)
-        sections = []
-        try:
-            for i in range(shnum):
-                name, sh_type, _flags, _addr, off, length = struct.unpack_from(
-                    fmt, table, i * shentsize
-                )
-                sections.append((name, sh_type, off, length))
-        except struct.error as err:
-            raise RustAuditError("truncated ELF headers") from err
-        _n, _t, stroff, strsize = sections[shstrndx]
+        sections = _sections(self.layout, bytes(self.table.data))
+        _n, _t, stroff, strsize = sections[self.layout.shstrndx]
         if stroff + strsize > size:
             raise RustAuditError("ELF section name table outside the file")
         for name, sh_type, off, length in sections:
