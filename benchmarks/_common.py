@@ -47,8 +47,10 @@ def commit() -> str:
             ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
             capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
+        # RESULTS.md itself is not code: an earlier benchmark of the same run changed it.
         dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--",
+             ".", ":(exclude)benchmarks/RESULTS.md"],
             capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
