@@ -20,9 +20,9 @@ images and analyses each, returning the same ``scan.ImageFacts`` that local sour
   analyzer set, is not pulled at all: its packages come from the store;
 * layers: each distinct layer is streamed and analysed at most once, whatever the
   concurrency, platform or repository: concurrent images that share one wait for the first,
-  and its result (``layers.LayerFacts``: what the layer means to the analyzers, small for
-  any layer) is kept in memory for the crawl and in the state store across crawls before it
-  leaves the in-flight map. A blob is never written to disk: ``get_blob``'s chunks go
+  and its result (``layers.LayerFacts``: what the layer means to the analyzers, sized by
+  what they read, not by the layer's bytes) is stored, for this crawl and later ones,
+  before it leaves the in-flight map. A blob is never written to disk: ``get_blob``'s chunks go
   through a bounded queue into ``layers.scan_layer`` running on a worker thread, which
   checks the blob digest and the ``diff_id`` as it reads; the analyzers' buffered readers
   share one ``Budget`` across the crawl's concurrent layers. A broken blob (digest,
@@ -415,8 +415,8 @@ class Crawler:
         #: Shared by every layer this crawler scans at once: what buffered readers hold.
         self._budget = Budget(layers.DEFAULT_BUFFER_BUDGET)
         self._layers: dict[tuple[str, str], asyncio.Future[layers.LayerFacts]] = {}
-        #: Every layer's facts seen in this crawl (small: see ``layers.LayerFacts``), so
-        #: that an image never waits for the store or decodes a layer again.
+        #: Recent layers' facts (an LRU, bounded: see ``_MAX_LAYERS``), so that the images
+        #: of a registry's common base layers do not read and decode them again.
         self._layer_facts: dict[str, layers.LayerFacts] = {}
         #: What each stack of layers holds, by ``stack_key``: images built on the same
         #: layers assemble once, and a warm crawl decodes each stack once.

@@ -7,10 +7,11 @@ Named databases (LMDB keys are at most 511 bytes; longer keys are replaced by a 
 * ``meta``    ``b"meta"`` → ``StateMeta`` (schema version);
 * ``layers``  ``layer digest NUL analyzer-set hash`` → ``layers.LayerFacts``: what that one
   layer means to the analyzers (their facts about its files, and the paths that matter for
-  overlay: files they read, symlinks, whiteouts, opaque directories), never file bytes. A
-  few KiB to a few hundred KiB for any layer, so every layer is stored: a layer is fetched
-  and analysed once, whichever image, repository or crawl meets it again. An image's
-  packages come from merging its layers' facts (``layers.merge``), which parses nothing;
+  overlay: files they read, symlinks, whiteouts, opaque directories), never file bytes. Its
+  size follows what the analyzers read, not the layer's bytes (76 KB for a 30 MB Debian
+  rootfs layer), so every layer is stored: a layer is fetched and analysed once, whichever
+  image, repository or crawl meets it again. An image's packages come from merging its
+  layers' facts (``layers.merge``), which parses nothing;
 * ``docs``    digest → ``Document``: small content-addressed documents (manifests, indexes,
   configs) as fetched, re-hashed when read;
 * ``stacks``  ``stack_key`` (analyzer set and layer digests) → ``StackFacts``: the packages,
@@ -80,7 +81,8 @@ import structlog
 from regsweep.crawler.layers import LayerFacts
 from regsweep.matcher.records import ConfigSummary, ImageRef, OsInfo, Package
 
-#: 2: layers hold what a layer means (``layers.LayerFacts``), documents have their own db.
+#: 2: layers hold what a layer means (``layers.LayerFacts``), documents have their own db,
+#: images name their stack of layers (``StackFacts``).
 SCHEMA_VERSION = 2
 #: Initial map size. Sparse on disk: LMDB only grows the file as pages are written.
 MAP_SIZE = 1 << 30
