@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from datetime import datetime
 from typing import IO, BinaryIO, Final, assert_never, cast
 
@@ -40,6 +40,7 @@ from isal import igzip_lib
 from regsweep.crawler.analyzers.interface import (
     Analyzer,
     Budget,
+    BufferedAnalyzer,
     FileFacts,
     FileReader,
     Found,
@@ -148,15 +149,6 @@ class LayerFacts(msgspec.Struct, frozen=True, kw_only=True):
     #: Entries skipped and what could not be read, each a sentence for an ``error`` record.
     notes: list[str] = []
     stored_at: datetime | None = None
-
-
-class LayerSource(msgspec.Struct, frozen=True, kw_only=True):
-    """One layer to scan: how to open its blob and what it must hash to."""
-
-    open: Callable[[], BinaryIO]
-    media_type: str
-    digest: str
-    diff_id: str | None = None
 
 
 # ----------------------------------------------------------------------------- decompression
@@ -688,12 +680,14 @@ class _Layer:
         how many bytes of the entry were consumed (the rest is skipped at header speed)."""
         # One share of the budget per file, taken before any reader holds a byte: a file
         # two buffering analyzers want cannot wait for a share it holds itself.
-        want = max((min(cap, size) for a, cap in wanting if not a.STREAMS), default=0)
+        want = max(
+            (min(cap, size) for a, cap in wanting if isinstance(a, BufferedAnalyzer)), default=0
+        )
         held = self.budget.take(want) if want else 0
         readers: list[tuple[Analyzer, FileReader]] = []
         try:
             for analyzer, cap in wanting:
-                if analyzer.STREAMS:
+                if not isinstance(analyzer, BufferedAnalyzer):
                     readers.append((analyzer, analyzer.open(path, size, cap)))
                     continue
                 if held < min(cap, size):

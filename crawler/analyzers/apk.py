@@ -21,8 +21,8 @@ from typing import ClassVar
 
 from regsweep.crawler.analyzers._pkgutil import Notes, distribution, package_url, placed
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -89,7 +89,7 @@ def parse_installed(text: str, notes: Notes, path: str) -> list[ApkEntry]:
     return entries
 
 
-class ApkAnalyzer(Analyzer):
+class ApkAnalyzer(BufferedAnalyzer):
     """Installed apk packages, their origins and the files each one owns."""
 
     NAME: ClassVar[str] = "apk"

@@ -17,8 +17,8 @@ from urllib.parse import quote
 import msgspec
 
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -43,7 +43,7 @@ class _Deps(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_Deps)
 
 
-class DotnetDepsAnalyzer(Analyzer):
+class DotnetDepsAnalyzer(BufferedAnalyzer):
     """NuGet packages listed in .NET ``deps.json`` files."""
 
     NAME: ClassVar[str] = "dotnet-deps"

@@ -35,8 +35,8 @@ import msgspec
 
 from regsweep.crawler.analyzers._pkgutil import Notes, distribution, package_url, with_distro
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -182,7 +182,7 @@ def _norm(path: str) -> str:
     return path.rstrip("/")
 
 
-class DpkgAnalyzer(Analyzer):
+class DpkgAnalyzer(BufferedAnalyzer):
     """Installed Debian packages (status and status.d) and the files each one owns."""
 
     NAME: ClassVar[str] = "dpkg"

@@ -58,8 +58,8 @@ from regsweep.matcher.records import Package
 
 __all__ = ["BuildInfo", "GoBinaryAnalyzer", "GoBuildInfoError", "NoBuildInfo", "parse_buildinfo"]
 
-#: What ``wants`` answers for a wanted file. The reader streams (``STREAMS``): no file is cut
-#: at it, and none of the walker's buffer budget is spent on it.
+#: What ``wants`` answers for a wanted file. The reader streams (it is no ``BufferedAnalyzer``):
+#: no file is cut at it, and none of the walker's buffer budget is spent on it.
 SIZE_CAP = 256 << 20
 MAGIC = b"\xff Go buildinf:"
 _ELF = b"\x7fELF"
@@ -491,7 +491,6 @@ class GoBinaryAnalyzer(Analyzer):
 
     NAME: ClassVar[str] = "gobinary"
     VERSION: ClassVar[int] = 2
-    STREAMS: ClassVar[bool] = True
 
     def wants(self, path: str) -> int | None:
         """Executables in bin/sbin dirs, extension-less files in app roots or at the top."""

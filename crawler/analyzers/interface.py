@@ -178,7 +178,7 @@ class _Buffered:
 
     __slots__ = ("_analyzer", "_cap", "_have", "_parts", "_path", "_size")
 
-    def __init__(self, analyzer: Analyzer, path: str, size: int, cap: int) -> None:
+    def __init__(self, analyzer: BufferedAnalyzer, path: str, size: int, cap: int) -> None:
         self._analyzer = analyzer
         self._path = path
         self._size = size
@@ -206,24 +206,18 @@ class Analyzer(ABC):
 
     NAME: ClassVar[str]
     VERSION: ClassVar[int]
-    #: Whether ``open`` returns a streaming reader that holds a bounded window, not the
-    #: file: the walker then reserves none of its buffer budget for it.
-    STREAMS: ClassVar[bool] = False
 
     @abstractmethod
     def wants(self, path: str) -> int | None:
         """The number of bytes to read if the analyzer needs ``path`` (a regular file), else
         None. Cheap: it is called for every file of every layer."""
 
+    @abstractmethod
     def open(self, path: str, size: int, cap: int) -> FileReader:
-        """A reader for one wanted file of ``size`` bytes, of which at most ``cap`` may be
-        held in memory (``wants``'s answer, lowered by the buffer budget)."""
-        return _Buffered(self, path, size, cap)
-
-    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
-        """What the file's first bytes (``data``; ``truncated`` when the file is longer)
-        say; None when they say nothing to this analyzer. Buffered analyzers implement it."""
-        raise NotImplementedError(f"{type(self).__name__} reads files through open()")
+        """A reader for one wanted file of ``size`` bytes. A streaming reader (the
+        executables') holds a bounded window of it whatever ``cap`` says; a
+        ``BufferedAnalyzer``'s holds at most ``cap`` (``wants``'s answer, lowered by the
+        buffer budget)."""
 
     @abstractmethod
     def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
@@ -248,6 +242,20 @@ class Analyzer(ABC):
                     analyzer=self.NAME, path=path, layer=f.layer, size=size, facts=facts
                 )
         return self.assemble(_OneLayer(found), ctx)
+
+
+class BufferedAnalyzer(Analyzer):
+    """An analyzer that reads each file whole, up to its cap: its readers hold the bytes,
+    so the walker reserves them from the buffer budget. It implements ``read``."""
+
+    def open(self, path: str, size: int, cap: int) -> FileReader:
+        """A reader that buffers the file's first ``cap`` bytes and hands them to ``read``."""
+        return _Buffered(self, path, size, cap)
+
+    @abstractmethod
+    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
+        """What the file's first bytes (``data``; ``truncated`` when the file is longer)
+        say; None when they say nothing to this analyzer."""
 
 
 class _OneLayer:

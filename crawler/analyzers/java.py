@@ -35,8 +35,8 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -151,7 +151,7 @@ def _manifest(text: str) -> dict[str, str]:
     return out
 
 
-class JavaAnalyzer(Analyzer):
+class JavaAnalyzer(BufferedAnalyzer):
     """Maven coordinates from Java archives, nested archives included."""
 
     NAME: ClassVar[str] = "java"

@@ -32,8 +32,8 @@ import msgspec
 
 from regsweep.crawler.analyzers._pkgutil import Notes, package_url
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -141,7 +141,7 @@ def _is_package_manifest(path: str) -> bool:
     return len(parts) >= 4 and parts[-3].startswith("@") and parts[-4] == "node_modules"
 
 
-class NpmAnalyzer(Analyzer):
+class NpmAnalyzer(BufferedAnalyzer):
     """Installed npm packages in ``node_modules`` trees."""
 
     NAME: ClassVar[str] = "npm"

@@ -48,8 +48,8 @@ from typing import ClassVar
 
 from regsweep.crawler.analyzers._pkgutil import Notes
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -225,7 +225,7 @@ def _ecosystem(
     return None
 
 
-class OsAnalyzer(Analyzer):
+class OsAnalyzer(BufferedAnalyzer):
     """Finds the OS (family, name, version) and its advisory ecosystem."""
 
     NAME: ClassVar[str] = "os"

@@ -20,8 +20,8 @@ from urllib.parse import quote
 import msgspec
 
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -56,7 +56,7 @@ def _purl(name: str, version: str) -> str:
     return f"pkg:composer/{path}@{quote(version, safe='.-_~+')}"
 
 
-class ComposerAnalyzer(Analyzer):
+class ComposerAnalyzer(BufferedAnalyzer):
     """Packages Composer installed into a ``vendor`` directory."""
 
     NAME: ClassVar[str] = "composer"

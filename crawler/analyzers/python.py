@@ -30,8 +30,8 @@ import msgspec
 
 from regsweep.crawler.analyzers._pkgutil import Notes, package_url
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -86,7 +86,7 @@ def parse_metadata(text: str) -> dict[str, str]:
     return fields
 
 
-class PythonAnalyzer(Analyzer):
+class PythonAnalyzer(BufferedAnalyzer):
     """Installed Python distributions (dist-info, egg-info)."""
 
     NAME: ClassVar[str] = "python"

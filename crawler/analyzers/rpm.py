@@ -38,8 +38,8 @@ from regsweep.crawler.analyzers._rpmdb_header import (
 )
 from regsweep.crawler.analyzers._rpmdb_ndb import read_ndb
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -193,7 +193,7 @@ def _distribution(os: OsInfo | None) -> tuple[str | None, str | None]:
 _BACKENDS = dict(_CANDIDATES)
 
 
-class RpmAnalyzer(Analyzer):
+class RpmAnalyzer(BufferedAnalyzer):
     """Installed rpm packages and the files they own."""
 
     NAME: ClassVar[str] = "rpm"

@@ -19,8 +19,8 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from regsweep.crawler.analyzers.interface import (
-    Analyzer,
     AnalyzerResult,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -37,7 +37,7 @@ _VERSION = re.compile(rb"""^\s*\w+\.version\s*=\s*(["'])([^"'\n]+)\1""", re.M)
 _STUB = re.compile(rb"^# stub: (\S+) (\S+)", re.M)
 
 
-class GemspecAnalyzer(Analyzer):
+class GemspecAnalyzer(BufferedAnalyzer):
     """Gems installed by RubyGems or Bundler."""
 
     NAME: ClassVar[str] = "gemspec"

@@ -397,7 +397,6 @@ class RustBinaryAnalyzer(Analyzer):
 
     NAME: ClassVar[str] = "rust-binary"
     VERSION: ClassVar[int] = 2
-    STREAMS: ClassVar[bool] = True
     _paths = GoBinaryAnalyzer()
 
     def wants(self, path: str) -> int | None:

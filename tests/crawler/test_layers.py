@@ -29,6 +29,7 @@ from regsweep.crawler.analyzers.interface import (
     Analyzer,
     AnalyzerResult,
     Budget,
+    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
@@ -97,7 +98,7 @@ def want_all(_path: str) -> int | None:
     return 1 << 20
 
 
-class Keep(Analyzer):
+class Keep(BufferedAnalyzer):
     """Keeps every wanted file's first ``cap`` bytes (latin-1 text) as its facts."""
 
     NAME: ClassVar[str] = "keep"
@@ -647,7 +648,6 @@ class Stream(Analyzer):
 
     NAME: ClassVar[str] = "stream"
     VERSION: ClassVar[int] = 1
-    STREAMS: ClassVar[bool] = True
 
     def __init__(self, stop: int) -> None:
         self.stop = stop
