@@ -401,7 +401,8 @@ def test_sigkill_at_an_arbitrary_moment_loses_and_repeats_nothing(tmp_path: Path
     """Killed at whatever point the timer lands on (between checkpoints, inside a fsync or
     a commit), the resumed crawl still yields every record exactly once."""
     store, out, n = tmp_path / "state.lmdb", tmp_path / "out.ndjson", 400
-    for delay in (0.05, 0.15):
+    killed = 0
+    for delay in (0.0, 0.05, 0.15):
         proc = _run_crawl(store, out, n)
         assert proc.stdout is not None
         proc.stdout.readline()  # started: the store is open
@@ -409,9 +410,11 @@ def test_sigkill_at_an_arbitrary_moment_loses_and_repeats_nothing(tmp_path: Path
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
-        if delay == 0.05:
-            # ~57 checkpoints with two fsyncs each take far longer: the kill hit mid-crawl.
-            assert proc.returncode == -signal.SIGKILL
+        # A crawl the kill missed finished cleanly; the next run then starts afresh.
+        killed += proc.returncode == -signal.SIGKILL
+    # Not a bet on timing: right after "started" ~57 checkpoints are still to come, so
+    # at least one kill hits mid-crawl on any machine.
+    assert killed >= 1
     proc = _run_crawl(store, out, n)
     proc.communicate(timeout=60)
     assert proc.returncode == 0
