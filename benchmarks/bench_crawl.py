@@ -62,8 +62,15 @@ from benchmarks._common import REPO, PeakRss, write_section
 from regsweep.crawler.layers import scan_layer
 from regsweep.crawler.registry import MANIFEST_ACCEPT
 from regsweep.crawler.scan import default_analyzers
+from tests.crawler.registry.images import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    canonical,
+    sha256,
+)
 from tests.realimage import debian_rootfs, gzip_layer, tar_layer
-from tests.registry.images import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical, sha256
 
 REGSWEEP = str(Path(sys.executable).parent / "regsweep")
 SKOPEO_SAMPLE = 30

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests import paths
+
 settings.register_profile(
     "default", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -16,7 +18,7 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = paths.REPO
 #: ``../shared`` beside the repo: real data that enriches tests when present (never required).
 SHARED = REPO.parent / "shared"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,8 +9,9 @@ from regsweep.crawler.analyzers.apk import ApkAnalyzer
 from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
 from regsweep.matcher.advisories.ecosystems import parse_ecosystem
 from regsweep.matcher.records import OsInfo
+from tests import paths
 
-DB = (Path(__file__).resolve().parents[2] / "data" / "crawler" / "apk" / "installed").read_bytes()
+DB = (paths.DATA / "crawler" / "apk" / "installed").read_bytes()
 PATH = "lib/apk/db/installed"
 LAYER = "sha256:" + "d" * 64
 ALPINE_314 = Context(

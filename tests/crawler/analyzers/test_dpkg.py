@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from regsweep.crawler.analyzers.dpkg import _FIELD, DpkgAnalyzer, parse_paragraphs
 from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
 from regsweep.matcher.records import OsInfo
+from tests import paths
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "crawler" / "dpkg"
+DATA = paths.DATA / "crawler" / "dpkg"
 STATUS = (DATA / "status").read_bytes()
 BASE, TOP = "sha256:" + "b" * 64, "sha256:" + "c" * 64
 DEBIAN_12 = Context(

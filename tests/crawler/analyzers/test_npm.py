@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
 from regsweep.crawler.analyzers.npm import NpmAnalyzer
+from tests import paths
 
-NPM = Path(__file__).resolve().parents[2] / "data" / "crawler" / "npm"
+NPM = paths.DATA / "crawler" / "npm"
 ABBREV = (NPM / "abbrev-package.json").read_bytes()
 NPMCLI_FS = (NPM / "npmcli-fs-package.json").read_bytes()
 ESM_STUB = (NPM / "glob-dist-esm-package.json").read_bytes()

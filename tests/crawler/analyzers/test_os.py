@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,8 +10,9 @@ from regsweep.crawler.analyzers.interface import Context, LayerFile
 from regsweep.crawler.analyzers.os import OsAnalyzer, parse_os_release
 from regsweep.matcher.advisories.ecosystems import parse_ecosystem
 from regsweep.matcher.records import OsInfo
+from tests import paths
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "crawler" / "os"
+DATA = paths.DATA / "crawler" / "os"
 LAYER = "sha256:" + "a" * 64
 
 # os-release files as the distributions ship them (the fields the analyzer reads are

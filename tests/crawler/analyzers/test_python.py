@@ -16,8 +16,9 @@ from regsweep.crawler.analyzers.dpkg import DpkgAnalyzer
 from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
 from regsweep.crawler.analyzers.python import PythonAnalyzer
 from regsweep.matcher.advisories.ecosystems import Ecosystem, normalize_name
+from tests import paths
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "crawler"
+DATA = paths.DATA / "crawler"
 PY = DATA / "python"
 LAYER = "sha256:" + "e" * 64
 DIST = "usr/lib/python3/dist-packages"

@@ -1,0 +1,177 @@
+"""``regsweep scan`` as a user runs it: records, platforms, exit codes and broken images."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from tests import paths
+
+REPO = paths.REPO
+REGSWEEP = str(Path(sys.executable).parent / "regsweep")
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The make-run example layout and an index of the bundled advisory samples."""
+    root = tmp_path_factory.mktemp("scan")
+    layout, db = root / "image", root / "adv.lmdb"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts/make-example-image.py"), str(layout)], check=True
+    )
+    subprocess.run(
+        [REGSWEEP, "db", "build", "--db", str(db), str(REPO / "tests/data/advisories/osv"),
+         str(REPO / "tests/data/advisories/secdb")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return layout, db
+
+
+def scan(db: Path, *args: str) -> tuple[int, list[dict[str, object]], str]:
+    proc = subprocess.run(
+        [REGSWEEP, "scan", "--db", str(db), *args], capture_output=True, text=True
+    )
+    return proc.returncode, [msgspec.json.decode(x) for x in proc.stdout.splitlines()], proc.stderr
+
+
+def test_platform_filter_narrows_the_index_to_one_image(example: tuple[Path, Path]) -> None:
+    """--platform linux/arm64 scans only the Alpine image of the two-platform index."""
+    layout, db = example
+    code, records, _ = scan(db, "--platform", "linux/arm64", f"oci:{layout}:latest")
+    assert code == 0
+    images = [r for r in records if r["kind"] == "image"]
+    assert [i["image"]["platform"] for i in images] == ["linux/arm64"]  # type: ignore[index]
+    assert images[0]["os"]["family"] == "alpine"  # type: ignore[index]
+
+
+def test_packages_flag_adds_package_records_with_layer_and_path(
+    example: tuple[Path, Path],
+) -> None:
+    """--packages writes every package, each with the layer that added it and its source file."""
+    layout, db = example
+    _, records, _ = scan(db, "--packages", f"oci:{layout}:latest")
+    pkgs = [r["package"] for r in records if r["kind"] == "package"]
+    assert {p["name"] for p in pkgs} >= {"firefox-esr", "busybox", "formidable", "PyYAML"}  # type: ignore[index]
+    assert all(str(p["layer"]).startswith("sha256:") and p["path"] for p in pkgs)  # type: ignore[index]
+    summary = records[-1]
+    assert summary["kind"] == "summary" and summary["packages"] == len(pkgs)
+
+
+@pytest.mark.parametrize(("fail_on", "code"), [("critical", 1), ("high", 1), (None, 0)])
+def test_fail_on_sets_the_exit_code(
+    example: tuple[Path, Path], fail_on: str | None, code: int
+) -> None:
+    """Exit 1 when a finding at or above --fail-on exists (the AWS key is CRITICAL), else 0."""
+    layout, db = example
+    args = ["--fail-on", fail_on] if fail_on else []
+    assert scan(db, *args, f"oci:{layout}:latest")[0] == code
+
+
+def test_usage_errors_exit_2(example: tuple[Path, Path], tmp_path: Path) -> None:
+    """A ref of no known kind, a bad platform, or no advisory index is a usage error."""
+    layout, db = example
+    assert scan(db, "ftp:/x")[0] == 2
+    assert scan(db, "--platform", "linux", f"oci:{layout}:latest")[0] == 2
+    code, _, err = scan(tmp_path / "none.lmdb", f"oci:{layout}:latest")
+    assert code == 2 and "regsweep db build" in err
+
+
+def test_a_corrupt_layer_is_an_error_record_and_never_a_clean_image(
+    example: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A layer blob whose bytes do not match its digest yields a layer error record and no
+    image record for that platform; the other platform is still scanned."""
+    layout, db = example
+    broken = tmp_path / "broken"
+    subprocess.run(["cp", "-r", str(layout), str(broken)], check=True)
+    _, records, _ = scan(db, "--platform", "linux/amd64", f"oci:{layout}:latest")
+    amd64 = next(r for r in records if r["kind"] == "image")
+    manifest_digest = str(amd64["image"]["digest"]).split(":")[1]  # type: ignore[index]
+    manifest = msgspec.json.decode((broken / "blobs/sha256" / manifest_digest).read_bytes())
+    layer = broken / "blobs/sha256" / manifest["layers"][0]["digest"].split(":")[1]
+    # Same size, other content: it passes the size check and must fail the digest check.
+    data = gzip.decompress(layer.read_bytes())
+    forged = gzip.compress(data.replace(b"91.4.0esr", b"99.9.9esr"), mtime=0)[
+        : layer.stat().st_size
+    ]
+    forged = forged.ljust(layer.stat().st_size, b"\0")
+    assert hashlib.sha256(forged).hexdigest() != layer.name
+    layer.write_bytes(forged)
+    code, records, _ = scan(db, f"oci:{broken}:latest")
+    errors = [r for r in records if r["kind"] == "error"]
+    assert errors and all(e["stage"] == "layer" for e in errors)
+    assert [r["image"]["platform"] for r in records if r["kind"] == "image"] == ["linux/arm64"]  # type: ignore[index]
+    assert records[-1]["errors"] == len(errors)
+
+
+def test_table_format_is_for_people_and_keeps_ndjson_off_stdout(example: tuple[Path, Path]) -> None:
+    """--format table prints a table (no JSON lines) naming the findings."""
+    layout, db = example
+    proc = subprocess.run(
+        [REGSWEEP, "scan", "--db", str(db), "--format", "table", f"oci:{layout}:latest"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "DSA-5044-1" in proc.stdout and "RS-IMG-002" in proc.stdout
+    assert not any(line.startswith("{") for line in proc.stdout.splitlines())
+
+
+def test_progress_shows_on_a_terminal_only(example: tuple[Path, Path], tmp_path: Path) -> None:
+    """On a terminal (a pty from ``script``) stderr shows the live image count; through a pipe
+    nothing but records and logs appear."""
+    layout, db = example
+    cmd = f"{REGSWEEP} scan --db {db} -o {tmp_path / 'out.ndjson'} oci:{layout}:latest"
+    typescript = tmp_path / "typescript"
+    subprocess.run(["script", "-qefc", cmd, str(typescript)], check=True, capture_output=True)
+    assert "images scanned" in typescript.read_text(errors="replace")
+    assert (tmp_path / "out.ndjson").read_bytes().count(b'"kind":"image"') == 2
+    _, _, err = scan(db, f"oci:{layout}:latest")
+    assert "images scanned" not in err
+
+
+_SCAN_FAULT = """
+import sys
+import regsweep.cli.scan as scan
+from regsweep.cli.main import main
+
+real = scan._scan_image
+
+def broken(facts, *args, **kwargs):
+    if facts.image.platform == "linux/arm64":
+        raise RuntimeError("a bug in matching or checks")
+    return real(facts, *args, **kwargs)
+
+scan._scan_image = broken
+main(sys.argv[1:])
+"""
+
+
+def test_a_bug_while_matching_one_image_is_an_error_record_and_the_scan_goes_on(
+    example: tuple[Path, Path],
+) -> None:
+    """An exception from matching or the checks for one image (a bug) becomes one ``error``
+    record for it, none of its other records, and the other image is reported whole."""
+    layout, db = example
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCAN_FAULT, "scan", "--db", str(db), f"oci:{layout}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = [msgspec.json.decode(line) for line in proc.stdout.splitlines()]
+    per_platform: dict[str, set[str]] = {}
+    for r in records:
+        if isinstance(r.get("image"), dict):
+            per_platform.setdefault(r["image"]["platform"], set()).add(r["kind"])
+    assert per_platform["linux/arm64"] == {"error"}
+    assert {"image", "vulnerability", "misconfiguration"} <= per_platform["linux/amd64"]
+    [error] = [r for r in records if r["kind"] == "error"]
+    assert (error["stage"], error["error"]) == ("match", "runtime_error")
+    assert records[-1]["kind"] == "summary" and records[-1]["images"] == 1
