@@ -59,9 +59,9 @@ import msgspec
 from yarl import URL
 
 from benchmarks._common import REPO, PeakRss, write_section
+from regsweep.crawler.analyze import default_analyzers
 from regsweep.crawler.layers import scan_layer
 from regsweep.crawler.registry import MANIFEST_ACCEPT
-from regsweep.crawler.scan import default_analyzers
 from tests.crawler.registry.images import (
     OCI_CONFIG,
     OCI_INDEX,

@@ -1,15 +1,30 @@
-"""Pieces the commands share: the ``--db`` option, usage errors, the event loop."""
+"""Pieces the commands share: their options (defined once here), output, usage errors, the
+event loop."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 import click
 
 from regsweep.matcher.index.store import default_path
+from regsweep.matcher.output import Format, Sink, open_sink
+from regsweep.matcher.records import (
+    SEVERITY_RANK,
+    DbInfo,
+    LayerCounts,
+    Severity,
+    SummaryRecord,
+)
+
+if TYPE_CHECKING:
+    from regsweep.crawler.crawl import RegistryOptions
+    from regsweep.matcher.index.store import AdvisoryIndex
 
 T = TypeVar("T")
 
@@ -67,6 +82,161 @@ class ImageProgress:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stack(options: list[Callable[[F], F]], f: F) -> F:
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+#: Severities ``--fail-on`` accepts.
+SEVERITIES = [s.value for s in Severity if s is not Severity.UNKNOWN]
+
+
+def output_options(f: F) -> F:
+    """``--format`` and ``-o``, the same on every command that writes records."""
+    return _stack(
+        [
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice([x.value for x in Format]),
+                default=Format.NDJSON.value,
+                show_default=True,
+                help="NDJSON records (the contract), a table for people, one SARIF 2.1.0 log "
+                "or one CycloneDX 1.6 BOM for the whole run.",
+            ),
+            click.option(
+                "-o",
+                "--output",
+                type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+                default="-",
+                help="Where the output goes (default stdout).",
+            ),
+        ],
+        f,
+    )
+
+
+def finding_options(f: F) -> F:
+    """``--packages``, ``--trusted-base`` and ``--fail-on``, shared by ``scan`` and ``crawl``."""
+    return _stack(
+        [
+            click.option(
+                "--packages", "with_packages", is_flag=True, help="Also write package records."
+            ),
+            click.option(
+                "--trusted-base",
+                multiple=True,
+                metavar="REGISTRY|DIGEST",
+                help="Trusted base images (repeatable); the base-image check is off without any.",
+            ),
+            click.option(
+                "--fail-on",
+                type=click.Choice(SEVERITIES, case_sensitive=False),
+                help="Exit 1 when a finding at or above this severity exists.",
+            ),
+        ],
+        f,
+    )
+
+
+def state_option(help_text: str) -> Callable[[F], F]:
+    """``--state``: where the crawl state store is."""
+    from regsweep.crawler.state import default_path as state_path
+
+    return click.option(
+        "--state",
+        "state_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=state_path,
+        show_default="$REGSWEEP_STATE or ~/.cache/regsweep/state.lmdb",
+        help=help_text,
+    )
+
+
+def fails(worst: int, fail_on: str | None) -> bool:
+    """Whether the worst severity seen (``SEVERITY_RANK``) meets ``--fail-on``."""
+    return fail_on is not None and worst >= SEVERITY_RANK[Severity(fail_on.upper())]
+
+
+@contextmanager
+def output_sink(output: Path, fmt: str) -> Iterator[Sink]:
+    """A sink of ``fmt`` writing to ``output`` (``-`` is stdout); begun, and ended on the
+    way out unless an error is on its way (a half document is then left as it is)."""
+    out: BinaryIO = sys.stdout.buffer if str(output) == "-" else output.open("wb")
+    try:
+        sink = open_sink(fmt, out)
+        sink.begin()
+        yield sink
+        sink.end()
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+
+
+def summary_record(
+    started: datetime,
+    counts: dict[str, int],
+    index: AdvisoryIndex,
+    *,
+    repositories: int = 0,
+    tags: int = 0,
+    runs: int = 1,
+) -> SummaryRecord:
+    """The last record of a run, from its tallies (a resumed crawl's: over all its runs)."""
+    meta = index.meta
+    return SummaryRecord(
+        started_at=started,
+        finished_at=now(),
+        repositories=repositories,
+        tags=tags,
+        images=counts.get("images", 0),
+        layers=LayerCounts(
+            fetched=counts.get("layers_fetched", 0), cached=counts.get("layers_cached", 0)
+        ),
+        bytes=counts.get("bytes", 0),
+        packages=counts.get("packages", 0),
+        vulnerabilities=counts.get("vulnerabilities", 0),
+        misconfigurations=counts.get("misconfigurations", 0),
+        errors=counts.get("errors", 0),
+        runs=runs,
+        db=DbInfo(
+            built_at=meta.built_at,
+            sources={k: v.records for k, v in (meta.ingest.sources if meta.ingest else {}).items()},
+        ),
+    )
+
+
+def now() -> datetime:
+    """The time, to the second, as records carry it."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def registry_options(
+    *,
+    insecure: bool,
+    ca_file: Path | None,
+    username: str | None,
+    password_stdin: bool,
+    concurrency: int = 8,
+) -> RegistryOptions:
+    """The registry options from the command line (reads the password from stdin)."""
+    from regsweep.crawler.auth import Credentials
+    from regsweep.crawler.crawl import RegistryOptions
+
+    if (username is None) != (not password_stdin):
+        usage_error("--username and --password-stdin go together")
+    credentials = None
+    if username is not None:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            usage_error("--password-stdin: no password on standard input")
+        credentials = Credentials(username=username, password=password)
+    return RegistryOptions(
+        insecure=insecure, ca_file=ca_file, credentials=credentials, concurrency=concurrency
+    )
 
 
 def registry_access(f: F) -> F:

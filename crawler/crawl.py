@@ -1,1110 +1,301 @@
-"""Registry images as analysis input: references, the blob → layer-scanner bridge, caching.
+"""Crawling registries: the library behind ``regsweep crawl`` and registry ``scan``.
 
-``Crawler.scan_ref(repo, tag_or_digest)`` resolves one registry reference to its platform
-images and analyses each, returning the same ``scan.ImageFacts`` that local sources give
-(``cli.scan`` and ``cli.crawl`` match and report them alike). What it does per reference:
+* ``connect(url, options, …)`` opens what a crawl of one registry needs (an HTTP session,
+  the ``Registry`` client, a thread pool for the layer scanners, an ``images.Crawler``) and
+  closes it all again.
+* ``scan_refs(refs, options, …)`` resolves and analyses single references
+  (``HOST/REPO:TAG``), concurrently, one client and crawler per registry, so that
+  references sharing a layer share its one download.
+* ``RegistryCrawl`` walks a whole registry: ``/v2/_catalog`` (paginated; skipped when
+  every repository filter is a literal name), repository include/exclude globs,
+  ``tags/list`` per repository narrowed by tag globs and ``max_tags`` (the first N in
+  lexical order), then every tag through the crawler (every index child, all platforms
+  unless a platform is set). ``start()`` fails with ``CrawlFatal`` when the registry cannot
+  be reached or refuses its catalog while the repositories are globs; iterating
+  ``visits()`` then yields one ``Visit`` per unit of work as it completes (a tag's
+  ``RefResult``, or the failure of a repository's tag list or of a catalog that broke off
+  part way), with ``concurrency`` workers. ``done(key)`` lets a resumed crawl skip what
+  an earlier run finished; the keys are ``REPO:TAG``, ``REPO\\0tags`` and ``\\0catalog``.
 
-* a warm re-crawl: for a tag the store knows, the tag entry and what the last crawl found
-  under its digest (a ``state.Walk``: platform images, configs, notes) and those images'
-  facts are read in one read transaction, and used as they are if a ``HEAD`` says the tag
-  still points there: one request, one transaction, nothing decoded but the stored values,
-  nothing written. Index children cost no request (the index digest pins them). Anything
-  missing or moved takes the path below; a clean walk (no failure, every image complete)
-  is recorded for the next crawl;
-* the manifest: with a digest reference, or a tag whose last digest the state store knows,
-  the document comes from the store's document cache when its digest is there (a tag costs
-  one ``HEAD``); otherwise one ``GET``. Indexes are followed to every platform (or the one
-  asked for), attestation manifests and artifacts are skipped with a note;
-* the config: fetched (capped, digest-checked) or taken from the document cache;
-* image facts: an image whose manifest digest the store has facts for, under the current
-  analyzer set, is not pulled at all: its packages come from the store;
-* layers: each distinct layer is streamed and analysed at most once, whatever the
-  concurrency, platform or repository: concurrent images that share one wait for the first,
-  and its result (``layers.LayerFacts``: what the layer means to the analyzers, sized by
-  what they read, not by the layer's bytes) is stored, for this crawl and later ones,
-  before it leaves the in-flight map. A blob is never written to disk: ``get_blob``'s chunks go
-  through a bounded queue into ``layers.scan_layer`` running on a worker thread, which
-  checks the blob digest and the ``diff_id`` as it reads; the analyzers' buffered readers
-  share one ``Budget`` across the crawl's concurrent layers. A broken blob (digest,
-  compression, tar) is not fetched again in the same crawl: its error stands for every
-  image that shares it (a later crawl tries again). The crawl keeps the facts of recent
-  layers in memory (bounded: a very large layer's are read from the store again);
-* an image's packages: its layers' facts merged and assembled (``scan.assemble``, no
-  parsing, on a worker thread), once per distinct stack of layers in a crawl, and stored
-  once per stack (``state.StackFacts``); an image's own stored facts name their stack.
-
-Small documents (manifests, indexes, configs) are cached by digest in the state store's
-``docs`` database; they are re-hashed when read.
+Results are facts and failures only; ``matcher.judge`` turns them into records.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
-import io
-import queue
-import re
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, Future
-from contextlib import aclosing, suppress
-from datetime import UTC, datetime
-from typing import BinaryIO, Final, TypeVar, assert_never, cast
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import NamedTuple
 
+import aiohttp
 import msgspec
 import structlog
 
-from regsweep.crawler import layers
-from regsweep.crawler.analyzers.interface import Analyzer, Budget
-from regsweep.crawler.oci import (
-    IMAGE_CONFIG_MEDIA_TYPES,
-    MAX_CONFIG_BYTES,
-    ConfigView,
-    Descriptor,
-    DocumentKind,
-    InvalidReference,
-    ManifestView,
-    MediaType,
-    Platform,
-    SourceError,
-    Unsupported,
-    decode_config,
-    decode_index,
-    decode_manifest,
-    document_kind,
-    is_attestation,
-    parse_media_type,
-)
-from regsweep.crawler.registry import ProtocolError, Registry, RegistryError
-from regsweep.crawler.scan import ImageFacts, Problem, assemble, error_code
-from regsweep.crawler.sources import MAX_INDEX_DEPTH, platform_matches
-from regsweep.crawler.state import (
-    Document,
-    StackFacts,
-    StateReader,
-    StateStore,
-    StateWriter,
-    Walk,
-    WalkImage,
-    analyzer_set_hash,
-    stack_key,
-)
-from regsweep.crawler.state import ImageFacts as StoredImage
-from regsweep.matcher.checks import config_summary
-from regsweep.matcher.records import ImageRef
+from regsweep.crawler import state
+from regsweep.crawler.analyze import default_analyzers
+from regsweep.crawler.analyzers.interface import Analyzer
+from regsweep.crawler.auth import Credentials
+from regsweep.crawler.images import Crawler, RefResult, RegistryRef, is_glob, select
+from regsweep.crawler.oci import Platform
+from regsweep.crawler.registry import AuthError, Registry, RegistryError
+from regsweep.matcher.facts import Problem, problem_of
 
 _log = structlog.get_logger("regsweep.crawler.crawl")
-_T = TypeVar("_T")
-
-#: Chunks in flight between the event loop and a layer's scanning thread (256 KiB each).
-PIPE_DEPTH: Final = 16
-_TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-_HOST: Final = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]+)?")
-_DIGEST: Final = re.compile(r"sha256:[a-f0-9]{64}")
 
 
-# ---------------------------------------------------------------------------------------
-# References
+class RegistryOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How to reach a registry: TLS, credentials, requests in flight."""
 
+    insecure: bool = False
+    ca_file: Path | None = None
+    credentials: Credentials | None = None
+    concurrency: int = 8
 
-class RegistryRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """``[docker://|http://|https://]HOST[:PORT]/REPO[:TAG|@DIGEST]``, parsed."""
-
-    text: str
-    #: What ``Registry`` is given: ``http://host:port`` for an explicit ``http://``, else
-    #: the bare ``host[:port]`` (https; ``--insecure`` lets it fall back to http).
-    url: str
-    host: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def reference(self) -> str:
-        """The tag or digest to fetch (``latest`` when neither was written)."""
-        return self.digest or self.tag or "latest"
-
-
-def looks_like_registry_ref(text: str) -> bool:
-    """Whether ``text`` is meant as a registry reference rather than a local source."""
-    if text.startswith(("docker://", "http://", "https://")):
-        return True
-    host, sep, _ = text.partition("/")
-    return bool(sep) and _is_host(host)
-
-
-def _is_host(host: str) -> bool:
-    # Docker's rule: the first component is a registry host when it has a dot or a port,
-    # or is localhost; anything else would be a Docker Hub namespace (not supported here).
-    return bool(_HOST.fullmatch(host)) and ("." in host or ":" in host or host == "localhost")
-
-
-def parse_registry_ref(text: str) -> RegistryRef:
-    """Parse a registry image reference; ``InvalidReference`` with the accepted form."""
-    rest, scheme = text, None
-    for prefix in ("docker://", "http://", "https://"):
-        if rest.startswith(prefix):
-            rest, scheme = rest[len(prefix) :], prefix
-            break
-    host, sep, path = rest.partition("/")
-    if not sep or not _is_host(host) or not path:
-        raise InvalidReference(
-            f"{text!r}: expected HOST[:PORT]/REPOSITORY[:TAG|@DIGEST] (the host needs a dot, "
-            "a port, or to be localhost)"
+    def registry(self, session: aiohttp.ClientSession, url: str) -> Registry:
+        """A ``Registry`` client for ``url`` with these options."""
+        return Registry(
+            session,
+            url,
+            credentials=self.credentials,
+            ca_file=self.ca_file,
+            insecure=self.insecure,
+            concurrency=self.concurrency,
         )
-    tag = digest = None
-    if "@" in path:
-        path, _, digest = path.partition("@")
-        if not _DIGEST.fullmatch(digest):
-            raise InvalidReference(f"{text!r}: {digest!r} is not a sha256 digest")
-    else:
-        last = path.rsplit("/", 1)[-1]
-        if ":" in last:
-            path, _, tag = path.rpartition(":")
-            if not _TAG.fullmatch(tag):
-                raise InvalidReference(f"{text!r}: {tag!r} is not a valid tag")
-    if not path or path != path.lower():
-        raise InvalidReference(f"{text!r}: repository names are lower case")
-    url = f"http://{host}" if scheme == "http://" else f"https://{host}"
-    if scheme in (None, "docker://"):
-        url = host
-    return RegistryRef(text=text, url=url, host=host, repository=path, tag=tag, digest=digest)
 
 
-def select(names: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
-    """``names`` matching any ``include`` glob (all when there is none) and no ``exclude``."""
-    return [
-        n
-        for n in names
-        if (not include or any(fnmatch.fnmatchcase(n, g) for g in include))
-        and not any(fnmatch.fnmatchcase(n, g) for g in exclude)
-    ]
+class CrawlFatal(Exception):
+    """The crawl cannot start: the registry cannot be reached, or will not list what to
+    crawl. Nothing has been crawled; the message says what the user can do."""
 
 
-def is_glob(pattern: str) -> bool:
-    """Whether ``pattern`` has glob characters (a literal names one repository)."""
-    return any(c in pattern for c in "*?[")
+class Visit(NamedTuple):
+    """One unit of a registry crawl, done: ``key`` names it for resuming."""
+
+    key: str
+    result: RefResult
 
 
-# ---------------------------------------------------------------------------------------
-# Results
+@asynccontextmanager
+async def connect(
+    url: str,
+    options: RegistryOptions,
+    *,
+    store: state.StateStore | None = None,
+    writer: state.StateWriter | None = None,
+    platform: Platform | None = None,
+    analyzers: Sequence[Analyzer] | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncIterator[Crawler]:
+    """A crawler of the registry at ``url`` (its client is ``crawler.registry``), with the
+    state store and its writer when given (both or neither), every analyzer unless
+    ``analyzers`` says, and its own HTTP session unless ``session`` is shared."""
+    async with AsyncExitStack() as stack:
+        if session is None:
+            session = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
+        # One thread per blob in flight (at most the registry's concurrency) plus the
+        # analyzers' assembly: see ``Crawler`` on why the pool must outnumber the streams.
+        executor = ThreadPoolExecutor(max_workers=options.concurrency + 2)
+        stack.callback(executor.shutdown, wait=False, cancel_futures=True)
+        crawler = Crawler(
+            options.registry(session, url),
+            default_analyzers() if analyzers is None else analyzers,
+            store=store,
+            writer=writer,
+            platform=platform,
+            executor=executor,
+        )
+        yield crawler
+        await crawler.flush()
 
 
-class Failure(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Something about one reference or image that could not be done (an ``error`` record)."""
+async def scan_refs(
+    refs: Sequence[RegistryRef],
+    options: RegistryOptions,
+    *,
+    store: state.StateStore | None = None,
+    platform: Platform | None = None,
+) -> list[RefResult]:
+    """Resolve and analyse registry references concurrently; results in ``refs`` order.
 
-    image: ImageRef | None
-    ref: str
-    stage: str
-    error: str
-    message: str
-    retryable: bool = False
-
-
-class RefResult(msgspec.Struct, kw_only=True):
-    """What one registry reference resolved to: analysed images, failures, skip notes."""
-
-    ref: str
-    digest: str | None = None
-    images: list[ImageFacts] = []
-    failures: list[Failure] = []
-    notes: list[str] = []
-
-
-class Counters:
-    """Work done by a crawler (for the summary and the tests)."""
-
-    def __init__(self) -> None:
-        self.layers_fetched = 0
-        self.layers_cached = 0
-        self.bytes_fetched = 0
-        self.manifests_fetched = 0
-        self.manifests_cached = 0
-        self.images_analysed = 0
-        self.images_cached = 0
-
-
-def failure_of(exc: BaseException, *, ref: str, stage: str, image: ImageRef | None) -> Failure:
-    """An exception as a ``Failure`` (registry errors carry their own ``retryable``)."""
-    retryable = exc.retryable if isinstance(exc, RegistryError) else isinstance(exc, OSError)
-    return Failure(
-        image=image,
-        ref=ref,
-        stage=stage,
-        error=error_code(exc),
-        message=str(exc),
-        retryable=retryable,
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# Blob chunks (event loop) -> a file object (scanning thread)
-
-
-class _Aborted(OSError):
-    """The blob transfer stopped: the scanning thread sees a failed read (an ``OSError``,
-    which ``scan_layer`` passes through as the transport's, not the layer's, fault)."""
-
-
-class _BlobPipe(io.RawIOBase):
-    """A read-only stream fed chunk by chunk from the event loop, bounded to ``depth``
-    chunks: a slow scanner slows the download instead of growing memory."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, depth: int = PIPE_DEPTH) -> None:
-        super().__init__()
-        self._loop = loop
-        self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
-        self._space = asyncio.Event()
-        self._buf = b""
-        self._pos = 0
-        self._eof = False
-        #: Set by the reader when it stops (done or failed): the producer then stops too.
-        self.reader_gone = False
-
-    # -- producer side, on the event loop --------------------------------------------------
-
-    async def put(self, chunk: bytes | None) -> bool:
-        """Queue ``chunk`` (None: end of blob), waiting for room; False when the reader has
-        stopped (it needs nothing more)."""
-        while not self.reader_gone:
-            try:
-                self._q.put_nowait(chunk)
-                return True
-            except queue.Full:
-                self._space.clear()
-                # The reader may have taken one between the failed put and clear().
-                if not self._q.full() or self.reader_gone:
-                    continue
-                await self._space.wait()
-        return False
-
-    def abort(self, exc: BaseException) -> None:
-        """Make the reader's next read fail with ``exc`` (an ``OSError``); never blocks:
-        queued chunks are dropped to make room (they will not be used)."""
-        while True:
-            try:
-                self._q.put_nowait(exc)
-                return
-            except queue.Full:
-                with suppress(queue.Empty):
-                    self._q.get_nowait()
-
-    # -- reader side, on the scanning thread ---------------------------------------------
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._pos >= len(self._buf):
-            if self._eof:
-                return b""
-            item = self._q.get()
-            self._loop.call_soon_threadsafe(self._space.set)
-            if item is None:
-                self._eof = True
-                return b""
-            if isinstance(item, BaseException):
-                self._eof = True
-                raise item
-            self._buf, self._pos = item, 0
-        end = len(self._buf) if size is None or size < 0 else self._pos + size
-        out = self._buf[self._pos : end]
-        self._pos += len(out)
-        return out
-
-    def readinto(self, b: memoryview | bytearray) -> int:  # type: ignore[override]
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.reader_gone:
-            self.reader_gone = True
-            # A closed loop (RuntimeError) has nobody waiting any more.
-            with suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._space.set)
-        super().close()
-
-
-_PROBLEM_JSON: Final = msgspec.json.Decoder(Problem)
-
-
-def _problem_of_note(note: str) -> Problem:
-    # Notes are stored as Problem JSON; anything else (another writer) is kept as text.
-    try:
-        return _PROBLEM_JSON.decode(note)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return Problem(stage="analyzer", error="note", message=note)
-
-
-def _facts_of_stored(
-    stored: StoredImage, stack: StackFacts, ref: ImageRef, config: bytes, layers: int, size: int
-) -> ImageFacts:
-    """An image's facts as the store has them, under the reference that reached it."""
-    return ImageFacts(
-        image=ref,
-        config=config,
-        layers=layers,
-        size=size,
-        # A new list: the stack's is shared by every image built on it.
-        packages=list(stack.packages),
-        os=stack.os,
-        ecosystem=stack.ecosystem,
-        problems=[_problem_of_note(n) for n in (*stack.notes, *stored.notes)],
-    )
-
-
-def _artifact_note(desc: Descriptor, manifest: ManifestView) -> str | None:
-    """Why a manifest that is not an image (a signature, an SBOM …) is left out, else None."""
-    if manifest.config.media_type in IMAGE_CONFIG_MEDIA_TYPES:
-        return None
-    kind = manifest.artifact_type or manifest.config.media_type
-    return f"skipped {desc.digest}: artifact of type {kind!r}"
-
-
-class _Stored:
-    """A reference resolved from the state store alone, and the cache hits that took
-    (counted only if the resolution is used)."""
-
-    __slots__ = ("images", "layers", "manifests", "result")
-
-    def __init__(self, result: RefResult) -> None:
-        self.result = result
-        self.manifests = 0
-        self.images = 0
-        self.layers = 0
-
-
-# ---------------------------------------------------------------------------------------
-# The crawler
-
-
-class Crawler:
-    """Resolves and analyses registry references for one registry (see the module doc).
-
-    ``store``/``writer`` are optional: without them nothing is cached across runs (within
-    the crawler's life, concurrent images still share a layer's single download).
-
-    ``executor`` runs the layer scanners (one thread per blob being downloaded) and the
-    analyzers: give it more threads than the registry's concurrency limit (with every
-    stream holding a thread, a short pool would only slow the crawl, never stall it; see
-    ``_stream_layer``).
+    With ``store``, a layer (or image) seen before is not downloaded again. A registry that
+    cannot be reached is a failure (stage ``auth``) of each of its references.
     """
+    writer = None if store is None else state.StateWriter(store)
+    try:
+        async with AsyncExitStack() as stack:
+            session = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
+            crawlers: dict[str, Crawler] = {}
+            pinged: dict[str, asyncio.Future[Problem | None]] = {}
+
+            async def ping(crawler: Crawler) -> Problem | None:
+                try:
+                    # First, on its own: requests build their URLs from the scheme the ping
+                    # settles (``insecure`` may fall back to plain HTTP).
+                    await crawler.registry.ping()
+                except (RegistryError, ValueError) as exc:
+                    return problem_of(exc, stage="auth")
+                return None
+
+            # One crawler per registry: its concurrency limit holds for all its refs, and
+            # refs that share a layer share its one download and analysis.
+            for url in dict.fromkeys(r.url for r in refs):
+                crawler = await stack.enter_async_context(
+                    connect(url, options, store=store, writer=writer, platform=platform,
+                            session=session)
+                )  # fmt: skip
+                crawlers[url] = crawler
+                pinged[url] = asyncio.ensure_future(ping(crawler))
+
+            async def one(ref: RegistryRef) -> RefResult:
+                crawler = crawlers[ref.url]
+                problem = await asyncio.shield(pinged[ref.url])
+                if problem is not None:
+                    return RefResult(
+                        ref=ref.text, failures=[msgspec.structs.replace(problem, ref=ref.text)]
+                    )
+                try:
+                    return await crawler.scan_ref(ref.repository, ref.reference, ref_text=ref.text)
+                finally:
+                    await crawler.flush()
+
+            return list(await asyncio.gather(*(one(r) for r in refs)))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+class RegistryCrawl:
+    """A crawl of a whole registry (see the module doc)."""
 
     def __init__(
         self,
-        registry: Registry,
-        analyzers: Sequence[Analyzer],
+        crawler: Crawler,
         *,
-        store: StateStore | None = None,
-        writer: StateWriter | None = None,
-        platform: Platform | None = None,
-        executor: Executor,
+        repos: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        max_tags: int | None = None,
+        concurrency: int = 8,
     ) -> None:
-        if (store is None) != (writer is None):
-            raise ValueError("store and writer come together")
-        self.registry = registry
-        self.analyzers = list(analyzers)
-        self.analyzer_set = analyzer_set_hash(self.analyzers)
-        self.store = store
-        self.writer = writer
-        self.platform = platform
-        #: The platform filter as recorded walks are keyed ("" for every platform).
-        self._platform_key = "" if platform is None else str(platform)
-        self.counters = Counters()
-        self._executor = executor
-        #: Shared by every layer this crawler scans at once: what buffered readers hold.
-        self._budget = Budget(layers.DEFAULT_BUFFER_BUDGET)
-        self._layers: dict[tuple[str, str], asyncio.Future[layers.LayerFacts]] = {}
-        #: Recent layers' facts (an LRU, bounded: see ``_MAX_LAYERS``), so that the images
-        #: of a registry's common base layers do not read and decode them again.
-        self._layer_facts: dict[str, layers.LayerFacts] = {}
-        #: What each stack of layers holds, by ``stack_key``: images built on the same
-        #: layers assemble once, and a warm crawl decodes each stack once.
-        self._stacks: dict[str, StackFacts] = {}
-        #: Layers whose blob is broken (digest, compression, tar): the answer stands for
-        #: the rest of the crawl.
-        self._broken: dict[str, layers.LayerError] = {}
-        self._images: dict[str, asyncio.Future[ImageFacts]] = {}
-        self._docs: dict[str, asyncio.Future[bytes]] = {}
-        self._pending_writes: set[Future[object]] = set()
+        self.crawler = crawler
+        self.registry = crawler.registry
+        self.repo_globs, self.exclude, self.tag_globs = tuple(repos), tuple(exclude), tuple(tags)
+        self.max_tags = max_tags
+        self.concurrency = concurrency
+        #: Repositories selected, tags selected, and tags skipped as done (so far).
+        self.repositories = 0
+        self.tags = 0
+        self.skipped = 0
+        self._repos: list[str] | None = None
+        self._catalog_failure: Problem | None = None
 
-    # -- state-store helpers ----------------------------------------------------------------
-
-    def _doc(self, digest: str) -> tuple[bytes, str] | None:
-        if self.store is None:
-            return None
-        doc = self.store.get_doc(digest)
-        return None if doc is None else (doc.data, doc.media_type)
-
-    def _remember_doc(self, digest: str, data: bytes, media_type: str) -> None:
-        if self.store is not None:
-            self._submit(self.store.put_doc, digest, Document(media_type=media_type, data=data))
-
-    def _submit(self, fn: Callable[..., object], *args: object) -> None:
-        """Queue a cache write without waiting (``flush`` waits for them)."""
-        if self.writer is None:
-            return
-        fut = self.writer.submit(fn, *args)
-        self._pending_writes.add(fut)
-        fut.add_done_callback(self._write_done)
-
-    def _write_done(self, fut: Future[object]) -> None:
-        self._pending_writes.discard(fut)
-        if not fut.cancelled() and (exc := fut.exception()) is not None:
-            _log.warning("state_write_failed", error=str(exc))
-
-    async def flush(self) -> None:
-        """Wait until every cache write queued so far is committed."""
-        if self.writer is not None:
-            await self.writer.call(lambda: None)
-
-    # -- references ------------------------------------------------------------------------
-
-    async def scan_ref(self, repo: str, reference: str, *, ref_text: str) -> RefResult:
-        """Resolve ``repo:reference`` (tag or digest) and analyse its platform images.
-
-        Never raises for a bad image: failures are in the result (cancellation propagates).
-        """
-        is_digest = reference.startswith("sha256:")
-        base = ImageRef(
-            ref=ref_text,
-            registry=self.registry.host,
-            repository=repo,
-            tag=None if is_digest else reference,
-        )
-        result = RefResult(ref=ref_text)
-        store = self.store
-        tag_key: str | None = None
-        known: str | None = None  # the digest the store has for this tag
-        head_digest: str | None = None
-        if store is not None:
-            if is_digest:
-                with store.reading() as r:
-                    done = self._from_store(r, reference, base, ref_text)
-                if done is not None:
-                    return self._count(done)
-            else:
-                # A warm crawl's common case: the tag still points where it did, and every
-                # document and the image facts are in the store. All of it is read in the
-                # one transaction that reads the tag entry (before the HEAD, which may not
-                # run inside a transaction), and used if the HEAD agrees.
-                tag_key = f"{self.registry.host}/{repo}:{reference}"
-                with store.reading() as r:
-                    entry = r.get_tag(tag_key)
-                    if entry is not None:
-                        known = entry.digest
-                        done = self._from_store(r, known, base, ref_text)
-                if known is not None:
-                    try:
-                        head = await self.registry.head_manifest(repo, reference)
-                    except ProtocolError:
-                        head = None  # no Docker-Content-Digest on HEAD: the GET hashes the body
-                    except (RegistryError, SourceError) as exc:
-                        result.failures.append(
-                            failure_of(exc, ref=ref_text, stage="manifest", image=base)
-                        )
-                        return result
-                    if head is not None:
-                        if head.digest == known and done is not None:
-                            return self._count(done)
-                        head_digest = head.digest
-                        if head_digest != known:
-                            # Moved, perhaps to an image the store knows (a re-tag).
-                            with store.reading() as r:
-                                done = self._from_store(r, head_digest, base, ref_text)
-                            if done is not None:
-                                self._submit(store.put_tag, tag_key, head_digest)
-                                return self._count(done)
+    async def start(self) -> None:
+        """Reach the registry and list the repositories to crawl; ``CrawlFatal`` if that
+        cannot be done (a catalog that breaks off after some pages is not fatal: its
+        failure is the first visit)."""
+        registry = self.registry
         try:
-            data, media_type, digest = await self._manifest(repo, reference, is_digest, head_digest)
-        except (RegistryError, SourceError) as exc:
-            result.failures.append(failure_of(exc, ref=ref_text, stage="manifest", image=base))
-            return result
-        result.digest = digest
-        desc = Descriptor(media_type=media_type, digest=digest, size=len(data))
-        manifests = await self._walk(repo, desc, data, base, None, 0, result, top=True)
-        if store is not None:
-            # Only a new or moved tag is written: the entry of an unchanged one is right.
-            tag = tag_key if tag_key is not None and digest != known else None
-            walk = self._clean_walk(result, manifests)
-            if walk is not None:
-                self._submit(store.put_walk, walk, tag)  # one transaction for both
-            elif tag is not None:
-                self._submit(store.put_tag, tag, digest)
-        return result
+            # First, on its own: requests build their URLs from the scheme the ping settles.
+            await registry.ping()
+        except RegistryError as exc:
+            raise CrawlFatal(f"cannot reach the registry {registry.host}: {exc}") from exc
+        if self.repo_globs and not any(is_glob(g) for g in self.repo_globs):
+            self._repos = select(list(dict.fromkeys(self.repo_globs)), (), self.exclude)
+        else:
+            names: list[str] = []
+            try:
+                # A loop, not a comprehension: the pages before a failure are kept.
+                async for name in registry.catalog():
+                    names.append(name)  # noqa: PERF401
+            except AuthError as exc:
+                raise CrawlFatal(
+                    f"{exc}: name each repository with --repo REPOSITORY (literal names need "
+                    "no catalog)"
+                ) from exc
+            except RegistryError as exc:
+                if not names:
+                    raise CrawlFatal(
+                        f"cannot list the repositories of {registry.host}: {exc}"
+                    ) from exc
+                self._catalog_failure = problem_of(exc, stage="catalog", ref=registry.host)
+            self._repos = select(names, self.repo_globs, self.exclude)
+        self.repositories = len(self._repos)
 
-    def _count(self, done: _Stored) -> RefResult:
-        c = self.counters
-        c.manifests_cached += done.manifests
-        c.images_cached += done.images
-        c.layers_cached += done.layers
-        return done.result
-
-    async def _manifest(
-        self, repo: str, reference: str, is_digest: bool, head_digest: str | None
-    ) -> tuple[bytes, str, str]:
-        # ``head_digest``: what a HEAD of the tag just said it points to.
-        known = reference if is_digest else head_digest
-        if known is not None:
-            cached = self._doc(known)
-            if cached is not None:
-                self.counters.manifests_cached += 1
-                return cached[0], cached[1], known
-        m = await self.registry.get_manifest(repo, reference)
-        self.counters.manifests_fetched += 1
-        self._remember_doc(m.digest, m.data, m.media_type)
-        return m.data, m.media_type, m.digest
-
-    # -- a reference resolved from the state store alone ------------------------------------
-
-    def _from_store(
-        self, r: StateReader, digest: str, base: ImageRef, ref_text: str
-    ) -> _Stored | None:
-        """``scan_ref``'s result for manifest ``digest`` from the store alone, built
-        synchronously inside one read transaction: the ``Walk`` an earlier crawl recorded
-        for it (under these analyzers and this platform filter) and each image's facts.
-        None when either is missing: ``_walk`` then does it (from the document cache and
-        the network), and records the walk when it is clean.
-
-        Nothing is decoded or hashed again here: the walk was recorded from documents that
-        were digest-checked and decoded when fetched, and names them by digest, so it
-        cannot go stale."""
-        walk = r.get_walk(digest, self.analyzer_set, self._platform_key)
-        if walk is None:
-            return None
-        done = _Stored(RefResult(ref=ref_text, digest=digest, notes=list(walk.notes)))
-        images = done.result.images
-        for w in walk.images:
-            stored = r.get_image(w.digest, self.analyzer_set)
-            stack = None if stored is None else self._stack(r, stored.stack)
-            if stored is None or stack is None:
-                return None
-            ref = msgspec.structs.replace(
-                base, digest=w.digest, index_digest=w.index_digest, platform=w.platform
+    async def visits(self, done: Callable[[str], bool] = lambda key: False) -> AsyncIterator[Visit]:
+        """Every tag's result (and the listing failures) as it completes; what ``done``
+        says an earlier run finished is skipped. Call ``start`` first."""
+        if self._repos is None:
+            raise RuntimeError("RegistryCrawl.start() first")
+        if self._catalog_failure is not None and not done("\0catalog"):
+            yield Visit(
+                "\0catalog",
+                RefResult(ref=self.registry.host, failures=[self._catalog_failure]),
             )
-            images.append(_facts_of_stored(stored, stack, ref, w.config, w.layers, w.size))
-            done.layers += len(stored.layers)
-        done.manifests = walk.manifests
-        done.images = len(images)
-        return done
+        jobs: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+        # Bounded: a consumer slower than the workers holds them back instead of piling
+        # up analysed images in memory.
+        results: asyncio.Queue[Visit | None] = asyncio.Queue(self.concurrency)
+        for repo in self._repos:
+            jobs.put_nowait((repo, None))
 
-    def _clean_walk(self, result: RefResult, manifests: int) -> Walk | None:
-        """What to record of a walk for the next crawl: only a clean one (no failure, every
-        image complete, so every image's facts are in the store)."""
-        if result.digest is None or result.failures:
-            return None
-        if not all(f.complete for f in result.images):
-            return None
-        return Walk(
-            digest=result.digest,
-            analyzers=self.analyzer_set,
-            platform=self._platform_key,
-            manifests=manifests,
-            images=[
-                WalkImage(
-                    digest=f.image.digest or "",
-                    index_digest=f.image.index_digest,
-                    platform=f.image.platform,
-                    config=f.config,
-                    layers=f.layers,
-                    size=f.size,
-                )
-                for f in result.images
-            ],
-            notes=list(result.notes),
-        )
+        async def worker() -> None:
+            while True:
+                repo, tag = await jobs.get()
+                try:
+                    visit = await (
+                        self._list_tags(repo, jobs, done)
+                        if tag is None
+                        else self._scan_tag(repo, tag)
+                    )
+                    if visit is not None:
+                        await results.put(visit)
+                finally:
+                    jobs.task_done()
 
-    def _children(self, manifests: list[Descriptor], result: RefResult) -> list[Descriptor]:
-        """An index's entries to follow; a note for each one left out."""
-        children = []
-        for child in manifests:
-            if is_attestation(child):
-                result.notes.append(f"skipped {child.digest}: attestation manifest")
-            elif (
-                self.platform is not None
-                and child.platform is not None
-                and not platform_matches(self.platform, child.platform)
-            ):
-                result.notes.append(
-                    f"skipped {child.digest}: platform {child.platform} is not {self.platform}"
-                )
+        async def closer() -> None:
+            await jobs.join()
+            await results.put(None)
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(worker()) for _ in range(self.concurrency)]
+            tasks.append(group.create_task(closer()))
+            try:
+                while (visit := await results.get()) is not None:
+                    yield visit
+            finally:
+                for t in tasks:
+                    t.cancel()
+
+    async def _list_tags(
+        self, repo: str, jobs: asyncio.Queue[tuple[str, str | None]], done: Callable[[str], bool]
+    ) -> Visit | None:
+        key = f"{repo}\0tags"
+        try:
+            names = [t async for t in self.registry.tags(repo)]
+        except RegistryError as exc:
+            if done(key):
+                return None
+            ref = f"{self.registry.host}/{repo}"
+            return Visit(key, RefResult(ref=ref, failures=[problem_of(exc, stage="tags", ref=ref)]))
+        # Sorted: registries list tags in storage order, and max_tags must be stable.
+        chosen = sorted(select(names, self.tag_globs, ()))
+        if self.max_tags is not None:
+            chosen = chosen[: self.max_tags]
+        for tag in chosen:
+            self.tags += 1
+            if done(f"{repo}:{tag}"):
+                self.skipped += 1
             else:
-                children.append(child)
-        return children
-
-    def _platform_note(self, desc: Descriptor, have: Platform | None, top: bool) -> str | None:
-        """Why a top-level image is left out by ``--platform`` (index children were chosen
-        by their descriptors' platforms), else None."""
-        if (
-            top
-            and self.platform is not None
-            and (have is None or not platform_matches(self.platform, have))
-        ):
-            return f"skipped {desc.digest}: platform {have or 'unknown'} is not {self.platform}"
+                jobs.put_nowait((repo, tag))
         return None
 
-    async def _child(self, repo: str, desc: Descriptor) -> bytes:
-        async def fetch() -> tuple[bytes, str]:
-            m = await self.registry.get_manifest(repo, desc.digest)
-            self.counters.manifests_fetched += 1
-            return m.data, m.media_type
-
-        return await self._once(desc.digest, fetch, manifest=True)
-
-    async def _once(
-        self, digest: str, fetch: Callable[[], Awaitable[tuple[bytes, str]]], *, manifest: bool
-    ) -> bytes:
-        """A document by digest: from the cache, from a fetch already in flight, or fetched
-        (and cached before it leaves the in-flight map, so it is fetched once per crawl)."""
-        cached = self._doc(digest)
-        if cached is not None:
-            self.counters.manifests_cached += manifest
-            return cached[0]
-        while (waiting := self._docs.get(digest)) is not None:
-            got = await _join(waiting)
-            if got is not None:
-                self.counters.manifests_cached += manifest
-                return got
-        fut = asyncio.get_running_loop().create_future()
-        self._docs[digest] = fut
+    async def _scan_tag(self, repo: str, tag: str) -> Visit:
+        ref = f"{self.registry.host}/{repo}:{tag}"
         try:
-            data, media_type = await fetch()
-            if self.writer is not None and self.store is not None:
-                doc = Document(media_type=media_type, data=data)
-                await self.writer.call(self.store.put_doc, digest, doc)
-        except BaseException as exc:
-            _settle(fut, exc)
-            del self._docs[digest]
-            raise
-        fut.set_result(data)
-        del self._docs[digest]
-        return data
-
-    async def _walk(
-        self,
-        repo: str,
-        desc: Descriptor,
-        data: bytes | None,
-        base: ImageRef,
-        index_digest: str | None,
-        depth: int,
-        result: RefResult,
-        *,
-        top: bool = False,
-    ) -> int:
-        """Resolve one descriptor into ``result``; returns how many manifest documents
-        that took (this one and, for an index, its children's)."""
-        ref = msgspec.structs.replace(
-            base,
-            digest=desc.digest,
-            index_digest=index_digest,
-            platform=str(desc.platform) if desc.platform else None,
-        )
-        media_type = parse_media_type(desc.media_type)
-        try:
-            if media_type is None:
-                result.notes.append(f"skipped {desc.digest}: media type {desc.media_type!r}")
-                return 0
-            if data is None:
-                data = await self._child(repo, desc)
-            kind = document_kind(media_type)
-            match kind:
-                case DocumentKind.SCHEMA1:
-                    raise Unsupported(f"{desc.digest}: Docker schema 1 manifests are not supported")
-                case DocumentKind.INDEX:
-                    return 1 + await self._index(repo, desc, data, media_type, base, depth, result)
-                case DocumentKind.IMAGE:
-                    facts = await self._image(repo, desc, data, media_type, ref, result, top=top)
-                    if facts is not None:
-                        result.images.append(facts)
-                    return 1
-                case _:
-                    assert_never(kind)
-        except (RegistryError, SourceError) as exc:
-            result.failures.append(failure_of(exc, ref=base.ref, stage="manifest", image=ref))
-        return 1
-
-    async def _index(
-        self,
-        repo: str,
-        desc: Descriptor,
-        data: bytes,
-        media_type: MediaType,
-        base: ImageRef,
-        depth: int,
-        result: RefResult,
-    ) -> int:
-        if depth >= MAX_INDEX_DEPTH:
-            raise SourceError(f"{desc.digest}: indexes nested deeper than {MAX_INDEX_DEPTH}")
-        index = decode_index(data, media_type, f"index {desc.digest}")
-        children = self._children(index.manifests, result)
-        # Platforms of one index in parallel (they usually share only small layers), each
-        # into its own result so that records follow the index's order, not completion's.
-        parts = [RefResult(ref=result.ref) for _ in children]
-        counts = await asyncio.gather(
-            *(
-                self._walk(repo, c, None, base, desc.digest, depth + 1, part)
-                for c, part in zip(children, parts, strict=True)
-            )
-        )
-        for part in parts:
-            result.images += part.images
-            result.failures += part.failures
-            result.notes += part.notes
-        return sum(counts)
-
-    async def _image(
-        self,
-        repo: str,
-        desc: Descriptor,
-        data: bytes,
-        media_type: MediaType,
-        ref: ImageRef,
-        result: RefResult,
-        *,
-        top: bool,
-    ) -> ImageFacts | None:
-        manifest = decode_manifest(data, media_type, f"manifest {desc.digest}")
-        if (note := _artifact_note(desc, manifest)) is not None:
-            result.notes.append(note)
-            return None
-        try:
-            config = await self._config(repo, manifest.config)
-        except (RegistryError, SourceError) as exc:
-            result.failures.append(failure_of(exc, ref=ref.ref, stage="blob", image=ref))
-            return None
-        view = decode_config(config, f"config {manifest.config.digest}")
-        have = desc.platform or view.platform()
-        if (note := self._platform_note(desc, have, top)) is not None:
-            result.notes.append(note)
-            return None
-        ref = msgspec.structs.replace(ref, platform=str(have) if have else None)
-        while (waiting := self._images.get(desc.digest)) is not None:
-            shared = await _join(waiting)
-            if shared is not None:
-                return msgspec.structs.replace(shared, image=ref, problems=list(shared.problems))
-        fut = asyncio.get_running_loop().create_future()
-        self._images[desc.digest] = fut
-        try:
-            facts = await self._analyse(repo, desc.digest, manifest, view, config, ref)
-        except BaseException as exc:
-            _settle(fut, exc)
-            del self._images[desc.digest]
-            raise
-        fut.set_result(facts)
-        # Later tags of the same digest use the state store (or analyse again without one).
-        del self._images[desc.digest]
-        # The facts were made for the first reference that reached this digest.
-        return msgspec.structs.replace(facts, image=ref, problems=list(facts.problems))
-
-    async def _config(self, repo: str, desc: Descriptor) -> bytes:
-        async def fetch() -> tuple[bytes, str]:
-            buf = bytearray()
-            blob = self.registry.get_blob(repo, desc.digest, max_bytes=MAX_CONFIG_BYTES)
-            async with aclosing(blob) as chunks:
-                async for chunk in chunks:
-                    buf += chunk
-            if len(buf) != desc.size:
-                raise SourceError(
-                    f"config {desc.digest}: {len(buf)} bytes, descriptor says {desc.size}"
-                )
-            return bytes(buf), desc.media_type
-
-        return await self._once(desc.digest, fetch, manifest=False)
-
-    async def _analyse(
-        self,
-        repo: str,
-        digest: str,
-        manifest: ManifestView,
-        view: ConfigView,
-        config: bytes,
-        ref: ImageRef,
-    ) -> ImageFacts:
-        if self.store is not None:
-            with self.store.reading() as r:
-                stored = r.get_image(digest, self.analyzer_set)
-                stack = None if stored is None else self._stack(r, stored.stack)
-            if stored is not None and stack is not None:
-                self.counters.images_cached += 1
-                self.counters.layers_cached += len(stored.layers)
-                size = sum(d.size for d in manifest.layers)
-                return _facts_of_stored(stored, stack, ref, config, len(manifest.layers), size)
-        size = sum(d.size for d in manifest.layers)
-        facts = ImageFacts(image=ref, config=config, layers=len(manifest.layers), size=size)
-        diff_ids = view.rootfs.diff_ids if view.rootfs else []
-        if len(diff_ids) != len(manifest.layers):
-            facts.problems.append(
-                Problem(
-                    stage="layer",
-                    error="diff_ids_mismatch",
-                    message=f"{len(manifest.layers)} layers, {len(diff_ids)} diff_ids in config",
-                )
-            )
-            facts.complete = False
-            return facts
-        got = await asyncio.gather(
-            *(self._layer(repo, d, i) for d, i in zip(manifest.layers, diff_ids, strict=True)),
-            return_exceptions=True,
-        )
-        scanned: list[layers.LayerFacts] = []
-        for desc, item in zip(manifest.layers, got, strict=True):
-            if isinstance(item, asyncio.CancelledError):
-                raise item
-            if isinstance(item, BaseException):
-                if not isinstance(item, RegistryError | layers.LayerError | SourceError | OSError):
-                    raise item
-                f = failure_of(item, ref=ref.ref, stage="layer", image=ref)
-                facts.problems.append(
-                    Problem(
-                        stage="blob" if isinstance(item, RegistryError) else "layer",
-                        error=f.error,
-                        message=f"layer {desc.digest}: {item}",
-                        retryable=f.retryable,
-                    )
-                )
-                facts.complete = False
-            else:
-                scanned.append(item)
-        if not facts.complete:
-            return facts
-        stack, new = await self._assemble(scanned)
-        facts.packages = list(stack.packages)
-        facts.problems += [_problem_of_note(n) for n in stack.notes]
-        facts.os, facts.ecosystem = stack.os, stack.ecosystem
-        self.counters.images_analysed += 1
-        if self.store is not None:
-            assert self.writer is not None
-            if new:
-                await self.writer.call(self.store.put_stack, stack)
-            stored = StoredImage(
-                image=ref,
-                config=config_summary(config),
-                layers=[d.digest for d in manifest.layers],
-                stack=stack.key,
-                size=size,
-                scanned_at=_now(),
-                analyzers=self.analyzer_set,
-            )
-            # Awaited: a later tag of this digest must find it once it leaves ``_images``.
-            await self.writer.call(self.store.put_image, stored)
-        return facts
-
-    async def _assemble(self, scanned: list[layers.LayerFacts]) -> tuple[StackFacts, bool]:
-        """What a stack of layers holds: assembled once per stack and crawl (True: just
-        now; the store does not have it yet, unless an earlier crawl stored it)."""
-        key = stack_key(self.analyzer_set, [layer.digest for layer in scanned])
-        known = _recall(self._stacks, key)
-        if known is not None:
-            return known, False
-        # Off the loop: a Debian base takes a few hundred microseconds, but an image with
-        # tens of thousands of npm or Java packages would hold up every transfer. Two
-        # images of one new stack at once may both assemble it: the same answer.
-        done = ImageFacts(image=ImageRef(ref=""), config=b"", layers=0, size=0)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, assemble, scanned, self.analyzers, done)
-        stack = StackFacts(
-            key=key,
-            os=done.os,
-            ecosystem=done.ecosystem,
-            packages=done.packages,
-            notes=[msgspec.json.encode(p).decode() for p in done.problems],
-            analyzers=self.analyzer_set,
-        )
-        _remember(self._stacks, key, stack, _MAX_STACKS)
-        return stack, True
-
-    def _stack(self, r: StateReader, key: str) -> StackFacts | None:
-        """A stack's facts: from memory, or read (once per crawl) in ``r``'s transaction."""
-        stack = _recall(self._stacks, key)
-        if stack is None:
-            stack = r.get_stack(key)
-            if stack is not None:
-                _remember(self._stacks, key, stack, _MAX_STACKS)
-        return stack
-
-    async def _layer(self, repo: str, desc: Descriptor, diff_id: str) -> layers.LayerFacts:
-        digest = desc.digest
-        known = _recall(self._layer_facts, digest)
-        if known is not None:
-            self.counters.layers_cached += 1
-            return _checked(known, diff_id)
-        broken = self._broken.get(digest)
-        if broken is not None:
-            raise broken
-        # In flight by digest and diff_id: an image whose config names the blob wrongly
-        # waits for nobody's answer but its own.
-        flight = (digest, diff_id)
-        while (waiting := self._layers.get(flight)) is not None:
-            shared = await _join(waiting)
-            if shared is not None:
-                self.counters.layers_cached += 1
-                return shared
-        if self.store is not None:
-            stored = self.store.get_layer(digest, self.analyzer_set)
-            if stored is not None:
-                self.counters.layers_cached += 1
-                if _small(stored):
-                    _remember(self._layer_facts, digest, stored, _MAX_LAYERS)
-                return _checked(stored, diff_id)
-        fut = asyncio.get_running_loop().create_future()
-        self._layers[flight] = fut
-        try:
-            facts = await self._stream_layer(repo, desc, diff_id)
-            if self.writer is not None and self.store is not None:
-                # Awaited: once this layer leaves the in-flight map, the store must have it.
-                await self.writer.call(self.store.put_layer, facts)
-        except BaseException as exc:
-            if isinstance(exc, _BLOB_FAULTS):
-                # The blob is what it is: every image that shares it gets this answer,
-                # without fetching it again in this crawl. (Not a wrong diff_id or media
-                # type: those are one image's descriptor's, another image may name the blob
-                # rightly.)
-                self._broken[digest] = exc
-            _settle(fut, exc)
-            del self._layers[flight]
-            raise
-        if _small(facts) or self.store is None:
-            # Without a store, memory is the only cache: keep it, however large.
-            _remember(self._layer_facts, digest, facts, _MAX_LAYERS)
-        fut.set_result(facts)
-        del self._layers[flight]
-        self.counters.layers_fetched += 1
-        return facts
-
-    async def _stream_layer(self, repo: str, desc: Descriptor, diff_id: str) -> layers.LayerFacts:
-        loop = asyncio.get_running_loop()
-        pipe = _BlobPipe(loop)
-
-        def scan() -> layers.LayerFacts:
-            try:
-                return layers.scan_layer(
-                    cast(BinaryIO, pipe),
-                    media_type=desc.media_type,
-                    digest=desc.digest,
-                    diff_id=diff_id,
-                    analyzers=self.analyzers,
-                    analyzer_set=self.analyzer_set,
-                    size=desc.size,
-                    budget=self._budget,
-                )
-            finally:
-                pipe.close()
-
-        # The scanning thread starts with the first chunk, so that only streams holding
-        # one of the registry's connection slots hold a thread: a pool at least as large as
-        # the registry's concurrency can then never be filled by scanners whose producers
-        # wait for a slot held by a producer whose scanner waits for a thread.
-        work: asyncio.Future[layers.LayerFacts] | None = None
-        transport: RegistryError | None = None
-        try:
-            async with aclosing(self.registry.get_blob(repo, desc.digest)) as chunks:
-                async for chunk in chunks:
-                    if work is None:
-                        work = loop.run_in_executor(self._executor, scan)
-                    self.counters.bytes_fetched += len(chunk)
-                    if not await pipe.put(chunk):
-                        break  # the scanner stopped (a bad layer): it has its answer
-            if work is None:  # an empty blob: let the scanner say what is wrong with it
-                work = loop.run_in_executor(self._executor, scan)
-            await pipe.put(None)
-        except RegistryError as exc:
-            if work is None:
-                raise
-            transport = exc
-            pipe.abort(_Aborted(f"blob transfer failed: {exc}"))
-        except BaseException:
-            # Cancelled: unblock the scanning thread so that it ends by itself; its result
-            # (the abort) is of no interest to anyone.
-            pipe.abort(_Aborted("crawl cancelled"))
-            if work is not None:
-                work.add_done_callback(_discard)
-            raise
-        try:
-            scanned = await work
-        except (layers.LayerError, OSError) as exc:
-            # A digest mismatch is seen by both sides; the registry's error says it first
-            # (and carries ``retryable``).
-            if transport is not None:
-                raise transport from exc
-            raise
-        if transport is not None:
-            raise transport
-        return scanned
-
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-#: Faults of a blob's own bytes: every image naming the blob by this digest meets them.
-_BLOB_FAULTS = (layers.DigestMismatch, layers.CorruptLayer, layers.LayerTooLarge)
-#: Layers' facts and assembled stacks kept in memory by a crawler (the store has them all).
-#: A Debian rootfs's facts take ~280 KB decoded (and 0.4 ms to decode again from the store),
-#: an assembled stack a few tens of KB: the bounds keep a crawl's memory flat. A layer whose
-#: facts have more entries than ``_MAX_LAYER_ENTRIES`` (a node_modules of 50,000 files) is
-#: not kept in memory at all: it is read from the store when another image needs it.
-_MAX_LAYERS: Final = 64
-_MAX_LAYER_ENTRIES: Final = 20_000
-_MAX_STACKS: Final = 256
-
-
-def _remember(cache: dict[_K, _V], key: _K, value: _V, limit: int) -> None:
-    """Put ``key`` in a dict used as an LRU cache of at most ``limit`` entries."""
-    if len(cache) >= limit:
-        del cache[next(iter(cache))]
-    cache[key] = value
-
-
-def _recall(cache: dict[_K, _V], key: _K) -> _V | None:
-    """``key``'s value in an LRU cache (``_remember``), now the most recently used."""
-    value = cache.pop(key, None)
-    if value is not None:
-        cache[key] = value
-    return value
-
-
-def _checked(facts: layers.LayerFacts, diff_id: str) -> layers.LayerFacts:
-    """Cached facts for an image whose config names ``diff_id`` for the layer: the blob's
-    bytes were checked against the diff_id they hash to; another one is this image's
-    fault (told without fetching the blob again)."""
-    if facts.diff_id is not None and facts.diff_id != diff_id:
-        raise layers.DiffIdMismatch(
-            f"uncompressed layer hashes to {facts.diff_id}, config diff_id is {diff_id}"
-        )
-    return facts
-
-
-def _small(facts: layers.LayerFacts) -> bool:
-    """Whether a layer's facts are small enough to keep in memory (see the bounds above)."""
-    return len(facts.present) + len(facts.symlinks) + len(facts.found) <= _MAX_LAYER_ENTRIES
-
-
-async def _join(fut: asyncio.Future[_T]) -> _T | None:
-    """Await work another task started; None when that task was cancelled while this one
-    was not (the caller then does the work itself). Errors are shared: the image that
-    waited on a bad layer reports the same error."""
-    try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if fut.cancelled() and task is not None and not task.cancelling():
-            return None
-        raise
-
-
-def _settle(fut: asyncio.Future[_T], exc: BaseException) -> None:
-    """End shared work that failed: cancelled stays cancelled (waiters redo it), an error is
-    handed to the waiters (and marked retrieved, so none is logged when nobody waits)."""
-    if isinstance(exc, asyncio.CancelledError):
-        fut.cancel()
-    else:
-        fut.set_exception(exc)
-        fut.exception()
-
-
-def _discard(fut: asyncio.Future[layers.LayerFacts]) -> None:
-    if not fut.cancelled():
-        fut.exception()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+            result = await self.crawler.scan_ref(repo, tag, ref_text=ref)
+        except Exception as exc:  # noqa: BLE001 - a bug on one image must not end a crawl
+            _log.exception("crawl_internal_error", ref=ref)
+            result = RefResult(ref=ref, failures=[problem_of(exc, stage="crawl", ref=ref)])
+        return Visit(f"{repo}:{tag}", result)

@@ -79,6 +79,7 @@ from regsweep.crawler.oci import (
     split_digest,
     verify_digest,
 )
+from regsweep.matcher.facts import Problem, problem_of
 from regsweep.matcher.records import ImageRef
 
 #: Index nesting deeper than this is refused (a cycle cannot occur with content addressing,
@@ -205,18 +206,12 @@ class ResolvedImage(msgspec.Struct, frozen=True, kw_only=True):
         return self.opener(layer)
 
 
-class Failure(msgspec.Struct, frozen=True, kw_only=True):
-    """An image (or index subtree) that could not be resolved; the others still were."""
-
-    ref: ImageRef
-    error: SourceError
-
-
 class Resolution(msgspec.Struct, kw_only=True):
     """What a REF resolved to. Close it (or use ``with``) to release an archive's file."""
 
     images: list[ResolvedImage] = []
-    failures: list[Failure] = []
+    #: Images (or index subtrees) that could not be resolved; the others still were.
+    failures: list[Problem] = []
     #: What was skipped on purpose (attestations, artifacts, other platforms) and why.
     notes: list[str] = []
     closer: Callable[[], None] | None = None
@@ -237,6 +232,11 @@ class Resolution(msgspec.Struct, kw_only=True):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _failed(exc: SourceError, ref: ImageRef) -> Problem:
+    # A layout or archive on disk does not get better by retrying.
+    return problem_of(exc, stage="manifest", retryable=False, image=ref, ref=ref.ref)
 
 
 def open_source(ref: str | SourceRef, *, platform: Platform | None = None) -> Resolution:
@@ -676,7 +676,7 @@ class _Walker:
         except SourceError as e:
             if kind is DocumentKind.INDEX:
                 ref = msgspec.structs.replace(ref, digest=None, index_digest=desc.digest)
-            self.res.failures.append(Failure(ref=ref, error=e))
+            self.res.failures.append(_failed(e, ref))
 
     def _walk_index(
         self,
@@ -790,7 +790,7 @@ def _resolve_archive(
         try:
             image = _legacy_image(archive, entry, ref)
         except SourceError as e:
-            res.failures.append(Failure(ref=ref, error=e))
+            res.failures.append(_failed(e, ref))
             continue
         have = image.config_view.platform()
         if platform is not None and (have is None or not platform_matches(platform, have)):

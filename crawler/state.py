@@ -18,7 +18,7 @@ Named databases (LMDB keys are at most 511 bytes; longer keys are replaced by a 
   OS and notes assembled from one stack of layers. Images built on the same layers (every
   tag of a build, every rebuild of its config) share one entry: an image's own entry stays
   small whatever it holds, and a crawl decodes each stack once;
-* ``images``  manifest digest → ``ImageFacts`` (identity, config summary, layer digests, its
+* ``images``  manifest digest → ``StoredImage`` (identity, layer digests, its
   stack's key, when scanned, the analyzer-set hash): an unchanged image is re-matched from
   these and its stack;
 * ``walks``   ``manifest digest NUL analyzer-set hash NUL platform filter`` → ``Walk``: what
@@ -79,11 +79,13 @@ import msgspec
 import structlog
 
 from regsweep.crawler.layers import LayerFacts
-from regsweep.matcher.records import ConfigSummary, ImageRef, OsInfo, Package
+from regsweep.matcher.facts import Problem
+from regsweep.matcher.records import ImageRef, OsInfo, Package
 
 #: 2: layers hold what a layer means (``layers.LayerFacts``), documents have their own db,
-#: images name their stack of layers (``StackFacts``).
-SCHEMA_VERSION = 2
+#: images name their stack of layers (``StackFacts``). 3: problems are ``Problem`` Structs
+#: (not JSON text in strings); a stored image has no config summary (the judge makes it).
+SCHEMA_VERSION = 3
 #: Initial map size. Sparse on disk: LMDB only grows the file as pages are written.
 MAP_SIZE = 1 << 30
 _MAX_KEY = 511
@@ -126,17 +128,16 @@ class StackFacts(msgspec.Struct, frozen=True, kw_only=True):
     ecosystem: str | None = None
     packages: list[Package] = []
     #: What the analyzers skipped and why (error records again on a re-match).
-    notes: list[str] = []
+    notes: list[Problem] = []
     #: ``analyzer_set_hash`` of the analyzers that produced ``packages``.
     analyzers: str
 
 
-class ImageFacts(msgspec.Struct, frozen=True, kw_only=True):
-    """An analysed platform image: with its stack, enough to re-match it against new
-    advisories."""
+class StoredImage(msgspec.Struct, frozen=True, kw_only=True):
+    """An analysed platform image as stored: with its stack (and its config, a document),
+    enough to rebuild its ``facts.ImageFacts`` and re-match it against new advisories."""
 
     image: ImageRef
-    config: ConfigSummary | None = None
     #: Layer digests, bottom first.
     layers: list[str] = []
     #: ``stack_key`` of what its layers hold (``StackFacts``).
@@ -144,7 +145,7 @@ class ImageFacts(msgspec.Struct, frozen=True, kw_only=True):
     #: Total compressed size of the layers.
     size: int = 0
     #: What went wrong with the image itself, beyond its stack's notes.
-    notes: list[str] = []
+    notes: list[Problem] = []
     scanned_at: datetime
     #: ``analyzer_set_hash`` of the analyzers that produced its stack's packages.
     analyzers: str
@@ -380,7 +381,7 @@ class StateStore:
                 LayerFacts,
                 Document,
                 StackFacts,
-                ImageFacts,
+                StoredImage,
                 Walk,
                 TagEntry,
                 Checkpoint,
@@ -538,7 +539,7 @@ class StateStore:
         with self.reading() as r:
             return r.get_stack(key)
 
-    def get_image(self, digest: str, analyzers: str | None = None) -> ImageFacts | None:
+    def get_image(self, digest: str, analyzers: str | None = None) -> StoredImage | None:
         """The image facts of a manifest digest, else None.
 
         With ``analyzers``, facts produced by another analyzer set are a miss: they no
@@ -620,12 +621,12 @@ class StateStore:
         raw = self._enc.encode(doc)
         self._write(lambda txn: txn.put(_key(digest), raw, db=self._dbs["docs"]))
 
-    def put_image(self, facts: ImageFacts, *, tag: str | None = None) -> None:
+    def put_image(self, facts: StoredImage, *, tag: str | None = None) -> None:
         """Store an image's facts and, with ``tag`` (``registry/repo:tag``), point the tag
         at it, in one transaction."""
         digest = facts.image.digest
         if not digest:
-            raise ValueError("ImageFacts.image.digest is required: it is the key")
+            raise ValueError("StoredImage.image.digest is required: it is the key")
         raw = self._enc.encode(facts)
         tag_raw = self._enc.encode(TagEntry(digest=digest, seen_at=facts.scanned_at))
 
@@ -769,9 +770,9 @@ class StateReader:
             return None
         return doc
 
-    def get_image(self, digest: str, analyzers: str | None = None) -> ImageFacts | None:
+    def get_image(self, digest: str, analyzers: str | None = None) -> StoredImage | None:
         """As ``StateStore.get_image``."""
-        facts = self._get("images", _key(digest), ImageFacts)
+        facts = self._get("images", _key(digest), StoredImage)
         if facts is None or facts.image.digest != digest:
             return None
         if analyzers is not None and facts.analyzers != analyzers:

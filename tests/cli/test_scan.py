@@ -139,17 +139,17 @@ def test_progress_shows_on_a_terminal_only(example: tuple[Path, Path], tmp_path:
 
 _SCAN_FAULT = """
 import sys
-import regsweep.cli.scan as scan
+import regsweep.matcher.judge as judge
 from regsweep.cli.main import main
 
-real = scan._scan_image
+real = judge._judge
 
 def broken(facts, *args, **kwargs):
     if facts.image.platform == "linux/arm64":
         raise RuntimeError("a bug in matching or checks")
     return real(facts, *args, **kwargs)
 
-scan._scan_image = broken
+judge._judge = broken
 main(sys.argv[1:])
 """
 

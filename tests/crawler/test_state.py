@@ -24,17 +24,18 @@ from regsweep.crawler.layers import HardLink, LayerFacts
 from regsweep.crawler.state import (
     Checkpoint,
     Document,
-    ImageFacts,
     OutputMismatch,
     ResumableOutput,
     StackFacts,
     StateError,
     StateStore,
     StateWriter,
+    StoredImage,
     analyzer_set_hash,
     stack_key,
 )
-from regsweep.matcher.records import ConfigSummary, ImageRef, OsInfo, Package
+from regsweep.matcher.facts import Problem
+from regsweep.matcher.records import ImageRef, OsInfo, Package
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LAYER = "sha256:" + "a" * 64
@@ -59,8 +60,8 @@ def _digest(i: int) -> str:
     return f"sha256:{i:064x}"
 
 
-def _image(i: int, analyzers: str = "h", packages: int = 2) -> ImageFacts:
-    return ImageFacts(
+def _image(i: int, analyzers: str = "h", packages: int = 2) -> StoredImage:
+    return StoredImage(
         image=ImageRef(
             ref=f"127.0.0.1:5000/app{i}:v1",
             registry="127.0.0.1:5000",
@@ -69,11 +70,12 @@ def _image(i: int, analyzers: str = "h", packages: int = 2) -> ImageFacts:
             digest=_digest(i),
             platform="linux/amd64",
         ),
-        config=ConfigSummary(user="app", exposed_ports=["8080/tcp"], env_keys=["PATH"]),
         layers=[LAYER, _digest(10_000 + i)],
         stack=stack_key(analyzers, [LAYER, _digest(10_000 + i)]),
         size=1234,
-        notes=[f"image note {j}" for j in range(packages)],
+        notes=[
+            Problem(stage="layer", error="note", message=f"image note {j}") for j in range(packages)
+        ],
         scanned_at=T0,
         analyzers=analyzers,
     )
@@ -88,7 +90,13 @@ def _stack(key: str, packages: int = 2) -> StackFacts:
             Package(name=f"pkg{j}", version=f"1.{j}", type="deb", ecosystem="Debian:12")
             for j in range(packages)
         ],
-        notes=["var/lib/dpkg/status: 1 stanza without Version skipped"],
+        notes=[
+            Problem(
+                stage="analyzer",
+                error="dpkg_note",
+                message="var/lib/dpkg/status: 1 stanza without Version skipped",
+            )
+        ],
         analyzers="h",
     )
 

@@ -37,13 +37,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from regsweep.crawler.analyze import assemble, default_analyzers
 from regsweep.crawler.analyzers._rpmdb_bdb import read_bdb
 from regsweep.crawler.analyzers._rpmdb_header import DatabaseError, HeaderError, parse_header
 from regsweep.crawler.analyzers._rpmdb_ndb import read_ndb
 from regsweep.crawler.analyzers.interface import AnalyzerError, AnalyzerResult, Context, LayerFile
 from regsweep.crawler.analyzers.rpm import SIZE_CAP, RpmAnalyzer
 from regsweep.crawler.layers import scan_layer
-from regsweep.crawler.scan import ImageFacts, assemble, default_analyzers
+from regsweep.matcher.facts import ImageFacts
 from regsweep.matcher.records import ImageRef, OsInfo
 
 RPM = shutil.which("rpm")

@@ -26,7 +26,8 @@ import msgspec
 import pytest
 import uvloop
 
-from regsweep.crawler.crawl import (
+from regsweep.crawler.analyze import default_analyzers
+from regsweep.crawler.images import (
     Counters,
     Crawler,
     RefResult,
@@ -35,7 +36,6 @@ from regsweep.crawler.crawl import (
 )
 from regsweep.crawler.oci import InvalidReference, Platform
 from regsweep.crawler.registry import Registry
-from regsweep.crawler.scan import default_analyzers
 from regsweep.crawler.state import StateStore, StateWriter, analyzer_set_hash
 from tests import paths
 from tests.crawler.registry.conftest import PASSWORD, USER, RegistryServer
@@ -632,17 +632,17 @@ def test_malformed_registry_references_are_refused(text: str) -> None:
 
 _RENDER_FAULT = """
 import sys
-import regsweep.cli.crawl as crawl
+import regsweep.matcher.judge as judge
 from regsweep.cli.main import main
 
-real = crawl._scan_image
+real = judge._judge
 
 def broken(facts, *args, **kwargs):
     if "/test/oci:" in facts.image.ref:
         raise RuntimeError("a bug in matching or checks")
     return real(facts, *args, **kwargs)
 
-crawl._scan_image = broken
+judge._judge = broken
 main(sys.argv[1:])
 """
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from regsweep.crawler.scan import default_analyzers
+from regsweep.crawler.analyze import default_analyzers
 from regsweep.crawler.state import StateStore, analyzer_set_hash
 from tests.crawler.registry.conftest import RegistryServer, _proxy, _start, _stop
 from tests.crawler.registry.faults import BlobSink, FaultProxy, LoopThread

@@ -452,8 +452,9 @@ def test_match_command_output_is_byte_identical_to_encoding_the_records(tmp_path
 
     import msgspec
 
-    from regsweep.cli.match import _Writer, match_stream
+    from regsweep.matcher.output.ndjson import NdjsonSink
     from regsweep.matcher.records import ImageRef, PackageRecord, VulnerabilityRecord
+    from regsweep.matcher.stream import match_stream
 
     path = tmp_path / "adv.lmdb"
     store.build(path, [DSA_5343])
@@ -463,7 +464,7 @@ def test_match_command_output_is_byte_identical_to_encoding_the_records(tmp_path
         msgspec.json.encode(PackageRecord(image=image, package=p)) + b"\n" for p in pkgs
     )
     out = io.BytesIO()
-    writer = _Writer(out)
+    writer = NdjsonSink(out)
     with store.AdvisoryIndex(path) as index:
         matcher = Matcher(index)
         match_stream(matcher, io.BytesIO(lines), writer)
@@ -499,7 +500,8 @@ def test_match_stream_reports_bad_lines_and_reads_repeated_packages_once(
     over, blank lines skipped; a package whose bytes repeat is matched like the first."""
     import io
 
-    from regsweep.cli.match import _Writer, match_stream
+    from regsweep.matcher.output.ndjson import NdjsonSink
+    from regsweep.matcher.stream import match_stream
 
     path = tmp_path / "adv.lmdb"
     store.build(path, [DSA_5343])
@@ -520,7 +522,7 @@ def test_match_stream_reports_bad_lines_and_reads_repeated_packages_once(
         b'"ecosystem":"Mars:1"}}',  # 8: unknown ecosystem
     ]
     out = io.BytesIO()
-    writer = _Writer(out)
+    writer = NdjsonSink(out)
     with store.AdvisoryIndex(path) as index:
         match_stream(Matcher(index), io.BytesIO(b"\n".join(lines) + b"\n"), writer, batch=3)
     writer.flush()

@@ -11,11 +11,8 @@ is the matcher's business.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import BinaryIO, cast
-
-import msgspec
 
 from regsweep.crawler import layers
 from regsweep.crawler.analyzers.apk import ApkAnalyzer
@@ -32,7 +29,7 @@ from regsweep.crawler.analyzers.rpm import RpmAnalyzer
 from regsweep.crawler.analyzers.ruby import GemspecAnalyzer
 from regsweep.crawler.analyzers.rust import RustBinaryAnalyzer
 from regsweep.crawler.sources import ResolvedImage
-from regsweep.matcher.records import ImageRef, OsInfo, Package
+from regsweep.matcher.facts import ImageFacts, Problem, error_code
 
 
 def default_analyzers() -> list[Analyzer]:
@@ -51,41 +48,6 @@ def default_analyzers() -> list[Analyzer]:
         ComposerAnalyzer(),
         DotnetDepsAnalyzer(),
     ]
-
-
-class Problem(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Something the analysis could not do, as an ``error`` record will say it."""
-
-    stage: str
-    error: str
-    message: str
-    retryable: bool = False
-
-
-class ImageFacts(msgspec.Struct, kw_only=True):
-    """What one platform image holds. ``complete`` is False when a layer could not be read:
-    such an image must never be reported as clean."""
-
-    image: ImageRef
-    config: bytes
-    layers: int
-    size: int
-    packages: list[Package] = []
-    os: OsInfo | None = None
-    ecosystem: str | None = None
-    problems: list[Problem] = []
-    complete: bool = True
-
-
-# Word starts in a class name: before an upper case letter that follows a lower case letter or
-# digit, or that starts a word after an acronym (TLSError -> tls_error).
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-
-
-def error_code(exc: BaseException) -> str:
-    """A stable machine-readable code from an exception class: ``DigestMismatch`` →
-    ``digest_mismatch``."""
-    return _CAMEL.sub("_", type(exc).__name__).lower()
 
 
 def analyze_image(

@@ -1,0 +1,214 @@
+"""The judge step: an image's facts, a matcher and a policy → records and a tally.
+
+``judge(facts, matcher, policy)`` is what ``scan`` and ``crawl`` do with every platform
+image, whichever source it came from: the image's problems become ``error`` records; an
+image whose layers could not all be read stops there (it must never look clean);
+otherwise its packages are matched, the configuration checks run, and the records follow
+in a fixed order: ``error`` (matching, config), then per package its ``package`` record
+(with ``Policy.packages``) and its ``vulnerability`` records, the ``misconfiguration``
+records, and the ``image`` record last. A bug while judging one image becomes one ``error``
+record for it (stage ``match``) and nothing else of it: the run goes on.
+
+``matcher.stream.match_stream`` is the same judgement for ``package`` records read as NDJSON
+(``regsweep match``): no image facts, only matching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+import structlog
+
+from regsweep.matcher.checks import ConfigError, config_summary, run_checks
+from regsweep.matcher.facts import ImageFacts, Problem, error_code
+from regsweep.matcher.match import Matcher
+from regsweep.matcher.records import (
+    SEVERITY_RANK,
+    ErrorRecord,
+    ImageRecord,
+    PackageRecord,
+    Record,
+    VulnerabilityRecord,
+)
+
+log = structlog.get_logger("regsweep.matcher.judge")
+
+
+class Policy(msgspec.Struct, frozen=True, kw_only=True):
+    """What the user asked the judgement to include."""
+
+    #: Write a ``package`` record per package (``--packages``).
+    packages: bool = False
+    #: Trusted base images (``--trusted-base``); the base-image check is off without any.
+    trusted_bases: tuple[str, ...] = ()
+
+
+#: The counters of a ``Tally`` that add up.
+_SUMMED = (
+    "images",
+    "layers",
+    "bytes",
+    "packages",
+    "vulnerabilities",
+    "misconfigurations",
+    "errors",
+)
+
+
+class Tally:
+    """What records add up to (for the summary), and the worst severity seen (``--fail-on``:
+    ``SEVERITY_RANK``, 0 for none)."""
+
+    __slots__ = (*_SUMMED, "worst")
+
+    def __init__(self) -> None:
+        self.images = self.layers = self.bytes = self.packages = 0
+        self.vulnerabilities = self.misconfigurations = self.errors = 0
+        self.worst = 0
+
+    def add(self, other: Tally) -> None:
+        """Fold another tally (one image's, one tag's) into this one."""
+        for k in _SUMMED:
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.worst = max(self.worst, other.worst)
+
+    def counts(self) -> dict[str, int]:
+        """The per-block tallies a resumable output keeps (``max_severity`` is a maximum)."""
+        return {
+            "images": self.images,
+            "packages": self.packages,
+            "vulnerabilities": self.vulnerabilities,
+            "misconfigurations": self.misconfigurations,
+            "errors": self.errors,
+            "max_severity": self.worst,
+        }
+
+
+class Judgement:
+    """Records in the order they are written, and what they add up to."""
+
+    __slots__ = ("records", "tally")
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.tally = Tally()
+
+    def error(self, record: ErrorRecord) -> None:
+        """Add an ``error`` record (and count it)."""
+        self.records.append(record)
+        self.tally.errors += 1
+
+    def problems(self, problems: Iterable[Problem]) -> Judgement:
+        """Add the ``error`` records of problems that name what they are about."""
+        for p in problems:
+            self.error(p.record())
+        return self
+
+    def extend(self, other: Judgement) -> None:
+        """Append another judgement's records and tally."""
+        self.records += other.records
+        self.tally.add(other.tally)
+
+
+def judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
+    """One platform image's records (see the module doc)."""
+    try:
+        return _judge(facts, matcher, policy)
+    except Exception as exc:  # noqa: BLE001 - one image's bug must not end the run
+        log.exception("judge_internal_error", ref=facts.image.ref)
+        out = Judgement()
+        out.error(
+            ErrorRecord(
+                image=facts.image, ref=facts.image.ref, stage="match",
+                error=error_code(exc), message=str(exc),
+            )
+        )  # fmt: skip
+        return out
+
+
+def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
+    out = Judgement()
+    tally = out.tally
+    records = out.records
+    image = facts.image
+    for p in facts.problems:
+        out.error(p.record(image))
+    if not facts.complete:
+        return out
+    found, match_errors = matcher.match(facts.packages)
+    for err in match_errors:
+        pkg = facts.packages[err.package]
+        out.error(
+            ErrorRecord(
+                image=image,
+                ref=image.ref,
+                stage="match",
+                error=err.error,
+                message=f"{pkg.name} {pkg.version}: {err.message}",
+            )
+        )
+    try:
+        misconfigs, os_info = run_checks(
+            facts.config, facts.os, facts.packages, image, trusted_bases=policy.trusted_bases
+        )
+    except ConfigError as exc:
+        out.error(
+            ErrorRecord(
+                image=image, ref=image.ref, stage="config", error=error_code(exc), message=str(exc)
+            )
+        )
+        misconfigs, os_info = [], facts.os
+    n_vulns = 0
+    worst = 0
+    for pkg, advisories in zip(facts.packages, found, strict=True):
+        if policy.packages:
+            records.append(PackageRecord(image=image, package=pkg))
+        if advisories:
+            n_vulns += len(advisories)
+            for adv in advisories:
+                records.append(VulnerabilityRecord(image=image, package=pkg, advisory=adv))
+                worst = max(worst, SEVERITY_RANK[adv.severity])
+    for m in misconfigs:
+        records.append(m)
+        worst = max(worst, SEVERITY_RANK[m.check.severity])
+    records.append(
+        ImageRecord(
+            image=image,
+            os=os_info,
+            config=config_summary(facts.config),
+            layers=facts.layers,
+            size=facts.size,
+            packages=len(facts.packages),
+            vulnerabilities=n_vulns,
+            misconfigurations=len(misconfigs),
+            scanned_at=datetime.now(UTC).replace(microsecond=0),
+        )
+    )
+    tally.images += 1
+    tally.layers += facts.layers
+    tally.bytes += facts.size
+    tally.packages += len(facts.packages)
+    tally.vulnerabilities += n_vulns
+    tally.misconfigurations += len(misconfigs)
+    tally.worst = max(tally.worst, worst)
+    log.info(
+        "image_scanned",
+        ref=image.ref,
+        digest=image.digest,
+        packages=len(facts.packages),
+        vulnerabilities=n_vulns,
+        misconfigurations=len(misconfigs),
+    )
+    return out
+
+
+def judge_all(
+    problems: Sequence[Problem], images: Iterable[ImageFacts], matcher: Matcher, policy: Policy
+) -> Judgement:
+    """A reference's records: its own problems first, then each image's judgement."""
+    out = Judgement().problems(problems)
+    for facts in images:
+        out.extend(judge(facts, matcher, policy))
+    return out

@@ -1,0 +1,94 @@
+"""A table for people: every vulnerability and misconfiguration, printed when the run ends."""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+from regsweep.matcher.output.base import Sink
+from regsweep.matcher.records import (
+    SEVERITY_RANK,
+    ErrorRecord,
+    ImageRecord,
+    MisconfigurationRecord,
+    Record,
+    Severity,
+    SummaryRecord,
+    VulnerabilityRecord,
+)
+
+_COLUMNS = ("image", "package / check", "id", "severity", "fixed / evidence", "status")
+_ORDER = {s.value: SEVERITY_RANK[s] for s in Severity}
+Row = tuple[str, str, str, str, str, str]
+
+
+class TableSink(Sink):
+    """Collects one row per finding; ``end`` prints them sorted by image, then worst first."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        super().__init__(out)
+        self.rows: list[Row] = []
+        self.images = self.vulnerabilities = self.misconfigurations = self.errors = 0
+        self.summary: SummaryRecord | None = None
+
+    def write(self, record: Record) -> None:
+        if isinstance(record, VulnerabilityRecord):
+            adv, pkg = record.advisory, record.package
+            ref = record.image.ref if record.image else ""
+            self.rows.append(
+                (
+                    ref,
+                    f"{pkg.name} {pkg.version}",
+                    adv.id,
+                    adv.severity.value,
+                    ", ".join(adv.fixed),
+                    adv.status,
+                )
+            )
+            self.vulnerabilities += 1
+        elif isinstance(record, MisconfigurationRecord):
+            m = record
+            self.rows.append(
+                (
+                    m.image.ref,
+                    m.check.title,
+                    m.check.id,
+                    m.check.severity.value,
+                    m.evidence or "",
+                    m.check.category,
+                )
+            )
+            self.misconfigurations += 1
+        elif isinstance(record, ImageRecord):
+            self.images += 1
+        elif isinstance(record, ErrorRecord):
+            self.errors += 1
+        elif isinstance(record, SummaryRecord):
+            self.summary = record
+
+    def end(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        s = self.summary
+        images, vulns, misconfigs, errors = (
+            (s.images, s.vulnerabilities, s.misconfigurations, s.errors)
+            if s is not None
+            else (self.images, self.vulnerabilities, self.misconfigurations, self.errors)
+        )
+        table = Table(
+            title=f"{images} images, {vulns} vulnerabilities, "
+            f"{misconfigs} misconfigurations, {errors} errors"
+        )
+        for col in _COLUMNS:
+            table.add_column(col)
+        for row in sorted(self.rows, key=lambda r: (r[0], -_ORDER.get(r[3], 0), r[2])):
+            table.add_row(*row)
+        # Rich writes text; the sink's stream is binary like every other sink's.
+        text = io.TextIOWrapper(self.out, encoding="utf-8", write_through=True)
+        try:
+            Console(file=text).print(table)
+            text.flush()
+        finally:
+            text.detach()
+        self.out.flush()

@@ -1,0 +1,89 @@
+"""``package`` records (NDJSON) in, matches out: the judgement of ``regsweep match``.
+
+Light on purpose: a pipeline's ``regsweep match`` imports neither the configuration checks
+nor the logging stack (``tests/cli/test_cli.py`` holds it to that).
+"""
+
+from __future__ import annotations
+
+import gc
+from itertools import compress
+from operator import attrgetter
+from typing import BinaryIO
+
+import msgspec
+
+from regsweep.matcher.match import Matcher
+from regsweep.matcher.output import Sink
+from regsweep.matcher.records import ErrorRecord, PackageRecord, Record
+
+#: Packages matched per batch: large enough to share table reads, small enough to stream and
+#: for the batch's freshly decoded records to stay in the CPU cache until they are freed
+#: (4096 ran 25% faster than 20,000 on the 1M-record benchmark).
+BATCH = 4096
+_PACKAGE = attrgetter("package")
+
+
+def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BATCH) -> None:
+    """Match every ``package`` record of ``lines`` and write the ``vulnerability`` records to
+    ``sink``; records of other kinds are read and passed over.
+
+    A line that is not a valid record becomes an ``error`` record (stage ``input``) and the
+    stream goes on; so does a package that cannot be matched (stage ``match``). With a sink
+    that describes packages (``Sink.wants_packages``), the package records go to it too.
+    """
+    decoder = msgspec.json.Decoder(Record)
+    pending: list[PackageRecord] = []
+    keep_packages = sink.wants_packages
+
+    def flush() -> None:
+        found, errors = matcher.match(list(map(_PACKAGE, pending)))
+        if keep_packages:
+            for rec in pending:
+                sink.write(rec)
+        # Most packages have no finding: ``compress`` skips them in C.
+        for i in compress(range(len(found)), found):
+            rec = pending[i]
+            sink.write_matches(rec.image, rec.package, found[i])
+        for err in errors:
+            rec = pending[err.package]
+            sink.write(
+                ErrorRecord(
+                    image=rec.image,
+                    ref=rec.image.ref if rec.image else None,
+                    stage="match",
+                    error=err.error,
+                    message=f"{rec.package.name} {rec.package.version}: {err.message}",
+                )
+            )
+        pending.clear()
+        # What the matcher cached so far lives as long as the run: take it out of the
+        # cyclic GC's sight, or every collection walks the whole cache again.
+        gc.freeze()
+
+    # A sink that keeps package records needs them all: the fast path below skips them.
+    clean = None if keep_packages else matcher.known_clean
+    for lineno, line in enumerate(lines, 1):
+        # Most lines of a fleet's inventory are packages matched before with no finding:
+        # recognised from their bytes, they are never decoded.
+        if clean is not None and clean(line):
+            continue
+        if not line.strip():
+            continue
+        try:
+            rec = decoder.decode(line)
+        except msgspec.DecodeError as err:
+            sink.write(
+                ErrorRecord(
+                    stage="input",
+                    error="malformed_record",
+                    message=f"line {lineno}: {err}",
+                )
+            )
+            continue
+        if isinstance(rec, PackageRecord):
+            pending.append(rec)
+            if len(pending) >= batch:
+                flush()
+    if pending:
+        flush()
