@@ -204,7 +204,8 @@ class SarifSink(Sink):
             "properties": _image_properties(m.image),
         }
         if m.remediation:
-            result["fixes"] = [{"description": {"text": m.remediation}}]
+            # Not a SARIF ``fix``: that needs the artifact changes, and this is advice.
+            result["properties"] = {**_image_properties(m.image), "remediation": m.remediation}
         self._result(result)
 
     def _error(self, e: ErrorRecord) -> None:

@@ -84,10 +84,18 @@ class TableSink(Sink):
             table.add_column(col)
         for row in sorted(self.rows, key=lambda r: (r[0], -_ORDER.get(r[3], 0), r[2])):
             table.add_row(*row)
+        # On a terminal, its width; into a file or a pipe, as wide as the rows need (up to a
+        # limit): an advisory id cut to "CVE-2024-0…" is useless in a saved report.
+        width = None
+        if not self.out.isatty():
+            widest = [len(c) for c in _COLUMNS]
+            for row in self.rows:
+                widest = [max(w, len(x)) for w, x in zip(widest, row, strict=True)]
+            width = min(max(80, sum(widest) + 3 * len(widest) + 1), 400)
         # Rich writes text; the sink's stream is binary like every other sink's.
         text = io.TextIOWrapper(self.out, encoding="utf-8", write_through=True)
         try:
-            Console(file=text).print(table)
+            Console(file=text, width=width).print(table)
             text.flush()
         finally:
             text.detach()

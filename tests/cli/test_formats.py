@@ -1,0 +1,165 @@
+"""``--format`` and ``-o`` on ``scan`` and ``match`` as a user runs them: the SARIF and
+CycloneDX documents are valid (official SARIF schema; cyclonedx-python-lib's strict
+validator) and say what the NDJSON records of the same run say. ``crawl`` is in
+``tests/crawler/registry/test_formats.py``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import msgspec
+import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
+from tests import paths
+
+REGSWEEP = str(Path(sys.executable).parent / "regsweep")
+SARIF_SCHEMA = msgspec.json.decode(
+    (paths.DATA / "schemas" / "sarif-schema-2.1.0.json").read_bytes()
+)
+
+
+def valid_sarif(data: bytes) -> dict[str, Any]:
+    """``data`` decoded, after checking it against the SARIF 2.1.0 schema."""
+    doc: dict[str, Any] = msgspec.json.decode(data)
+    validator = jsonschema.Draft4Validator(
+        SARIF_SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER
+    )
+    assert [e.message for e in validator.iter_errors(doc)] == []
+    return doc
+
+
+def valid_cyclonedx(data: bytes) -> dict[str, Any]:
+    """``data`` decoded, after cyclonedx-python-lib's strict CycloneDX 1.6 validation."""
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(data.decode()) is None
+    doc: dict[str, Any] = msgspec.json.decode(data)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The make-run example layout (two platforms) and an index of the bundled samples."""
+    root = tmp_path_factory.mktemp("formats")
+    layout, db = root / "image", root / "adv.lmdb"
+    subprocess.run(
+        [sys.executable, str(paths.REPO / "scripts/make-example-image.py"), str(layout)],
+        check=True,
+    )
+    subprocess.run(
+        [REGSWEEP, "db", "build", "--db", str(db), str(paths.DATA / "advisories/osv"),
+         str(paths.DATA / "advisories/secdb")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return layout, db
+
+
+def regsweep(*args: str, stdin: bytes = b"") -> bytes:
+    proc = subprocess.run([REGSWEEP, *args], input=stdin, capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout
+
+
+def ndjson(data: bytes) -> list[dict[str, Any]]:
+    return [msgspec.json.decode(line) for line in data.splitlines()]
+
+
+def test_scan_sarif_has_one_result_per_finding_of_the_ndjson(example: tuple[Path, Path]) -> None:
+    layout, db = example
+    records = ndjson(regsweep("scan", "--db", str(db), f"oci:{layout}"))
+    doc = valid_sarif(regsweep("scan", "--db", str(db), "--format", "sarif", f"oci:{layout}"))
+    [run] = doc["runs"]
+    findings = sorted(
+        (
+            r["image"]["platform"],
+            r["advisory"]["id"] if r["kind"] == "vulnerability" else r["check"]["id"],
+        )
+        for r in records
+        if r["kind"] in ("vulnerability", "misconfiguration")
+    )
+    assert (
+        findings
+        and sorted((r["properties"]["platform"], r["ruleId"]) for r in run["results"]) == findings
+    )
+    rule_ids = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    assert len(rule_ids) == len(set(rule_ids)) == len({f[1] for f in findings})
+    assert run["invocations"][0]["executionSuccessful"] is True
+    assert len(run["properties"]["images"]) == 2
+
+
+def test_scan_cyclonedx_describes_every_package_of_every_image(
+    example: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Without ``--packages`` too: a BOM lists every package; ``-o`` writes the file."""
+    layout, db = example
+    records = ndjson(regsweep("scan", "--db", str(db), "--packages", f"oci:{layout}"))
+    out = tmp_path / "bom.json"
+    assert (
+        regsweep("scan", "--db", str(db), "--format", "cyclonedx", "-o", str(out), f"oci:{layout}")
+        == b""
+    )
+    doc = valid_cyclonedx(out.read_bytes())
+    images = {c["bom-ref"]: c for c in doc["components"]}
+    assert len(images) == 2 and all(c["type"] == "container" for c in images.values())
+    packages = sorted(
+        (p["name"], p["version"])
+        for c in images.values()
+        for p in c["components"]
+        if p["type"] == "library"
+    )
+    assert packages == sorted(
+        (r["package"]["name"], r["package"]["version"]) for r in records if r["kind"] == "package"
+    )
+    refs = {p["bom-ref"] for c in images.values() for p in c["components"]}
+    affected = [(v["id"], a["ref"]) for v in doc["vulnerabilities"] for a in v["affects"]]
+    assert all(ref in refs for _, ref in affected)
+    assert len(affected) == sum(1 for r in records if r["kind"] == "vulnerability")
+
+
+def test_match_writes_every_format_from_package_records(example: tuple[Path, Path]) -> None:
+    """``regsweep match`` takes ``--format`` like the others: the same matches in each."""
+    layout, db = example
+    inventory = regsweep("scan", "--db", str(db), "--packages", f"oci:{layout}")
+    matched = ndjson(regsweep("match", "--db", str(db), stdin=inventory))
+    ids = sorted(r["advisory"]["id"] for r in matched if r["kind"] == "vulnerability")
+    assert ids
+    sarif = valid_sarif(regsweep("match", "--db", str(db), "--format", "sarif", stdin=inventory))
+    assert sorted(r["ruleId"] for r in sarif["runs"][0]["results"]) == ids
+    bom = valid_cyclonedx(
+        regsweep("match", "--db", str(db), "--format", "cyclonedx", stdin=inventory)
+    )
+    assert sorted(v["id"] for v in bom["vulnerabilities"] for _ in v["affects"]) == ids
+    table = regsweep("match", "--db", str(db), "--format", "table", stdin=inventory).decode()
+    assert all(i in table for i in ids)
+
+
+def test_a_broken_image_is_named_in_every_format(
+    example: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A layer that does not match its digest: an ``error`` in NDJSON, a tool notification
+    in SARIF, a ``regsweep:error`` property of the BOM; the other image is reported."""
+    layout, db = example
+    broken = tmp_path / "broken"
+    subprocess.run(["cp", "-a", str(layout), str(broken)], check=True)
+    index = msgspec.json.decode((broken / "index.json").read_bytes())
+    top = index["manifests"][0]["digest"].split(":")[1]
+    platforms = msgspec.json.decode((broken / "blobs/sha256" / top).read_bytes())
+    first = platforms["manifests"][0]["digest"].split(":")[1]
+    manifest = msgspec.json.decode((broken / "blobs/sha256" / first).read_bytes())
+    layer = broken / "blobs/sha256" / manifest["layers"][0]["digest"].split(":")[1]
+    data = bytearray(layer.read_bytes())
+    data[-20] ^= 0xFF
+    layer.write_bytes(bytes(data))
+    sarif = valid_sarif(regsweep("scan", "--db", str(db), "--format", "sarif", f"oci:{broken}"))
+    [note] = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert note["level"] == "error" and note["properties"]["stage"] == "layer"
+    assert len(sarif["runs"][0]["properties"]["images"]) == 1
+    bom = valid_cyclonedx(
+        regsweep("scan", "--db", str(db), "--format", "cyclonedx", f"oci:{broken}")
+    )
+    assert [p["name"] for p in bom["properties"]] == ["regsweep:error"]
+    assert len(bom["components"]) == 1
