@@ -1,1 +1,3 @@
-"""The ``regsweep`` command line: commands, output writers, logging setup."""
+"""The ``regsweep`` command line: it parses options (defined once in ``common``), wires the
+library (``crawler.crawl``, ``crawler.analyze``, ``matcher.judge``, ``matcher.output``),
+writes output and handles signals. No pipeline logic lives here."""

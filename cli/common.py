@@ -17,6 +17,7 @@ from regsweep.matcher.output import Format, Sink, open_sink
 from regsweep.matcher.records import (
     SEVERITY_RANK,
     DbInfo,
+    ImageRecord,
     LayerCounts,
     Severity,
     SummaryRecord,
@@ -25,6 +26,7 @@ from regsweep.matcher.records import (
 if TYPE_CHECKING:
     from regsweep.crawler.crawl import RegistryOptions
     from regsweep.matcher.index.store import AdvisoryIndex
+    from regsweep.matcher.judge import Judgement
 
 T = TypeVar("T")
 
@@ -207,6 +209,24 @@ def summary_record(
             sources={k: v.records for k, v in (meta.ingest.sources if meta.ingest else {}).items()},
         ),
     )
+
+
+def log_judged(judgement: Judgement) -> None:
+    """One ``image_scanned`` log line per image record of a judgement (the library does not
+    log per image: an application embedding it decides what to log)."""
+    import structlog
+
+    log = structlog.get_logger()
+    for r in judgement.records:
+        if isinstance(r, ImageRecord):
+            log.info(
+                "image_scanned",
+                ref=r.image.ref,
+                digest=r.image.digest,
+                packages=r.packages,
+                vulnerabilities=r.vulnerabilities,
+                misconfigurations=r.misconfigurations,
+            )
 
 
 def now() -> datetime:

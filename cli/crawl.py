@@ -44,6 +44,7 @@ from regsweep.cli.common import (
     ImageProgress,
     fails,
     finding_options,
+    log_judged,
     now,
     output_options,
     registry_access,
@@ -245,6 +246,7 @@ class _Crawl:
         for note in result.notes:
             log.info("source_note", ref=result.ref, note=note)
         judgement = judge_all(result.failures, result.images, self.matcher, self.policy)
+        log_judged(judgement)
         for _ in result.images:
             self._progress.advance()
         if isinstance(out, _DocumentOutput):

@@ -25,6 +25,7 @@ from regsweep.cli.common import (
     ImageProgress,
     fails,
     finding_options,
+    log_judged,
     now,
     output_options,
     output_sink,
@@ -115,6 +116,7 @@ def scan_command(
                 progress.advance()
             sink.write_many(judgement.records)
             tally.add(judgement.tally)
+            log_judged(judgement)
 
         for ref in parsed:
             if isinstance(ref, RegistryRef):

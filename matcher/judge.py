@@ -193,14 +193,6 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
     tally.vulnerabilities += n_vulns
     tally.misconfigurations += len(misconfigs)
     tally.worst = max(tally.worst, worst)
-    log.info(
-        "image_scanned",
-        ref=image.ref,
-        digest=image.digest,
-        packages=len(facts.packages),
-        vulnerabilities=n_vulns,
-        misconfigurations=len(misconfigs),
-    )
     return out
 
 
