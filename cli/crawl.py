@@ -57,8 +57,7 @@ from regsweep.cli.common import (
 from regsweep.crawler import state
 from regsweep.crawler.crawl import CrawlFatal, RegistryCrawl, RegistryOptions, connect
 from regsweep.crawler.images import Crawler, RefResult
-from regsweep.crawler.oci import Platform, SourceError
-from regsweep.crawler.sources import parse_platform
+from regsweep.crawler.oci import Platform, SourceError, parse_platform
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.judge import Judgement, Policy, judge_all

@@ -45,8 +45,8 @@ from regsweep.crawler.images import (
     looks_like_registry_ref,
     parse_registry_ref,
 )
-from regsweep.crawler.oci import Platform, SourceError
-from regsweep.crawler.sources import SourceRef, open_source, parse_platform, parse_ref
+from regsweep.crawler.oci import Platform, SourceError, parse_platform
+from regsweep.crawler.sources import SourceRef, open_source, parse_ref
 from regsweep.matcher.facts import problem_of
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex

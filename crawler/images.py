@@ -48,7 +48,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import aclosing, suppress
 from datetime import UTC, datetime
-from typing import BinaryIO, Final, TypeVar, assert_never, cast
+from functools import partial
+from typing import BinaryIO, Final, TypeVar, cast
 
 import msgspec
 import structlog
@@ -57,26 +58,15 @@ from regsweep.crawler import layers
 from regsweep.crawler.analyze import assemble
 from regsweep.crawler.analyzers.interface import Analyzer, Budget
 from regsweep.crawler.oci import (
-    IMAGE_CONFIG_MEDIA_TYPES,
     MAX_CONFIG_BYTES,
     ConfigView,
     Descriptor,
-    DocumentKind,
     InvalidReference,
     ManifestView,
-    MediaType,
     Platform,
     SourceError,
-    Unsupported,
-    decode_config,
-    decode_index,
-    decode_manifest,
-    document_kind,
-    is_attestation,
-    parse_media_type,
 )
 from regsweep.crawler.registry import ProtocolError, Registry, RegistryError
-from regsweep.crawler.sources import MAX_INDEX_DEPTH, platform_matches
 from regsweep.crawler.state import (
     Document,
     StackFacts,
@@ -89,6 +79,7 @@ from regsweep.crawler.state import (
     analyzer_set_hash,
     stack_key,
 )
+from regsweep.crawler.walk import Image, Walker
 from regsweep.matcher.facts import ImageFacts, Problem, problem_of
 from regsweep.matcher.records import ImageRef
 
@@ -318,14 +309,6 @@ def _facts_of_stored(
     )
 
 
-def _artifact_note(desc: Descriptor, manifest: ManifestView) -> str | None:
-    """Why a manifest that is not an image (a signature, an SBOM …) is left out, else None."""
-    if manifest.config.media_type in IMAGE_CONFIG_MEDIA_TYPES:
-        return None
-    kind = manifest.artifact_type or manifest.config.media_type
-    return f"skipped {desc.digest}: artifact of type {kind!r}"
-
-
 class _Stored:
     """A reference resolved from the state store alone, and the cache hits that took
     (counted only if the resolution is used)."""
@@ -337,6 +320,21 @@ class _Stored:
         self.manifests = 0
         self.images = 0
         self.layers = 0
+
+
+class _RegistryBlobs:
+    """One repository's documents as the walk reads them (``walk.BlobSource``), through the
+    crawler's document cache."""
+
+    def __init__(self, crawler: Crawler, repo: str) -> None:
+        self.crawler = crawler
+        self.repo = repo
+
+    async def document(self, desc: Descriptor, what: str) -> bytes:
+        return await self.crawler._child(self.repo, desc)
+
+    async def config(self, desc: Descriptor) -> bytes:
+        return await self.crawler._config(self.repo, desc)
 
 
 # ---------------------------------------------------------------------------------------
@@ -487,7 +485,14 @@ class Crawler:
             return result
         result.digest = digest
         desc = Descriptor(media_type=media_type, digest=digest, size=len(data))
-        manifests = await self._walk(repo, desc, data, base, None, 0, result, top=True)
+        walker = Walker(
+            _RegistryBlobs(self, repo), partial(self._image, repo), platform=self.platform
+        )
+        found = await walker.walk(desc, base, data)
+        result.images += found.images
+        result.failures += found.failures
+        result.notes += found.notes
+        manifests = found.manifests
         if store is not None:
             # Only a new or moved tag is written: the entry of an unchanged one is right.
             tag = tag_key if tag_key is not None and digest != known else None
@@ -579,35 +584,6 @@ class Crawler:
             notes=list(result.notes),
         )
 
-    def _children(self, manifests: list[Descriptor], result: RefResult) -> list[Descriptor]:
-        """An index's entries to follow; a note for each one left out."""
-        children = []
-        for child in manifests:
-            if is_attestation(child):
-                result.notes.append(f"skipped {child.digest}: attestation manifest")
-            elif (
-                self.platform is not None
-                and child.platform is not None
-                and not platform_matches(self.platform, child.platform)
-            ):
-                result.notes.append(
-                    f"skipped {child.digest}: platform {child.platform} is not {self.platform}"
-                )
-            else:
-                children.append(child)
-        return children
-
-    def _platform_note(self, desc: Descriptor, have: Platform | None, top: bool) -> str | None:
-        """Why a top-level image is left out by ``--platform`` (index children were chosen
-        by their descriptors' platforms), else None."""
-        if (
-            top
-            and self.platform is not None
-            and (have is None or not platform_matches(self.platform, have))
-        ):
-            return f"skipped {desc.digest}: platform {have or 'unknown'} is not {self.platform}"
-        return None
-
     async def _child(self, repo: str, desc: Descriptor) -> bytes:
         async def fetch() -> tuple[bytes, str]:
             m = await self.registry.get_manifest(repo, desc.digest)
@@ -645,105 +621,10 @@ class Crawler:
         del self._docs[digest]
         return data
 
-    async def _walk(
-        self,
-        repo: str,
-        desc: Descriptor,
-        data: bytes | None,
-        base: ImageRef,
-        index_digest: str | None,
-        depth: int,
-        result: RefResult,
-        *,
-        top: bool = False,
-    ) -> int:
-        """Resolve one descriptor into ``result``; returns how many manifest documents
-        that took (this one and, for an index, its children's)."""
-        ref = msgspec.structs.replace(
-            base,
-            digest=desc.digest,
-            index_digest=index_digest,
-            platform=str(desc.platform) if desc.platform else None,
-        )
-        media_type = parse_media_type(desc.media_type)
-        try:
-            if media_type is None:
-                result.notes.append(f"skipped {desc.digest}: media type {desc.media_type!r}")
-                return 0
-            if data is None:
-                data = await self._child(repo, desc)
-            kind = document_kind(media_type)
-            match kind:
-                case DocumentKind.SCHEMA1:
-                    raise Unsupported(f"{desc.digest}: Docker schema 1 manifests are not supported")
-                case DocumentKind.INDEX:
-                    return 1 + await self._index(repo, desc, data, media_type, base, depth, result)
-                case DocumentKind.IMAGE:
-                    facts = await self._image(repo, desc, data, media_type, ref, result, top=top)
-                    if facts is not None:
-                        result.images.append(facts)
-                    return 1
-                case _:
-                    assert_never(kind)
-        except (RegistryError, SourceError) as exc:
-            result.failures.append(problem_of(exc, stage="manifest", image=ref, ref=base.ref))
-        return 1
-
-    async def _index(
-        self,
-        repo: str,
-        desc: Descriptor,
-        data: bytes,
-        media_type: MediaType,
-        base: ImageRef,
-        depth: int,
-        result: RefResult,
-    ) -> int:
-        if depth >= MAX_INDEX_DEPTH:
-            raise SourceError(f"{desc.digest}: indexes nested deeper than {MAX_INDEX_DEPTH}")
-        index = decode_index(data, media_type, f"index {desc.digest}")
-        children = self._children(index.manifests, result)
-        # Platforms of one index in parallel (they usually share only small layers), each
-        # into its own result so that records follow the index's order, not completion's.
-        parts = [RefResult(ref=result.ref) for _ in children]
-        counts = await asyncio.gather(
-            *(
-                self._walk(repo, c, None, base, desc.digest, depth + 1, part)
-                for c, part in zip(children, parts, strict=True)
-            )
-        )
-        for part in parts:
-            result.images += part.images
-            result.failures += part.failures
-            result.notes += part.notes
-        return sum(counts)
-
-    async def _image(
-        self,
-        repo: str,
-        desc: Descriptor,
-        data: bytes,
-        media_type: MediaType,
-        ref: ImageRef,
-        result: RefResult,
-        *,
-        top: bool,
-    ) -> ImageFacts | None:
-        manifest = decode_manifest(data, media_type, f"manifest {desc.digest}")
-        if (note := _artifact_note(desc, manifest)) is not None:
-            result.notes.append(note)
-            return None
-        try:
-            config = await self._config(repo, manifest.config)
-        except (RegistryError, SourceError) as exc:
-            result.failures.append(problem_of(exc, stage="blob", image=ref, ref=ref.ref))
-            return None
-        view = decode_config(config, f"config {manifest.config.digest}")
-        have = desc.platform or view.platform()
-        if (note := self._platform_note(desc, have, top)) is not None:
-            result.notes.append(note)
-            return None
-        ref = msgspec.structs.replace(ref, platform=str(have) if have else None)
+    async def _image(self, repo: str, image: Image) -> ImageFacts:
+        """A platform image's facts (the walk's hook): analysed once however many tags of
+        the crawl reach its digest at once."""
+        desc, ref = image.desc, image.ref
         while (waiting := self._images.get(desc.digest)) is not None:
             shared = await _join(waiting)
             if shared is not None:
@@ -751,7 +632,9 @@ class Crawler:
         fut = asyncio.get_running_loop().create_future()
         self._images[desc.digest] = fut
         try:
-            facts = await self._analyse(repo, desc.digest, manifest, view, config, ref)
+            facts = await self._analyse(
+                repo, desc.digest, image.manifest, image.view, image.config, ref
+            )
         except BaseException as exc:
             _settle(fut, exc)
             del self._images[desc.digest]

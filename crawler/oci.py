@@ -195,6 +195,35 @@ class Platform(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return f"{base}/{self.variant}" if self.variant else base
 
 
+_PLATFORM_PART: Final = re.compile(r"[A-Za-z0-9_.-]+")
+_ARCH_ALIASES: Final = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
+# The variant a platform has when none is written (containerd's normalisation).
+_DEFAULT_VARIANT: Final = {"arm64": "v8", "arm": "v7"}
+
+
+def parse_platform(text: str) -> Platform:
+    """Parse a ``--platform`` value ``os/arch[/variant]``; ``InvalidReference`` otherwise."""
+    parts = text.split("/")
+    if not 2 <= len(parts) <= 3 or not all(_PLATFORM_PART.fullmatch(p) for p in parts):
+        raise InvalidReference(f"platform {text!r}: expected os/arch[/variant]")
+    return Platform(
+        os=parts[0].lower(),
+        architecture=_ARCH_ALIASES.get(parts[1].lower(), parts[1].lower()),
+        variant=parts[2].lower() if len(parts) == 3 else None,
+    )
+
+
+def platform_matches(wanted: Platform, have: Platform) -> bool:
+    """True when ``have`` is ``wanted``; a variant in ``wanted`` must match (defaults
+    applied: arm64 is v8, arm is v7), a filter without a variant accepts every variant."""
+    arch = _ARCH_ALIASES.get(have.architecture, have.architecture)
+    if wanted.os != have.os or wanted.architecture != arch:
+        return False
+    if wanted.variant is None:
+        return True
+    return wanted.variant == (have.variant or _DEFAULT_VARIANT.get(arch))
+
+
 class Descriptor(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """A content descriptor: what a blob is, its digest and length (image-spec)."""
 

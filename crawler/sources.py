@@ -29,16 +29,18 @@ Reference grammar (the path may itself contain ``:`` and ``@``):
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import io
 import os
 import re
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, Protocol, assert_never, cast
+from typing import IO, Any, Final, Protocol, TypeVar, assert_never, cast
 
 import isal.igzip
 import isal.igzip_lib
@@ -46,7 +48,6 @@ import msgspec
 
 from regsweep.crawler.oci import (
     CONTAINERD_IMAGE_NAME,
-    IMAGE_CONFIG_MEDIA_TYPES,
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
     OCI_LAYER_MEDIA_TYPE,
@@ -56,7 +57,6 @@ from regsweep.crawler.oci import (
     CorruptArchive,
     Descriptor,
     DigestMismatch,
-    DocumentKind,
     InvalidReference,
     MalformedManifest,
     ManifestTooLarge,
@@ -70,25 +70,20 @@ from regsweep.crawler.oci import (
     compute_digest,
     decode_config,
     decode_index,
-    decode_manifest,
-    document_kind,
-    is_attestation,
     layer_compression,
-    parse_media_type,
+    platform_matches,
     probe_document,
     split_digest,
     verify_digest,
 )
+from regsweep.crawler.walk import Image, Walker
 from regsweep.matcher.facts import Problem, problem_of
 from regsweep.matcher.records import ImageRef
 
-#: Index nesting deeper than this is refused (a cycle cannot occur with content addressing,
-#: but a deep chain of indexes is a cheap way to make a scanner do pointless work).
-MAX_INDEX_DEPTH: Final = 8
 #: ``oci-layout`` is a one-field file; anything larger is not one.
 _MAX_LAYOUT_FILE: Final = 4096
 _TAG_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-_PLATFORM_PART: Final = re.compile(r"[A-Za-z0-9_.-]+")
+_R = TypeVar("_R")
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 #: What reading a damaged (gzip-compressed) tar can raise: tarfile's own errors, EOFError for
 #: a gzip stream cut short, OSError (``BadGzipFile``) and isal's error for bad deflate data.
@@ -156,34 +151,6 @@ def _is_digest(s: str) -> bool:
     except MalformedManifest:
         return False
     return True
-
-
-_ARCH_ALIASES: Final = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
-# The variant a platform has when none is written (containerd's normalisation).
-_DEFAULT_VARIANT: Final = {"arm64": "v8", "arm": "v7"}
-
-
-def parse_platform(text: str) -> Platform:
-    """Parse a ``--platform`` value ``os/arch[/variant]``; ``InvalidReference`` otherwise."""
-    parts = text.split("/")
-    if not 2 <= len(parts) <= 3 or not all(_PLATFORM_PART.fullmatch(p) for p in parts):
-        raise InvalidReference(f"platform {text!r}: expected os/arch[/variant]")
-    return Platform(
-        os=parts[0].lower(),
-        architecture=_ARCH_ALIASES.get(parts[1].lower(), parts[1].lower()),
-        variant=parts[2].lower() if len(parts) == 3 else None,
-    )
-
-
-def platform_matches(wanted: Platform, have: Platform) -> bool:
-    """True when ``have`` is ``wanted``; a variant in ``wanted`` must match (defaults
-    applied: arm64 is v8, arm is v7), a filter without a variant accepts every variant."""
-    arch = _ARCH_ALIASES.get(have.architecture, have.architecture)
-    if wanted.os != have.os or wanted.architecture != arch:
-        return False
-    if wanted.variant is None:
-        return True
-    return wanted.variant == (have.variant or _DEFAULT_VARIANT.get(arch))
 
 
 class ResolvedImage(msgspec.Struct, frozen=True, kw_only=True):
@@ -574,10 +541,7 @@ def _resolve_layout(sref: SourceRef, blobs: _Blobs, platform: Platform | None) -
         tops = list(index.manifests)
         if not tops:
             raise NotFound(f"{sref.text}: the layout's index.json lists no image")
-    walker = _Walker(sref, blobs, platform)
-    for top in tops:
-        walker.walk_top(top)
-    return walker.finish()
+    return _walk_layout(sref, blobs, tops, platform)
 
 
 def _ref_name(d: Descriptor) -> str | None:
@@ -621,128 +585,73 @@ def _descriptor_of_blob(blobs: _Blobs, digest: str, what: str) -> Descriptor:
     return Descriptor(media_type=media_type, digest=digest, size=size)
 
 
-class _Walker:
-    """Follows descriptors from the top of a layout down to platform images."""
+class _LayoutBlobs:
+    """A layout's blobs as the walk reads them (``walk.BlobSource``)."""
 
-    def __init__(self, sref: SourceRef, blobs: _Blobs, platform: Platform | None) -> None:
-        self.sref = sref
+    def __init__(self, blobs: _Blobs) -> None:
         self.blobs = blobs
-        self.platform = platform
-        self.seen: set[str] = set()
-        self.res = Resolution()
 
-    def walk_top(self, top: Descriptor) -> None:
-        repository, tag = _split_name(
-            (top.annotations or {}).get(CONTAINERD_IMAGE_NAME) or _ref_name(top) or ""
-        )
-        if self.sref.tag is not None:
-            tag = self.sref.tag
-        base = ImageRef(ref=self.sref.text, repository=repository, tag=tag)
-        self._walk(top, base, None, 0)
+    async def document(self, desc: Descriptor, what: str) -> bytes:
+        return _read_blob(self.blobs, desc, MAX_MANIFEST_BYTES, what)
 
-    def finish(self) -> Resolution:
-        if not self.res.images and not self.res.failures:
-            raise NotFound(f"{self.sref.text}: no image to scan ({'; '.join(self.res.notes)})")
-        return self.res
+    async def config(self, desc: Descriptor) -> bytes:
+        return _read_blob(self.blobs, desc, MAX_CONFIG_BYTES, "config")
 
-    def _walk(self, desc: Descriptor, base: ImageRef, index_digest: str | None, depth: int) -> None:
-        # Two tags (or two indexes) naming one manifest make one image, scanned once.
-        if desc.digest in self.seen:
-            return
-        self.seen.add(desc.digest)
-        media_type = parse_media_type(desc.media_type)
-        if media_type is None:
-            self.res.notes.append(
-                f"skipped {desc.digest}: not an image (media type {desc.media_type!r})"
-            )
-            return
-        ref = msgspec.structs.replace(
-            base,
-            digest=desc.digest,
-            index_digest=index_digest,
-            platform=str(desc.platform) if desc.platform else None,
-        )
-        kind = document_kind(media_type)
-        try:
-            match kind:
-                case DocumentKind.SCHEMA1:
-                    raise Unsupported(f"{desc.digest}: Docker schema 1 manifests are not supported")
-                case DocumentKind.INDEX:
-                    self._walk_index(desc, media_type, base, index_digest, depth)
-                case DocumentKind.IMAGE:
-                    self._image(desc, media_type, ref)
-                case _:
-                    assert_never(kind)
-        except SourceError as e:
-            if kind is DocumentKind.INDEX:
-                ref = msgspec.structs.replace(ref, digest=None, index_digest=desc.digest)
-            self.res.failures.append(_failed(e, ref))
 
-    def _walk_index(
-        self,
-        desc: Descriptor,
-        media_type: MediaType,
-        base: ImageRef,
-        index_digest: str | None,
-        depth: int,
-    ) -> None:
-        if depth >= MAX_INDEX_DEPTH:
-            raise MalformedManifest(f"{desc.digest}: indexes nested deeper than {MAX_INDEX_DEPTH}")
-        data = _read_blob(self.blobs, desc, MAX_MANIFEST_BYTES, "index")
-        index = decode_index(data, media_type, f"index {desc.digest}")
-        # The outermost index is the one a tag points to, so it is the one recorded.
-        outer = index_digest or desc.digest
-        for child in index.manifests:
-            if is_attestation(child):
-                self.res.notes.append(f"skipped {child.digest}: attestation manifest")
-            elif (
-                self.platform is not None
-                and child.platform is not None
-                and not platform_matches(self.platform, child.platform)
-            ):
-                self.res.notes.append(
-                    f"skipped {child.digest}: platform {child.platform} is not {self.platform}"
-                )
-            else:
-                self._walk(child, base, outer, depth + 1)
+def _walk_layout(
+    sref: SourceRef, blobs: _Blobs, tops: list[Descriptor], platform: Platform | None
+) -> Resolution:
+    """Every top descriptor of a layout down to its platform images (``walk.Walker``)."""
 
-    def _image(self, desc: Descriptor, media_type: MediaType, ref: ImageRef) -> None:
-        data = _read_blob(self.blobs, desc, MAX_MANIFEST_BYTES, "manifest")
-        manifest = decode_manifest(data, media_type, f"manifest {desc.digest}")
-        if manifest.config.media_type not in IMAGE_CONFIG_MEDIA_TYPES:
-            kind = manifest.artifact_type or manifest.config.media_type
-            self.res.notes.append(f"skipped {desc.digest}: artifact of type {kind!r}")
-            return
-        config = _read_blob(self.blobs, manifest.config, MAX_CONFIG_BYTES, "config")
-        view = decode_config(config, f"config {manifest.config.digest}")
-        have = desc.platform or view.platform()
-        # Index entries were filtered on their descriptor's platform already; this catches a
-        # manifest named directly (tag, digest), filtered on the platform its config declares.
-        if self.platform is not None and (
-            have is None or not platform_matches(self.platform, have)
-        ):
-            self.res.notes.append(
-                f"skipped {desc.digest}: platform {have or 'unknown'} is not {self.platform}"
-            )
-            return
+    async def resolved(image: Image) -> ResolvedImage:
+        manifest, view, desc = image.manifest, image.view, image.desc
         _check_layers(manifest, view, f"manifest {desc.digest}")
         for layer in manifest.layers:
-            size = self.blobs.blob_size(layer.digest)
+            size = blobs.blob_size(layer.digest)
             if size != layer.size:
                 raise SizeMismatch(
                     f"layer {layer.digest}: blob is {size} bytes, descriptor {layer.size}"
                 )
-        blobs = self.blobs
-        self.res.images.append(
-            ResolvedImage(
-                ref=msgspec.structs.replace(ref, platform=str(have) if have else None),
-                manifest=manifest,
-                manifest_media_type=media_type,
-                config=config,
-                config_view=view,
-                opener=lambda d: blobs.open_blob(d.digest),
-            )
+        return ResolvedImage(
+            ref=image.ref,
+            manifest=manifest,
+            manifest_media_type=image.media_type,
+            config=image.config,
+            config_view=view,
+            opener=lambda d: blobs.open_blob(d.digest),
         )
+
+    async def walk_all() -> Resolution:
+        # Every read is a local file's: nothing here waits, the loop only drives the walk.
+        walker = Walker(_LayoutBlobs(blobs), resolved, platform=platform, dedupe=True)
+        res = Resolution()
+        for top in tops:
+            repository, tag = _split_name(
+                (top.annotations or {}).get(CONTAINERD_IMAGE_NAME) or _ref_name(top) or ""
+            )
+            if sref.tag is not None:
+                tag = sref.tag
+            found = await walker.walk(top, ImageRef(ref=sref.text, repository=repository, tag=tag))
+            res.images += found.images
+            res.failures += found.failures
+            res.notes += found.notes
+        return res
+
+    res = _run(walk_all())
+    if not res.images and not res.failures:
+        raise NotFound(f"{sref.text}: no image to scan ({'; '.join(res.notes)})")
+    return res
+
+
+def _run(coro: Coroutine[Any, Any, _R]) -> _R:
+    """Run a walk to completion from synchronous code, on this thread, or on another when
+    this one is already running an event loop (a library caller inside async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _check_layers(manifest: ManifestView, view: ConfigView, what: str) -> None:

@@ -39,14 +39,10 @@ from regsweep.crawler.oci import (
     decode_config,
     decode_index,
     decode_manifest,
-)
-from regsweep.crawler.sources import (
-    SourceKind,
-    open_source,
     parse_platform,
-    parse_ref,
     platform_matches,
 )
+from regsweep.crawler.sources import SourceKind, open_source, parse_ref
 from regsweep.matcher.facts import error_code
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
