@@ -52,7 +52,7 @@ class Report(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     #: When the index measured on (or whose versions were measured) was built.
     index_built_at: datetime | None = None
     #: The peak resident set of the process over the whole run (input preparation
-    #: included), in MB.
+    #: included), in MB: see ``peak_rss_mb``.
     peak_rss_mb: float
     result: T
 
@@ -72,7 +72,20 @@ def machine() -> str:
 
 
 def peak_rss_mb() -> float:
-    """The peak resident set of this process so far, in MB (``ru_maxrss``)."""
+    """The peak resident set of this process so far, in MB.
+
+    ``VmHWM`` where Linux has it, else ``ru_maxrss``: Linux carries ``ru_maxrss`` over
+    ``fork`` and ``exec``, so a benchmark started by a big process (a harness holding a
+    million packages) would report its parent's peak as its own; ``VmHWM`` belongs to the
+    address space, which ``exec`` replaces.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass  # no procfs: fall back to getrusage
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux counts KiB, macOS bytes.
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024

@@ -299,3 +299,22 @@ def test_the_generated_layer_is_the_same_bytes_every_time() -> None:
     a, b = io.BytesIO(), io.BytesIO()
     assert layer_bench.generate_layer(a, 1) == layer_bench.generate_layer(b, 1)
     assert a.getvalue() == b.getvalue()
+
+
+_BIG_PARENT = """
+import subprocess, sys
+big = bytearray(256 << 20)
+big[::4096] = b"\\1" * len(big[::4096])  # touch every page: resident, not just reserved
+sys.stdout.write(subprocess.run(sys.argv[1:], capture_output=True, text=True, check=True).stdout)
+"""
+
+
+def test_peak_rss_is_the_commands_own_not_its_parents() -> None:
+    """Started by a process with 256 MB resident (a harness holding an inventory), the
+    command reports its own peak: Linux's ru_maxrss would carry the parent's over exec."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _BIG_PARENT, REGSWEEP, "bench", "layers", "--generate-mb", "1",
+         "--repeat", "1", "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert 0 < msgspec.json.decode(proc.stdout)["peak_rss_mb"] < 200
