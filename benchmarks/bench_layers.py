@@ -394,7 +394,7 @@ def main() -> None:
         "",
         *(
             f"- `regsweep bench layers`, {name}: product / floor **{m.ratio:.2f}×** "
-            f"(CPU {m.product.cpu_seconds / m.floor.cpu_seconds:.2f}×); "
+            f"(CPU {m.cpu_ratio:.2f}×); "
             f"{m.product.mb_per_s:.0f} MB/s and {m.product.files_per_s:,.0f} files/s "
             f"({m.files:,} files), {m.packages} packages found"
             for name, m in measured

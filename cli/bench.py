@@ -214,7 +214,9 @@ def bench_matcher(
         f"  floor   (msgspec decode + encode) {f.seconds:8.3f} s  "
         f"{f.packages_per_s:>12,.0f} packages/s  (CPU {f.cpu_seconds:.3f} s)"
     )
-    click.echo(f"  product / floor                   {result.ratio:8.2f}×")
+    click.echo(
+        f"  product / floor                   {result.ratio:8.2f}×  (CPU {result.cpu_ratio:.2f}×)"
+    )
     click.echo(f"  peak RSS                          {report.peak_rss_mb:8.0f} MB")
 
 
@@ -363,5 +365,5 @@ def bench_layers(
             f"    floor   {f.seconds:7.3f} s  {f.mb_per_s:7.0f} MB/s  {f.files_per_s:>9,.0f} "
             f"files/s  (CPU {f.cpu_seconds:.3f} s)"
         )
-        click.echo(f"    product / floor {r.ratio:.2f}×")
+        click.echo(f"    product / floor {r.ratio:.2f}×  (CPU {r.cpu_ratio:.2f}×)")
     click.echo(f"  peak RSS {report.peak_rss_mb:.0f} MB")

@@ -298,6 +298,9 @@ class LayerResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     floor: LayerPass
     #: Product seconds / floor seconds.
     ratio: float
+    #: The same in CPU seconds (every thread's): what the product's extra work costs, and
+    #: steadier than wall time on a shared machine.
+    cpu_ratio: float
 
 
 def _scan(blob: LayerBlob) -> tuple[float, float, int]:
@@ -355,6 +358,7 @@ def measure_layer(blob: LayerBlob, repeat: int = 3, label: str | None = None) ->
         product=product,
         floor=floor,
         ratio=product.seconds / floor.seconds,
+        cpu_ratio=product.cpu_seconds / floor.cpu_seconds,
     )
 
 

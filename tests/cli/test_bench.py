@@ -97,6 +97,7 @@ def test_matcher_on_a_generated_inventory_reports_every_figure(db: Path) -> None
     assert r["product"]["records"] == r["floor"]["records"] >= r["findings"]
     assert r["product"]["bytes"] == r["floor"]["bytes"] > 0
     assert r["ratio"] == pytest.approx(r["product"]["seconds"] / r["floor"]["seconds"])
+    assert r["cpu_ratio"] == pytest.approx(r["product"]["cpu_seconds"] / r["floor"]["cpu_seconds"])
 
 
 def test_matcher_reads_the_inventory_regsweep_scan_packages_writes(
@@ -254,7 +255,7 @@ def test_layers_on_a_generated_layer_finds_its_packages(tmp_path: Path) -> None:
     assert r["packages"] > 10
     for side in (r["product"], r["floor"]):
         assert side["mb_per_s"] > 0 and side["files_per_s"] > 0
-    assert r["ratio"] > 0
+    assert r["ratio"] > 0 and r["cpu_ratio"] > 0
 
 
 def test_layers_reads_tar_and_zstd_layers_given_as_files(tmp_path: Path) -> None:
