@@ -499,7 +499,9 @@ def generate_layer(out: BinaryIO, megabytes: int, seed: int = 20261128) -> int:
     rng = random.Random(seed)
     pools = _Pools(rng)
     target = megabytes * 1_000_000
-    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
+    # No file name in the gzip header (GzipFile takes ``out.name`` by default): the bytes
+    # must not depend on where they are written.
+    with gzip.GzipFile(filename="", fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
         counted = _Counted(gz)
         with tarfile.open(
             fileobj=cast(IO[bytes], counted), mode="w|", format=tarfile.GNU_FORMAT
