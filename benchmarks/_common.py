@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import subprocess
@@ -11,6 +10,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from regsweep.cli import bench
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -28,16 +29,9 @@ def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
 
 
 def machine() -> str:
-    """One line naming the machine the figures were measured on."""
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    """One line naming the machine the figures were measured on (as ``regsweep bench``
+    names it), and the Python version."""
+    return f"{bench.machine()}, Python {platform.python_version()}"
 
 
 def commit() -> str:

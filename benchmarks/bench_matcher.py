@@ -8,14 +8,16 @@ In one run, on all of ``../shared/data/advisories`` (or the repo's test samples 
    each in a fresh process so its peak RSS is its own; a least-squares line through the four
    points shows how time and memory grow with the number of advisories.
 2. **Matching core**: ``Matcher.match`` on an N-package inventory (default 1M) made of real
-   names and versions: every advisory package at its real event versions (fixed, introduced,
-   listed), Debian 12 binaries from ``apt-cache dumpavail`` with their Source fields, and
-   language packages at advisory versions, sampled with repeats as a fleet has them.
-   Beside it, the **naive baseline**: a dict of ``(ecosystem, name)`` → advisories whose
-   ranges (events pre-sorted) are evaluated per package with the compiled compare — the
-   shape of Grype's and Trivy's matching loops.
-3. **End to end**: ``regsweep match`` on the inventory as NDJSON ``package`` records,
-   beside the floor: a bare msgspec decode + encode of the same records.
+   names and versions: every package the index names at each of its fixed versions
+   (``regsweep.matcher.benchmark.inventory_pool``, what ``regsweep bench matcher --generate``
+   draws from) and Debian 12 binaries from ``apt-cache dumpavail`` with their Source fields,
+   sampled with repeats as a fleet has them. Beside it, the **naive baseline**: a dict of
+   ``(ecosystem, name)`` → advisories whose ranges (events pre-sorted) are evaluated per
+   package with the compiled compare — the shape of Grype's and Trivy's matching loops.
+3. **End to end**: ``regsweep bench matcher -i`` on the inventory written as NDJSON
+   ``package`` records, in a fresh process: ``regsweep match``'s path beside the msgspec
+   I/O floor (decode the same lines, encode the same output records), the figures the
+   command prints for users; and ``regsweep match`` timed as a whole process.
 """
 
 from __future__ import annotations
@@ -36,37 +38,14 @@ from pathlib import Path
 import msgspec
 
 from benchmarks._common import REPO, SHARED, best_of, write_section
-from regsweep.matcher import _identity, advisories, versions
-from regsweep.matcher.advisories.ecosystems import Ecosystem
+from regsweep.matcher import _identity, advisories, benchmark, versions
 from regsweep.matcher.index import store
 from regsweep.matcher.match import IDENTITY_FIELDS, IDENTITY_FOLD, Matcher, target
-from regsweep.matcher.records import ImageRef, Package, PackageRecord, VulnerabilityRecord
+from regsweep.matcher.records import Package
 
 DATA = SHARED / "data" / "advisories"
 if not DATA.is_dir():
     DATA = REPO / "tests" / "data" / "advisories"
-
-PKG_TYPE = {
-    Ecosystem.DEBIAN: "deb",
-    Ecosystem.UBUNTU: "deb",
-    Ecosystem.ALPINE: "apk",
-    Ecosystem.WOLFI: "apk",
-    Ecosystem.CHAINGUARD: "apk",
-    Ecosystem.ROCKY: "rpm",
-    Ecosystem.ALMA: "rpm",
-    Ecosystem.REDHAT: "rpm",
-    Ecosystem.SUSE: "rpm",
-    Ecosystem.OPENSUSE: "rpm",
-    Ecosystem.PYPI: "pypi",
-    Ecosystem.NPM: "npm",
-    Ecosystem.GO: "go",
-    Ecosystem.CRATES_IO: "cargo",
-    Ecosystem.NUGET: "nuget",
-    Ecosystem.MAVEN: "maven",
-    Ecosystem.RUBYGEMS: "gem",
-    Ecosystem.PACKAGIST: "composer",
-    Ecosystem.DHI: "dhi",
-}
 
 
 # ----------------------------------------------------------------------------- build
@@ -159,39 +138,17 @@ def _apt_packages() -> list[Package]:
     return out
 
 
-def inventory(advs: list[advisories.Advisory], n: int, rng: random.Random) -> list[Package]:
-    """N packages, sampled with repeats as a fleet has them: a package name first (every
-    advisory package and every apt binary equally likely), then one of its versions.
-
-    An advisory package is installed at one of the versions that fixed something: the
-    realistic case of a fleet that patches, yet lags behind the advisories published after.
-    Picking the name first keeps packages with hundreds of fixed versions (chromium, the
-    kernel) from dominating the inventory as they would if every (name, version) pair were
-    equally likely.
-    """
-    groups: dict[tuple[str, str], list[Package]] = defaultdict(list)
-    seen: set[tuple[str, str, str]] = set()
-    for adv in advs:
-        for aff in adv.affected:
-            typ = PKG_TYPE[aff.family]
-            distro = typ in ("deb", "apk", "rpm")
-            for v in sorted(set(aff.fixed_versions())):
-                if (aff.ecosystem, aff.package, v) in seen:
-                    continue
-                seen.add((aff.ecosystem, aff.package, v))
-                groups[(aff.ecosystem, aff.package)].append(
-                    Package(
-                        name=aff.package,
-                        version=v,
-                        type=typ,
-                        ecosystem=aff.ecosystem,
-                        source_name=aff.package if distro else None,
-                    )
-                )
+def inventory(index: store.AdvisoryIndex, n: int, rng: random.Random) -> list[Package]:
+    """N packages, sampled with repeats as a fleet has them (``benchmark.generate_inventory``:
+    a package name first, then one of its versions) from what ``regsweep bench matcher
+    --generate`` draws from (every package the index names, at each of its fixed versions)
+    and, beside it, every binary package ``apt-cache dumpavail`` lists, at its version."""
+    pool = benchmark.inventory_pool(index)
+    apt: dict[str, list[Package]] = defaultdict(list)
     for p in _apt_packages():
-        groups[("apt", p.name)].append(p)
-    names = list(groups.values())
-    return [rng.choice(rng.choice(names)) for _ in range(n)]
+        apt[p.name].append(p)
+    pool += [tuple(group) for group in apt.values()]
+    return list(benchmark.generate_inventory(pool, n, rng))
 
 
 # ----------------------------------------------------------------------------- naive
@@ -253,24 +210,6 @@ class Naive:
 
 # ----------------------------------------------------------------------------- main
 
-#: The end-to-end floor: a bare msgspec decode + encode of every package record.
-_FLOOR = """
-import sys, time
-import msgspec
-from regsweep.matcher.records import PackageRecord
-
-dec, enc = msgspec.json.Decoder(PackageRecord), msgspec.json.Encoder()
-t0, c0 = time.perf_counter(), time.process_time()
-out = bytearray()
-with open(sys.argv[1], "rb") as fh:
-    for line in fh:
-        enc.encode_into(dec.decode(line), out, len(out))
-        out += b"\\n"
-        if len(out) > 1 << 20:
-            out.clear()
-print(time.perf_counter() - t0, time.process_time() - c0)
-"""
-
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the figures with ratios, and record them in RESULTS.md."""
@@ -283,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         help="build the index once, untimed, and skip the build-scaling part (implies --no-write)",
     )
     args = ap.parse_args(argv)
-    rng = random.Random(20261128)
+    rng = random.Random(benchmark.SEED)
     lines = []
 
     def say(s: str = "") -> None:
@@ -318,14 +257,15 @@ def main(argv: list[str] | None = None) -> int:
         # Every package a distinct object with its own strings, as the NDJSON decoder or the
         # state store hands them over (sampling from a pool would repeat the same objects,
         # which no real input does).
-        pkgs = msgspec.msgpack.decode(
-            msgspec.msgpack.encode(inventory(advs, args.packages, rng)), type=list[Package]
-        )
+        index_path = tmp / "sub4.lmdb"
+        with store.AdvisoryIndex(index_path) as index:
+            drawn = inventory(index, args.packages, rng)
+        pkgs = msgspec.msgpack.decode(msgspec.msgpack.encode(drawn), type=list[Package])
+        del drawn
         # The harness holds every parsed advisory and the inventory for the whole run; a
         # matcher in a real process has neither, so the cyclic GC must not walk them during
         # the timed passes.
         gc.freeze()
-        index_path = tmp / "sub4.lmdb"
         batch = 20_000
         with store.AdvisoryIndex(index_path) as index:
             found = 0
@@ -404,91 +344,64 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         nd = tmp / "packages.ndjson"
-        image = ImageRef(ref="bench", digest="sha256:" + "0" * 64)
-        enc = msgspec.json.Encoder()
         with nd.open("wb") as fh:
-            buf = bytearray()
-            for p in pkgs:
-                enc.encode_into(PackageRecord(image=image, package=p), buf, len(buf))
-                buf += b"\n"
-                if len(buf) > 1 << 20:
-                    fh.write(buf)
-                    buf.clear()
-            fh.write(buf)
-
-        # The output has its own floor: the same vulnerability records, only encoded. It is
-        # what writing the findings costs at msgspec speed whatever the matcher does.
-        out_floor_s = 0.0
-        out_bytes = 0
-        with store.AdvisoryIndex(index_path) as index:
-            m2 = Matcher(index)
-            for i in range(0, len(pkgs), batch):
-                chunk = pkgs[i : i + batch]
-                res, _ = m2.match(chunk)
-                recs = [
-                    VulnerabilityRecord(image=image, package=p, advisory=adv)
-                    for p, found_p in zip(chunk, res, strict=True)
-                    for adv in found_p
-                ]
-                buf = bytearray()
-                t0 = time.perf_counter()
-                for rec in recs:
-                    enc.encode_into(rec, buf, len(buf))
-                    buf += b"\n"
-                    if len(buf) > 1 << 20:
-                        out_bytes += len(buf)
-                        buf.clear()
-                out_floor_s += time.perf_counter() - t0
-                out_bytes += len(buf)
+            benchmark.write_inventory(pkgs, fh)
         env = {**os.environ, "REGSWEEP_DB": str(index_path)}
-        cmd = [str(Path(sys.executable).parent / "regsweep"), "match", "-i", str(nd)]
+        bin_dir = Path(sys.executable).parent
+        # The figures users get: the same command, in a fresh process (this one holds the
+        # whole inventory and every advisory, which changes how fast the allocator serves
+        # the decoded records).
+        proc = subprocess.run(
+            [str(bin_dir / "regsweep"), "bench", "matcher", "-i", str(nd), "--repeat", "3",
+             "--json"],
+            env=env, capture_output=True, check=True,
+        )  # fmt: skip
+        report = msgspec.json.decode(proc.stdout)
+        r = report["result"]
+        product, floor = r["product"], r["floor"]
 
-        def e2e() -> tuple[float, float]:
+        def whole_process() -> tuple[float, float]:
             # Wall and CPU (user + system of the child, start-up and imports included).
             t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-            _, status, usage = os.wait4(proc.pid, 0)
+            child = subprocess.Popen(
+                [str(bin_dir / "regsweep"), "match", "-i", str(nd)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            _, status, usage = os.wait4(child.pid, 0)
             if status != 0:
                 raise RuntimeError(f"regsweep match exited with status {status}")
             return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
 
-        def timed_floor() -> tuple[float, float]:
-            # In a fresh process like ``regsweep match`` (this one holds the whole inventory,
-            # which changes how fast the allocator serves the decoded records), timing only
-            # its loop: the floor is the decode + encode, not an interpreter start.
-            proc = subprocess.run(
-                [sys.executable, "-c", _FLOOR, str(nd)], capture_output=True, check=True
-            )
-            wall, cpu = proc.stdout.split()
-            return float(wall), float(cpu)
-
-        # Interleaved, best of 3 each: on a shared machine both see the same conditions.
-        floors, runs = [], []
-        for _ in range(3):
-            floors.append(timed_floor())
-            runs.append(e2e())
-        floor_s, floor_cpu = min(f[0] for f in floors), min(f[1] for f in floors)
-        e2e_s, e2e_cpu = min(r[0] for r in runs), min(r[1] for r in runs)
-        say("### `regsweep match` end to end\n")
+        e2e_s, e2e_cpu = min(whole_process() for _ in range(3))
+        say("### `regsweep bench matcher` on the same inventory (end to end)\n")
         say(
-            f"- {len(pkgs):,} package records in ({nd.stat().st_size / 1e6:.0f} MB), "
-            f"{found:,} vulnerability records out ({out_bytes / 1e6:.0f} MB)"
+            f"- {r['packages']:,} package records in ({r['input_bytes'] / 1e6:.0f} MB), "
+            f"{r['findings']:,} vulnerability records out ({product['bytes'] / 1e6:.0f} MB); "
+            f"`regsweep bench matcher -i packages.ndjson --repeat 3` in a fresh process, best "
+            f"of 3 each, interleaved"
         )
-        say("\n| | wall s | CPU s |")
-        say("|---|---:|---:|")
-        say(f"| `regsweep match` (whole process) | {e2e_s:.2f} | {e2e_cpu:.2f} |")
+        say("\n| | wall s | CPU s | M packages/s |")
+        say("|---|---:|---:|---:|")
         say(
-            f"| floor: msgspec decode + encode of the package records (a fresh process, "
-            f"its loop timed) | {floor_s:.2f} | "
-            f"{floor_cpu:.2f} |"
+            f"| product: `regsweep match`'s path (decode, match in batches, encode) | "
+            f"{product['seconds']:.2f} | {product['cpu_seconds']:.2f} | "
+            f"{product['packages_per_s'] / 1e6:.2f} |"
         )
-        wall_ratio, cpu_ratio = e2e_s / floor_s, e2e_cpu / floor_cpu
-        say(f"| ratio (target ≤ 1.5×) | **{wall_ratio:.2f}×** | **{cpu_ratio:.2f}×** |")
-        both = floor_s + out_floor_s
         say(
-            f"\nOutput floor (msgspec encode of the vulnerability records) {out_floor_s:.2f} s; "
-            f"input + output floor {both:.2f} s → {e2e_s / both:.2f}× that (wall)."
+            f"| floor: msgspec decode of the same lines + encode of the same output records, "
+            f"no matching | {floor['seconds']:.2f} | {floor['cpu_seconds']:.2f} | "
+            f"{floor['packages_per_s'] / 1e6:.2f} |"
         )
+        say(
+            f"| product / floor (target ≤ 1.5×) | **{r['ratio']:.2f}×** | "
+            f"**{r['cpu_ratio']:.2f}×** | |"
+        )
+        say(
+            f"| `regsweep match` as a whole process (start-up, imports, index opened) | "
+            f"{e2e_s:.2f} | {e2e_cpu:.2f} | {r['packages'] / e2e_s / 1e6:.2f} |"
+        )
+        say(f"\nPeak RSS of the `regsweep bench matcher` process: {report['peak_rss_mb']:.0f} MB.")
     body = "\n".join(lines)
     if not args.no_write:
         write_section(

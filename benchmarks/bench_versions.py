@@ -4,11 +4,13 @@
 
 For each scheme, pairs are drawn (seeded) from real version strings: ``apt-cache dumpavail``
 and the fixed versions of ``../shared/data`` advisories where present, plus realistic
-generated ones. Every rate is a Python loop ``for a, b in pairs: f(a, b)`` so that the call
-overhead is counted the same way for everyone:
+generated ones (``regsweep.matcher.benchmark.corpus``). Every rate is a Python loop
+``for a, b in pairs: f(a, b)`` so that the call overhead is counted the same way for everyone:
 
-* ``compiled``: ``versions.<scheme>.compare`` (Cython); ``pure``: the reference module;
-* ``key cmp``: ``ka < kb`` on precomputed keys (what the interval index does);
+* ``compiled``, ``pure``, ``key`` and ``key compare``: what ``regsweep bench versions``
+  prints (``regsweep.matcher.benchmark.measure_scheme``): ``versions.<scheme>.compare``
+  (Cython), the pure reference module's, ``key_many`` over the corpus (versions keyed per
+  second), and ``ka < kb`` on precomputed keys (what the interval index does);
 * peers: ``apt_pkg.version_compare`` and ``rpm.labelCompare`` (run by ``/usr/bin/python3``
   on the same pairs file), ``packaging.version.Version`` (parse both, compare) and univers.
 
@@ -31,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import SHARED, best_of, write_section
-from regsweep.matcher.versions.interface import InvalidVersion
+from regsweep.matcher import benchmark, versions
+from regsweep.matcher.versions import Scheme
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 DATA = SHARED / "data"
@@ -93,89 +96,9 @@ def _alpine_versions() -> Iterator[str]:
     yield from _vector_tokens(DATA / "vectors" / "osv-scalibr" / "alpine-versions.txt")
 
 
-def _synthetic(scheme: str, rng: random.Random, n: int) -> Iterator[str]:
-    """Realistic generated versions, so the benchmark runs without ``../shared`` too."""
-    r = rng.randint
-    for _ in range(n):
-        x, y, z = r(0, 12), r(0, 40), r(0, 300)
-        match scheme:
-            case "dpkg":
-                yield rng.choice(
-                    [
-                        f"{x}.{y}.{z}-{r(1, 9)}",
-                        f"{x}.{y}.{z}-{r(0, 3)}+deb{r(9, 12)}u{r(1, 9)}",
-                        f"{r(1, 3)}:{x}.{y}~rc{r(1, 5)}-{r(1, 4)}",
-                        f"{x}.{y}.{z}+dfsg-{r(1, 5)}ubuntu{r(0, 3)}.{r(1, 9)}",
-                    ]
-                )
-            case "rpm":
-                yield rng.choice(
-                    [
-                        f"{x}.{y}.{z}-{r(1, 40)}.el{r(7, 9)}_{r(0, 9)}",
-                        f"{r(1, 3)}:{x}.{y}.{z}-{r(1, 40)}.el8",
-                        f"{x}.{y}.{z}-{r(1, 9)}.module+el8.{r(1, 9)}.0+{r(1000, 20000)}+abcdef",
-                        f"{x}.{y}.{z}~rc{r(1, 4)}-{r(1, 5)}.fc{r(35, 41)}",
-                    ]
-                )
-            case "apk":
-                yield rng.choice(
-                    [
-                        f"{x}.{y}.{z}-r{r(0, 12)}",
-                        f"{x}.{y}.{z}_rc{r(1, 4)}-r{r(0, 3)}",
-                        f"{x}.{y}.{z}_p{r(1, 20)}-r{r(0, 3)}",
-                        f"{x}.{y}{rng.choice('abcdefk')}-r{r(0, 5)}",
-                    ]
-                )
-            case "pep440":
-                yield rng.choice(
-                    [
-                        f"{x}.{y}.{z}",
-                        f"{x}.{y}.{z}rc{r(1, 4)}",
-                        f"{x}.{y}.post{r(1, 4)}",
-                        f"{x}.{y}.{z}.dev{r(0, 9)}",
-                        f"{x}.{y}b{r(1, 3)}",
-                    ]
-                )
-            case "semver":
-                yield rng.choice(
-                    [
-                        f"{x}.{y}.{z}",
-                        f"{x}.{y}.{z}-rc.{r(1, 9)}",
-                        f"{x}.{y}.{z}-beta.{r(1, 4)}.{r(0, 9)}",
-                        f"{x}.{y}.{z}+build.{r(1, 99)}",
-                    ]
-                )
-            case "maven":
-                yield rng.choice(
-                    [
-                        f"{x}.{y}.{z}",
-                        f"{x}.{y}.{z}-SNAPSHOT",
-                        f"{x}.{y}.{z}.Final",
-                        f"{x}.{y}-M{r(1, 5)}",
-                        f"{x}.{y}.{z}-jre",
-                        f"{x}.{y}.{z}.RELEASE",
-                    ]
-                )
-            case "gem":
-                yield rng.choice(
-                    [f"{x}.{y}.{z}", f"{x}.{y}.{z}.rc{r(1, 3)}", f"{x}.{y}.{z}.beta{r(1, 3)}"]
-                )
-            case "composer":
-                yield rng.choice(
-                    [
-                        f"{x}.{y}.{z}",
-                        f"v{x}.{y}.{z}",
-                        f"{x}.{y}.{z}-RC{r(1, 3)}",
-                        f"v{x}.{y}.{z}-beta{r(1, 3)}",
-                        f"{x}.{y}.{z}-p{r(1, 5)}",
-                    ]
-                )
-            case _:
-                raise ValueError(scheme)
-
-
-def corpus(scheme: str, rng: random.Random) -> list[str]:
-    """Distinct real version strings for ``scheme``, topped up with generated ones."""
+def corpus(scheme: str, rng: random.Random) -> tuple[list[str], int]:
+    """Distinct real version strings for ``scheme`` that it accepts, topped up with generated
+    ones as ``regsweep bench versions`` does; and how many are real."""
     osv = DATA / "advisories" / "osv"
     vec = DATA / "vectors"
     real: Iterable[str]
@@ -198,11 +121,8 @@ def corpus(scheme: str, rng: random.Random) -> list[str]:
             real = [*_vector_tokens(vec / "osv-scalibr" / "packagist-versions.txt")]
         case _:
             raise ValueError(scheme)
-    versions = sorted(set(real))
-    # Real strings first; generated ones only fill a thin corpus (never more than the real).
-    if len(versions) < 5000:
-        versions += sorted(set(_synthetic(scheme, rng, 5000 - len(versions))))
-    return versions
+    # Real strings first; generated ones only fill a thin corpus.
+    return benchmark.corpus(Scheme(scheme), real, rng)
 
 
 # ----------------------------------------------------------------------------- peers
@@ -314,28 +234,16 @@ def _loop_rate(f: Callable[[str, str], int], pairs: list[tuple[str, str]]) -> fl
 
 def bench_scheme(scheme: str, n_pairs: int, rng: random.Random) -> dict[str, float | int | None]:
     """Measure one scheme; returns rates in pairs/s (None where a peer is unavailable)."""
-    compiled = importlib.import_module(f"regsweep.matcher.versions.compiled.{scheme}")
-    pure = importlib.import_module(f"regsweep.matcher.versions.pure.{scheme}")
-    strings = []
-    for v in corpus(scheme, rng):
-        try:
-            compiled.key(v)
-        except InvalidVersion:
-            continue
-        strings.append(v)
-    pairs = [(rng.choice(strings), rng.choice(strings)) for _ in range(n_pairs)]
-    keys = dict(zip(strings, compiled.key_many(strings), strict=True))
-    kpairs = [(keys[a], keys[b]) for a, b in pairs]
-
-    def key_loop() -> None:
-        for ka, kb in kpairs:
-            ka < kb  # noqa: B015 - the comparison is the work
-
+    compiled = versions.module(scheme)
+    strings, n_real = corpus(scheme, rng)
+    pairs = benchmark.draw_pairs(strings, n_pairs, rng)
+    ours = benchmark.measure_scheme(Scheme(scheme), strings, pairs, real=n_real, repeat=5)
     res: dict[str, float | int | None] = {
-        "strings": len(strings),
-        "compiled": _loop_rate(compiled.compare, pairs),
-        "pure": _loop_rate(pure.compare, pairs[: n_pairs // 10]),
-        "key": len(kpairs) / best_of(key_loop, repeat=5),
+        "strings": ours.strings,
+        "compiled": ours.compare_per_s,
+        "pure": ours.pure_compare_per_s,
+        "keying": ours.key_per_s,
+        "key": ours.key_compare_per_s,
     }
     if scheme == "dpkg":
         apt = debian_module("apt_pkg")
@@ -404,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         cu = float(r.get("compiled_vs_univers") or c)
         rows.append(
             f"| {scheme} | {r['strings']} | {_fmt_rate(c)} | {_fmt_rate(r['pure'])} | "
-            f"{_fmt_rate(k)} | "
+            f"{_fmt_rate(r['keying'])} | {_fmt_rate(k)} | "
             + (f"{peer_name} {_fmt_rate(peer)} (**{cp / float(peer):.2f}×**)" if peer else "—")
             + " | "
             + (f"{_fmt_rate(system)} ({c / float(system):.2f}×)" if system else "—")
@@ -423,10 +331,10 @@ def main(argv: list[str] | None = None) -> int:
 
     table = "\n".join(
         [
-            "| scheme | distinct strings | compiled compare | pure compare | key compare "
-            "| native peer, same interpreter (ratio) | native peer in /usr/bin/python3 (ratio) "
-            "| univers (ratio) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| scheme | distinct strings | compiled compare | pure compare | key (versions "
+            "keyed) | key compare | native peer, same interpreter (ratio) | native peer in "
+            "/usr/bin/python3 (ratio) | univers (ratio) |",
+            "|---|---|---|---|---|---|---|---|---|",
             *rows,
         ]
     )

@@ -436,6 +436,30 @@ class AdvisoryIndex:
         keys: list[bytes] = msgspec.msgpack.decode(raw) if raw else []
         return [self.advisory(k.decode()) for k in keys]
 
+    def package_tables(self, batch: int = 1024) -> Iterator[tuple[str, str, bytes]]:
+        """Every ``(ecosystem, name, interval table)`` the index holds, in key order.
+
+        Read ``batch`` tables per read transaction: a caller may take its time over each
+        table, and one transaction held across the whole walk would pin its pages.
+        """
+        start = b""
+        while True:
+            with self._env.begin(db=self._pkg_db) as txn:
+                cursor = txn.cursor()
+                rows: list[tuple[bytes, bytes]] = []
+                if cursor.set_range(start):
+                    for k, v in cursor:
+                        rows.append((bytes(k), bytes(v)))
+                        if len(rows) >= batch:
+                            break
+            for k, v in rows:
+                ecosystem, _, name = k.decode().partition("\x00")
+                yield ecosystem, name, v
+            if len(rows) < batch:
+                return
+            # The smallest key after the last one read: keys are compared as bytes.
+            start = rows[-1][0] + b"\x00"
+
     def package_count(self) -> int:
         """How many (ecosystem, package) tables the index holds."""
         with self._env.begin(db=self._pkg_db) as txn:

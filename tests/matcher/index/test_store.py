@@ -247,6 +247,39 @@ def test_aliases_find_their_advisories(tmp_path: Path) -> None:
         assert index.lookup_alias("CVE-1999-0") == []
 
 
+@pytest.mark.parametrize("batch", [1, 2, 1024])
+def test_package_tables_yields_every_table_once_in_key_order(tmp_path: Path, batch: int) -> None:
+    """Walking the tables a few per read transaction loses and repeats none of them, even
+    where one key is a prefix of the next (``openssl`` then ``openssl1.1``)."""
+    path = tmp_path / "adv.lmdb"
+    store.build(
+        path,
+        [
+            advisory(
+                "DSA-1",
+                affected("Debian:11", "openssl", [("introduced", "0"), ("fixed", "1.1.1n-1")]),
+                affected("Debian:11", "openssl1.1", [("introduced", "0"), ("fixed", "1.1.1-2")]),
+                affected("Debian:12", "zlib", [("introduced", "0"), ("fixed", "1:1.2.13-1")]),
+            ),
+            advisory(
+                "PYSEC-1",
+                affected("PyPI", "django", [("introduced", "0"), ("fixed", "4.2.1")]),
+                source="osv:PyPI",
+            ),
+        ],
+    )
+    with store.AdvisoryIndex(path) as index:
+        rows = list(index.package_tables(batch=batch))
+        assert [(e, n) for e, n, _ in rows] == [
+            ("Debian:11", "openssl"),
+            ("Debian:11", "openssl1.1"),
+            ("Debian:12", "zlib"),
+            ("PyPI", "django"),
+        ]
+        assert len(rows) == index.package_count()
+        assert index.hits(rows[-1][2])[0].fixed == ("4.2.1",)
+
+
 def test_one_id_twice_in_a_feed_is_one_merged_advisory_with_every_package(
     tmp_path: Path,
 ) -> None:
