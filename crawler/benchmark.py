@@ -68,10 +68,9 @@ class LayerFileError(ValueError):
 
 
 def _analyzers() -> list[Analyzer]:
-    # The one place the product's analyzer list is imported from (it may move): a layer
-    # scan here must read exactly what ``regsweep scan`` reads. Imported late because it
-    # pulls in every analyzer and the registry client.
-    from regsweep.crawler.scan import default_analyzers
+    # The product's own list: a layer scan here must read exactly what ``regsweep scan``
+    # reads. Imported late: it pulls in every analyzer, which ``bench matcher`` never needs.
+    from regsweep.crawler.analyze import default_analyzers
 
     return default_analyzers()
 

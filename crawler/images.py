@@ -533,8 +533,8 @@ class Crawler:
         """``scan_ref``'s result for manifest ``digest`` from the store alone, built
         synchronously inside one read transaction: the ``Walk`` an earlier crawl recorded
         for it (under these analyzers and this platform filter) and each image's facts.
-        None when either is missing: ``_walk`` then does it (from the document cache and
-        the network), and records the walk when it is clean.
+        None when either is missing: the walk (``walk.Walker``) then does it (from the
+        document cache and the network), and ``scan_ref`` records it when it is clean.
 
         Nothing is decoded or hashed again here: the walk was recorded from documents that
         were digest-checked and decoded when fetched, and names them by digest, so it

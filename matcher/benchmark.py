@@ -31,9 +31,6 @@ from typing import BinaryIO, Final, assert_never, cast
 
 import msgspec
 
-# TODO(merge): match_stream and _Writer are moving out of the CLI; import them from their
-# new home once that lands (``regsweep match`` and this benchmark must run the same code).
-from regsweep.cli.match import BATCH, _Writer, match_stream
 from regsweep.matcher import versions
 from regsweep.matcher.advisories.ecosystems import (
     Ecosystem,
@@ -42,6 +39,7 @@ from regsweep.matcher.advisories.ecosystems import (
 )
 from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.match import DISTRO_TYPES, Matcher, MatchError
+from regsweep.matcher.output.ndjson import NdjsonSink
 from regsweep.matcher.records import (
     Advisory,
     ErrorRecord,
@@ -51,6 +49,7 @@ from regsweep.matcher.records import (
     Record,
     VulnerabilityRecord,
 )
+from regsweep.matcher.stream import BATCH, match_stream
 from regsweep.matcher.versions import InvalidVersion, Scheme, SchemeModule
 
 __all__ = [
@@ -360,9 +359,10 @@ def _product(index: AdvisoryIndex, path: Path) -> tuple[float, float, int, int]:
         t0, c0 = time.perf_counter(), time.process_time()
         # A fresh Matcher, as every ``regsweep match`` process starts with: the pass pays
         # for resolving each distinct package once.
-        writer = _Writer(cast(BinaryIO, sink))
+        # The same sink ``regsweep match`` writes NDJSON through.
+        writer = NdjsonSink(cast(BinaryIO, sink))
         match_stream(Matcher(index), fh, writer)
-        writer.flush()
+        writer.end()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return wall, cpu, writer.count, sink.bytes
 
