@@ -37,7 +37,6 @@ from typing import BinaryIO, NamedTuple
 
 import click
 import structlog
-from yarl import URL
 
 from regsweep.cli.common import (
     DB_OPTION,
@@ -58,6 +57,7 @@ from regsweep.crawler import state
 from regsweep.crawler.crawl import CrawlFatal, RegistryCrawl, RegistryOptions, connect
 from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
+from regsweep.crawler.refs import registry_url
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.judge import Judgement, Policy, judge_all
@@ -348,9 +348,10 @@ def crawl_command(
         insecure=insecure, ca_file=ca_file, username=username, password_stdin=password_stdin,
         concurrency=concurrency,
     )  # fmt: skip
-    parsed = URL(url if "://" in url else "https://" + url)
-    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.path not in ("", "/"):
-        usage_error(f"not a registry URL: {url!r} (expected [http://|https://]HOST[:PORT])")
+    try:
+        registry_url(url)
+    except SourceError as exc:
+        usage_error(str(exc))
     out_path = None if str(output) == "-" else output.resolve()
     cid = state.crawl_id(
         url,

@@ -39,14 +39,10 @@ from regsweep.cli.common import (
 from regsweep.crawler import state
 from regsweep.crawler.analyze import analyze_image, default_analyzers
 from regsweep.crawler.crawl import scan_refs
-from regsweep.crawler.images import (
-    RefResult,
-    RegistryRef,
-    looks_like_registry_ref,
-    parse_registry_ref,
-)
+from regsweep.crawler.images import RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
-from regsweep.crawler.sources import SourceRef, open_source, parse_ref
+from regsweep.crawler.refs import RegistryRef, SourceRef, parse_image_ref
+from regsweep.crawler.sources import open_source
 from regsweep.matcher.facts import problem_of
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
@@ -82,9 +78,7 @@ def scan_command(
     """Scan images: REF is oci:DIR[:TAG|@DIGEST], docker-archive:FILE, or a registry image
     [docker://|http://|https://]HOST[:PORT]/REPO[:TAG|@DIGEST]."""
     try:
-        parsed: list[SourceRef | RegistryRef] = [
-            parse_registry_ref(r) if looks_like_registry_ref(r) else parse_ref(r) for r in refs
-        ]
+        parsed = [parse_image_ref(r) for r in refs]
         wanted_platform = parse_platform(platform) if platform else None
     except SourceError as exc:
         usage_error(str(exc))

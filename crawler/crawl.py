@@ -37,8 +37,9 @@ from regsweep.crawler import state
 from regsweep.crawler.analyze import default_analyzers
 from regsweep.crawler.analyzers.interface import Analyzer
 from regsweep.crawler.auth import Credentials
-from regsweep.crawler.images import Crawler, RefResult, RegistryRef, is_glob, select
+from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.oci import Platform
+from regsweep.crawler.refs import RegistryRef, is_glob, select
 from regsweep.crawler.registry import AuthError, Registry, RegistryError
 from regsweep.matcher.facts import Problem, problem_of
 

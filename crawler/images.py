@@ -40,10 +40,8 @@ Small documents (manifests, indexes, configs) are cached by digest in the state 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import io
 import queue
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import aclosing, suppress
@@ -61,7 +59,6 @@ from regsweep.crawler.oci import (
     MAX_CONFIG_BYTES,
     ConfigView,
     Descriptor,
-    InvalidReference,
     ManifestView,
     Platform,
     SourceError,
@@ -88,92 +85,6 @@ _T = TypeVar("_T")
 
 #: Chunks in flight between the event loop and a layer's scanning thread (256 KiB each).
 PIPE_DEPTH: Final = 16
-_TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-_HOST: Final = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]+)?")
-_DIGEST: Final = re.compile(r"sha256:[a-f0-9]{64}")
-
-
-# ---------------------------------------------------------------------------------------
-# References
-
-
-class RegistryRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """``[docker://|http://|https://]HOST[:PORT]/REPO[:TAG|@DIGEST]``, parsed."""
-
-    text: str
-    #: What ``Registry`` is given: ``http://host:port`` for an explicit ``http://``, else
-    #: the bare ``host[:port]`` (https; ``--insecure`` lets it fall back to http).
-    url: str
-    host: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def reference(self) -> str:
-        """The tag or digest to fetch (``latest`` when neither was written)."""
-        return self.digest or self.tag or "latest"
-
-
-def looks_like_registry_ref(text: str) -> bool:
-    """Whether ``text`` is meant as a registry reference rather than a local source."""
-    if text.startswith(("docker://", "http://", "https://")):
-        return True
-    host, sep, _ = text.partition("/")
-    return bool(sep) and _is_host(host)
-
-
-def _is_host(host: str) -> bool:
-    # Docker's rule: the first component is a registry host when it has a dot or a port,
-    # or is localhost; anything else would be a Docker Hub namespace (not supported here).
-    return bool(_HOST.fullmatch(host)) and ("." in host or ":" in host or host == "localhost")
-
-
-def parse_registry_ref(text: str) -> RegistryRef:
-    """Parse a registry image reference; ``InvalidReference`` with the accepted form."""
-    rest, scheme = text, None
-    for prefix in ("docker://", "http://", "https://"):
-        if rest.startswith(prefix):
-            rest, scheme = rest[len(prefix) :], prefix
-            break
-    host, sep, path = rest.partition("/")
-    if not sep or not _is_host(host) or not path:
-        raise InvalidReference(
-            f"{text!r}: expected HOST[:PORT]/REPOSITORY[:TAG|@DIGEST] (the host needs a dot, "
-            "a port, or to be localhost)"
-        )
-    tag = digest = None
-    if "@" in path:
-        path, _, digest = path.partition("@")
-        if not _DIGEST.fullmatch(digest):
-            raise InvalidReference(f"{text!r}: {digest!r} is not a sha256 digest")
-    else:
-        last = path.rsplit("/", 1)[-1]
-        if ":" in last:
-            path, _, tag = path.rpartition(":")
-            if not _TAG.fullmatch(tag):
-                raise InvalidReference(f"{text!r}: {tag!r} is not a valid tag")
-    if not path or path != path.lower():
-        raise InvalidReference(f"{text!r}: repository names are lower case")
-    url = f"http://{host}" if scheme == "http://" else f"https://{host}"
-    if scheme in (None, "docker://"):
-        url = host
-    return RegistryRef(text=text, url=url, host=host, repository=path, tag=tag, digest=digest)
-
-
-def select(names: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
-    """``names`` matching any ``include`` glob (all when there is none) and no ``exclude``."""
-    return [
-        n
-        for n in names
-        if (not include or any(fnmatch.fnmatchcase(n, g) for g in include))
-        and not any(fnmatch.fnmatchcase(n, g) for g in exclude)
-    ]
-
-
-def is_glob(pattern: str) -> bool:
-    """Whether ``pattern`` has glob characters (a literal names one repository)."""
-    return any(c in pattern for c in "*?[")
 
 
 # ---------------------------------------------------------------------------------------

@@ -13,24 +13,12 @@ and size cap, the existence and size of every layer blob against its descriptor,
 layer media types. Layer *content* (digest, ``diff_ids``) is verified by the layer streamer
 as it reads, so that nothing is read twice.
 
-Reference grammar (the path may itself contain ``:`` and ``@``):
-
-- ``oci:DIR@sha256:HEX`` — the text after the last ``@`` is taken as a digest when it is a
-  well-formed ``sha256:``/``sha512:`` digest; the digest may name a top-level entry of
-  ``index.json`` or any manifest/index blob in the layout.
-- ``oci:DIR:TAG`` — the text after the last ``:`` is taken as a tag when it matches the
-  Docker tag grammar ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`` (so never a path: no ``/``).
-  It selects the ``index.json`` entries whose ``org.opencontainers.image.ref.name`` is the
-  tag, or a full reference ending in ``:TAG``.
-- ``oci:DIR`` — every entry of ``index.json``. A directory whose name ends in ``:word`` is
-  written with a trailing colon, ``oci:/srv/img:v1:`` (an empty tag means "none").
-- ``docker-archive:FILE`` — everything after the prefix is the path; all images in it.
+References (``oci:DIR[:TAG|@DIGEST]``, ``docker-archive:FILE``) are parsed by ``refs``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import hashlib
 import io
 import os
@@ -57,7 +45,6 @@ from regsweep.crawler.oci import (
     CorruptArchive,
     Descriptor,
     DigestMismatch,
-    InvalidReference,
     MalformedManifest,
     ManifestTooLarge,
     ManifestView,
@@ -76,13 +63,13 @@ from regsweep.crawler.oci import (
     split_digest,
     verify_digest,
 )
+from regsweep.crawler.refs import SourceKind, SourceRef, parse_ref
 from regsweep.crawler.walk import Image, Walker
 from regsweep.matcher.facts import Problem, problem_of
 from regsweep.matcher.records import ImageRef
 
 #: ``oci-layout`` is a one-field file; anything larger is not one.
 _MAX_LAYOUT_FILE: Final = 4096
-_TAG_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _R = TypeVar("_R")
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 #: What reading a damaged (gzip-compressed) tar can raise: tarfile's own errors, EOFError for
@@ -95,62 +82,6 @@ _READ_ERRORS: Final[tuple[type[Exception], ...]] = (
     cast("type[Exception]", isal.igzip_lib.IsalError),
 )
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
-
-
-class SourceKind(enum.Enum):
-    """The transports ``scan`` reads locally."""
-
-    OCI_LAYOUT = "oci"
-    DOCKER_ARCHIVE = "docker-archive"
-
-
-class SourceRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A parsed REF: the transport, the path, and an optional tag or digest (OCI only)."""
-
-    text: str
-    kind: SourceKind
-    path: str
-    tag: str | None = None
-    digest: str | None = None
-
-
-def parse_ref(text: str) -> SourceRef:
-    """Parse ``oci:DIR[:TAG|@DIGEST]`` or ``docker-archive:FILE`` (grammar in the module doc);
-    raises ``InvalidReference`` with the accepted forms."""
-    transport, sep, rest = text.partition(":")
-    if not sep:
-        raise InvalidReference(f"{text!r}: expected oci:DIR[:TAG|@DIGEST] or docker-archive:FILE")
-    if transport == SourceKind.DOCKER_ARCHIVE.value:
-        if not rest:
-            raise InvalidReference(f"{text!r}: docker-archive: needs a file path")
-        return SourceRef(text=text, kind=SourceKind.DOCKER_ARCHIVE, path=rest)
-    if transport != SourceKind.OCI_LAYOUT.value:
-        raise InvalidReference(
-            f"{text!r}: unknown transport {transport!r} (expected oci: or docker-archive:)"
-        )
-    path, tag, digest = rest, None, None
-    at = rest.rfind("@")
-    if at >= 0 and _is_digest(rest[at + 1 :]):
-        path, digest = rest[:at], rest[at + 1 :]
-    else:
-        colon = rest.rfind(":")
-        if colon >= 0:
-            suffix = rest[colon + 1 :]
-            if suffix == "":
-                path = rest[:colon]
-            elif _TAG_RE.fullmatch(suffix):
-                path, tag = rest[:colon], suffix
-    if not path:
-        raise InvalidReference(f"{text!r}: oci: needs a layout directory")
-    return SourceRef(text=text, kind=SourceKind.OCI_LAYOUT, path=path, tag=tag, digest=digest)
-
-
-def _is_digest(s: str) -> bool:
-    try:
-        split_digest(s)
-    except MalformedManifest:
-        return False
-    return True
 
 
 class ResolvedImage(msgspec.Struct, frozen=True, kw_only=True):

@@ -42,7 +42,8 @@ from regsweep.crawler.oci import (
     parse_platform,
     platform_matches,
 )
-from regsweep.crawler.sources import SourceKind, open_source, parse_ref
+from regsweep.crawler.refs import SourceKind, parse_ref
+from regsweep.crawler.sources import open_source
 from regsweep.matcher.facts import error_code
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

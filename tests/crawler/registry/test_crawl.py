@@ -27,14 +27,9 @@ import pytest
 import uvloop
 
 from regsweep.crawler.analyze import default_analyzers
-from regsweep.crawler.images import (
-    Counters,
-    Crawler,
-    RefResult,
-    looks_like_registry_ref,
-    parse_registry_ref,
-)
+from regsweep.crawler.images import Counters, Crawler, RefResult
 from regsweep.crawler.oci import InvalidReference, Platform
+from regsweep.crawler.refs import looks_like_registry_ref, parse_registry_ref
 from regsweep.crawler.registry import Registry
 from regsweep.crawler.state import StateStore, StateWriter, analyzer_set_hash
 from tests import paths
