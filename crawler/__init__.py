@@ -3,7 +3,11 @@
 ``tests/test_architecture.py`` holds it to that).
 
 * ``registry``, ``auth``: the OCI distribution client (tokens, retries, rate limits).
-* ``oci``: OCI and Docker documents (manifests, indexes, configs, media types, digests).
+* ``refs``: what users type to name images and registries, parsed.
+* ``oci``: OCI and Docker documents (manifests, indexes, configs, media types, digests,
+  platforms).
+* ``walk``: the one walk from a manifest or index down to platform images, over any
+  ``BlobSource`` (a layout, an archive, a registry).
 * ``sources``: local images, OCI layouts and ``docker save`` archives.
 * ``layers``: one layer streamed once (decompressed, digest- and diff_id-checked, its tar
   walked) into ``layers.LayerFacts``; ``merge`` for overlay semantics.
