@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import BinaryIO, cast
 
+import msgspec
+
 from regsweep.crawler import layers
 from regsweep.crawler.analyzers.apk import ApkAnalyzer
 from regsweep.crawler.analyzers.dotnet import DotnetDepsAnalyzer
@@ -28,8 +30,10 @@ from regsweep.crawler.analyzers.python import PythonAnalyzer
 from regsweep.crawler.analyzers.rpm import RpmAnalyzer
 from regsweep.crawler.analyzers.ruby import GemspecAnalyzer
 from regsweep.crawler.analyzers.rust import RustBinaryAnalyzer
+from regsweep.crawler.oci import ConfigView, ManifestView
 from regsweep.crawler.sources import ResolvedImage
-from regsweep.matcher.facts import ImageFacts, Problem, error_code
+from regsweep.matcher.facts import ImageFacts, Problem, error_code, problem_of
+from regsweep.matcher.records import ImageRef
 
 
 def default_analyzers() -> list[Analyzer]:
@@ -50,19 +54,16 @@ def default_analyzers() -> list[Analyzer]:
     ]
 
 
-def analyze_image(
-    image: ResolvedImage,
-    analyzers: Sequence[Analyzer],
-    *,
-    analyzer_set: str = "",
-    budget: Budget | None = None,
-) -> ImageFacts:
-    """Stream the image's layers once each and assemble the analyzers' facts about them."""
-    manifest = image.manifest
-    diff_ids = image.config_view.rootfs.diff_ids if image.config_view.rootfs else []
+def begin_facts(
+    ref: ImageRef, config: bytes, manifest: ManifestView, view: ConfigView
+) -> tuple[ImageFacts, list[str]]:
+    """An image's facts before its layers are read, and the layers' diff_ids in order. When
+    the config's diff_ids do not pair with the manifest's layers, the facts are already
+    final: incomplete, with the problem (no layer can be checked)."""
+    diff_ids = view.rootfs.diff_ids if view.rootfs else []
     facts = ImageFacts(
-        image=image.ref,
-        config=image.config,
+        image=ref,
+        config=config,
         layers=len(manifest.layers),
         size=sum(d.size for d in manifest.layers),
     )
@@ -75,6 +76,32 @@ def analyze_image(
             )
         )
         facts.complete = False
+    return facts, diff_ids
+
+
+def layer_problem(exc: BaseException, digest: str, *, stage: str = "layer") -> Problem:
+    """A layer that could not be read, as its image's problem (the image is incomplete): a
+    bad blob (``layers.LayerError``) by its class, a failed read as ``read_failed``
+    (retryable), a registry's error with its own ``retryable``."""
+    if isinstance(exc, OSError) and not hasattr(exc, "retryable"):
+        return Problem(
+            stage=stage, error="read_failed", message=f"layer {digest}: {exc}", retryable=True
+        )
+    return msgspec.structs.replace(problem_of(exc, stage=stage), message=f"layer {digest}: {exc}")
+
+
+def analyze_image(
+    image: ResolvedImage,
+    analyzers: Sequence[Analyzer],
+    *,
+    analyzer_set: str = "",
+    budget: Budget | None = None,
+) -> ImageFacts:
+    """Stream a local image's layers once each, in order, and assemble the analyzers' facts
+    about them (the registry's ``images.Crawler`` does the same steps with its caches)."""
+    manifest = image.manifest
+    facts, diff_ids = begin_facts(image.ref, image.config, manifest, image.config_view)
+    if not facts.complete:
         return facts
     scanned: list[layers.LayerFacts] = []
     for desc, diff_id in zip(manifest.layers, diff_ids, strict=True):
@@ -92,14 +119,8 @@ def analyze_image(
                         budget=budget,
                     )
                 )
-        except layers.LayerError as exc:
-            facts.problems.append(Problem(stage="layer", error=error_code(exc), message=str(exc)))
-            facts.complete = False
-            return facts
-        except OSError as exc:
-            facts.problems.append(
-                Problem(stage="layer", error="read_failed", message=str(exc), retryable=True)
-            )
+        except (layers.LayerError, OSError) as exc:
+            facts.problems.append(layer_problem(exc, desc.digest))
             facts.complete = False
             return facts
     assemble(scanned, analyzers, facts)

@@ -53,7 +53,7 @@ import msgspec
 import structlog
 
 from regsweep.crawler import layers
-from regsweep.crawler.analyze import assemble
+from regsweep.crawler.analyze import assemble, begin_facts, layer_problem
 from regsweep.crawler.analyzers.interface import Analyzer, Budget
 from regsweep.crawler.oci import (
     MAX_CONFIG_BYTES,
@@ -589,19 +589,10 @@ class Crawler:
                 self.counters.layers_cached += len(stored.layers)
                 size = sum(d.size for d in manifest.layers)
                 return _facts_of_stored(stored, stack, ref, config, len(manifest.layers), size)
-        size = sum(d.size for d in manifest.layers)
-        facts = ImageFacts(image=ref, config=config, layers=len(manifest.layers), size=size)
-        diff_ids = view.rootfs.diff_ids if view.rootfs else []
-        if len(diff_ids) != len(manifest.layers):
-            facts.problems.append(
-                Problem(
-                    stage="layer",
-                    error="diff_ids_mismatch",
-                    message=f"{len(manifest.layers)} layers, {len(diff_ids)} diff_ids in config",
-                )
-            )
-            facts.complete = False
+        facts, diff_ids = begin_facts(ref, config, manifest, view)
+        if not facts.complete:
             return facts
+        size = facts.size
         got = await asyncio.gather(
             *(self._layer(repo, d, i) for d, i in zip(manifest.layers, diff_ids, strict=True)),
             return_exceptions=True,
@@ -613,10 +604,8 @@ class Crawler:
             if isinstance(item, BaseException):
                 if not isinstance(item, RegistryError | layers.LayerError | SourceError | OSError):
                     raise item
-                f = problem_of(item, stage="blob" if isinstance(item, RegistryError) else "layer")
-                facts.problems.append(
-                    msgspec.structs.replace(f, message=f"layer {desc.digest}: {item}")
-                )
+                stage = "blob" if isinstance(item, RegistryError) else "layer"
+                facts.problems.append(layer_problem(item, desc.digest, stage=stage))
                 facts.complete = False
             else:
                 scanned.append(item)
