@@ -6,26 +6,19 @@ import platform
 import re
 import subprocess
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from regsweep.cli import bench
 
+# The timing loop of the package's own benchmarks (``regsweep bench``), said once.
+from regsweep.matcher.benchmark import best_of as best_of
+
+# The timing loop the package's own benchmarks use (``regsweep bench``): one definition.
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-
-
-def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
-    """Wall seconds of the fastest of ``repeat`` runs (the least disturbed by the machine)."""
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def machine() -> str:

@@ -566,7 +566,8 @@ class SchemeResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     key_speedup: float
 
 
-def _best_seconds(fn: Callable[[], object], repeat: int) -> float:
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Wall seconds of the fastest of ``repeat`` runs (the least disturbed by the machine)."""
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -580,11 +581,11 @@ def _compare_rate(f: Callable[[str, str], int], pairs: list[tuple[str, str]], re
         for a, b in pairs:
             f(a, b)
 
-    return len(pairs) / _best_seconds(run, repeat)
+    return len(pairs) / best_of(run, repeat)
 
 
 def _key_rate(f: Callable[[Sequence[str]], list[bytes]], strings: list[str], repeat: int) -> float:
-    return len(strings) / _best_seconds(lambda: f(strings), repeat)
+    return len(strings) / best_of(lambda: f(strings), repeat)
 
 
 def pure_module(scheme: Scheme) -> SchemeModule:
@@ -635,7 +636,7 @@ def measure_scheme(
         repeat=repeat,
         compare_per_s=compare,
         key_per_s=key,
-        key_compare_per_s=len(kpairs) / _best_seconds(key_loop, repeat),
+        key_compare_per_s=len(kpairs) / best_of(key_loop, repeat),
         pure_compare_per_s=pure_compare,
         pure_key_per_s=pure_key,
         compare_speedup=compare / pure_compare,
