@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from regsweep.cli.common import DB_OPTION, output_options, output_sink
+from regsweep.cli.common import DB_OPTION, output_options, output_sink, usage_error
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.match import Matcher
@@ -30,8 +30,7 @@ def match_command(db: Path, input_path: Path, fmt: str, output: Path) -> None:
     try:
         index = AdvisoryIndex(db)
     except AdvisoryIndexError as err:
-        click.echo(f"regsweep: error: {err}", err=True)
-        sys.exit(1)
+        usage_error(str(err))  # exit 2, as scan and crawl do for a missing index
     with index, output_sink(output, fmt) as sink:
         matcher = Matcher(index)
         if str(input_path) == "-":

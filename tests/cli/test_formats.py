@@ -163,3 +163,16 @@ def test_a_broken_image_is_named_in_every_format(
     )
     assert [p["name"] for p in bom["properties"]] == ["regsweep:error"]
     assert len(bom["components"]) == 1
+
+
+def test_every_command_says_a_missing_index_the_same_way(tmp_path: Path) -> None:
+    """A missing index is a usage error (exit 2, one line) for scan, crawl and match alike."""
+    db = str(tmp_path / "nope.lmdb")
+    for args in (
+        ["match", "--db", db],
+        ["scan", "--db", db, f"oci:{tmp_path}"],
+        ["crawl", "--db", db, "http://127.0.0.1:9"],
+    ):
+        proc = subprocess.run([REGSWEEP, *args], capture_output=True, input=b"", check=False)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert proc.stderr.decode().count("\n") == 1 and b"regsweep: error:" in proc.stderr
