@@ -14,7 +14,6 @@ from regsweep.cli import bench
 # The timing loop of the package's own benchmarks (``regsweep bench``), said once.
 from regsweep.matcher.benchmark import best_of as best_of
 
-
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
