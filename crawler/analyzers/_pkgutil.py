@@ -10,6 +10,7 @@ by key and empty ones are dropped, which makes the string canonical.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
@@ -64,13 +65,15 @@ class Notes:
 
     A file of binary garbage can fail on every line; the first ``limit`` notes say what was
     wrong and one more says how many were left out, so a bad layer cannot flood the output.
+    ``limit=None`` keeps every note.
     """
 
     __slots__ = ("_dropped", "_limit", "items")
 
-    def __init__(self, limit: int = 50) -> None:
+    def __init__(self, limit: int | None = 50) -> None:
         self.items: list[str] = []
-        self._limit = limit
+        # No cap is a cap no list reaches: ``add`` stays one comparison either way.
+        self._limit = sys.maxsize if limit is None else limit
         self._dropped = 0
 
     def add(self, message: str) -> None:

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar, Protocol
 
 import msgspec
 
+from regsweep.crawler.analyzers._pkgutil import Notes
 from regsweep.matcher.records import OsInfo, Package
 
 
@@ -287,19 +288,43 @@ def owner_relevant(path: str, wanted: bool) -> bool:
     return parent.endswith("node_modules") or parent.rpartition("/")[0].endswith("node_modules")
 
 
-def assemble_files(view: FactsView, analyzer: str, ctx: Context) -> AnalyzerResult:
-    """The assembly of an analyzer whose files stand alone: every visible file's packages,
-    with the layer that wrote the file and the OS package that owns it (by the file's
-    path), and the file's notes."""
+def placed_files(
+    found: Mapping[str, Found],
+    ctx: Context,
+    notes: Notes,
+    owner_dir: Callable[[str], str] | None = None,
+) -> list[Package]:
+    """The loop of an ``assemble`` whose files stand alone (a file's packages are the
+    image's whatever the other files say): ``found``'s files in path order, each file's
+    notes added to ``notes``, and the packages of all of them as the image holds them, with
+    the layer that wrote their file and the OS package that owns it: ``ctx.owners`` of its
+    path, else of ``owner_dir(path)`` (a directory a package manager may list instead, such
+    as an npm package's). A package keeps the path it was read at: the file's, or a place
+    inside it (a nested archive's ``outer!/inner``)."""
     packages: list[Package] = []
-    notes: list[str] = []
-    mine = view.found(analyzer)
-    for path in sorted(mine):
-        f = mine[path]
-        notes += f.facts.notes
-        if f.facts.packages:
-            owner = ctx.owners.get(path)
-            packages += [
-                msgspec.structs.replace(p, layer=f.layer, owner=owner) for p in f.facts.packages
-            ]
-    return AnalyzerResult(packages=packages, notes=notes)
+    for path in sorted(found):
+        f = found[path]
+        # A loop, not a call: most files have no notes, and looping over none is free.
+        for note in f.facts.notes:
+            notes.add(note)
+        if not f.facts.packages:
+            continue
+        owner = ctx.owners.get(path)
+        # ``not``, not ``is None``: the test ``a or b`` makes of the first look-up.
+        if not owner and owner_dir is not None:
+            owner = ctx.owners.get(owner_dir(path))
+        # A loop, not a list comprehension (before Python 3.12 a function call per file):
+        # most files have one package.
+        for p in f.facts.packages:
+            packages.append(msgspec.structs.replace(p, layer=f.layer, owner=owner))  # noqa: PERF401
+    return packages
+
+
+def assemble_files(view: FactsView, analyzer: str, ctx: Context) -> AnalyzerResult:
+    """The assembly of an analyzer whose files stand alone and need nothing more than
+    ``placed_files``: every visible file's packages and notes."""
+    # Every note is kept: these analyzers' notes are not capped per image (the package
+    # managers', Python's and npm's are), and this loop is no place to change that.
+    notes = Notes(None)
+    packages = placed_files(view.found(analyzer), ctx, notes)
+    return AnalyzerResult(packages=packages, notes=notes.result())

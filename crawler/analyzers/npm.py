@@ -37,6 +37,8 @@ from regsweep.crawler.analyzers.interface import (
     Context,
     FactsView,
     FileFacts,
+    Found,
+    placed_files,
 )
 from regsweep.matcher.advisories.ecosystems import Ecosystem
 from regsweep.matcher.records import Package
@@ -78,6 +80,11 @@ class _Lock(msgspec.Struct, kw_only=True):
 
 
 _LOCK_DECODER = msgspec.json.Decoder(_Lock)
+
+
+def _parent(path: str) -> str:
+    """A manifest's package directory, which an OS package manager may list instead."""
+    return path.rpartition("/")[0]
 
 
 def _is_lockfile(path: str) -> bool:
@@ -200,23 +207,16 @@ class NpmAnalyzer(BufferedAnalyzer):
     def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
         """One package per installed manifest; a lockfile's pins that are not installed."""
         notes = Notes()
-        packages: list[Package] = []
         mine = view.found(self.NAME)
-        locks = []
-        for path in sorted(mine):
-            f = mine[path]
-            if _is_lockfile(path):
-                locks.append(f)
-                continue
-            for note in f.facts.notes:
-                notes.add(note)
-            pkg_dir = path.rpartition("/")[0]
-            owner = ctx.owners.get(path) or ctx.owners.get(pkg_dir)
-            packages += [
-                msgspec.structs.replace(p, layer=f.layer, path=path, owner=owner)
-                for p in f.facts.packages
-            ]
-        for f in locks:
+        manifests: dict[str, Found] = {}
+        locks: dict[str, Found] = {}
+        for path, f in mine.items():
+            (locks if _is_lockfile(path) else manifests)[path] = f
+        packages = placed_files(manifests, ctx, notes, _parent)
+        # A lock's pins are placed only if not installed, and in an image that installed
+        # its lock most are: filtered first, not placed by placed_files and then dropped.
+        for path in sorted(locks):
+            f = locks[path]
             for note in f.facts.notes:
                 notes.add(note)
             owner = ctx.owners.get(f.path)

@@ -35,6 +35,7 @@ from regsweep.crawler.analyzers.interface import (
     Context,
     FactsView,
     FileFacts,
+    placed_files,
 )
 from regsweep.matcher.advisories.ecosystems import Ecosystem, normalize_name
 from regsweep.matcher.records import Package
@@ -128,23 +129,22 @@ class PythonAnalyzer(BufferedAnalyzer):
         notes = Notes()
         # (site dir, PEP 503 name, version) → (kind, package); lower kind wins.
         found: dict[tuple[str, str, str], tuple[int, Package]] = {}
-        mine = view.found(self.NAME)
-        for path in sorted(mine):
-            f = mine[path]
-            for note in f.facts.notes:
-                notes.add(note)
-            if not f.facts.packages:
-                continue
+        for pkg in placed_files(view.found(self.NAME), ctx, notes):
+            assert pkg.path is not None  # read sets it: the metadata file's path
+            path = pkg.path
             kind = _kind(path)
             # The metadata directory (dist-info / egg-info / .egg) and the directory it is in.
             meta_dir = path if kind == 2 and path.endswith(".egg-info") else path.rpartition("/")[0]
             if kind == 3:
                 meta_dir = meta_dir.rpartition("/")[0]
             site = meta_dir.rpartition("/")[0]
-            owner = ctx.owners.get(path) or ctx.owners.get(meta_dir)
-            pkg = msgspec.structs.replace(
-                f.facts.packages[0], layer=f.layer, path=path, owner=owner
-            )
+            # An OS package manager may list the metadata directory rather than the file.
+            # Looked up here, not by placed_files' owner_dir: the site needs the directory
+            # too, and it is worked out once.
+            if not pkg.owner:
+                owner = ctx.owners.get(meta_dir)
+                if owner != pkg.owner:
+                    pkg = msgspec.structs.replace(pkg, owner=owner)
             key = (site, normalize_name(Ecosystem.PYPI, pkg.name), pkg.version)
             prev = found.get(key)
             if prev is None:
