@@ -22,7 +22,6 @@ import resource
 import sys
 import tempfile
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -32,6 +31,7 @@ import msgspec
 from regsweep.cli.common import DB_OPTION, usage_error
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
+from regsweep.matcher.output import tool_version
 from regsweep.matcher.versions import Scheme
 
 T = TypeVar("T")
@@ -91,17 +91,10 @@ def peak_rss_mb() -> float:
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
-def _regsweep_version() -> str:
-    try:
-        return version("regsweep")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
-
-
 def _report(benchmark: str, result: T, built_at: datetime | None = None) -> Report[T]:
     return Report(
         benchmark=benchmark,
-        regsweep_version=_regsweep_version(),
+        regsweep_version=tool_version(),
         python_version=platform.python_version(),
         machine=machine(),
         index_built_at=built_at,

@@ -124,20 +124,32 @@ class _StdoutOutput:
 
 
 class _DocumentOutput(_StdoutOutput):
-    """A document sink (SARIF, CycloneDX, table): blocks go to the sink as records, and
-    ``close`` finishes the document (with or without its summary)."""
+    """A document sink (SARIF, CycloneDX, table): blocks go to the sink as records;
+    ``finish`` ends the document of a complete crawl, ``close`` that of a stopped one."""
 
     def __init__(self, sink: Sink) -> None:
         super().__init__(sink.out)
         self.sink = sink
+        self._ended = False
         sink.begin()
 
     def write_judgement(self, judgement: Judgement) -> None:
         self.sink.write_many(judgement.records)
         state.add_counts(self._counts, judgement.tally.counts())
 
+    def finish(self) -> None:
+        """The crawl is complete: finish the document."""
+        self._end(complete=True)
+
     def close(self, live: Mapping[str, int] | None = None) -> None:
-        self.sink.end()
+        """The crawl was stopped: finish the document, saying it is incomplete."""
+        self._end(complete=False)
+
+    def _end(self, *, complete: bool) -> None:
+        if self._ended:  # a signal while the finished document was being closed
+            return
+        self._ended = True
+        self.sink.end(complete)
         if self.sink.out is not sys.stdout.buffer:
             self.sink.out.close()
 
@@ -184,6 +196,8 @@ class _Crawl:
         out: _Output | None = None
         try:
             self._progress.start()
+            # Everything up to the last line written is inside: a signal anywhere in it
+            # (the last cache writes, the summary) is a clean stop, never a traceback.
             async with connect(
                 self.url, self.options, store=self.store, writer=writer, platform=self.platform
             ) as crawler:
@@ -193,41 +207,44 @@ class _Crawl:
                     crawler, repos=f.repos, exclude=f.exclude, tags=f.tags,
                     max_tags=f.max_tags, concurrency=self.options.concurrency,
                 )  # fmt: skip
-                try:
-                    await crawl.start()
-                    out = await writer.call(self.open_output)
-                    if out.resumed:
-                        log.info("crawl_resumed", images_done=out.images, records=out.records)
-                    async for visit in crawl.visits(out.is_done):
-                        await self._write(writer, out, visit.key, visit.result)
-                except asyncio.CancelledError:
-                    if self.stopped_by is None:
-                        raise
-                    task.uncancel()
-                    if out is not None:
-                        await writer.call(out.close, work_counts(crawler))
-                    log.warning("crawl_interrupted", signal=self.stopped_by.name)
-                    return _SIGNAL_EXIT[self.stopped_by]
-            # The whole crawl's: a resumed crawl counts on from its earlier runs.
-            counts = await writer.call(out.tally, work_counts(crawler))
-            self.worst = counts.get("max_severity", 0)
-            summary = summary_record(
-                out.started_at, counts, self.index,
-                repositories=crawl.repositories, tags=crawl.tags, runs=out.runs,
-            )  # fmt: skip
-            if isinstance(out, _DocumentOutput):
-                out.sink.write(summary)
-                await writer.call(out.close)
-            else:
-                await writer.call(out.complete, encode_lines([summary]))
-            c = crawler.counters
-            log.info(
-                "crawl_done", tags=crawl.tags, skipped_as_done=crawl.skipped,
-                manifests_fetched=c.manifests_fetched, manifests_cached=c.manifests_cached,
-                images_analysed=c.images_analysed, images_cached=c.images_cached,
-                layers_fetched=c.layers_fetched, layers_cached=c.layers_cached,
-            )  # fmt: skip
-            return 0
+                await crawl.start()
+                out = await writer.call(self.open_output)
+                if out.resumed:
+                    log.info("crawl_resumed", images_done=out.images, records=out.records)
+                async for visit in crawl.visits(out.is_done):
+                    await self._write(writer, out, visit.key, visit.result)
+                await crawler.flush()
+                # The whole crawl's: a resumed crawl counts on from its earlier runs.
+                counts = await writer.call(out.tally, work_counts(crawler))
+                self.worst = counts.get("max_severity", 0)
+                summary = summary_record(
+                    out.started_at, counts, self.index,
+                    repositories=crawl.repositories, tags=crawl.tags, runs=out.runs,
+                )  # fmt: skip
+                # Off the terminal before a table is printed there.
+                self._progress.stop()
+                if isinstance(out, _DocumentOutput):
+                    out.sink.write(summary)
+                    await writer.call(out.finish)
+                else:
+                    await writer.call(out.complete, encode_lines([summary]))
+                c = crawler.counters
+                log.info(
+                    "crawl_done", tags=crawl.tags, skipped_as_done=crawl.skipped,
+                    manifests_fetched=c.manifests_fetched, manifests_cached=c.manifests_cached,
+                    images_analysed=c.images_analysed, images_cached=c.images_cached,
+                    layers_fetched=c.layers_fetched, layers_cached=c.layers_cached,
+                )  # fmt: skip
+                return 0
+        except asyncio.CancelledError:
+            if self.stopped_by is None:
+                raise
+            task.uncancel()
+            self._progress.stop()
+            if out is not None:
+                await writer.call(out.close, work_counts(self._crawler))
+            log.warning("crawl_interrupted", signal=self.stopped_by.name)
+            return _SIGNAL_EXIT[self.stopped_by]
         finally:
             self._progress.stop()
             for sig in _SIGNAL_EXIT:

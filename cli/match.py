@@ -31,10 +31,15 @@ def match_command(db: Path, input_path: Path, fmt: str, output: Path) -> None:
         index = AdvisoryIndex(db)
     except AdvisoryIndexError as err:
         usage_error(str(err))  # exit 2, as scan and crawl do for a missing index
-    with index, output_sink(output, fmt) as sink:
-        matcher = Matcher(index)
-        if str(input_path) == "-":
-            match_stream(matcher, sys.stdin.buffer, sink)
-        else:
-            with input_path.open("rb") as fh:
-                match_stream(matcher, fh, sink)
+    # The input is opened first: a missing one must not have truncated the output already.
+    try:
+        lines = sys.stdin.buffer if str(input_path) == "-" else input_path.open("rb")
+    except OSError as err:
+        index.close()
+        usage_error(f"cannot read {input_path}: {err.strerror}")
+    reads_file = lines is not sys.stdin.buffer
+    if str(output) != "-" and reads_file and output.exists() and output.samefile(input_path):
+        index.close()
+        usage_error(f"{output} is both the input and the output")
+    with index, lines, output_sink(output, fmt) as sink:
+        match_stream(Matcher(index), lines, sink)

@@ -101,7 +101,8 @@ def scan_command(
     fetched = iter(results)
     started = now()
     tally = Tally()
-    with index, ImageProgress() as progress, output_sink(output, fmt) as sink:
+    # The progress line leaves the terminal before a table is printed there.
+    with index, output_sink(output, fmt) as sink, ImageProgress() as progress:
         matcher = Matcher(index)
         policy = Policy(packages=with_packages or sink.wants_packages, trusted_bases=trusted_base)
 

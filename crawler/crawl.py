@@ -121,7 +121,8 @@ async def scan_refs(
     """Resolve and analyse registry references concurrently; results in ``refs`` order.
 
     With ``store``, a layer (or image) seen before is not downloaded again. A registry that
-    cannot be reached is a failure (stage ``auth``) of each of its references.
+    cannot be reached, or whose client cannot be made (a bad CA file), is a failure (stage
+    ``auth``) of each of its references.
     """
     writer = None if store is None else state.StateWriter(store)
     try:
@@ -129,6 +130,8 @@ async def scan_refs(
             session = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
             crawlers: dict[str, Crawler] = {}
             pinged: dict[str, asyncio.Future[Problem | None]] = {}
+            #: Registries whose client could not even be made (a bad CA file …).
+            unusable: dict[str, Problem] = {}
 
             async def ping(crawler: Crawler) -> Problem | None:
                 try:
@@ -142,20 +145,27 @@ async def scan_refs(
             # One crawler per registry: its concurrency limit holds for all its refs, and
             # refs that share a layer share its one download and analysis.
             for url in dict.fromkeys(r.url for r in refs):
-                crawler = await stack.enter_async_context(
-                    connect(url, options, store=store, writer=writer, platform=platform,
-                            session=session)
-                )  # fmt: skip
+                try:
+                    crawler = await stack.enter_async_context(
+                        connect(url, options, store=store, writer=writer, platform=platform,
+                                session=session)
+                    )  # fmt: skip
+                except (RegistryError, ValueError) as exc:
+                    unusable[url] = problem_of(exc, stage="auth")
+                    continue
                 crawlers[url] = crawler
                 pinged[url] = asyncio.ensure_future(ping(crawler))
 
             async def one(ref: RegistryRef) -> RefResult:
-                crawler = crawlers[ref.url]
-                problem = await asyncio.shield(pinged[ref.url])
+                if ref.url in unusable:
+                    problem: Problem | None = unusable[ref.url]
+                else:
+                    problem = await asyncio.shield(pinged[ref.url])
                 if problem is not None:
                     return RefResult(
                         ref=ref.text, failures=[msgspec.structs.replace(problem, ref=ref.text)]
                     )
+                crawler = crawlers[ref.url]
                 try:
                     return await crawler.scan_ref(ref.repository, ref.reference, ref_text=ref.text)
                 finally:
@@ -236,8 +246,8 @@ class RegistryCrawl:
             )
         jobs: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
         # Bounded: a consumer slower than the workers holds them back instead of piling
-        # up analysed images in memory.
-        results: asyncio.Queue[Visit | None] = asyncio.Queue(self.concurrency)
+        # up analysed images in memory. None ends the visits; an exception is a worker's.
+        results: asyncio.Queue[Visit | BaseException | None] = asyncio.Queue(self.concurrency)
         for repo in self._repos:
             jobs.put_nowait((repo, None))
 
@@ -252,6 +262,8 @@ class RegistryCrawl:
                     )
                     if visit is not None:
                         await results.put(visit)
+                except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
+                    await results.put(exc)
                 finally:
                     jobs.task_done()
 
@@ -259,15 +271,20 @@ class RegistryCrawl:
             await jobs.join()
             await results.put(None)
 
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(worker()) for _ in range(self.concurrency)]
-            tasks.append(group.create_task(closer()))
-            try:
-                while (visit := await results.get()) is not None:
-                    yield visit
-            finally:
-                for t in tasks:
-                    t.cancel()
+        # Plain tasks, not a TaskGroup: this generator yields, and a TaskGroup would then
+        # span the consumer's own awaits (its errors would cancel the consumer, and an
+        # early ``aclose`` would surface as an exception group).
+        tasks = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        tasks.append(asyncio.create_task(closer()))
+        try:
+            while (item := await results.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _list_tags(
         self, repo: str, jobs: asyncio.Queue[tuple[str, str | None]], done: Callable[[str], bool]

@@ -1,8 +1,9 @@
-"""Registry images as analysis input: references, the blob → layer-scanner bridge, caching.
+"""Registry images as analysis input: the blob → layer-scanner bridge, caching.
 
 ``Crawler.scan_ref(repo, tag_or_digest)`` resolves one registry reference to its platform
-images and analyses each, returning the same ``scan.ImageFacts`` that local sources give
-(``cli.scan`` and ``cli.crawl`` match and report them alike). What it does per reference:
+images (through ``walk.Walker``) and analyses each, returning the same
+``matcher.facts.ImageFacts`` that local sources give (``matcher.judge`` judges them alike).
+What it does per reference:
 
 * a warm re-crawl: for a tag the store knows, the tag entry and what the last crawl found
   under its digest (a ``state.Walk``: platform images, configs, notes) and those images'
@@ -29,7 +30,7 @@ images and analyses each, returning the same ``scan.ImageFacts`` that local sour
   compression, tar) is not fetched again in the same crawl: its error stands for every
   image that shares it (a later crawl tries again). The crawl keeps the facts of recent
   layers in memory (bounded: a very large layer's are read from the store again);
-* an image's packages: its layers' facts merged and assembled (``scan.assemble``, no
+* an image's packages: its layers' facts merged and assembled (``analyze.assemble``, no
   parsing, on a worker thread), once per distinct stack of layers in a crawl, and stored
   once per stack (``state.StackFacts``); an image's own stored facts name their stack.
 

@@ -215,6 +215,10 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     tally: dict[str, int] = {}
     #: How many runs of the command wrote to this output so far.
     runs: int = 1
+    #: The last bytes before ``offset``: a resumed crawl checks the file still ends its
+    #: checkpointed part with them (another program, or another ``--format``, may have
+    #: rewritten the file since).
+    tail: bytes = b""
 
 
 class StateMeta(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -829,10 +833,10 @@ class ResumableOutput:
                 self._fh.truncate(0)
             else:
                 size = os.fstat(self._fh.fileno()).st_size
-                if size < cp.offset:
+                if size < cp.offset or _tail(self._fh, cp.offset) != cp.tail:
                     raise OutputMismatch(
-                        f"{self.path} has {size} bytes but crawl {cid} checkpointed "
-                        f"{cp.offset}: it was changed outside the crawl; remove it to start over"
+                        f"{self.path} is not what crawl {cid} checkpointed ({cp.offset} bytes): "
+                        "it was changed outside the crawl; remove it to start over"
                     )
                 self._started = cp.started_at
                 self._records, self._images = cp.records, cp.images
@@ -905,10 +909,12 @@ class ResumableOutput:
         ``live`` are this run's work counters so far (see ``tally``)."""
         self._fh.flush()
         os.fsync(self._fh.fileno())
+        offset = self._fh.tell()
         cp = Checkpoint(
             crawl_id=self.cid,
             output=str(self.path.resolve()),
-            offset=self._fh.tell(),
+            offset=offset,
+            tail=_tail(self._fh, offset),
             records=self._records,
             images=self._images,
             started_at=self._started,
@@ -941,6 +947,19 @@ class ResumableOutput:
         if not self._fh.closed:
             self.checkpoint(live)
             self._fh.close()
+
+
+_TAIL = 64
+
+
+def _tail(fh: Any, offset: int) -> bytes:
+    """The ``_TAIL`` bytes of ``fh`` before ``offset`` (an append-mode file: writes still go
+    to its end wherever this leaves the position)."""
+    start = max(0, offset - _TAIL)
+    fh.seek(start)
+    data: bytes = fh.read(offset - start)
+    fh.seek(0, os.SEEK_END)
+    return data
 
 
 class StateWriter:

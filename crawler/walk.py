@@ -46,6 +46,7 @@ from regsweep.crawler.oci import (
     document_kind,
     is_attestation,
     parse_media_type,
+    platform_matches,
 )
 from regsweep.crawler.registry import RegistryError
 from regsweep.matcher.facts import Problem, problem_of
@@ -54,8 +55,6 @@ from regsweep.matcher.records import ImageRef
 #: Index nesting deeper than this is refused (a cycle cannot occur with content addressing,
 #: but a deep chain of indexes is a cheap way to make a scanner do pointless work).
 MAX_INDEX_DEPTH: Final = 8
-#: Default variants: ``linux/arm64`` means ``v8``, ``linux/arm`` means ``v7``.
-_DEFAULT_VARIANT: Final = {"arm64": "v8", "arm": "v7"}
 #: What a source may raise for one descriptor (the walk goes on).
 _FAULTS: Final = (RegistryError, SourceError)
 
@@ -107,17 +106,6 @@ class Found(Generic[_T]):
         self.failures += other.failures
         self.notes += other.notes
         self.manifests += other.manifests
-
-
-def platform_matches(wanted: Platform, have: Platform) -> bool:
-    """Whether an image of platform ``have`` is what ``wanted`` asks for (``arm64`` is
-    ``arm64/v8``; a wanted variant must match)."""
-    if (wanted.os, wanted.architecture) != (have.os, have.architecture):
-        return False
-    if wanted.variant is None:
-        return True
-    arch = have.architecture
-    return wanted.variant == (have.variant or _DEFAULT_VARIANT.get(arch))
 
 
 class Walker(Generic[_T]):

@@ -1,9 +1,10 @@
 """Output sinks: where records go, in the format the user chose.
 
 Every command that writes findings (``scan``, ``crawl``, ``match``) hands its records to a
-``Sink``: ``begin()`` once, ``write(record)`` for each record in order (the ``summary``
-record last, when the run completed), ``end()`` once, which finishes the document even
-without a summary (an interrupted crawl). ``Format`` is the closed set of formats:
+``Sink``: ``begin()`` once, ``write(record)`` for each record in order (a ``summary``
+record last, for ``scan`` and ``crawl``), ``end()`` once, which finishes the document;
+``end(complete=False)`` when the run was cut short, which the document then says.
+``Format`` is the closed set of formats:
 
 ========== ===================================================================================
 ndjson     the contract (``../shared/OUTPUT.md``): one record per line, written as it comes

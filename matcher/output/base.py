@@ -25,8 +25,6 @@ class Sink(ABC):
     #: Whether the format describes every package (a BOM): the commands then make
     #: ``package`` records even without ``--packages``.
     wants_packages: bool = False
-    #: Whether the output can be resumed line by line after a kill (``crawl -o``).
-    line_oriented: bool = False
 
     def __init__(self, out: BinaryIO) -> None:
         #: The byte stream the document is written to (left open by ``end``).
@@ -52,8 +50,10 @@ class Sink(ABC):
             self.write(VulnerabilityRecord(image=image, package=package, advisory=adv))
 
     @abstractmethod
-    def end(self) -> None:
-        """Finish the document and flush it (the output stream stays open)."""
+    def end(self, complete: bool = True) -> None:
+        """Finish the document and flush it (the output stream stays open). ``complete``
+        False: the run was cut short (a signal): the document says so, in its format's way,
+        so that nobody takes it for the whole inventory."""
 
 
 def tool_version() -> str:

@@ -19,7 +19,8 @@ A BOM describes every package, so ``scan`` and ``crawl`` make package records fo
 records together, its ``image`` record last): an image's packages are held until its
 ``image`` record, then written; the vulnerabilities are spooled to disk and written after
 the components. Package records that no ``image`` record closes (``regsweep match``
-input) are written as their image's component when the BOM ends.
+input) are written as their image's component when another image's records begin, or
+when the BOM ends.
 """
 
 from __future__ import annotations
@@ -122,6 +123,11 @@ class CycloneDxSink(Sink):
     def _group(self, image: ImageRef | None) -> _Image:
         group = self._open.get(image)
         if group is None:
+            # An image's records come together: one for another image means the open ones
+            # are complete (for ``match`` input, which has no ``image`` records to say so),
+            # so memory holds one image at a time.
+            for other in list(self._open.values()):
+                self._finish(other)
             group = self._open[image] = _Image(image)
         return group
 
@@ -170,6 +176,13 @@ class CycloneDxSink(Sink):
         self._refs.add(ref)
         return ref
 
+    def _finish(self, group: _Image) -> None:
+        """Write a group no ``image`` record will close, if it holds any package."""
+        if group.packages:
+            self._close(group)
+        else:
+            del self._open[group.image]
+
     def _close(self, group: _Image) -> None:
         del self._open[group.image]
         image, record = group.image, group.record
@@ -200,15 +213,18 @@ class CycloneDxSink(Sink):
         for adv, packages in group.vulnerabilities.values():
             self._vulns.add(_vulnerability(adv, packages, refs))
 
-    def end(self) -> None:
+    def end(self, complete: bool = True) -> None:
         # Images whose ``image`` record never came: ``match`` input, or a run cut short.
         for group in list(self._open.values()):
-            if group.packages:
-                self._close(group)
+            self._finish(group)
         out = self.out
         out.write(b'],"vulnerabilities":[')
         self._vulns.copy_to(out)
         out.write(b"]")
+        if not complete:
+            # Not the whole inventory: a consumer that replaces a project's components with
+            # a BOM's must be able to tell (the run also exits non-zero).
+            self._errors.add(_prop("incomplete", "true: the run was interrupted"))
         if self._errors.count:
             out.write(b',"properties":[')
             self._errors.copy_to(out)
@@ -227,7 +243,11 @@ def _container(
     props: list[dict[str, str]] = []
     component: dict[str, object] = {"type": "container", "bom-ref": bom_ref}
     if image is not None:
-        name = image.repository or image.ref
+        name = image.repository or (
+            _local_name(image.ref)
+            if image.ref.startswith(("oci:", "docker-archive:"))
+            else image.ref
+        )
         props.append(_prop("image:ref", image.ref))
         if image.tag:
             component["version"] = image.tag
@@ -259,20 +279,28 @@ def _container(
 
 def _oci_purl(image: ImageRef) -> str:
     assert image.digest is not None
-    repo = image.repository or image.ref.split("@", 1)[0].rsplit(":", 1)[0]
+    repo = image.repository or _local_name(image.ref)
     name = repo.rsplit("/", 1)[-1].lower()
     qualifiers = []
     if image.registry:
         qualifiers.append("repository_url=" + quote(f"{image.registry}/{repo}", safe="/"))
     if image.platform:
-        os_, _, arch = image.platform.partition("/")
-        if arch:
-            qualifiers.append("arch=" + quote(arch, safe=""))
-        qualifiers.append("os=" + quote(os_, safe=""))
+        # purl-spec's oci type knows ``arch`` (no os, no variant).
+        arch = image.platform.split("/")[1] if "/" in image.platform else image.platform
+        qualifiers.append("arch=" + quote(arch, safe=""))
     if image.tag:
         qualifiers.append("tag=" + quote(image.tag, safe=""))
     query = "?" + "&".join(sorted(qualifiers)) if qualifiers else ""
     return f"pkg:oci/{quote(name, safe='')}@{quote(image.digest, safe='')}{query}"
+
+
+def _local_name(ref: str) -> str:
+    """A name for an image named by a local path: ``oci:/srv/images/web:1`` → ``web``."""
+    _, _, path = ref.partition(":")  # the transport
+    path = path.split("@", 1)[0].rstrip("/")
+    last = path.rsplit("/", 1)[-1]
+    stem = last.split(":", 1)[0].removesuffix(".tar").removesuffix(".tar.gz") or "image"
+    return stem
 
 
 def _package(pkg: Package, bom_ref: str) -> dict[str, object]:
@@ -326,5 +354,6 @@ def _vulnerability(
     if adv.vendor_status:
         props.append(_prop("vendor_status", adv.vendor_status))
     props += [_prop("alias", a) for a in adv.aliases]
+    props += [_prop("related", r) for r in adv.related]
     entry["properties"] = props
     return entry

@@ -24,8 +24,6 @@ _VULN_HEAD = b'{"kind":"vulnerability","schema_version":%d,"image":' % SCHEMA_VE
 class NdjsonSink(Sink):
     """Records out through one reusable buffer (``encode_into``), flushed in large writes."""
 
-    line_oriented = True
-
     def __init__(self, out: BinaryIO) -> None:
         super().__init__(out)
         self.buf = bytearray()
@@ -75,7 +73,8 @@ class NdjsonSink(Sink):
         self.out.flush()
         self.buf.clear()
 
-    def end(self) -> None:
+    def end(self, complete: bool = True) -> None:
+        # A cut-short NDJSON stream says so by its missing ``summary`` record.
         self.flush()
 
 

@@ -11,9 +11,9 @@
   relative URI) and, for a vulnerability, at the package (a logical location, with the
   file the package was found in when known). ``partialFingerprints`` identify a finding
   across runs by image digest, package and rule, so re-uploads do not duplicate alerts.
-* **Errors** are ``toolExecutionNotifications`` of the invocation; the ``summary`` record
-  sets ``executionSuccessful`` and the times (a run without one, interrupted, is not
-  successful). The images scanned are listed in the run's ``properties``.
+* **Errors** are ``toolExecutionNotifications`` of the invocation; a run cut short
+  (``end(complete=False)``) is not ``executionSuccessful``; the ``summary`` record gives
+  the times. The images scanned are listed in the run's ``properties``.
 
 The results stream to the output as they come; rules are kept in memory (one per distinct
 advisory), the notifications and image list are spooled to disk.
@@ -65,6 +65,12 @@ def _image_uri(image: ImageRef | None) -> str:
     # ``host:5000/repo@sha256:…`` is not a URI reference as it stands (the part before the
     # first colon would read as a scheme): percent-encode all but the slashes.
     return quote(image.ref if image is not None else "unknown-image", safe="/")
+
+
+def _physical(image: ImageRef | None) -> dict[str, object]:
+    # A region as well: GitHub code scanning places a result by its start line, and an
+    # image has no lines; line 1 stands for "the image".
+    return {"artifactLocation": {"uri": _image_uri(image)}, "region": {"startLine": 1}}
 
 
 def _fingerprint(*parts: str | None) -> str:
@@ -170,13 +176,21 @@ class SarifSink(Sink):
                 },
                 "locations": [
                     {
-                        "physicalLocation": {"artifactLocation": {"uri": _image_uri(image)}},
+                        "physicalLocation": _physical(image),
                         "logicalLocations": logical,
                     }
                 ],
                 "partialFingerprints": {
+                    # The reference too: every tag of one image is its own alert (GitHub
+                    # would fold them into one), and the path: vendored copies of a package.
                     "regsweepFinding/v1": _fingerprint(
-                        image.digest if image else None, pkg.type, pkg.name, pkg.version, adv.id
+                        image.ref if image else None,
+                        image.digest if image else None,
+                        pkg.type,
+                        pkg.name,
+                        pkg.version,
+                        pkg.path,
+                        adv.id,
                     )
                 },
                 "properties": properties,
@@ -194,12 +208,14 @@ class SarifSink(Sink):
             "message": {"text": f"{check.title} in {m.image.ref}{evidence}."},
             "locations": [
                 {
-                    "physicalLocation": {"artifactLocation": {"uri": _image_uri(m.image)}},
+                    "physicalLocation": _physical(m.image),
                     "logicalLocations": [{"name": m.image.ref, "kind": "image"}],
                 }
             ],
             "partialFingerprints": {
-                "regsweepFinding/v1": _fingerprint(m.image.digest, check.id, m.evidence)
+                "regsweepFinding/v1": _fingerprint(
+                    m.image.ref, m.image.digest, check.id, m.evidence
+                )
             },
             "properties": _image_properties(m.image),
         }
@@ -222,7 +238,7 @@ class SarifSink(Sink):
             }
         )
 
-    def end(self) -> None:
+    def end(self, complete: bool = True) -> None:
         enc = self._enc.encode
         driver = {
             "name": "regsweep",
@@ -230,7 +246,7 @@ class SarifSink(Sink):
             "informationUri": INFORMATION_URI,
             "rules": self._rule_objects,
         }
-        invocation: dict[str, object] = {"executionSuccessful": self._summary is not None}
+        invocation: dict[str, object] = {"executionSuccessful": complete}
         s = self._summary
         if s is not None:
             invocation["startTimeUtc"] = s.started_at
@@ -264,6 +280,9 @@ def _advisory_rule(adv: Advisory) -> dict[str, object]:
         properties["security-severity"] = score
     if adv.aliases:
         properties["aliases"] = list(adv.aliases)
+    if adv.related:
+        # A DSA's CVEs: what other tools and people search for.
+        properties["related"] = list(adv.related)
     if adv.source:
         properties["source"] = adv.source
     return {
@@ -280,6 +299,8 @@ def _help(adv: Advisory) -> str:
     parts = [f"{adv.id}: {adv.summary or 'no summary published'}."]
     if adv.aliases:
         parts.append(f"Also known as {', '.join(adv.aliases)}.")
+    if adv.related:
+        parts.append(f"Related: {', '.join(adv.related)}.")
     parts.append(
         f"Fixed in {', '.join(adv.fixed)}." if adv.fixed else "No fixed version published."
     )
@@ -293,7 +314,6 @@ def _check_rule(check: Check) -> dict[str, object]:
         properties["security-severity"] = score
     return {
         "id": check.id,
-        "name": check.category,
         "shortDescription": {"text": check.title},
         "defaultConfiguration": {"level": _LEVEL[check.severity]},
         "properties": properties,

@@ -66,9 +66,10 @@ class TableSink(Sink):
         elif isinstance(record, SummaryRecord):
             self.summary = record
 
-    def end(self) -> None:
+    def end(self, complete: bool = True) -> None:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         s = self.summary
         images, vulns, misconfigs, errors = (
@@ -76,14 +77,16 @@ class TableSink(Sink):
             if s is not None
             else (self.images, self.vulnerabilities, self.misconfigurations, self.errors)
         )
-        table = Table(
-            title=f"{images} images, {vulns} vulnerabilities, "
+        title = (
+            f"{images} images, {vulns} vulnerabilities, "
             f"{misconfigs} misconfigurations, {errors} errors"
         )
+        table = Table(title=title if complete else f"INCOMPLETE (interrupted): {title}")
         for col in _COLUMNS:
             table.add_column(col)
         for row in sorted(self.rows, key=lambda r: (r[0], -_ORDER.get(r[3], 0), r[2])):
-            table.add_row(*row)
+            # Text, not markup: evidence and names come from images ("[/x]" is no style).
+            table.add_row(*(Text(cell) for cell in row))
         # On a terminal, its width; into a file or a pipe, as wide as the rows need (up to a
         # limit): an advisory id cut to "CVE-2024-0…" is useless in a saved report.
         width = None

@@ -176,3 +176,19 @@ def test_every_command_says_a_missing_index_the_same_way(tmp_path: Path) -> None
         proc = subprocess.run([REGSWEEP, *args], capture_output=True, input=b"", check=False)
         assert proc.returncode == 2, (args, proc.stderr)
         assert proc.stderr.decode().count("\n") == 1 and b"regsweep: error:" in proc.stderr
+
+
+def test_match_never_truncates_the_output_for_a_bad_input(
+    example: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A missing input, or the output named as the input: exit 2 and the file untouched."""
+    _, db = example
+    out = tmp_path / "out.json"
+    out.write_bytes(b"keep me\n")
+    for args in (["-i", str(tmp_path / "missing.ndjson")], ["-i", str(out)]):
+        proc = subprocess.run(
+            [REGSWEEP, "match", "--db", str(db), "--format", "sarif", "-o", str(out), *args],
+            capture_output=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 2 and b"regsweep: error:" in proc.stderr
+        assert out.read_bytes() == b"keep me\n"

@@ -239,6 +239,17 @@ def test_parse_ref_rejects_bad_references_with_invalid_reference(text: str) -> N
         parse_ref(text)
 
 
+def test_the_walk_filters_platforms_by_their_aliases_too(tmp_path: Path) -> None:
+    """An index child written ``aarch64`` (or ``x86_64``) is arm64 (amd64) to ``--platform``:
+    the walk filters with the same matching as ``platform_matches``."""
+    lay = Layout(tmp_path / "alias")
+    lay.tag(lay.index([lay.image("linux", "aarch64"), lay.image("linux", "x86_64")]), "t")
+    lay.write_index()
+    [arm] = open_source(f"oci:{lay.root}:t", platform=parse_platform("linux/arm64")).images
+    [amd] = open_source(f"oci:{lay.root}:t", platform=parse_platform("linux/amd64")).images
+    assert (arm.ref.platform, amd.ref.platform) == ("linux/aarch64", "linux/x86_64")
+
+
 def test_platform_filter_parsing_and_variant_defaults() -> None:
     """arm64 without a variant is v8; a filter without a variant accepts any variant."""
     from regsweep.crawler.oci import Platform

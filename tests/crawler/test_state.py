@@ -441,6 +441,24 @@ def test_output_shorter_than_checkpoint_is_refused(store: StateStore, tmp_path: 
         ResumableOutput(store, "c", path)
 
 
+def test_output_rewritten_since_the_checkpoint_is_refused(
+    store: StateStore, tmp_path: Path
+) -> None:
+    """A file as long as the checkpoint but with other bytes (a SARIF document written to
+    the same ``-o`` since, another program): resuming would append NDJSON to it."""
+    path = tmp_path / "out.ndjson"
+    out = ResumableOutput(store, "c", path)
+    out.write_image("img", [b'{"a": 1}\n'])
+    out.close()
+    path.write_bytes(b'{"version":"2.1.0","runs":[]}\n' * 4)
+    with pytest.raises(OutputMismatch, match="changed outside the crawl"):
+        ResumableOutput(store, "c", path)
+    path.write_bytes(b'{"a": 1}\n')
+    resumed = ResumableOutput(store, "c", path)
+    assert resumed.resumed and resumed.is_done("img")
+    resumed.close()
+
+
 def test_close_checkpoints_so_a_rerun_skips_finished_images(
     store: StateStore, tmp_path: Path
 ) -> None:

@@ -112,17 +112,17 @@ BROKEN = ErrorRecord(
 SUMMARY = SummaryRecord(started_at=T0, finished_at=T0, images=1, vulnerabilities=3, errors=1)
 
 
-def _run(fmt: Format, records: list[Record]) -> bytes:
+def _run(fmt: Format, records: list[Record], *, complete: bool = True) -> bytes:
     out = io.BytesIO()
     sink = open_sink(fmt, out)
     sink.begin()
     sink.write_many(records)
-    sink.end()
+    sink.end(complete)
     return out.getvalue()
 
 
-def _sarif(records: list[Record]) -> dict[str, Any]:
-    doc: dict[str, Any] = msgspec.json.decode(_run(Format.SARIF, records))
+def _sarif(records: list[Record], *, complete: bool = True) -> dict[str, Any]:
+    doc: dict[str, Any] = msgspec.json.decode(_run(Format.SARIF, records, complete=complete))
     validator = jsonschema.Draft4Validator(
         SARIF_SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER
     )
@@ -130,8 +130,8 @@ def _sarif(records: list[Record]) -> dict[str, Any]:
     return doc
 
 
-def _cyclonedx(records: list[Record]) -> dict[str, Any]:
-    text = _run(Format.CYCLONEDX, records).decode()
+def _cyclonedx(records: list[Record], *, complete: bool = True) -> dict[str, Any]:
+    text = _run(Format.CYCLONEDX, records, complete=complete).decode()
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
     doc: dict[str, Any] = msgspec.json.decode(text)
     return doc
@@ -176,10 +176,17 @@ def test_sarif_has_a_rule_per_advisory_and_check_and_a_result_per_finding() -> N
     assert [i["platform"] for i in run["properties"]["images"]] == ["linux/amd64"]
 
 
-def test_sarif_of_an_interrupted_run_is_valid_and_not_successful() -> None:
-    """No summary record (a crawl stopped by a signal): the log still closes properly."""
-    doc = _sarif(_image_records()[:2])
-    assert doc["runs"][0]["invocations"][0]["executionSuccessful"] is False
+def test_an_interrupted_run_says_so_in_every_document() -> None:
+    """A crawl stopped by a signal: each document closes properly and says it is not the
+    whole inventory (a BOM that looked whole would replace a project's components)."""
+    part = _image_records()[:2]
+    assert _sarif(part)["runs"][0]["invocations"][0]["executionSuccessful"] is True
+    assert _sarif(part, complete=False)["runs"][0]["invocations"][0]["executionSuccessful"] is False
+    assert "properties" not in _cyclonedx(part)
+    [flag] = _cyclonedx(part, complete=False)["properties"]
+    assert flag["name"] == "regsweep:incomplete"
+    assert "INCOMPLETE" in _run(Format.TABLE, part, complete=False).decode()
+    assert "INCOMPLETE" not in _run(Format.TABLE, part).decode()
 
 
 @pytest.mark.parametrize("fmt", [Format.SARIF, Format.CYCLONEDX, Format.NDJSON])
@@ -260,3 +267,53 @@ def test_table_lists_findings_worst_first() -> None:
     text = _run(Format.TABLE, [*_image_records(), SUMMARY]).decode()
     assert text.index("CVE-2024-0001") < text.index("RS-IMG-001") < text.index("CVE-2024-0002")
     assert "1 images, 3 vulnerabilities" in text
+
+
+def test_cyclonedx_writes_an_image_once_the_next_ones_records_begin() -> None:
+    """``match`` input has no ``image`` records: a BOM must not hold every package of the
+    run until it ends."""
+    other = msgspec.structs.replace(IMAGE, ref="registry.example:5000/team/db:1", digest=None)
+    out = io.BytesIO()
+    sink = open_sink(Format.CYCLONEDX, out)
+    sink.begin()
+    sink.write(PackageRecord(image=IMAGE, package=SSL))
+    assert b'"openssl"' not in out.getvalue()
+    sink.write(PackageRecord(image=other, package=ODD))
+    assert b'"openssl"' in out.getvalue()
+    sink.end()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out.getvalue().decode()) is None
+    assert len(msgspec.json.decode(out.getvalue())["components"]) == 2
+
+
+def test_table_prints_markup_in_findings_as_text() -> None:
+    """Evidence and names come from images: ``[/x]`` is text, not a style to close."""
+    odd = Check(id="RS-IMG-005", title="secret [/evil] [bold]x", severity=Severity.HIGH,
+                category="secret")  # fmt: skip
+    text = _run(Format.TABLE, [MisconfigurationRecord(image=IMAGE, check=odd, evidence="[/a]")])
+    assert "[/evil]" in text.decode() and "[/a]" in text.decode()
+
+
+def test_every_tag_of_an_image_is_its_own_sarif_alert_and_cves_are_named() -> None:
+    """Two tags of one digest: two fingerprints (GitHub folds equal ones into one alert);
+    a DSA's related CVEs are on its rule."""
+    dsa = msgspec.structs.replace(CRIT, id="DSA-5555-1", aliases=(), related=("CVE-2024-0001",))
+    other = msgspec.structs.replace(
+        IMAGE, ref="registry.example:5000/team/app:latest", tag="latest"
+    )
+    doc = _sarif([VulnerabilityRecord(image=i, package=SSL, advisory=dsa) for i in (IMAGE, other)])
+    [run] = doc["runs"]
+    prints = {r["partialFingerprints"]["regsweepFinding/v1"] for r in run["results"]}
+    assert len(prints) == 2
+    assert run["tool"]["driver"]["rules"][0]["properties"]["related"] == ["CVE-2024-0001"]
+    assert all(r["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}
+               for r in run["results"])  # fmt: skip
+
+
+def test_cyclonedx_names_a_local_image_by_its_path() -> None:
+    """``oci:/srv/images/web:1`` is ``web``, not the transport's name."""
+    local = ImageRef(ref="oci:/srv/images/web:1", tag="1", digest="sha256:" + "ef" * 32,
+                     platform="linux/arm64/v8")  # fmt: skip
+    doc = _cyclonedx([ImageRecord(image=local, scanned_at=T0)])
+    [image] = doc["components"]
+    assert image["name"] == "web"
+    assert image["purl"] == f"pkg:oci/web@sha256%3A{'ef' * 32}?arch=arm64&tag=1"

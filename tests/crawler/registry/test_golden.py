@@ -71,8 +71,9 @@ def test_scan_writes_the_golden_records(db: Path, example: Path) -> None:
 def test_crawl_writes_the_golden_records(
     db: Path, _plain_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    """The whole test registry (every repository, tag and platform, its broken images
-    included), with packages, as the golden file has them."""
+    """The whole test registry (every repository, tag and platform: indexes, attestations,
+    artifacts, Docker and OCI media types), with packages, as the golden file has them.
+    Its findings and failures are covered by the scan golden and the crawl tests."""
     _plain_proxy.wait_idle()
     state, out = tmp_path / "state.lmdb", tmp_path / "out.ndjson"
     code, _, err = run(
