@@ -32,7 +32,9 @@ def _packages() -> tuple[list[str], dict[str, str]]:
 
 def _extensions() -> list[Extension]:
     # REGSWEEP_BUILD_ONLY=dpkg,rpm builds just those modules: several engineers (and helpers)
-    # rebuild one scheme at a time without racing on the others' generated C files.
+    # rebuild one scheme at a time without racing on the others' generated C files. Every
+    # scheme runs on _api, their shared Python-facing half: name it as well when _api.pyx or
+    # _spec.pxd changed.
     only = {s for s in os.environ.get("REGSWEEP_BUILD_ONLY", "").split(",") if s}
     exts = []
     for pyx in sorted(HERE.glob("matcher/**/*.pyx")):
@@ -54,7 +56,7 @@ packages, package_dir = _packages()
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"": ["*.pyi", "*.pxd", "*.pxi", "py.typed", "data/*"]},
+    package_data={"": ["*.pyi", "*.pxd", "py.typed", "data/*"]},
     ext_modules=cythonize(
         _extensions(),
         language_level=3,
@@ -66,7 +68,9 @@ setup(
             "embedsignature": True,
         },
         # The repo folders are not named ``regsweep/``, so package-relative cimports cannot be
-        # resolved; shared inline-only .pxd files are cimported by bare name from here instead.
+        # resolved; shared .pxd files of types and inline functions only (_keybuf, _spec) are
+        # cimported by bare name from here instead. Nothing cimports a module's own objects:
+        # the schemes reach _api's at run time through a capsule (see _spec.pxd).
         include_path=["matcher/versions/compiled"],
         annotate=bool(os.environ.get("REGSWEEP_ANNOTATE")),
     ),

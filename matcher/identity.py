@@ -6,16 +6,19 @@ identities it has not seen before from ``len(table)`` on, and returns the index 
 package of each new one; the matcher resolves only those, appends their results, and
 ``fan_out`` hands every package its slot's result. The compiled table (``_identity.pyx``)
 does this without a Python object per package; ``PureIdentityTable`` here is the reference
-with the same behaviour (``REGSWEEP_PURE_PYTHON=1`` selects it). The reference compares the
-fields themselves; the compiled table compares a 96-bit keyed hash of them, which tells two
-identities apart except with a chance of about 2**-61 per table (see ``_identity.pyx``).
+with the same behaviour (``REGSWEEP_PURE_PYTHON=1`` selects it: the one switch, in
+``regsweep.matcher._pure``, that also selects the pure version schemes and table queries).
+The reference compares the fields themselves; the compiled table compares a 96-bit keyed
+hash of them, which tells two identities apart except with a chance of about 2**-61 per
+table (see ``_identity.pyx``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from regsweep.matcher._pure import PURE_PYTHON
 
 __all__ = ["Fold", "IdentityTable", "LineScanner", "PureIdentityTable", "Table"]
 
@@ -130,7 +133,7 @@ class PureIdentityTable:
 IdentityTable: Callable[[type, tuple[str, ...], Fold | None], Table]
 #: The compiled table's NDJSON fast path (``_identity.LineScanner``); None without it.
 LineScanner: Any
-if os.environ.get("REGSWEEP_PURE_PYTHON", "") not in ("", "0"):
+if PURE_PYTHON:
     IdentityTable = PureIdentityTable
     LineScanner = None
 else:

@@ -16,18 +16,19 @@ the bisect point — advisories fixed before the installed version — are never
 ``exact`` rows are OSV ``versions`` lists, bisected for equality.
 
 ``query``/``query_many`` are the compiled ones (``_table.pyx``) unless
-``REGSWEEP_PURE_PYTHON=1``; the pure versions here are the reference the tests compare against.
+``REGSWEEP_PURE_PYTHON=1`` (``regsweep.matcher._pure``); the pure versions here are the
+reference the tests compare against.
 """
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
+from regsweep.matcher._pure import PURE_PYTHON
 from regsweep.matcher.index.errors import TableError
 from regsweep.matcher.index.intervals import Interval
 
@@ -165,7 +166,7 @@ def pure_query(table: bytes | memoryview, key: bytes) -> list[int]:
 
 query: Callable[[bytes | memoryview, bytes], list[int]]
 query_many: Callable[[bytes | memoryview, Sequence[bytes]], list[list[int]]]
-if os.environ.get("REGSWEEP_PURE_PYTHON", "") not in ("", "0"):
+if PURE_PYTHON:
     query, query_many = pure_query, pure_query_many
 else:
     from regsweep.matcher.index import _table

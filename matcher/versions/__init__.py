@@ -10,16 +10,17 @@ Usage::
 
 ``versions.<scheme>`` is the compiled (Cython) module. Setting ``REGSWEEP_PURE_PYTHON=1`` in
 the environment before import swaps in the pure-Python reference implementations, which
-have the same API and produce the same keys; the test suite runs under both.
+have the same API and produce the same keys; the test suite runs under both. The variable is
+read once, in ``regsweep.matcher._pure``, for the identity table and the index as well.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, assert_never
 
+from regsweep.matcher._pure import PURE_PYTHON
 from regsweep.matcher.versions.interface import InvalidVersion, Scheme, SchemeError, SchemeModule
 
 if TYPE_CHECKING:
@@ -57,9 +58,7 @@ __all__ = [
 ]
 
 #: ``"pure"`` or ``"compiled"``: which implementation ``versions.<scheme>`` resolves to.
-IMPLEMENTATION = (
-    "pure" if os.environ.get("REGSWEEP_PURE_PYTHON", "") not in ("", "0") else "compiled"
-)
+IMPLEMENTATION = "pure" if PURE_PYTHON else "compiled"
 
 _modules: dict[Scheme, SchemeModule] = {}
 

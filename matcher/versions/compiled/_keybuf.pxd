@@ -95,14 +95,47 @@ cdef inline int kb_put_number(KeyBuf* kb, const char* digits, Py_ssize_t n) exce
     return 0
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Eight bytes as a big-endian number: comparing two of them compares the bytes in
+       memcmp order. One unaligned load (and a byte swap on little-endian machines). */
+    static inline uint64_t regsweep_kb_be64(const unsigned char* p) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        w = __builtin_bswap64(w);
+    #elif !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__
+        w = ((uint64_t)p[0] << 56) | ((uint64_t)p[1] << 48) | ((uint64_t)p[2] << 40)
+          | ((uint64_t)p[3] << 32) | ((uint64_t)p[4] << 24) | ((uint64_t)p[5] << 16)
+          | ((uint64_t)p[6] << 8) | (uint64_t)p[7];
+    #endif
+        return w;
+    }
+    """
+    unsigned long long kb_be64 "regsweep_kb_be64"(const unsigned char* p) noexcept nogil
+
+
 cdef inline int kb_cmp(const KeyBuf* a, const KeyBuf* b) noexcept nogil:
-    """memcmp order of two keys: -1, 0 or 1."""
+    """memcmp order of two keys: -1, 0 or 1.
+
+    Eight bytes a step, in line: keys are a few dozen bytes, for which a call to the C
+    library's memcmp (through the PLT) costs more than the comparison itself.
+    """
     cdef Py_ssize_t n = a.len if a.len < b.len else b.len
-    cdef int r = memcmp(a.data, b.data, n)
-    if r < 0:
-        return -1
-    if r > 0:
-        return 1
+    cdef Py_ssize_t i = 0
+    cdef unsigned long long x, y
+    while i + 8 <= n:
+        x = kb_be64(a.data + i)
+        y = kb_be64(b.data + i)
+        if x != y:
+            return -1 if x < y else 1
+        i += 8
+    while i < n:
+        if a.data[i] != b.data[i]:
+            return -1 if a.data[i] < b.data[i] else 1
+        i += 1
     if a.len < b.len:
         return -1
     if a.len > b.len:

@@ -6,19 +6,19 @@ Same semantics, validity, error reasons and keys as ``regsweep.matcher.versions.
 versions are tokenised in step on their UTF-8 buffers; each token gets the kind byte the
 key would give it, so "kinds differ" and "suffixes differ" are one byte comparison, as
 in the key. ``AUTHORITATIVE`` is True: the key is lossless.
+
+This module is the scheme's C part (``_build``, the comparator ``_compare`` and how errors
+read); ``compare``, ``key``, ``compare_many`` and ``key_many`` are the shared ones of
+``_api.pyx``, bound to it.
 """
 
 from libc.stdint cimport uint64_t
 from libc.string cimport memcmp
 
-from _keybuf cimport KeyBuf, kb_bytes, kb_free, kb_init, kb_put_unchecked, kb_reserve, utf8
+from _keybuf cimport KeyBuf, kb_put_unchecked, kb_reserve
+from _spec cimport CMP_BAD_A, CMP_BAD_B, SchemeSpec, spec_capsule
 
-from regsweep.matcher.versions.interface import InvalidVersion
-
-
-cdef extern from "Python.h":
-    # A macro on the compact representation: true when every character is ASCII.
-    bint PyUnicode_IS_ASCII(object s) noexcept
+from regsweep.matcher.versions.compiled._api import export as _export
 
 AUTHORITATIVE = True
 
@@ -45,7 +45,7 @@ cdef enum:
     K_DIGIT = 0x0F
     K_INITIAL = 0x10   # never in a key (every version starts with it) but ranks the walk
 
-# Error codes; the messages (in _raise) match the pure module's word for word.
+# Error codes; the messages (in _message) match the pure module's word for word.
 cdef enum:
     E_NONE = 0
     E_START
@@ -289,7 +289,7 @@ cdef int _walk(Scan* a, Scan* b) noexcept nogil:
     return r
 
 
-cdef str _reason(str v, Scan* t):
+cdef str _message(str v, Scan* t):
     cdef Py_ssize_t i = t.err_at
     cdef int e = t.err
     if e == E_START:
@@ -322,69 +322,45 @@ cdef str _reason(str v, Scan* t):
     return f"{m} at offset {i}"
 
 
-cdef int _raise_invalid(str v, Scan* t) except -1:
-    raise InvalidVersion("apk", v, _reason(v, t))
-
-
-cdef int _raise_non_ascii(str v) except -1:
-    # Every valid character is ASCII, so v is invalid at or before its first non-ASCII
-    # character, and the tokeniser never looks past that point: run it on the ASCII prefix
-    # plus one 0xFF byte and the error (and its offset, in characters) is v's own. This also
-    # covers lone surrogates, which have no UTF-8 buffer at all.
+cdef str _reason(str v, int code):
+    # The message names the offset (and character) of the first error, which the code does
+    # not carry: v is scanned again, which only an invalid version pays for.
     cdef Py_ssize_t k = 0
     cdef Scan t
     cdef bytes buf
-    while ord(v[k]) < 0x80:
-        k += 1
-    buf = v[:k].encode("ascii") + b"\xff"
+    if str.isascii(v):
+        buf = str.encode(v, "ascii")
+    else:
+        # Every valid character is ASCII, so v is invalid at or before its first non-ASCII
+        # character, and the tokeniser never looks past that point: run it on the ASCII
+        # prefix plus one 0xFF byte and the error (and its offset, in characters) is v's
+        # own. This also covers lone surrogates, which have no UTF-8 buffer at all.
+        while ord(v[k]) < 0x80:
+            k += 1
+        buf = v[:k].encode("ascii") + b"\xff"
     if _first(&t, <const unsigned char*><const char*>buf, len(buf)) != T_INVALID:
         _drain(&t)
-    return _raise_invalid(v, &t)
+    return _message(v, &t)
 
 
-cdef inline const unsigned char* _buf(str v, Py_ssize_t* n) except NULL:
-    # A ``str`` parameter still admits None (the ``*_many`` loops pass items unchecked).
-    if v is None:
-        raise TypeError("an apk version must be a str, not None")
-    if not PyUnicode_IS_ASCII(v):
-        _raise_non_ascii(v)
-    return <const unsigned char*>utf8(v, n)
-
-
-cdef int _validate(str v) except -1:
-    # Raise v's InvalidVersion if it has one (the slow path of _compare for non-ASCII input).
-    cdef Scan t
-    t.p = _buf(v, &t.n)
-    if _first(&t, t.p, t.n) == T_INVALID or _drain(&t) == T_INVALID:
-        _raise_invalid(v, &t)
-    return 0
-
-
-cdef int _compare(str a, str b) except -2:
+cdef int _compare(const unsigned char* a, Py_ssize_t na,
+                  const unsigned char* b, Py_ssize_t nb, int* code) noexcept nogil:
     cdef Scan sa, sb
     cdef int r
-    if a is None or b is None or not (PyUnicode_IS_ASCII(a) and PyUnicode_IS_ASCII(b)):
-        # Something raises; check a first so that its error wins, as in the pure module.
-        _validate(a)
-        _validate(b)
-    sa.p = <const unsigned char*>utf8(a, &sa.n)
-    sb.p = <const unsigned char*>utf8(b, &sb.n)
+    sa.p = a
+    sa.n = na
+    sb.p = b
+    sb.n = nb
     r = _walk(&sa, &sb)
     if r == -2:
         # The walk stops at the first error of either side; when both are invalid, report
         # a's error, as the pure module does (it parses a whole before b).
         if sa.kind == T_INVALID or _drain(&sa) == T_INVALID:
-            _raise_invalid(a, &sa)
-        _raise_invalid(b, &sb)
+            code[0] = sa.err
+            return CMP_BAD_A
+        code[0] = sb.err
+        return CMP_BAD_B
     return r
-
-
-def compare(str a, str b, /):
-    """Return -1, 0 or 1 as ``a`` is older than, equal to or newer than ``b``.
-
-    Raises ``InvalidVersion`` when either string is not an apk version.
-    """
-    return _compare(a, b)
 
 
 cdef inline void _put_u64(KeyBuf* kb, uint64_t v) noexcept nogil:
@@ -406,66 +382,42 @@ cdef inline void _put_span(KeyBuf* kb, Scan* t) noexcept nogil:
         kb_put_unchecked(kb, t.p[t.s + i])
 
 
-cdef bytes _key(str v):
+cdef int _build(const unsigned char* s, Py_ssize_t n, KeyBuf* kb) except -1 nogil:
     cdef Scan t
-    cdef KeyBuf kb
-    cdef bytes out
-    t.p = _buf(v, &t.n)
-    kb_init(&kb)
-    try:
-        # Each input byte adds at most 4 key bytes (see the layout); reserve once.
-        kb_reserve(&kb, 4 * t.n + 16)
-        if _first(&t, t.p, t.n) == T_INVALID:
-            _raise_invalid(v, &t)
-        _put_u64(&kb, t.num)
-        while _next(&t) < T_END:
-            if t.kind == T_SUFFIX:
-                kb_put_unchecked(&kb, <unsigned char>t.rank)
-                continue
-            kb_put_unchecked(&kb, <unsigned char>t.rank)
-            if t.kind == T_DIGIT:
-                if t.p[t.s] == b'0':
-                    kb_put_unchecked(&kb, 0x00)
-                    _put_span(&kb, &t)
-                    kb_put_unchecked(&kb, 0x00)
-                else:
-                    kb_put_unchecked(&kb, 0x01)
-                    _put_u64(&kb, t.num)
-            elif t.kind == T_LETTER:
-                kb_put_unchecked(&kb, t.p[t.s])
-            elif t.kind == T_HASH:
-                _put_span(&kb, &t)
-                kb_put_unchecked(&kb, 0x00)
+    # Each input byte adds at most 4 key bytes (see the layout); reserve once.
+    kb_reserve(kb, 4 * n + 16)
+    if _first(&t, s, n) == T_INVALID:
+        return t.err
+    _put_u64(kb, t.num)
+    while _next(&t) < T_END:
+        if t.kind == T_SUFFIX:
+            kb_put_unchecked(kb, <unsigned char>t.rank)
+            continue
+        kb_put_unchecked(kb, <unsigned char>t.rank)
+        if t.kind == T_DIGIT:
+            if t.p[t.s] == b'0':
+                kb_put_unchecked(kb, 0x00)
+                _put_span(kb, &t)
+                kb_put_unchecked(kb, 0x00)
             else:
-                _put_u64(&kb, t.num)
-        if t.kind == T_INVALID:
-            _raise_invalid(v, &t)
-        kb_put_unchecked(&kb, K_END)
-        out = kb_bytes(&kb)
-    finally:
-        kb_free(&kb)
-    return out
+                kb_put_unchecked(kb, 0x01)
+                _put_u64(kb, t.num)
+        elif t.kind == T_LETTER:
+            kb_put_unchecked(kb, t.p[t.s])
+        elif t.kind == T_HASH:
+            _put_span(kb, &t)
+            kb_put_unchecked(kb, 0x00)
+        else:
+            _put_u64(kb, t.num)
+    if t.kind == T_INVALID:
+        return t.err
+    kb_put_unchecked(kb, K_END)
+    return E_NONE
 
 
-def key(str v, /):
-    """Return the lossless order-preserving byte key of ``v`` (memcmp order is apk order).
-
-    Raises ``InvalidVersion`` when ``v`` is not an apk version.
-    """
-    return _key(v)
-
-
-def compare_many(a, b, /):
-    """Compare ``a[i]`` with ``b[i]`` for every i; raises ``ValueError`` on unequal lengths."""
-    cdef Py_ssize_t i, n = len(a)
-    if n != len(b):
-        raise ValueError(f"compare_many needs equal lengths, got {n} and {len(b)}")
-    cdef list out = [0] * n
-    for i in range(n):
-        out[i] = _compare(a[i], b[i])
-    return out
-
-
-def key_many(vs, /):
-    """Return ``[key(v) for v in vs]``."""
-    return [_key(v) for v in vs]
+# Non-ASCII strings are invalid; their message comes from _reason like any other.
+cdef SchemeSpec _SPEC = SchemeSpec(
+    name=b"apk", str_subclasses=False, build=_build, compare=_compare, wide=NULL,
+    non_ascii=E_CHAR, reason=_reason,
+)
+compare, key, compare_many, key_many = _export(spec_capsule(&_SPEC), __name__)

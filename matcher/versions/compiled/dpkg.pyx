@@ -11,21 +11,19 @@ epoch, no blank, no invalid byte), skips their common bytes and runs verrevcmp o
 borrowed UTF-8 buffers from there, stopping at the first difference; no key is built and
 nothing is allocated. Under cachegrind, beyond a no-op Cython call, that is about 360
 instructions per call on real Debian versions (random or neighbouring pairs), where
-``apt_pkg.version_compare`` takes 870 to 1,050. ``key`` writes the pair sequence of each part into a ``KeyBuf`` (layout in the pure
-module); memcmp order of keys is exactly compare order, so ``AUTHORITATIVE`` is True.
+``apt_pkg.version_compare`` takes 870 to 1,050. ``key`` writes the pair sequence of each
+part into a ``KeyBuf`` (layout in the pure module); memcmp order of keys is exactly compare
+order, so ``AUTHORITATIVE`` is True.
+
+This module is the scheme's C part (``_build``, the comparator ``_compare`` and how errors
+read); ``compare``, ``key``, ``compare_many`` and ``key_many`` are the shared ones of
+``_api.pyx``, bound to it.
 """
 
-cdef extern from "Python.h":
-    # Macros on the compact-string header (not all declared in Cython's cpython/*.pxd).
-    bint PyUnicode_IS_ASCII(object o)
-    void* PyUnicode_DATA(object o)
-    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+from _keybuf cimport KeyBuf, kb_put_number, kb_put_unchecked, kb_reserve
+from _spec cimport CMP_BAD_A, CMP_BAD_B, SchemeSpec, spec_capsule
 
-cimport cython
-
-from _keybuf cimport KeyBuf, kb_bytes, kb_free, kb_init, kb_put_number, kb_put_unchecked, kb_reserve, utf8
-
-from regsweep.matcher.versions.interface import InvalidVersion
+from regsweep.matcher.versions.compiled._api import export as _export
 
 AUTHORITATIVE = True
 
@@ -357,42 +355,32 @@ cdef inline int _cmp(const Ver* a, const Ver* b) noexcept nogil:
     return _cmp_part(a.rev, a.rev_end, b.rev, b.rev_end)
 
 
-cdef int _reject_non_ascii(str v) except -1:
+cdef int _compare(const unsigned char* a, Py_ssize_t na,
+                  const unsigned char* b, Py_ssize_t nb, int* code) noexcept nogil:
+    # a is parsed (and refused) before b, as the pure module does.
+    cdef Ver va, vb
+    code[0] = _parse(a, na, &va)
+    if code[0] != OK:
+        return CMP_BAD_A
+    code[0] = _parse(b, nb, &vb)
+    if code[0] != OK:
+        return CMP_BAD_B
+    return _cmp(&va, &vb)
+
+
+cdef bytes _wide(str v, int* code):
     # Every non-ASCII code point is an invalid byte wherever it stands, so such a string is
     # never valid; parse its UTF-8 (surrogates passed through) only to name dpkg's reason.
     cdef bytes raw = v.encode("utf-8", "surrogatepass")
     cdef Ver ver
-    cdef int code = _parse(<const unsigned char*><const char*>raw, len(raw), &ver)
-    raise InvalidVersion("dpkg", v, _REASONS[code if code != OK else E_UPSTREAM_CHAR])
+    code[0] = _parse(<const unsigned char*><const char*>raw, len(raw), &ver)
+    if code[0] == OK:
+        code[0] = E_UPSTREAM_CHAR
+    return None
 
 
-cdef inline int _load(str v, Ver* ver) except -1:
-    cdef Py_ssize_t n
-    cdef const char* s
-    cdef int code
-    if PyUnicode_IS_ASCII(v):
-        # For an ASCII string the character data is its UTF-8 buffer (what utf8() returns,
-        # without the call into libpython; this is the hottest line of the module).
-        s = <const char*>PyUnicode_DATA(v)
-        n = PyUnicode_GET_LENGTH(v)
-    elif v.isascii():
-        s = utf8(v, &n)     # not flagged ASCII (a legacy string not yet made ready)
-    else:
-        return _reject_non_ascii(v)
-    code = _parse(<const unsigned char*>s, n, ver)
-    if code != OK:
-        raise InvalidVersion("dpkg", v, _REASONS[code])
-    return 0
-
-
-cdef inline int _compare(str a, str b) except -2:
-    cdef Ver va, vb
-    _load(a, &va)
-    _load(b, &vb)
-    return _cmp(&va, &vb)
-
-
-cdef int _put_part(KeyBuf* kb, const unsigned char* p, const unsigned char* end) except -1:
+cdef int _put_part(KeyBuf* kb, const unsigned char* p,
+                   const unsigned char* end) except -1 nogil:
     # (non-digit run, W_TERM, number) pairs; the first pair is always written, even when
     # empty, so that "" and "0" get the same key. Room for the unchecked bytes is reserved
     # by the caller.
@@ -413,67 +401,22 @@ cdef int _put_part(KeyBuf* kb, const unsigned char* p, const unsigned char* end)
     return 0
 
 
-cdef bytes _key(str v):
+cdef int _build(const unsigned char* s, Py_ssize_t n, KeyBuf* kb) except -1 nogil:
     cdef Ver ver
-    cdef KeyBuf kb
-    _load(v, &ver)
-    kb_init(&kb)
-    try:
-        # Unchecked bytes: at most one per character plus two per pair (pairs <= chars + 1)
-        # per part; kb_put_number reserves for itself.
-        kb_reserve(&kb, 4 * len(v) + 16)
-        kb_put_number(&kb, <const char*>ver.ep, ver.ep_end - ver.ep)
-        _put_part(&kb, ver.up, ver.up_end)
-        _put_part(&kb, ver.rev, ver.rev_end)
-        return kb_bytes(&kb)
-    finally:
-        kb_free(&kb)
+    cdef int code = _parse(s, n, &ver)
+    if code != OK:
+        return code
+    # Unchecked bytes: at most one per character plus two per pair (pairs <= chars + 1)
+    # per part; kb_put_number reserves for itself.
+    kb_reserve(kb, 4 * n + 16)
+    kb_put_number(kb, <const char*>ver.ep, ver.ep_end - ver.ep)
+    _put_part(kb, ver.up, ver.up_end)
+    _put_part(kb, ver.rev, ver.rev_end)
+    return OK
 
 
-cdef inline str _as_str(object o):
-    # The batch calls take any sequence: check each item as the typed ``def``s would.
-    if not isinstance(o, str):
-        raise TypeError(f"a dpkg version must be str, not {type(o).__name__}")
-    return <str>o
-
-
-# The three results, so that compare hands back a new reference to one of them instead
-# of calling PyLong_FromLong once per comparison.
-cdef object _LT = -1, _EQ = 0, _GT = 1
-
-
-# binding=False makes compare and key plain builtin functions, which CPython 3.11 calls
-# through its specialised fast path (a CyFunction goes the generic vectorcall way):
-# about 4 ns of a ~150 ns call under the venv's interpreter (no gain under Debian's).
-@cython.binding(False)
-def compare(str a not None, str b not None, /):
-    """Return -1, 0 or 1 as ``a`` is older than, equal to or newer than ``b``.
-
-    Raises ``InvalidVersion`` when either string is not a valid dpkg version.
-    """
-    cdef int r = _compare(a, b)
-    if r < 0:
-        return _LT
-    return _GT if r > 0 else _EQ
-
-
-@cython.binding(False)
-def key(str v not None, /):
-    """Return the order-preserving byte key of ``v`` (memcmp order == compare order)."""
-    return _key(v)
-
-
-def compare_many(a, b, /):
-    """Compare ``a[i]`` with ``b[i]`` for every i (both sequences the same length)."""
-    cdef Py_ssize_t i, n = len(a)
-    if len(b) != n:
-        raise ValueError(f"compare_many needs equal lengths, got {n} and {len(b)}")
-    cdef list out = [0] * n
-    for i in range(n):
-        out[i] = _compare(_as_str(a[i]), _as_str(b[i]))
-    return out
-
-
-def key_many(vs, /):
-    """Return ``[key(v) for v in vs]``."""
-    return [_key(_as_str(v)) for v in vs]
+cdef SchemeSpec _SPEC = SchemeSpec(
+    name=b"dpkg", str_subclasses=False, build=_build, compare=_compare, wide=_wide,
+    non_ascii=E_UPSTREAM_CHAR, reason=NULL,
+)
+compare, key, compare_many, key_many = _export(spec_capsule(&_SPEC), __name__, _REASONS)

@@ -1,32 +1,21 @@
-# cython: language_level=3, binding=False
+# cython: language_level=3
 """RubyGems versions (``Gem::Version``): the compiled fast path.
 
 Same semantics, validity, error reasons and keys as ``regsweep.matcher.versions.pure.gem``
 (read its docstring for the rules). One pass checks a version against the pattern and
 streams its canonical segments straight into the byte key in a stack buffer; ``compare``
 is the memcmp of the two keys, so compare and key cannot disagree (``AUTHORITATIVE``).
-"""
 
-# binding=False: the module's functions are plain builtins, whose vectorcall entry is
-# about 100 instructions shorter per call than a cyfunction's (compare is called in loops).
+This module is the scheme's C part (``_build`` and its error texts); ``compare``, ``key``,
+``compare_many`` and ``key_many`` are the shared ones of ``_api.pyx``, bound to it.
+"""
 
 from libc.string cimport memcpy
 
-from _keybuf cimport (
-    KeyBuf,
-    kb_bytes,
-    kb_cmp,
-    kb_free,
-    kb_init,
-    kb_reserve,
-)
+from _spec cimport SchemeSpec, spec_capsule
+from _keybuf cimport KeyBuf, kb_reserve
 
-from regsweep.matcher.versions.interface import InvalidVersion
-
-cdef extern from "Python.h":
-    bint PyUnicode_IS_ASCII(object o)
-    Py_ssize_t PyUnicode_GET_LENGTH(object o)
-    void* PyUnicode_DATA(object o)
+from regsweep.matcher.versions.compiled._api import export as _export
 
 AUTHORITATIVE = True
 
@@ -61,7 +50,6 @@ _REASONS = (
     "empty identifier in the part after '-'",
     "the part after '-' may hold only ASCII letters, digits, '-' and '.'",
 )
-_SCHEME = "gem"
 
 cdef unsigned char CLS[256]
 
@@ -230,5 +218,8 @@ cdef int _build(const unsigned char* s, Py_ssize_t n, KeyBuf* kb) except -1 nogi
     return E_OK
 
 
-# compare, key, compare_many and key_many, shared with the other schemes built this way.
-include "_api.pxi"
+cdef SchemeSpec _SPEC = SchemeSpec(
+    name=b"gem", str_subclasses=False, build=_build, compare=NULL, wide=NULL,
+    non_ascii=E_NONASCII, reason=NULL,
+)
+compare, key, compare_many, key_many = _export(spec_capsule(&_SPEC), __name__, _REASONS)

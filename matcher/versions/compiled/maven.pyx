@@ -6,17 +6,18 @@ docstring for the rules and for why ``AUTHORITATIVE`` is False: Maven's order ha
 Each string is scanned once on its ASCII buffer into a fixed array of tokens (numbers and
 qualifiers as spans of the buffer, plus OPEN marks for the sub-lists), normalised in
 place, and two such arrays are compared by one merge walk; nothing is allocated.
-"""
 
-cdef extern from "Python.h":
-    # Not declared in Cython's cpython/unicode.pxd; a macro on the compact-string header.
-    bint PyUnicode_IS_ASCII(object o)
+This module is the scheme's C part (``_build``, the comparator ``_compare`` and how errors
+read); ``compare``, ``key``, ``compare_many`` and ``key_many`` are the shared ones of
+``_api.pyx``, bound to it.
+"""
 
 from libc.string cimport memcmp
 
-from _keybuf cimport KeyBuf, kb_bytes, kb_free, kb_init, kb_put, kb_put_number, utf8
+from _keybuf cimport KeyBuf, kb_put, kb_put_number
+from _spec cimport CMP_BAD_A, CMP_BAD_B, SchemeSpec, spec_capsule
 
-from regsweep.matcher.versions.interface import InvalidVersion
+from regsweep.matcher.versions.compiled._api import export as _export
 
 AUTHORITATIVE = False
 
@@ -98,8 +99,40 @@ cdef struct Ver:
     Tok toks[MAX_TOKENS]
 
 
-cdef int _fail(str v, str reason) except -1:
-    raise InvalidVersion("maven", v, reason)
+# Error codes of _parse; E_BANNED carries the banned byte in bits 8-15 (it is named).
+cdef enum:
+    OK = 0
+    E_EMPTY
+    E_LONG
+    E_NONASCII
+    E_EXPRESSION
+    E_CONTROL
+    E_BANNED
+    E_NO_ALNUM
+
+# The texts are the pure module's, word for word.
+_REASONS = (
+    None,
+    "empty string",
+    f"longer than {MAX_LENGTH} characters",
+    "contains a non-ASCII character",
+    "contains an unresolved '${' expression",
+    "contains whitespace or a control character",
+    None,
+    "has no letter or digit",
+)
+
+
+cdef str _reason(str v, int code):
+    if code & 0xFF == E_BANNED:
+        return f"contains {chr(code >> 8)!r}, which Maven forbids in a version"
+    return _REASONS[code]
+
+
+cdef bytes _wide(str v, int* code):
+    # Length is checked before the characters, as in _parse (and in the pure module).
+    code[0] = E_LONG if len(v) > MAX_LENGTH else E_NONASCII
+    return None
 
 
 cdef inline bint _is(const unsigned char* s, Py_ssize_t n, const char* lit) noexcept nogil:
@@ -183,20 +216,18 @@ cdef inline bint _is_null(const Tok* t) noexcept nogil:
     return t.kind == T_STR and t.rank == R_RELEASE
 
 
-cdef int _parse(str v, Ver* x) except -1:
-    """Validate ``v`` and fill ``x`` with its normalised tokens (pure ``_parse``, in C)."""
-    cdef Py_ssize_t n = len(v)
-    cdef Py_ssize_t nb, i, start = 0, nt = 0, level = 0, r, w
-    cdef const unsigned char* s
+cdef int _parse(const unsigned char* s, Py_ssize_t n, Ver* x) noexcept nogil:
+    """Validate s[:n] and fill ``x`` with its normalised tokens (pure ``_parse``, in C).
+
+    Returns 0 or an error code.
+    """
+    cdef Py_ssize_t i, start = 0, nt = 0, level = 0, r, w
     cdef unsigned char c, k
     cdef bint is_digit = False, alnum = False, trimming
     if n == 0:
-        return _fail(v, "empty string")
+        return E_EMPTY
     if n > MAX_LENGTH:
-        return _fail(v, f"longer than {MAX_LENGTH} characters")
-    if not PyUnicode_IS_ASCII(v):
-        return _fail(v, "contains a non-ASCII character")
-    s = <const unsigned char*>utf8(v, &nb)
+        return E_LONG
     x.s = s
     for i in range(n):
         c = s[i]
@@ -236,7 +267,7 @@ cdef int _parse(str v, Ver* x) except -1:
                 level = 0
         elif k == C_DOLLAR:
             if i + 1 < n and s[i + 1] == b'{':
-                return _fail(v, "contains an unresolved '${' expression")
+                return E_EXPRESSION
             # Any other '$' is an ordinary qualifier character.
             if is_digit and i > start:
                 _push_int(x, &nt, s, start, i)
@@ -245,11 +276,11 @@ cdef int _parse(str v, Ver* x) except -1:
                 start = i
             is_digit = False
         elif k == C_BAD:
-            return _fail(v, "contains whitespace or a control character")
+            return E_CONTROL
         else:
-            return _fail(v, f"contains {chr(c)!r}, which Maven forbids in a version")
+            return E_BANNED | (c << 8)
     if not alnum:
-        return _fail(v, "has no letter or digit")
+        return E_NO_ALNUM
     if n > start:
         if is_digit:
             _push_int(x, &nt, s, start, n)
@@ -359,63 +390,44 @@ cdef int _cmp(const Ver* x, const Ver* y) noexcept nogil:
         j += 1
 
 
-cdef int _compare(str a, str b) except -2:
+cdef int _compare(const unsigned char* a, Py_ssize_t na,
+                  const unsigned char* b, Py_ssize_t nb, int* code) noexcept nogil:
     cdef Ver x, y
-    _parse(a, &x)
-    if a is b:
-        return 0
-    _parse(b, &y)
+    code[0] = _parse(a, na, &x)
+    if code[0] != OK:
+        return CMP_BAD_A
+    if a == b and na == nb:
+        return 0        # the same string object: valid, and equal to itself
+    code[0] = _parse(b, nb, &y)
+    if code[0] != OK:
+        return CMP_BAD_B
     return _cmp(&x, &y)
 
 
-def compare(str a not None, str b not None, /):
-    """Return -1, 0 or 1 as ``a`` is older than, equal to or newer than ``b``.
-
-    Raises ``InvalidVersion`` when either string is not a valid Maven version.
-    """
-    return _compare(a, b)
-
-
-cdef bytes _key(str v):
+cdef int _build(const unsigned char* s, Py_ssize_t n, KeyBuf* kb) except -1 nogil:
     cdef Ver x
-    cdef KeyBuf kb
     cdef Py_ssize_t i, keep = 0
     cdef const Tok* t
-    _parse(v, &x)
-    kb_init(&kb)
-    try:
-        i = x.first
-        while i < x.end and x.toks[i].kind == T_INT:
-            t = &x.toks[i]
-            kb_put(&kb, K_NUM)
-            kb_put_number(&kb, <const char*>(x.s + t.off), t.len)
-            if t.len:
-                keep = kb.len
-            i += 1
-        # Zeros that end the numeric prefix are dropped (see the pure module).
-        kb.len = keep
-        kb_put(&kb, K_END)
-        return kb_bytes(&kb)
-    finally:
-        kb_free(&kb)
+    cdef int code = _parse(s, n, &x)
+    if code != OK:
+        return code
+    i = x.first
+    while i < x.end and x.toks[i].kind == T_INT:
+        t = &x.toks[i]
+        kb_put(kb, K_NUM)
+        kb_put_number(kb, <const char*>(x.s + t.off), t.len)
+        if t.len:
+            keep = kb.len
+        i += 1
+    # Zeros that end the numeric prefix are dropped (see the pure module).
+    kb.len = keep
+    kb_put(kb, K_END)
+    return OK
 
 
-def key(str v not None, /):
-    """Return the monotone byte key of ``v`` (the top-level numeric prefix)."""
-    return _key(v)
-
-
-def compare_many(a, b, /):
-    """Compare ``a[i]`` with ``b[i]`` for every i; the sequences must be the same length."""
-    cdef Py_ssize_t i, n = len(a)
-    if n != len(b):
-        raise ValueError(f"compare_many needs equal lengths, got {n} and {len(b)}")
-    cdef list out = [None] * n
-    for i in range(n):
-        out[i] = _compare(a[i], b[i])
-    return out
-
-
-def key_many(vs, /):
-    """Return ``[key(v) for v in vs]``."""
-    return [_key(v) for v in vs]
+# Exact str only, as the pure module (a str subclass is a caller bug there too).
+cdef SchemeSpec _SPEC = SchemeSpec(
+    name=b"maven", str_subclasses=False, build=_build, compare=_compare, wide=_wide,
+    non_ascii=E_NONASCII, reason=_reason,
+)
+compare, key, compare_many, key_many = _export(spec_capsule(&_SPEC), __name__)

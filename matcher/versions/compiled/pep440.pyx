@@ -8,21 +8,16 @@ string's ASCII buffer; ``compare`` builds the two keys in stack buffers and memc
 so an ordinary call allocates no Python object. Strings with non-ASCII characters take a
 slower path: only surrounding Unicode whitespace is allowed there, and it is stripped with
 ``str.strip`` (exactly the set packaging's ``\\s`` accepts).
+
+This module is the scheme's C part (``_build`` and its error texts); ``compare``, ``key``,
+``compare_many`` and ``key_many`` are the shared ones of ``_api.pyx``, bound to it.
 """
 
-from _keybuf cimport (
-    KeyBuf,
-    kb_bytes,
-    kb_cmp,
-    kb_free,
-    kb_init,
-    kb_put_unchecked,
-    kb_reserve,
-    utf8,
-)
+from _keybuf cimport KeyBuf, kb_free, kb_init, kb_put_unchecked, kb_reserve
+from _spec cimport SchemeSpec, spec_capsule
 from libc.string cimport memcmp
 
-from regsweep.matcher.versions.interface import InvalidVersion
+from regsweep.matcher.versions.compiled._api import export as _export
 
 
 cdef extern from "Python.h":
@@ -387,34 +382,34 @@ cdef int _legacy(const unsigned char* s, Py_ssize_t n, KeyBuf* kb) except -1 nog
     return 0
 
 
-cdef int _build_non_ascii(str v, KeyBuf* kb) except -1:
-    # Rare: non-ASCII characters are allowed only as whitespace around a PEP 440 version.
-    cdef Py_ssize_t n
-    cdef const unsigned char* s
+cdef bytes _wide(str v, int* code):
+    # Rare: non-ASCII characters are allowed only as whitespace around a PEP 440 version
+    # (str.strip removes exactly the set packaging's \s accepts). The stripped string is
+    # handed back only when it is PEP 440 by itself, so that _build never tries the legacy
+    # ordering on it: that one is for strings that are ASCII as given.
+    cdef KeyBuf kb
+    cdef bint ok = False
+    cdef bytes raw
     t = v.strip()
     if not t:
-        return R_EMPTY
+        code[0] = R_EMPTY
+        return None
     if PyUnicode_IS_ASCII(t):
-        s = <const unsigned char*>utf8(t, &n)
-        if _pep440(s, n, kb):
-            return R_OK
-        kb.len = 0
-    return R_NON_ASCII
+        raw = t.encode("ascii")
+        kb_init(&kb)
+        try:
+            ok = _pep440(<const unsigned char*><const char*>raw, len(raw), &kb)
+        finally:
+            kb_free(&kb)
+        if ok:
+            return raw
+    code[0] = R_NON_ASCII
+    return None
 
 
-cdef int _build(object v, KeyBuf* kb) except -1:
-    """Put the key of ``v`` in ``kb`` (emptied first); return R_OK or the reason it has none."""
-    cdef Py_ssize_t n, b, e, i
-    cdef const unsigned char* s
-    kb.len = 0
-    # A flag test; str subclasses are welcome (a typed ``str`` argument would refuse them).
-    if not isinstance(v, str):
-        raise TypeError(f"a pep440 version is a str, not {type(v).__name__}")
-    if not PyUnicode_IS_ASCII(v):
-        return _build_non_ascii(<str>v, kb)
-    s = <const unsigned char*>utf8(<str>v, &n)
-    b = 0
-    e = n
+cdef int _build(const unsigned char* s, Py_ssize_t n, KeyBuf* kb) except -1 nogil:
+    """Put the key of s[:n] in ``kb``; return R_OK or the reason it has none."""
+    cdef Py_ssize_t b = 0, e = n, i
     while b < e and CLS[s[b]] & C_WS:
         b += 1
     while e > b and CLS[s[e - 1]] & C_WS:
@@ -431,82 +426,9 @@ cdef int _build(object v, KeyBuf* kb) except -1:
     return R_OK
 
 
-cdef object _invalid(object v, int reason):
-    return InvalidVersion("pep440", v, _REASONS[reason])
-
-
-def compare(a, b, /):
-    """Return -1, 0 or 1 as ``a`` is older than, equal to or newer than ``b``."""
-    cdef KeyBuf ka, kb
-    cdef int r
-    kb_init(&ka)
-    kb_init(&kb)
-    try:
-        r = _build(a, &ka)
-        if r:
-            raise _invalid(a, r)
-        r = _build(b, &kb)
-        if r:
-            raise _invalid(b, r)
-        return kb_cmp(&ka, &kb)
-    finally:
-        kb_free(&ka)
-        kb_free(&kb)
-
-
-def key(v, /):
-    """Return the order-preserving byte key of ``v``; raise ``InvalidVersion`` if it has none."""
-    cdef KeyBuf kb
-    cdef int r
-    kb_init(&kb)
-    try:
-        r = _build(v, &kb)
-        if r:
-            raise _invalid(v, r)
-        return kb_bytes(&kb)
-    finally:
-        kb_free(&kb)
-
-
-def compare_many(a, b, /):
-    """Compare ``a[i]`` with ``b[i]`` for every i (both sequences the same length)."""
-    cdef KeyBuf ka, kb
-    cdef Py_ssize_t i, n = len(a)
-    cdef int r
-    if len(b) != n:
-        raise ValueError(f"compare_many needs equal lengths, got {n} and {len(b)}")
-    out = [0] * n
-    kb_init(&ka)
-    kb_init(&kb)
-    try:
-        for i in range(n):
-            x = a[i]
-            y = b[i]
-            r = _build(x, &ka)
-            if r:
-                raise _invalid(x, r)
-            r = _build(y, &kb)
-            if r:
-                raise _invalid(y, r)
-            out[i] = kb_cmp(&ka, &kb)
-    finally:
-        kb_free(&ka)
-        kb_free(&kb)
-    return out
-
-
-def key_many(vs, /):
-    """Return ``[key(v) for v in vs]``."""
-    cdef KeyBuf kb
-    cdef int r
-    out = []
-    kb_init(&kb)
-    try:
-        for v in vs:
-            r = _build(v, &kb)
-            if r:
-                raise _invalid(v, r)
-            out.append(kb_bytes(&kb))
-    finally:
-        kb_free(&kb)
-    return out
+# str subclasses are versions here (StrEnum members and some decoders produce them).
+cdef SchemeSpec _SPEC = SchemeSpec(
+    name=b"pep440", str_subclasses=True, build=_build, compare=NULL, wide=_wide,
+    non_ascii=R_NON_ASCII, reason=NULL,
+)
+compare, key, compare_many, key_many = _export(spec_capsule(&_SPEC), __name__, _REASONS)

@@ -8,16 +8,19 @@ release is the empty release (rpm's "NULL release matches any" is a matching-lev
 ``compare`` runs rpmvercmp directly on the UTF-8 buffers; ``key`` encodes the token
 sequence (``~`` < end < ``^`` < alpha < numeric), which orders exactly as rpmvercmp, so
 ``AUTHORITATIVE`` is True.
+
+This module is the scheme's C part (``_build``, the comparator ``_compare`` and how errors
+read); ``compare``, ``key``, ``compare_many`` and ``key_many`` are the shared ones of
+``_api.pyx``, bound to it.
 """
 
 from libc.stdint cimport uint64_t
 from libc.string cimport memcmp, memcpy
 
-from _keybuf cimport (
-    KeyBuf, kb_bytes, kb_free, kb_init, kb_put, kb_put_number, kb_put_unchecked, kb_reserve, utf8,
-)
+from _keybuf cimport KeyBuf, kb_put, kb_put_number, kb_put_unchecked, kb_reserve
+from _spec cimport CMP_BAD_A, CMP_BAD_B, SchemeSpec, spec_capsule
 
-from regsweep.matcher.versions.interface import InvalidVersion
+from regsweep.matcher.versions.compiled._api import export as _export
 
 AUTHORITATIVE = True
 
@@ -77,21 +80,42 @@ cdef struct Evr:
     Py_ssize_t rn
 
 
-cdef int _fail(str v, str reason) except -1:
-    raise InvalidVersion("rpm", v, reason)
+# Error codes of _parse; the texts are the pure module's, word for word.
+cdef enum:
+    OK = 0
+    E_EMPTY
+    E_SURROGATE
+    E_CONTROL
+    E_COLONS
+    E_EPOCH_EMPTY
+    E_EPOCH_NAN
+    E_VERSION_EMPTY
+    E_RELEASE_EMPTY
+    E_RELEASE_SEPARATORS
+    E_RELEASE_TILDE
+
+_REASONS = (
+    None,
+    "empty string",
+    "contains a lone surrogate (not encodable as UTF-8)",
+    "contains whitespace or a control character",
+    "more than one ':'",
+    "empty epoch before ':'",
+    "epoch is not a non-negative integer",
+    "empty version",
+    "empty release after '-'",
+    "release holds only separators",
+    "release starts with '~'",
+)
 
 
-cdef extern from "Python.h":
-    bint PyUnicode_IS_ASCII(object)
-
-
-cdef const unsigned char* _utf8_nonascii(str v, Py_ssize_t* n) except NULL:
-    # Kept out of _parse so that the ASCII fast path carries no exception frame.
+cdef bytes _wide(str v, int* code):
+    # Bytes >= 0x80 are separators to rpmvercmp: a non-ASCII version is read as UTF-8.
     try:
-        return <const unsigned char*>utf8(v, n)
+        return v.encode("utf-8")
     except UnicodeEncodeError:
-        _fail(v, "contains a lone surrogate (not encodable as UTF-8)")
-        return NULL
+        code[0] = E_SURROGATE
+        return None
 
 
 cdef inline uint64_t _special_bytes(uint64_t w) noexcept nogil:
@@ -129,22 +153,15 @@ cdef inline int _scan_bytes(const unsigned char* s, Py_ssize_t i, Py_ssize_t end
     return 0
 
 
-cdef int _parse(str v, Evr* x) except -1:
-    cdef Py_ssize_t n, end, i = 0
+cdef int _parse(const unsigned char* s, Py_ssize_t n, Evr* x) noexcept nogil:
+    """Split s[:n] into epoch, version and release; 0 or an error code."""
+    cdef Py_ssize_t end, i = 0
     cdef Py_ssize_t colon = -1
     cdef Py_ssize_t hyphen = -1
-    cdef const unsigned char* s
     cdef uint64_t w
     cdef int bad = 0
-    if v is None:
-        # The typed def entry points refuse None, the batch ones reach here with it.
-        raise TypeError("rpm version must be str, not NoneType")
-    if PyUnicode_IS_ASCII(v):
-        s = <const unsigned char*>utf8(v, &n)  # cannot fail for ASCII
-    else:
-        s = _utf8_nonascii(v, &n)
     if n == 0:
-        return _fail(v, "empty string")
+        return E_EMPTY
     # Every byte is checked (a bad one late in the string must raise even when the
     # comparison is decided early), eight at a time; only words holding a special byte
     # ('-', ':' or a forbidden one) are looked at byte by byte.
@@ -162,18 +179,18 @@ cdef int _parse(str v, Evr* x) except -1:
                 break
         i = end
     if bad == 1:
-        return _fail(v, "contains whitespace or a control character")
+        return E_CONTROL
     if bad == 2:
-        return _fail(v, "more than one ':'")
+        return E_COLONS
     x.e = s
     x.en = 0
     i = 0
     if colon >= 0:
         if colon == 0:
-            return _fail(v, "empty epoch before ':'")
+            return E_EPOCH_EMPTY
         while i < colon:
             if CLS[s[i]] != C_DIGIT:
-                return _fail(v, "epoch is not a non-negative integer")
+                return E_EPOCH_NAN
             i += 1
         x.en = colon
         i = colon + 1
@@ -188,19 +205,19 @@ cdef int _parse(str v, Evr* x) except -1:
         x.r = s + n
         x.rn = 0
     if x.vn == 0:
-        return _fail(v, "empty version")
+        return E_VERSION_EMPTY
     if hyphen >= 0:
         if x.rn == 0:
-            return _fail(v, "empty release after '-'")
+            return E_RELEASE_EMPTY
         # The first thing in the release that orders must exist and must not be '~':
         # otherwise rpm.ver and rpm.labelCompare disagree on it against a missing release.
         i = 0
         while i < x.rn and CLS[x.r[i]] < C_DIGIT:
             i += 1
         if i == x.rn:
-            return _fail(v, "release holds only separators")
+            return E_RELEASE_SEPARATORS
         if x.r[i] == b'~':
-            return _fail(v, "release starts with '~'")
+            return E_RELEASE_TILDE
     return 0
 
 
@@ -290,13 +307,18 @@ cdef int _vercmp(const unsigned char* a, Py_ssize_t an,
                 return 1 if la > lb else -1
 
 
-cdef int _compare(str a, str b) except -2:
+cdef int _compare(const unsigned char* a, Py_ssize_t na,
+                  const unsigned char* b, Py_ssize_t nb, int* code) noexcept nogil:
     cdef Evr x, y
     cdef int r
-    _parse(a, &x)
-    if a is b:
-        return 0
-    _parse(b, &y)
+    code[0] = _parse(a, na, &x)
+    if code[0] != OK:
+        return CMP_BAD_A
+    if a == b and na == nb:
+        return 0        # the same string object: valid, and equal to itself
+    code[0] = _parse(b, nb, &y)
+    if code[0] != OK:
+        return CMP_BAD_B
     r = _numcmp(x.e, x.en, y.e, y.en)
     if r != 0:
         return r
@@ -306,15 +328,7 @@ cdef int _compare(str a, str b) except -2:
     return _vercmp(x.r, x.rn, y.r, y.rn)
 
 
-def compare(str a not None, str b not None, /):
-    """Return -1, 0 or 1 as ``a`` is older than, equal to or newer than ``b``.
-
-    Raises ``InvalidVersion`` when either string is not an rpm EVR.
-    """
-    return _compare(a, b)
-
-
-cdef int _put_tokens(KeyBuf* kb, const unsigned char* s, Py_ssize_t n) except -1:
+cdef int _put_tokens(KeyBuf* kb, const unsigned char* s, Py_ssize_t n) except -1 nogil:
     cdef Py_ssize_t i = 0, st
     cdef unsigned char k
     while True:
@@ -350,36 +364,19 @@ cdef int _put_tokens(KeyBuf* kb, const unsigned char* s, Py_ssize_t n) except -1
     return 0
 
 
-cdef bytes _key(str v):
+cdef int _build(const unsigned char* s, Py_ssize_t n, KeyBuf* kb) except -1 nogil:
     cdef Evr x
-    cdef KeyBuf kb
-    _parse(v, &x)
-    kb_init(&kb)
-    try:
-        kb_put_number(&kb, <const char*>x.e, x.en)
-        _put_tokens(&kb, x.v, x.vn)
-        _put_tokens(&kb, x.r, x.rn)
-        return kb_bytes(&kb)
-    finally:
-        kb_free(&kb)
+    cdef int code = _parse(s, n, &x)
+    if code != OK:
+        return code
+    kb_put_number(kb, <const char*>x.e, x.en)
+    _put_tokens(kb, x.v, x.vn)
+    _put_tokens(kb, x.r, x.rn)
+    return OK
 
 
-def key(str v not None, /):
-    """Return the order-preserving byte key of ``v`` (memcmp order is rpm order)."""
-    return _key(v)
-
-
-def compare_many(a, b, /):
-    """Compare ``a[i]`` with ``b[i]`` for every i; the sequences must be the same length."""
-    cdef Py_ssize_t i, n = len(a)
-    if n != len(b):
-        raise ValueError(f"compare_many needs equal lengths, got {n} and {len(b)}")
-    cdef list out = [None] * n
-    for i in range(n):
-        out[i] = _compare(a[i], b[i])
-    return out
-
-
-def key_many(vs, /):
-    """Return ``[key(v) for v in vs]``."""
-    return [_key(v) for v in vs]
+cdef SchemeSpec _SPEC = SchemeSpec(
+    name=b"rpm", str_subclasses=False, build=_build, compare=_compare, wide=_wide,
+    non_ascii=OK, reason=NULL,
+)
+compare, key, compare_many, key_many = _export(spec_capsule(&_SPEC), __name__, _REASONS)
