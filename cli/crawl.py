@@ -356,7 +356,8 @@ def crawl_command(
     fail_on: str | None,
     checkpoint_every: float,
 ) -> None:
-    """Crawl a registry: URL is [http://|https://]HOST[:PORT]."""
+    """Crawl a registry: URL is [http://|https://]HOST[:PORT]. With -o FILE, an NDJSON
+    crawl that was killed resumes where its last checkpoint left it."""
     try:
         wanted = None if platform == "all" else parse_platform(platform)
     except SourceError as exc:
