@@ -242,7 +242,7 @@ def _lines(path: Path) -> list[bytes]:
 
 
 def _start_slow_crawl(
-    db: Path, proxy: FaultProxy, state: Path, out: Path
+    db: Path, proxy: FaultProxy, state: Path, out: Path, *extra: str
 ) -> subprocess.Popen[bytes]:
     """A crawl of the 12 page/ repositories, one at a time, 0.25 s per manifest."""
     proxy.reset(Fault(r"GET /v2/page/r\d+/manifests/", "slow", times=-1, delay=0.25))
@@ -250,7 +250,7 @@ def _start_slow_crawl(
         return subprocess.Popen(
             [REGSWEEP, "crawl", "--db", str(db), proxy.url, "--state", str(state),
              "-o", str(out), "--repo", "page/*", "--concurrency", "1",
-             "--checkpoint-every", "0"],
+             "--checkpoint-every", "0", *extra],
             stdout=subprocess.DEVNULL,
             stderr=err,
         )  # fmt: skip
@@ -335,6 +335,32 @@ def test_sigterm_checkpoints_and_exits_143_without_a_summary(
     assert len(refs_of(records)) == 12 == len(set(refs_of(records)))
     assert records[-1]["kind"] == "summary"
     _assert_summary_is_the_whole_files(records, runs=2)
+
+
+@pytest.mark.parametrize("fmt", ["cyclonedx", "sarif"])
+def test_sigint_leaves_a_whole_document_that_says_it_is_incomplete(
+    db: Path, plain_proxy: FaultProxy, tmp_path: Path, fmt: str
+) -> None:
+    """A document crawl stopped by SIGINT: exit 130 and a valid document that says it is
+    not the whole inventory (a BOM taken for whole would replace a project's components)."""
+    from tests.cli.test_formats import valid_cyclonedx, valid_sarif
+
+    state, out = tmp_path / "s.lmdb", tmp_path / "out.json"
+    proc = _start_slow_crawl(db, plain_proxy, state, out, "--format", fmt)
+    deadline = time.monotonic() + 20
+    # Mid-crawl: a few of the 12 slow manifests served (0.25 s each, one at a time).
+    while sum("/manifests/" in s.path_qs for s in plain_proxy.seen) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 130, (tmp_path / "stderr.txt").read_text()
+    if fmt == "cyclonedx":
+        bom = valid_cyclonedx(out.read_bytes())
+        assert bom["components"] and bom["properties"][-1]["name"] == "regsweep:incomplete"
+    else:
+        [run_] = valid_sarif(out.read_bytes())["runs"]
+        assert run_["invocations"][0]["executionSuccessful"] is False
+    assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
 
 
 def test_refused_catalog_is_a_clear_usage_error(
