@@ -30,9 +30,10 @@ from regsweep.crawler.analyzers.python import PythonAnalyzer
 from regsweep.crawler.analyzers.rpm import RpmAnalyzer
 from regsweep.crawler.analyzers.ruby import GemspecAnalyzer
 from regsweep.crawler.analyzers.rust import RustBinaryAnalyzer
-from regsweep.crawler.oci import ConfigView, ManifestView
+from regsweep.crawler.oci import ManifestView
 from regsweep.crawler.sources import ResolvedImage
 from regsweep.matcher.facts import ImageFacts, Problem, error_code, problem_of
+from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import ImageRef
 
 
@@ -55,7 +56,7 @@ def default_analyzers() -> list[Analyzer]:
 
 
 def begin_facts(
-    ref: ImageRef, config: bytes, manifest: ManifestView, view: ConfigView
+    ref: ImageRef, config: bytes, manifest: ManifestView, view: ImageConfig
 ) -> tuple[ImageFacts, list[str]]:
     """An image's facts before its layers are read, and the layers' diff_ids in order. When
     the config's diff_ids do not pair with the manifest's layers, the facts are already

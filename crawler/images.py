@@ -58,7 +58,6 @@ from regsweep.crawler.analyze import assemble, begin_facts, layer_problem
 from regsweep.crawler.analyzers.interface import Analyzer, Budget
 from regsweep.crawler.oci import (
     MAX_CONFIG_BYTES,
-    ConfigView,
     Descriptor,
     ManifestView,
     Platform,
@@ -79,6 +78,7 @@ from regsweep.crawler.state import (
 )
 from regsweep.crawler.walk import Image, Walker
 from regsweep.matcher.facts import ImageFacts, Problem, problem_of
+from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import ImageRef
 
 _log = structlog.get_logger("regsweep.crawler.images")
@@ -577,7 +577,7 @@ class Crawler:
         repo: str,
         digest: str,
         manifest: ManifestView,
-        view: ConfigView,
+        view: ImageConfig,
         config: bytes,
         ref: ImageRef,
     ) -> ImageFacts:

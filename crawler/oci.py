@@ -17,6 +17,8 @@ from typing import Final, assert_never
 
 import msgspec
 
+from regsweep.matcher.imageconfig import ImageConfig
+
 #: Caps before reading: the registry spec lets registries refuse manifests above 4 MiB, and
 #: real image configs are kilobytes (large ones are history-heavy, still far below 8 MiB).
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
@@ -255,50 +257,11 @@ class IndexView(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     annotations: dict[str, str] | None = None
 
 
-class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True, rename="pascal"):
-    """The runtime part of an image config (Docker spelling; ``null`` is common)."""
-
-    user: str | None = None
-    env: list[str] | None = None
-    exposed_ports: dict[str, msgspec.Raw] | None = None
-    labels: dict[str, str] | None = None
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
-    working_dir: str | None = None
-
-
-class RootFs(msgspec.Struct, frozen=True, kw_only=True):
-    """``rootfs``: the uncompressed digests of the layers, in order."""
-
-    type: str = "layers"
-    diff_ids: list[str] = []
-
-
-class History(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One ``history`` entry; ``empty_layer`` entries have no layer of their own."""
-
-    created: str | None = None
-    created_by: str | None = None
-    comment: str | None = None
-    empty_layer: bool = False
-
-
-class ConfigView(msgspec.Struct, frozen=True, kw_only=True):
-    """An image config (OCI image config / Docker container image v1)."""
-
-    architecture: str | None = None
-    os: str | None = None
-    variant: str | None = None
-    created: str | None = None
-    config: ContainerConfig | None = None
-    rootfs: RootFs | None = None
-    history: list[History] | None = None
-
-    def platform(self) -> Platform | None:
-        """The platform the config declares, if it names both os and architecture."""
-        if self.os and self.architecture:
-            return Platform(os=self.os, architecture=self.architecture, variant=self.variant)
-        return None
+def config_platform(config: ImageConfig) -> Platform | None:
+    """The platform an image config declares, if it names both os and architecture."""
+    if config.os and config.architecture:
+        return Platform(os=config.os, architecture=config.architecture, variant=config.variant)
+    return None
 
 
 class _Probe(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -309,7 +272,7 @@ class _Probe(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 _PROBE: Final = msgspec.json.Decoder(_Probe)
 _MANIFEST: Final = msgspec.json.Decoder(ManifestView)
 _INDEX: Final = msgspec.json.Decoder(IndexView)
-_CONFIG: Final = msgspec.json.Decoder(ConfigView)
+_CONFIG: Final = msgspec.json.Decoder(ImageConfig)
 
 
 def probe_document(data: bytes, what: str) -> tuple[int | None, str | None]:
@@ -371,7 +334,7 @@ def decode_index(data: bytes, media_type: MediaType, what: str) -> IndexView:
     return view
 
 
-def decode_config(data: bytes, what: str) -> ConfigView:
+def decode_config(data: bytes, what: str) -> ImageConfig:
     """Decode an image config (already size-capped and digest-verified by the caller)."""
     _reject_oversize(data, MAX_CONFIG_BYTES, what)
     try:

@@ -41,7 +41,6 @@ from regsweep.crawler.oci import (
     OCI_LAYER_MEDIA_TYPE,
     REF_NAME_ANNOTATION,
     Compression,
-    ConfigView,
     CorruptArchive,
     Descriptor,
     DigestMismatch,
@@ -55,6 +54,7 @@ from regsweep.crawler.oci import (
     SourceError,
     Unsupported,
     compute_digest,
+    config_platform,
     decode_config,
     decode_index,
     layer_compression,
@@ -66,6 +66,7 @@ from regsweep.crawler.oci import (
 from regsweep.crawler.refs import SourceKind, SourceRef, parse_ref
 from regsweep.crawler.walk import Image, Walker
 from regsweep.matcher.facts import Problem, problem_of
+from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import ImageRef
 
 #: ``oci-layout`` is a one-field file; anything larger is not one.
@@ -95,7 +96,7 @@ class ResolvedImage(msgspec.Struct, frozen=True, kw_only=True):
     manifest_media_type: MediaType | None
     #: The config blob, verified against ``manifest.config`` (digest and size).
     config: bytes
-    config_view: ConfigView
+    config_view: ImageConfig
     opener: Callable[[Descriptor], IO[bytes]]
 
     def open_layer(self, layer: Descriptor) -> IO[bytes]:
@@ -585,7 +586,7 @@ def _run(coro: Coroutine[Any, Any, _R]) -> _R:
         return pool.submit(asyncio.run, coro).result()
 
 
-def _check_layers(manifest: ManifestView, view: ConfigView, what: str) -> None:
+def _check_layers(manifest: ManifestView, view: ImageConfig, what: str) -> None:
     for layer in manifest.layers:
         layer_compression(layer.media_type)  # UnsupportedMediaType for anything unknown
     diff_ids = view.rootfs.diff_ids if view.rootfs else []
@@ -632,7 +633,7 @@ def _resolve_archive(
         except SourceError as e:
             res.failures.append(_failed(e, ref))
             continue
-        have = image.config_view.platform()
+        have = config_platform(image.config_view)
         if platform is not None and (have is None or not platform_matches(platform, have)):
             res.notes.append(
                 f"skipped {name or entry.config}: platform {have or 'unknown'} is not {platform}"
@@ -687,7 +688,7 @@ def _legacy_image(archive: _TarArchive, entry: _SaveEntry, ref: ImageRef) -> Res
         ),
         layers=layers,
     )
-    have = view.platform()
+    have = config_platform(view)
     return ResolvedImage(
         ref=msgspec.structs.replace(ref, digest=digest, platform=str(have) if have else None),
         manifest=manifest,

@@ -31,7 +31,6 @@ import msgspec
 
 from regsweep.crawler.oci import (
     IMAGE_CONFIG_MEDIA_TYPES,
-    ConfigView,
     Descriptor,
     DocumentKind,
     MalformedManifest,
@@ -40,6 +39,7 @@ from regsweep.crawler.oci import (
     Platform,
     SourceError,
     Unsupported,
+    config_platform,
     decode_config,
     decode_index,
     decode_manifest,
@@ -50,6 +50,7 @@ from regsweep.crawler.oci import (
 )
 from regsweep.crawler.registry import RegistryError
 from regsweep.matcher.facts import Problem, problem_of
+from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import ImageRef
 
 #: Index nesting deeper than this is refused (a cycle cannot occur with content addressing,
@@ -83,7 +84,7 @@ class Image(msgspec.Struct, frozen=True, kw_only=True):
     manifest: ManifestView
     #: The config blob as fetched (digest-checked) and decoded.
     config: bytes
-    view: ConfigView
+    view: ImageConfig
     #: Its reference: the walk's base with the digest, index and platform filled in.
     ref: ImageRef
 
@@ -240,7 +241,7 @@ class Walker(Generic[_T]):
             found.failures.append(problem_of(exc, stage="blob", image=ref, ref=ref.ref))
             return None
         view = decode_config(config, f"config {manifest.config.digest}")
-        have = desc.platform or view.platform()
+        have = desc.platform or config_platform(view)
         # Index children were chosen by their descriptors' platforms; this catches an image
         # named directly, and a child whose descriptor names none, by what its config says.
         if self.platform is not None and (

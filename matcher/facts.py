@@ -49,7 +49,7 @@ class ImageFacts(msgspec.Struct, kw_only=True):
     such an image must never be reported as clean."""
 
     image: ImageRef
-    #: The image config blob as fetched (digest-checked); the checks decode what they read.
+    #: The image config blob as fetched (digest-checked).
     config: bytes
     layers: int
     size: int

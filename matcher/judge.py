@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 import msgspec
 import structlog
 
-from regsweep.matcher.checks import ConfigError, config_summary, run_checks
+from regsweep.matcher.checks import ConfigError, config_summary, decode_config, run_checks
 from regsweep.matcher.facts import ImageFacts, Problem, error_code
+from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.match import Matcher
 from regsweep.matcher.records import (
     SEVERITY_RANK,
@@ -138,6 +139,11 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
     if not facts.complete:
         return out
     found, match_errors = matcher.match(facts.packages)
+    try:
+        # Decoded once here for the checks and the image record's summary alike.
+        config: ImageConfig | None = decode_config(facts.config)
+    except ConfigError:
+        config = None
     for err in match_errors:
         pkg = facts.packages[err.package]
         out.error(
@@ -151,7 +157,11 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
         )
     try:
         misconfigs, os_info = run_checks(
-            facts.config, facts.os, facts.packages, image, trusted_bases=policy.trusted_bases
+            config if config is not None else facts.config,
+            facts.os,
+            facts.packages,
+            image,
+            trusted_bases=policy.trusted_bases,
         )
     except ConfigError as exc:
         out.error(
@@ -177,7 +187,7 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
         ImageRecord(
             image=image,
             os=os_info,
-            config=config_summary(facts.config),
+            config=None if config is None else config_summary(config),
             layers=facts.layers,
             size=facts.size,
             packages=len(facts.packages),

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 from regsweep.matcher.checks.config import (
     ConfigError,
-    ImageConfigView,
     config_summary,
     decode_config,
 )
@@ -61,7 +60,6 @@ __all__ = [
     "CheckId",
     "CheckSpec",
     "ConfigError",
-    "ImageConfigView",
     "decode_config",
     "redact",
     "redact_text",

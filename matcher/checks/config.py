@@ -1,9 +1,7 @@
-"""The image config as the checks see it: a small msgspec "view" of the OCI image config.
+"""Decoding the image config for the checks (the model is ``matcher.imageconfig``).
 
-Only the fields a check reads are decoded (``config.User``, ``Env``, ``ExposedPorts``,
-``Labels``, ``Entrypoint``, ``Cmd`` and ``history[].created_by``); everything else in the
-blob is skipped by msgspec without being materialised. Docker writes ``null`` for empty
-lists and maps (``"Env": null``, ``"ExposedPorts": null``), so every field accepts null.
+``decode_config`` caps the size and names what is wrong without ever quoting the blob;
+``run_checks`` and ``config_summary`` take the blob or a view decoded already.
 """
 
 from __future__ import annotations
@@ -11,9 +9,10 @@ from __future__ import annotations
 import msgspec
 
 from regsweep.matcher.checks.secrets import redact_text
+from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import ConfigSummary
 
-__all__ = ["MAX_CONFIG_BYTES", "ConfigError", "ConfigView", "HistoryView", "ImageConfigView"]
+__all__ = ["MAX_CONFIG_BYTES", "ConfigError", "config_summary", "decode_config"]
 
 #: Largest config blob accepted. Real configs are a few KiB (a long history maybe 100 KiB);
 #: registries cap manifests at 4 MiB, and a blob past this is garbage or an attack, not a config.
@@ -28,36 +27,10 @@ class ConfigError(ValueError):
     """
 
 
-class ConfigView(msgspec.Struct, frozen=True, kw_only=True, gc=False, rename="pascal"):
-    """``config`` of an OCI image config: the run-time defaults a container starts with."""
-
-    user: str | None = None
-    #: ``NAME=value`` strings as written by the builder (a bare ``NAME`` is possible).
-    env: list[str] | None = None
-    #: ``"22/tcp": {}`` keys; the values are always empty objects.
-    exposed_ports: dict[str, object] | None = None
-    labels: dict[str, str] | None = None
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
+_DECODER = msgspec.json.Decoder(ImageConfig)
 
 
-class HistoryView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One ``history`` entry: the build step that made a layer (or an empty layer)."""
-
-    created_by: str | None = None
-
-
-class ImageConfigView(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """The parts of an OCI image config (``application/vnd.oci.image.config.v1+json``) used."""
-
-    config: ConfigView | None = None
-    history: list[HistoryView] | None = None
-
-
-_DECODER = msgspec.json.Decoder(ImageConfigView)
-
-
-def decode_config(blob: bytes) -> ImageConfigView:
+def decode_config(blob: bytes) -> ImageConfig:
     """Decode an image config blob into the view, or raise ``ConfigError``.
 
     Unknown fields are ignored (the spec lets builders add their own); a known field with the
@@ -80,12 +53,13 @@ def decode_config(blob: bytes) -> ImageConfigView:
         raise ConfigError("image config is nested too deeply") from None
 
 
-def config_summary(config_json: bytes) -> ConfigSummary | None:
-    """The ``image`` record's view of a config: environment *names* only, and entrypoint and
-    command arguments with any secret redacted (they can carry credentials too). None for a
-    config that does not decode (the checks report that)."""
+def config_summary(config_json: bytes | ImageConfig) -> ConfigSummary | None:
+    """The ``image`` record's view of a config (the blob, or its decoded view): environment
+    *names* only, and entrypoint and command arguments with any secret redacted (they can
+    carry credentials too). None for a config that does not decode (the checks report
+    that)."""
     try:
-        view = decode_config(config_json)
+        view = config_json if isinstance(config_json, ImageConfig) else decode_config(config_json)
     except ConfigError:
         return None
     cfg = view.config

@@ -19,7 +19,8 @@ import structlog
 
 from regsweep.matcher.checks import eol as eol_table
 from regsweep.matcher.checks import secrets
-from regsweep.matcher.checks.config import ImageConfigView, decode_config
+from regsweep.matcher.checks.config import decode_config
+from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import (
     Check,
     ImageRef,
@@ -214,7 +215,7 @@ def is_root_user(user: str | None) -> bool:
     return who in _ROOT_NAMES or (who.isascii() and who.isdigit() and int(who) == 0)
 
 
-def _check_user(view: ImageConfigView, image: ImageRef) -> Iterator[MisconfigurationRecord]:
+def _check_user(view: ImageConfig, image: ImageRef) -> Iterator[MisconfigurationRecord]:
     user = view.config.user if view.config else None
     if is_root_user(user):
         shown = (user or "").strip()
@@ -239,7 +240,7 @@ def _kind_check(kind: secrets.SecretKind) -> CheckId:
             assert_never(kind)
 
 
-def _secret_places(view: ImageConfigView) -> Iterator[tuple[str, list[secrets.SecretHit]]]:
+def _secret_places(view: ImageConfig) -> Iterator[tuple[str, list[secrets.SecretHit]]]:
     cfg = view.config
     if cfg is not None:
         for i, entry in enumerate(cfg.env or ()):
@@ -264,7 +265,7 @@ def _secret_places(view: ImageConfigView) -> Iterator[tuple[str, list[secrets.Se
             yield f"history[{i}] created_by", secrets.scan_text(step.created_by)
 
 
-def _check_secrets(view: ImageConfigView, image: ImageRef) -> Iterator[MisconfigurationRecord]:
+def _check_secrets(view: ImageConfig, image: ImageRef) -> Iterator[MisconfigurationRecord]:
     seen: set[tuple[CheckId, str, str]] = set()
     for where, hits in _secret_places(view):
         for hit in hits:
@@ -310,7 +311,7 @@ RISKY_PORTS: Mapping[int, tuple[CheckId, str]] = {
 _PORT_KEY = re.compile(r"(\d{1,5})(?:/([A-Za-z]+))?")
 
 
-def _check_ports(view: ImageConfigView, image: ImageRef) -> Iterator[MisconfigurationRecord]:
+def _check_ports(view: ImageConfig, image: ImageRef) -> Iterator[MisconfigurationRecord]:
     ports = (view.config.exposed_ports if view.config else None) or {}
     for key in sorted(ports):
         m = _PORT_KEY.fullmatch(key.strip())
@@ -483,7 +484,7 @@ def is_trusted(base_name: str | None, base_digest: str | None, trusted: Sequence
 
 
 def _check_base(
-    view: ImageConfigView,
+    view: ImageConfig,
     image: ImageRef,
     trusted: Sequence[str],
     base_ref: str | None,
@@ -508,7 +509,7 @@ def _check_base(
 
 
 def run_checks(
-    config_json: bytes,
+    config_json: bytes | ImageConfig,
     os: OsInfo | None,
     packages: Sequence[Package],
     image: ImageRef,
@@ -520,13 +521,14 @@ def run_checks(
 ) -> tuple[list[MisconfigurationRecord], OsInfo | None]:
     """Run every configuration check on one platform image.
 
-    ``config_json`` is the image config blob (``ConfigError`` when it is not one); ``os``
+    ``config_json`` is the image config blob (``ConfigError`` when it is not one), or the
+    view the crawler already decoded; ``os``
     the OS analyzer's finding, returned with ``eol``/``eol_date`` filled; ``today`` the day
     EOL is judged on (default: today, UTC). The base-image policy is off unless
     ``trusted_bases`` is given; ``base_ref``/``base_digest`` come from the manifest's
     ``org.opencontainers.image.base.*`` annotations, else from the config labels.
     """
-    view = decode_config(config_json)
+    view = config_json if isinstance(config_json, ImageConfig) else decode_config(config_json)
     day = today or datetime.now(UTC).date()
     filled, eol_records = _check_eol(os, day, image)
     records = [
