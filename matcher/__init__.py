@@ -2,7 +2,8 @@
 checks, the judge step and the output formats.
 
 Nothing here imports ``regsweep.crawler``: the matcher only sees plain msgspec Structs, the
-facts model of ``facts`` (``ImageFacts``, ``Problem``) and the records of ``records``.
+facts model of ``facts`` (``ImageFacts``, ``Problem``), the image config of ``imageconfig``
+and the records of ``records``.
 
 * ``versions/``: the version schemes (compiled, with pure-Python references).
 * ``advisories/``: feeds (OSV, secdb, Wolfi) → ``advisories.model.Advisory``. A new feed is
