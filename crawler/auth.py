@@ -190,7 +190,7 @@ async def load_docker_credentials(
         raise CredentialsError(f"cannot read {path}: {exc}") from exc
     try:
         config = msgspec.json.decode(raw, type=_DockerConfig)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise CredentialsError(f"{path} is not a valid Docker config: {exc}") from exc
     keys = _keys_for(host)
     for key in keys:
@@ -258,7 +258,7 @@ async def run_credential_helper(
         raise CredentialsError(f"{program} get failed ({proc.returncode}): {text[:200]}")
     try:
         answer = msgspec.json.decode(out, type=_HelperAnswer)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise CredentialsError(f"{program} printed something that is not its JSON") from exc
     if answer.username == _TOKEN_USERNAME:
         # docker-credential-helpers' convention: the secret is an identity token.
@@ -294,7 +294,7 @@ def parse_token_response(body: bytes, *, now: float | None = None) -> Token:
     """
     try:
         answer = msgspec.json.decode(body, type=_TokenAnswer)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise ValueError(f"token endpoint answer is not valid JSON: {exc}") from exc
     value = answer.token or answer.access_token
     if not value:
@@ -345,7 +345,10 @@ def describe_oauth_error(body: bytes) -> str:
     """
     try:
         answer = msgspec.json.decode(body, type=_OAuthError)
-    except msgspec.DecodeError:  # also ValidationError (a JSON value of another shape)
+    except (
+        msgspec.DecodeError,
+        RecursionError,
+    ):  # also ValidationError (a JSON value of another shape)
         return ""
     parts = [p for p in (answer.error, answer.error_description) if p]
     text = ": ".join(parts)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from typing import Final, assert_never
+from typing import Final, TypeVar, assert_never
 
 import msgspec
 
@@ -275,12 +275,24 @@ _INDEX: Final = msgspec.json.Decoder(IndexView)
 _CONFIG: Final = msgspec.json.Decoder(ImageConfig)
 
 
-def probe_document(data: bytes, what: str) -> tuple[int | None, str | None]:
-    """``(schemaVersion, mediaType)`` of a JSON document, for dispatch before decoding."""
+_T = TypeVar("_T")
+
+
+def decode_json(decoder: msgspec.json.Decoder[_T], data: bytes, what: str) -> _T:
+    """``decoder.decode(data)``, every way it can fail as ``MalformedManifest`` naming
+    ``what``: bad JSON, a wrong shape, and nesting deep enough to exhaust the recursion
+    limit (``[[[[…]]]]`` a thousand deep, even inside a field nobody reads)."""
     try:
-        p = _PROBE.decode(data)
+        return decoder.decode(data)
     except msgspec.DecodeError as e:
         raise MalformedManifest(f"{what}: {e}") from None
+    except RecursionError:
+        raise MalformedManifest(f"{what}: JSON nested too deeply") from None
+
+
+def probe_document(data: bytes, what: str) -> tuple[int | None, str | None]:
+    """``(schemaVersion, mediaType)`` of a JSON document, for dispatch before decoding."""
+    p = decode_json(_PROBE, data, what)
     return p.schema_version, p.media_type
 
 
@@ -301,10 +313,7 @@ def decode_manifest(data: bytes, media_type: MediaType, what: str) -> ManifestVi
     if version == 1:
         raise Unsupported(f"{what}: Docker schema 1 manifests are not supported")
     _check_declared(declared, media_type, what)
-    try:
-        view = _MANIFEST.decode(data)
-    except msgspec.DecodeError as e:
-        raise MalformedManifest(f"{what}: {e}") from None
+    view = decode_json(_MANIFEST, data, what)
     if view.schema_version != 2:
         raise MalformedManifest(f"{what}: schemaVersion {view.schema_version}, expected 2")
     for d in (view.config, *view.layers):
@@ -321,10 +330,7 @@ def decode_index(data: bytes, media_type: MediaType, what: str) -> IndexView:
     if version == 1:
         raise Unsupported(f"{what}: Docker schema 1 manifests are not supported")
     _check_declared(declared, media_type, what)
-    try:
-        view = _INDEX.decode(data)
-    except msgspec.DecodeError as e:
-        raise MalformedManifest(f"{what}: {e}") from None
+    view = decode_json(_INDEX, data, what)
     if view.schema_version != 2:
         raise MalformedManifest(f"{what}: schemaVersion {view.schema_version}, expected 2")
     for d in view.manifests:
@@ -337,10 +343,7 @@ def decode_index(data: bytes, media_type: MediaType, what: str) -> IndexView:
 def decode_config(data: bytes, what: str) -> ImageConfig:
     """Decode an image config (already size-capped and digest-verified by the caller)."""
     _reject_oversize(data, MAX_CONFIG_BYTES, what)
-    try:
-        return _CONFIG.decode(data)
-    except msgspec.DecodeError as e:
-        raise MalformedManifest(f"{what}: {e}") from None
+    return decode_json(_CONFIG, data, what)
 
 
 def _reject_oversize(data: bytes, cap: int, what: str) -> None:

@@ -773,7 +773,7 @@ class Registry:
         # mediaType, which the OCI spec asks manifests to carry.
         try:
             peek = msgspec.json.decode(data, type=_Peek)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise ProtocolError(f"{url}: manifest is not JSON ({exc})", url=str(url)) from exc
         if peek.schema_version == 1:
             raise Unsupported(f"{url}: schema 1 manifest", url=str(url))
@@ -823,7 +823,7 @@ class Registry:
             link = headers.get("Link")
             try:
                 page = msgspec.json.decode(body, type=kind)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 raise ProtocolError(
                     f"{current}: bad listing JSON ({exc})", url=str(current)
                 ) from exc

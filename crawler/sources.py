@@ -453,7 +453,7 @@ def _resolve_layout(sref: SourceRef, blobs: _Blobs, platform: Platform | None) -
     raw = blobs.read_file("oci-layout", _MAX_LAYOUT_FILE)
     try:
         version = msgspec.json.decode(raw, type=_LayoutVersion).image_layout_version
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedManifest(f"{sref.text}: oci-layout: {e}") from None
     if version.split(".")[0] != "1":
         raise Unsupported(f"{sref.text}: image layout version {version!r} (only 1.x is known)")
@@ -619,7 +619,7 @@ def _resolve_archive(
     raw = archive.read_member("manifest.json", MAX_MANIFEST_BYTES)
     try:
         entries = msgspec.json.decode(raw, type=list[_SaveEntry])
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError) as e:
         raise MalformedManifest(f"{sref.text}: manifest.json: {e}") from None
     if not entries:
         raise NotFound(f"{sref.text}: manifest.json lists no image")

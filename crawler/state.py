@@ -515,7 +515,7 @@ class StateStore:
     def _decode(self, db: str, key: bytes, raw: bytes, typ: type[_T]) -> _T | None:
         try:
             value: _T = self._dec[typ].decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as err:
             self.corrupt[db] = self.corrupt.get(db, 0) + 1
             _log.warning(
                 "state_entry_corrupt",

@@ -72,12 +72,13 @@ def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BAT
             continue
         try:
             rec = decoder.decode(line)
-        except msgspec.DecodeError as err:
+        except (msgspec.DecodeError, RecursionError) as err:
             sink.write(
                 ErrorRecord(
                     stage="input",
                     error="malformed_record",
-                    message=f"line {lineno}: {err}",
+                    message=f"line {lineno}: "
+                    + ("JSON nested too deeply" if isinstance(err, RecursionError) else str(err)),
                 )
             )
             continue

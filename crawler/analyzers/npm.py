@@ -172,7 +172,7 @@ class NpmAnalyzer(BufferedAnalyzer):
             return FileFacts(notes=(f"{path}: larger than {SIZE_CAP} bytes; skipped",))
         try:
             manifest = _DECODER.decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             return FileFacts(notes=(f"{path}: not a JSON object ({exc}); skipped",))
         name, version = manifest.name, manifest.version
         if not isinstance(name, str) or not isinstance(version, str):
@@ -191,7 +191,7 @@ class NpmAnalyzer(BufferedAnalyzer):
             return FileFacts(notes=(f"{path}: larger than {LOCK_CAP} bytes; skipped",))
         try:
             entries = _lock_entries(_LOCK_DECODER.decode(data))
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             return FileFacts(notes=(f"{path}: not a readable package-lock.json ({exc}); skipped",))
         project = path.rpartition("/")[0]
         prefix = f"{project}/" if project else ""

@@ -813,3 +813,29 @@ def test_docker_manifest_list_is_followed_like_an_oci_index(tmp_path: Path) -> N
     assert sorted(i.ref.platform or "" for i in res.images) == ["linux/amd64", "linux/s390x"]
     assert {i.manifest_media_type for i in res.images} == {MediaType.DOCKER_MANIFEST}
     assert all(i.ref.index_digest == listed["digest"] for i in res.images)
+
+
+def test_json_nested_too_deep_in_a_config_fails_that_image_only(tmp_path: Path) -> None:
+    """A config with an array nested 100,000 deep (in a field nobody reads): that image is a
+    ``malformed_manifest`` failure, the other platform is resolved, nothing raises."""
+    lay = Layout(tmp_path / "deep")
+    good = lay.image("linux", "amd64")
+    tar = make_tar({"etc/os-release": b"ID=x\n"})
+    layer = lay.blob(gzip.compress(tar, mtime=0), LAYER_GZIP)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    config = lay.blob(
+        b'{"architecture":"arm64","os":"linux","x":' + deep
+        + b',"rootfs":{"type":"layers","diff_ids":["' + sha(tar).encode() + b'"]}}',
+        OCI_CONFIG,
+    )  # fmt: skip
+    bad = lay.doc(
+        {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]},
+        OCI_MANIFEST,
+        platform={"os": "linux", "architecture": "arm64"},
+    )
+    lay.tag(lay.index([good, bad]), "t")
+    lay.write_index()
+    res = open_source(f"oci:{lay.root}:t")
+    assert [i.ref.platform for i in res.images] == ["linux/amd64"]
+    [failure] = res.failures
+    assert failure.error == code(MalformedManifest) and "nested too deeply" in failure.message

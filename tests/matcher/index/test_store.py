@@ -608,3 +608,31 @@ def test_a_package_that_cannot_be_read_leaves_the_matcher_usable(build) -> None:
     found, errors = matcher.match(pkgs)
     # Fixed in 1.1.1n-0+deb11u4: u0 to u3 are affected.
     assert [ids(f) for f in found] == [["DSA-5343-1"]] * 4 + [[]] * 16 and errors == []
+
+
+def test_match_stream_reports_json_nested_too_deep_and_goes_on(tmp_path: Path) -> None:
+    """A line nested 100,000 deep (in a field nobody reads) is an ``error`` record; the
+    lines after it are still matched."""
+    import io
+
+    from regsweep.matcher.output.ndjson import NdjsonSink
+    from regsweep.matcher.stream import match_stream
+
+    path = tmp_path / "adv.lmdb"
+    store.build(path, [DSA_5343])
+    deep = b'{"kind":"package","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    vulnerable = (
+        b'{"kind":"package","image":{"ref":"oci:a"},"package":{"name":"openssl",'
+        b'"version":"1.1.1n-0+deb11u3","type":"deb","ecosystem":"Debian:11"}}'
+    )
+    out = io.BytesIO()
+    sink = NdjsonSink(out)
+    with store.AdvisoryIndex(path) as index:
+        match_stream(Matcher(index), io.BytesIO(deep + b"\n" + vulnerable + b"\n"), sink)
+    sink.end()
+    records = [msgspec.json.decode(r) for r in out.getvalue().splitlines()]
+    assert [(r["kind"], r.get("message")) for r in records][0] == (
+        "error",
+        "line 1: JSON nested too deeply",
+    )
+    assert [r["advisory"]["id"] for r in records if r["kind"] == "vulnerability"] == ["DSA-5343-1"]
