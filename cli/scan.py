@@ -110,6 +110,7 @@ def scan_command(
             for _ in range(images):
                 progress.advance()
             sink.write_many(judgement.records)
+            sink.flush()
             tally.add(judgement.tally)
             log_judged(judgement)
 

@@ -15,7 +15,7 @@ import msgspec
 
 from regsweep.matcher.match import Matcher
 from regsweep.matcher.output import Sink
-from regsweep.matcher.records import ErrorRecord, PackageRecord, Record
+from regsweep.matcher.records import SCHEMA_VERSION, ErrorRecord, PackageRecord, Record
 
 #: Packages matched per batch: large enough to share table reads, small enough to stream and
 #: for the batch's freshly decoded records to stay in the CPU cache until they are freed
@@ -28,8 +28,9 @@ def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BAT
     """Match every ``package`` record of ``lines`` and write the ``vulnerability`` records to
     ``sink``; records of other kinds are read and passed over.
 
-    A line that is not a valid record becomes an ``error`` record (stage ``input``) and the
-    stream goes on; so does a package that cannot be matched (stage ``match``). With a sink
+    A line that is not a valid record, or one of another ``schema_version``, becomes an
+    ``error`` record (stage ``input``) and the stream goes on; so does a package that cannot
+    be matched (stage ``match``). The sink is flushed after every batch. With a sink
     that describes packages (``Sink.wants_packages``), the package records go to it too.
     """
     decoder = msgspec.json.Decoder(Record)
@@ -57,6 +58,7 @@ def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BAT
                 )
             )
         pending.clear()
+        sink.flush()
         # What the matcher cached so far lives as long as the run: take it out of the
         # cyclic GC's sight, or every collection walks the whole cache again.
         gc.freeze()
@@ -79,6 +81,17 @@ def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BAT
                     error="malformed_record",
                     message=f"line {lineno}: "
                     + ("JSON nested too deeply" if isinstance(err, RecursionError) else str(err)),
+                )
+            )
+            continue
+        if rec.schema_version != SCHEMA_VERSION:
+            # A later contract may mean other things by the same names: never guess.
+            sink.write(
+                ErrorRecord(
+                    stage="input",
+                    error="unsupported_schema_version",
+                    message=f"line {lineno}: schema_version {rec.schema_version}, "
+                    f"this regsweep reads {SCHEMA_VERSION}",
                 )
             )
             continue

@@ -49,6 +49,11 @@ class Sink(ABC):
         for adv in advisories:
             self.write(VulnerabilityRecord(image=image, package=package, advisory=adv))
 
+    def flush(self) -> None:  # noqa: B027 - documents reach the output only when they end
+        """Make the records written so far reach the output: called per image (and per
+        ``match`` batch), so that a consumer of a pipe sees them as they are known and a
+        crash loses nothing already judged."""
+
     @abstractmethod
     def end(self, complete: bool = True) -> None:
         """Finish the document and flush it (the output stream stays open). ``complete``

@@ -636,3 +636,37 @@ def test_match_stream_reports_json_nested_too_deep_and_goes_on(tmp_path: Path) -
         "line 1: JSON nested too deeply",
     )
     assert [r["advisory"]["id"] for r in records if r["kind"] == "vulnerability"] == ["DSA-5343-1"]
+
+
+def test_match_stream_refuses_other_schema_versions_and_flushes_every_batch(
+    tmp_path: Path,
+) -> None:
+    """A record of a schema version this regsweep does not read is an ``error`` record (never
+    guessed at); the output is flushed after each batch, so a pipe's reader sees matches as
+    they are known."""
+    import io
+
+    from regsweep.matcher.output.ndjson import NdjsonSink
+    from regsweep.matcher.stream import match_stream
+
+    class Counting(io.BytesIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            Counting.flushes += 1
+            super().flush()
+
+    path = tmp_path / "adv.lmdb"
+    store.build(path, [DSA_5343])
+    line = (
+        b'{"kind":"package","schema_version":%d,"image":{"ref":"oci:a"},"package":{"name":'
+        b'"openssl","version":"1.1.1n-0+deb11u3","type":"deb","ecosystem":"Debian:11"}}\n'
+    )
+    out = Counting()
+    sink = NdjsonSink(out)
+    with store.AdvisoryIndex(path) as index:
+        match_stream(Matcher(index), io.BytesIO(line % 2 + line % 1 * 5), sink, batch=2)
+    records = [msgspec.json.decode(r) for r in out.getvalue().splitlines()]
+    assert (records[0]["kind"], records[0]["error"]) == ("error", "unsupported_schema_version")
+    assert [r["kind"] for r in records[1:]] == ["vulnerability"] * 5
+    assert Counting.flushes >= 3  # batches of 2, 2 and 1
