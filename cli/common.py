@@ -158,9 +158,12 @@ def state_option(help_text: str) -> Callable[[F], F]:
     )
 
 
-def fails(worst: int, fail_on: str | None) -> bool:
-    """Whether the worst severity seen (``SEVERITY_RANK``) meets ``--fail-on``."""
-    return fail_on is not None and worst >= SEVERITY_RANK[Severity(fail_on.upper())]
+def fails(worst: int, fail_on: str | None, unreadable: int = 0) -> bool:
+    """Whether ``--fail-on`` fails the run: the worst severity seen (``SEVERITY_RANK``)
+    meets it, or an image could not be read or judged (never taken for a clean one)."""
+    if fail_on is None:
+        return False
+    return unreadable > 0 or worst >= SEVERITY_RANK[Severity(fail_on.upper())]
 
 
 @contextmanager

@@ -179,8 +179,10 @@ class _Crawl:
         self.open_output = open_output
         self.checkpoint_every = checkpoint_every
         self.matcher = Matcher(index)
-        #: The worst severity over the whole crawl (every run of it), for ``--fail-on``.
+        #: The worst severity over the whole crawl (every run of it), and how many images or
+        #: tags could not be read, for ``--fail-on``.
         self.worst = 0
+        self.unreadable = 0
         self.stopped_by: signal.Signals | None = None
         self._crawler: Crawler | None = None
         self._last_checkpoint = time.monotonic()
@@ -217,6 +219,7 @@ class _Crawl:
                 # The whole crawl's: a resumed crawl counts on from its earlier runs.
                 counts = await writer.call(out.tally, work_counts(crawler))
                 self.worst = counts.get("max_severity", 0)
+                self.unreadable = counts.get("unreadable", 0)
                 summary = summary_record(
                     out.started_at, counts, self.index,
                     repositories=crawl.repositories, tags=crawl.tags, runs=out.runs,
@@ -420,6 +423,6 @@ def crawl_command(
             code = run_async(run.run())
         except (CrawlFatal, state.StateError) as exc:
             usage_error(str(exc))
-    if code == 0 and fails(run.worst, fail_on):
+    if code == 0 and fails(run.worst, fail_on, run.unreadable):
         code = 1
     sys.exit(code)

@@ -137,7 +137,7 @@ def scan_command(
                 index,
             )
         )
-    if fails(tally.worst, fail_on):
+    if fails(tally.worst, fail_on, tally.unreadable):
         sys.exit(1)
 
 

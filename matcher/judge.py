@@ -59,20 +59,24 @@ _SUMMED = (
 
 
 class Tally:
-    """What records add up to (for the summary), and the worst severity seen (``--fail-on``:
-    ``SEVERITY_RANK``, 0 for none)."""
+    """What records add up to (for the summary), the worst severity seen (``--fail-on``:
+    ``SEVERITY_RANK``, 0 for none), and how many images (or references) could not be read
+    or judged: ``--fail-on`` fails on those too, so an unreadable image is never taken for
+    a clean one."""
 
-    __slots__ = (*_SUMMED, "worst")
+    __slots__ = (*_SUMMED, "unreadable", "worst")
 
     def __init__(self) -> None:
         self.images = self.layers = self.bytes = self.packages = 0
         self.vulnerabilities = self.misconfigurations = self.errors = 0
+        self.unreadable = 0
         self.worst = 0
 
     def add(self, other: Tally) -> None:
         """Fold another tally (one image's, one tag's) into this one."""
         for k in _SUMMED:
             setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.unreadable += other.unreadable
         self.worst = max(self.worst, other.worst)
 
     def counts(self) -> dict[str, int]:
@@ -83,6 +87,7 @@ class Tally:
             "vulnerabilities": self.vulnerabilities,
             "misconfigurations": self.misconfigurations,
             "errors": self.errors,
+            "unreadable": self.unreadable,
             "max_severity": self.worst,
         }
 
@@ -102,9 +107,11 @@ class Judgement:
         self.tally.errors += 1
 
     def problems(self, problems: Iterable[Problem]) -> Judgement:
-        """Add the ``error`` records of problems that name what they are about."""
+        """Add the ``error`` records of problems that name what they are about: images or
+        references that could not be read at all."""
         for p in problems:
             self.error(p.record())
+            self.tally.unreadable += 1
         return self
 
     def extend(self, other: Judgement) -> None:
@@ -126,6 +133,7 @@ def judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
                 error=error_code(exc), message=str(exc),
             )
         )  # fmt: skip
+        out.tally.unreadable += 1
         return out
 
 
@@ -137,6 +145,7 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
     for p in facts.problems:
         out.error(p.record(image))
     if not facts.complete:
+        tally.unreadable += 1
         return out
     found, match_errors = matcher.match(facts.packages)
     try:
@@ -169,6 +178,8 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
                 image=image, ref=image.ref, stage="config", error=error_code(exc), message=str(exc)
             )
         )
+        # Its configuration could not be judged: not a clean image either.
+        tally.unreadable += 1
         misconfigs, os_info = [], facts.os
     n_vulns = 0
     worst = 0

@@ -109,6 +109,13 @@ def test_a_corrupt_layer_is_an_error_record_and_never_a_clean_image(
     assert errors and all(e["stage"] == "layer" for e in errors)
     assert [r["image"]["platform"] for r in records if r["kind"] == "image"] == ["linux/arm64"]  # type: ignore[index]
     assert records[-1]["errors"] == len(errors)
+    # --fail-on fails on it too, whatever the threshold: it was not found clean. The arm64
+    # image alone (no AWS key: its findings are not CRITICAL) passes the same threshold.
+    code, _, _ = scan(db, "--fail-on", "critical", f"oci:{broken}:latest")
+    assert code == 1
+    code, _, _ = scan(db, "--fail-on", "critical", "--platform", "linux/arm64",
+                      f"oci:{broken}:latest")  # fmt: skip
+    assert code == 0
 
 
 def test_table_format_is_for_people_and_keeps_ndjson_off_stdout(example: tuple[Path, Path]) -> None:

@@ -75,6 +75,15 @@ def test_crawl_writes_one_sarif_log_and_one_bom_for_the_registry(
     )
     errors, images = _kinds(records, "error"), _kinds(records, "image")
     assert findings and errors and images
+    # Images that could not be read fail --fail-on, even at a threshold no finding meets.
+    severities = {
+        r["advisory"]["severity"] if r["kind"] == "vulnerability" else r["check"]["severity"]
+        for r in records
+        if r["kind"] in ("vulnerability", "misconfiguration")
+    }
+    assert "CRITICAL" not in severities
+    code, _, err = run(db, "crawl", url, "--state", state, "--fail-on", "critical")
+    assert code == 1, err
 
     out = tmp_path / "crawl.sarif"
     code, _, err = run(db, "crawl", url, "--state", state, "--format", "sarif", "-o", str(out))
