@@ -175,14 +175,40 @@ def is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+#: ``[scheme://]userinfo@`` at the start of a reference or URL (``user:password`` or a
+#: bare token): an ``@`` before the first ``/`` is never part of a registry host.
+_USERINFO: Final = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<info>[^/@]*)@")
+
+
+def refuse_credentials(text: str) -> None:
+    """``InvalidReference`` for a reference or registry URL that carries a password
+    (``https://user:secret@host/…``); the message shows it as ``***``: it is refused
+    without being echoed into a terminal, a CI log or a bug report."""
+    if text.startswith(("oci:", "docker-archive:")):
+        return  # a local path may hold any character
+    m = _USERINFO.match(text)
+    if m is not None:
+        user, colon, _ = m["info"].partition(":")
+        # A user name is shown (it helps to see which); a bare token or a password is not.
+        who = f"{user}:***" if colon else "***"
+        shown = f"{m['scheme'] or ''}{who}@{text[m.end() :]}"
+        raise InvalidReference(
+            f"{shown!r}: credentials do not belong in a reference (use --username and "
+            "--password-stdin, or a docker config)"
+        )
+
+
 def parse_image_ref(text: str) -> SourceRef | RegistryRef:
-    """A ``scan`` REF: a registry image or a local source; ``InvalidReference`` otherwise."""
+    """A ``scan`` REF: a registry image or a local source; ``InvalidReference`` otherwise
+    (a reference carrying a password is refused without echoing it)."""
+    refuse_credentials(text)
     return parse_registry_ref(text) if looks_like_registry_ref(text) else parse_ref(text)
 
 
 def registry_url(text: str) -> str:
     """Check a ``crawl`` URL, ``[http://|https://]HOST[:PORT]`` (a bare host is https);
-    returns it as given, ``InvalidReference`` otherwise."""
+    returns it as given, ``InvalidReference`` otherwise (a password is never echoed)."""
+    refuse_credentials(text)
     parsed = URL(text if "://" in text else "https://" + text)
     if parsed.scheme not in ("http", "https") or not parsed.host or parsed.path not in ("", "/"):
         raise InvalidReference(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from regsweep.crawler.registry import InvalidName, Registry
+
+REGSWEEP = str(Path(sys.executable).parent / "regsweep")
 
 
 def _registry() -> Registry:
@@ -37,3 +43,22 @@ def test_a_reference_is_one_segment_quoted_once(ref: str, path: str) -> None:
 def test_a_dot_segment_or_nothing_is_not_a_reference(ref: str) -> None:
     with pytest.raises(InvalidName):
         _registry()._path("lib/app", "manifests", ref)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://user:s3cret-pw@reg.example:5000/team/app:1.0", "https://user:***@"),
+        ("user:s3cret-pw@127.0.0.1:5000/team/app:1.0", "user:***@"),
+        ("docker://s3cret-pw@reg.example/app", "docker://***@"),
+    ],
+)
+def test_a_reference_with_a_password_is_refused_without_echoing_it(text: str, shown: str) -> None:
+    """Credentials in a reference or URL: a usage error that never prints the secret (it
+    would land in a terminal, a CI log, a bug report)."""
+    for args in (["scan", "--db", "/nonexistent", text], ["crawl", "--db", "/nonexistent",
+                 text.split("/team")[0].split("/app")[0]]):  # fmt: skip
+        proc = subprocess.run([REGSWEEP, *args], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2
+        assert "s3cret-pw" not in proc.stderr + proc.stdout
+        assert shown in proc.stderr and "credentials do not belong" in proc.stderr
