@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -236,6 +237,10 @@ def build(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _build_lock(path):
+        # Holding the lock, no other build of ``path`` runs: any temporary file beside it is
+        # a killed build's (up to the index's size, left forever otherwise).
+        for stale in path.parent.glob(f"{glob.escape(path.name)}.tmp-*"):
+            stale.unlink(missing_ok=True)
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
             meta = _write(tmp, advisories, ingest)

@@ -670,3 +670,17 @@ def test_match_stream_refuses_other_schema_versions_and_flushes_every_batch(
     assert (records[0]["kind"], records[0]["error"]) == ("error", "unsupported_schema_version")
     assert [r["kind"] for r in records[1:]] == ["vulnerability"] * 5
     assert Counting.flushes >= 3  # batches of 2, 2 and 1
+
+
+def test_a_build_removes_what_killed_builds_left_beside_the_index(tmp_path: Path) -> None:
+    """``db build`` killed mid-way leaves ``PATH.tmp-PID`` (and its ``-lock``); the next
+    build, holding the build lock, removes them; another index's are left alone."""
+    path = tmp_path / "adv.lmdb"
+    leftovers = [tmp_path / "adv.lmdb.tmp-99999", tmp_path / "adv.lmdb.tmp-99999-lock"]
+    for f in leftovers:
+        f.write_bytes(b"\0" * 4096)
+    unrelated = tmp_path / "other.lmdb.tmp-1"
+    unrelated.write_text("another index's")
+    store.build(path, [DSA_5343])
+    assert not any(f.exists() for f in leftovers)
+    assert unrelated.exists() and path.exists()
