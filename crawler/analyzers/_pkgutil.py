@@ -90,6 +90,32 @@ class Notes:
         return list(self.items)
 
 
+#: More NUL bytes than this share of a database (and than a few): binary data, not a text
+#: database with damaged entries (a zeroed disk block in a large status file is the latter).
+_BINARY_SHARE = 100
+_BINARY_MIN = 16
+
+
+def without_nul_entries(data: bytes, path: str, what: str, notes: Notes) -> bytes | None:
+    """A blank-line-separated text database (dpkg ``status``, apk ``installed``) without
+    its entries that hold a NUL byte, each skipped with a note: one damaged entry must not
+    hide the others (a vulnerable package among them). None, with a note, for data that
+    is mostly binary: not such a database at all."""
+    if b"\x00" not in data:
+        return data
+    nul = data.count(b"\x00")
+    if nul > _BINARY_MIN and nul > len(data) // _BINARY_SHARE:
+        notes.add(f"{path}: binary data, not {what}; ignored")
+        return None
+    kept = []
+    for number, entry in enumerate(data.split(b"\n\n"), 1):
+        if b"\x00" in entry:
+            notes.add(f"{path}: entry {number} holds a NUL byte (damaged); skipped")
+        else:
+            kept.append(entry)
+    return b"\n\n".join(kept)
+
+
 def with_distro(purl: str, namespace: str | None, distro: str | None) -> str:
     """An OS package's purl, made by ``package_url`` without a namespace when its file was
     read (the distribution is not known then), with the distribution's ``namespace`` and

@@ -19,7 +19,13 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from regsweep.crawler.analyzers._pkgutil import Notes, distribution, package_url, placed
+from regsweep.crawler.analyzers._pkgutil import (
+    Notes,
+    distribution,
+    package_url,
+    placed,
+    without_nul_entries,
+)
 from regsweep.crawler.analyzers.interface import (
     AnalyzerResult,
     BufferedAnalyzer,
@@ -93,7 +99,7 @@ class ApkAnalyzer(BufferedAnalyzer):
     """Installed apk packages, their origins and the files each one owns."""
 
     NAME: ClassVar[str] = "apk"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     def wants(self, path: str) -> int | None:
         """The installed database, under either spelling of its directory."""
@@ -102,9 +108,10 @@ class ApkAnalyzer(BufferedAnalyzer):
     def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
         """Packages (a purl without the distribution yet) and the files each one owns."""
         notes = Notes()
-        if b"\x00" in data:
-            notes.add(f"{path}: binary data, not an apk database; ignored")
+        clean = without_nul_entries(data, path, "an apk database", notes)
+        if clean is None:
             return FileFacts(notes=tuple(notes.result()))
+        data = clean
         if truncated:
             notes.add(f"{path}: larger than the size cap; the last partial entry is dropped")
             # Keep whole entries only: a cut inside one could leave a wrong version.

@@ -33,7 +33,13 @@ from typing import ClassVar
 
 import msgspec
 
-from regsweep.crawler.analyzers._pkgutil import Notes, distribution, package_url, with_distro
+from regsweep.crawler.analyzers._pkgutil import (
+    Notes,
+    distribution,
+    package_url,
+    with_distro,
+    without_nul_entries,
+)
 from regsweep.crawler.analyzers.interface import (
     AnalyzerResult,
     BufferedAnalyzer,
@@ -186,7 +192,7 @@ class DpkgAnalyzer(BufferedAnalyzer):
     """Installed Debian packages (status and status.d) and the files each one owns."""
 
     NAME: ClassVar[str] = "dpkg"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     def wants(self, path: str) -> int | None:
         """The status database, status.d entries and md5sums, and ``info/*.list``."""
@@ -309,9 +315,10 @@ class DpkgAnalyzer(BufferedAnalyzer):
         """The installed packages (a purl without the distribution yet) and their arches."""
         out: list[Package] = []
         arches: list[str] = []
-        if b"\x00" in data:
-            notes.add(f"{path}: binary data, not a dpkg database; ignored")
+        clean = without_nul_entries(data, path, "a dpkg database", notes)
+        if clean is None:
             return (), ()
+        data = clean
         for para in parse_paragraphs(self._text(path, data, truncated, notes)):
             where = f"{path}: paragraph at line {para.line}"
             if para.error is not None:

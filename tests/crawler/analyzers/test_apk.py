@@ -150,3 +150,13 @@ def test_shuffled_real_lines_never_raise(lines: list[bytes]) -> None:
     names = {p.name for p in r.packages}
     assert all(p.name and p.version for p in r.packages)
     assert set(r.owners.values()) <= names
+
+
+def test_a_nul_byte_in_one_entry_skips_that_entry_only() -> None:
+    """One damaged entry (a NUL byte inside it) is skipped with a note; the others stay."""
+    whole = _analyze(DB)
+    entries = DB.split(b"\n\n")
+    entries[1] = entries[1].replace(b"\nV:", b"\x00\nV:", 1)
+    r = _analyze(b"\n\n".join(entries))
+    assert len(r.packages) == len(whole.packages) - 1 > 1
+    assert any("NUL byte" in n for n in r.notes)

@@ -334,3 +334,15 @@ def test_fast_and_slow_paragraph_checks_agree(text: str) -> None:
         else:
             assert para.fields
             assert all(_FIELD.fullmatch(k) for k in para.fields), para.fields
+
+
+def test_a_nul_byte_in_one_paragraph_skips_that_paragraph_only() -> None:
+    """One damaged stanza (a NUL byte inside it) is skipped with a note; every other
+    package, the vulnerable ones among them, is still found."""
+    paragraphs = STATUS.split(b"\n\n")
+    whole = _analyze(_files({"var/lib/dpkg/status": STATUS}))
+    damaged = paragraphs[:]
+    damaged[1] = damaged[1].replace(b"\nVersion:", b"\x00\nVersion:", 1)
+    r = _analyze(_files({"var/lib/dpkg/status": b"\n\n".join(damaged)}))
+    assert len(r.packages) == len(whole.packages) - 1 > 1
+    assert any("NUL byte" in n for n in r.notes)
