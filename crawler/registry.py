@@ -833,11 +833,23 @@ class Registry:
             if link:
                 m = _LINK_NEXT.search(link)
                 if m is not None:
-                    next_url = current.join(URL(m.group(1)))
-                    if next_url.origin() != self.base:
-                        raise ProtocolError(
-                            f"Link leaves the registry: {next_url}", url=str(current)
-                        )
+                    next_url = self._next_page(current, m.group(1))
+
+    def _next_page(self, current: URL, target: str) -> URL:
+        """The next page a ``Link`` header names, if it stays in this registry's ``/v2/``
+        API: another scheme (``file://``), host or port, or a path outside ``/v2/`` (where
+        the credentials sent with every request must not go) is a ``ProtocolError``; the
+        pages read so far stand."""
+        try:
+            nxt = current.join(URL(target))
+            inside = nxt.origin() == self.base and nxt.path.startswith("/v2/")
+        except ValueError:  # not an http(s) URL at all: it has no origin
+            inside = False
+        if not inside:
+            raise ProtocolError(
+                f"Link leaves the registry's /v2/ API: {target[:200]!r}", url=str(current)
+            )
+        return nxt
 
     # -- blobs ---------------------------------------------------------------------------
 

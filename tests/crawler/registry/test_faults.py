@@ -258,11 +258,23 @@ def test_tags_follow_relative_and_absolute_links(plain_proxy: FaultProxy) -> Non
     assert run(body) == ["a", "b", "c", "d", "e"]
 
 
-@pytest.mark.parametrize("where", ["loop", "off-host"])
+_LYING_LINKS = {
+    "loop": "/v2/test/oci/tags/list?n=2",
+    "off-host": "http://127.0.0.2:1/v2/x?n=2",
+    # Not http at all: had no origin to compare, and raised ValueError (a traceback).
+    "file": "file:///etc/passwd",
+    # The same origin, outside the API: was followed with the credentials.
+    "outside /v2/": "/etc/passwd",
+}
+
+
+@pytest.mark.parametrize("where", list(_LYING_LINKS))
 def test_lying_link_is_protocol_error(plain_proxy: FaultProxy, where: str) -> None:
-    """A ``Link`` that loops back to a page already read, or leaves the registry's origin,
-    stops pagination with ``ProtocolError`` instead of looping or leaking a token."""
-    link = "/v2/test/oci/tags/list?n=2" if where == "loop" else "http://127.0.0.2:1/v2/x?n=2"
+    """A ``Link`` that loops back to a page already read, leaves the registry's origin, is
+    not an http URL, or leaves the ``/v2/`` API stops pagination with ``ProtocolError``
+    instead of looping, raising something else, or sending credentials where they do not
+    belong; the pages read before stand."""
+    link = _LYING_LINKS[where]
     _paged(
         plain_proxy,
         [
@@ -279,6 +291,7 @@ def test_lying_link_is_protocol_error(plain_proxy: FaultProxy, where: str) -> No
 
     run(body)
     assert got == ["a", "b", "c"]
+    assert not any("passwd" in seen.path_qs for seen in plain_proxy.seen)
 
 
 def test_catalog_pagination_with_small_n(plain_proxy: FaultProxy, images: ImageSet) -> None:
