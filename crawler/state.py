@@ -374,6 +374,8 @@ class StateStore:
                 max_dbs=len(_DBS),
                 sync=sync,
                 metasync=sync,
+                # Owner only: the store keeps image configs, whose Env can hold secrets.
+                mode=0o600,
             )
             self._dbs = {name.decode(): self._env.open_db(name) for name in _DBS}
         except lmdb.Error as err:

@@ -292,7 +292,8 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
     aliases: dict[bytes, set[bytes]] = defaultdict(set)
     n_advisories = 0
     enc = msgspec.msgpack.Encoder()
-    env = lmdb.open(str(tmp), subdir=False, map_size=MAP_SIZE, max_dbs=4, sync=False)
+    # Owner only, like the state store: nobody else needs to read or swap a user's index.
+    env = lmdb.open(str(tmp), subdir=False, map_size=MAP_SIZE, max_dbs=4, sync=False, mode=0o600)
     try:
         adv_db = env.open_db(b"advisories")
         with env.begin(write=True, db=adv_db) as txn:

@@ -759,3 +759,12 @@ def test_tallies_carry_over_to_a_resumed_run_as_of_the_checkpoint(
         "images": 2, "vulnerabilities": 8, "max_severity": 4, "layers_fetched": 3, "bytes": 110
     }  # fmt: skip
     again.complete()
+
+
+def test_the_store_is_created_for_its_owner_only(tmp_path: Path) -> None:
+    """It keeps image configs (their Env can hold secrets): 0600, lock file too."""
+    path = tmp_path / "state.lmdb"
+    with StateStore(path):
+        pass
+    for f in (path, path.with_name(path.name + "-lock")):
+        assert f.stat().st_mode & 0o777 == 0o600, f

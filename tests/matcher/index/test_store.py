@@ -684,3 +684,9 @@ def test_a_build_removes_what_killed_builds_left_beside_the_index(tmp_path: Path
     store.build(path, [DSA_5343])
     assert not any(f.exists() for f in leftovers)
     assert unrelated.exists() and path.exists()
+
+
+def test_the_index_is_created_for_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "adv.lmdb"
+    store.build(path, [DSA_5343])
+    assert path.stat().st_mode & 0o777 == 0o600
