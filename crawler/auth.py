@@ -345,10 +345,8 @@ def describe_oauth_error(body: bytes) -> str:
     """
     try:
         answer = msgspec.json.decode(body, type=_OAuthError)
-    except (
-        msgspec.DecodeError,
-        RecursionError,
-    ):  # also ValidationError (a JSON value of another shape)
+    # DecodeError also covers ValidationError (a JSON value of another shape).
+    except (msgspec.DecodeError, RecursionError):
         return ""
     parts = [p for p in (answer.error, answer.error_description) if p]
     text = ": ".join(parts)
