@@ -23,7 +23,7 @@ import zstandard
 
 from regsweep.crawler import benchmark as layer_bench
 from regsweep.matcher.records import ImageRef, Package, PackageRecord
-from tests import paths
+from tests.example import advisory_index, example_image
 
 REGSWEEP = str(Path(sys.executable).parent / "regsweep")
 
@@ -31,14 +31,7 @@ REGSWEEP = str(Path(sys.executable).parent / "regsweep")
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An index of the bundled advisory samples, built by the command users run."""
-    path = tmp_path_factory.mktemp("bench") / "adv.lmdb"
-    adv = paths.DATA / "advisories"
-    subprocess.run(
-        [REGSWEEP, "db", "build", "--db", str(path), str(adv / "osv"), str(adv / "secdb")],
-        check=True,
-        capture_output=True,
-    )
-    return path
+    return advisory_index(tmp_path_factory.mktemp("bench") / "adv.lmdb")
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -105,11 +98,7 @@ def test_matcher_reads_the_inventory_regsweep_scan_packages_writes(
 ) -> None:
     """``-i`` takes ``scan --packages`` output as it is (image, package, vulnerability,
     misconfiguration and summary records): only the package records count as packages."""
-    layout = tmp_path / "image"
-    subprocess.run(
-        [sys.executable, str(paths.REPO / "scripts/make-example-image.py"), str(layout)],
-        check=True,
-    )
+    layout = example_image(tmp_path / "image")
     scan = subprocess.run(
         [REGSWEEP, "scan", "--db", str(db), "--packages", f"oci:{layout}:latest"],
         capture_output=True,

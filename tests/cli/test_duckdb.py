@@ -10,6 +10,7 @@ import duckdb
 import msgspec
 
 from tests import paths
+from tests.example import advisory_index, example_image
 
 REPO = paths.REPO
 REGSWEEP = str(Path(sys.executable).parent / "regsweep")
@@ -19,16 +20,8 @@ def test_every_record_kind_of_a_real_scan_loads_into_duckdb(tmp_path: Path) -> N
     """``regsweep scan --packages`` of the example image (two platforms) plus a scan of a
     missing layout (an error record), read with ``read_json(format='newline_delimited')``:
     all six kinds, nested fields and timestamps answer SQL queries."""
-    db, layout = tmp_path / "adv.lmdb", tmp_path / "image"
-    subprocess.run(
-        [sys.executable, str(REPO / "scripts/make-example-image.py"), str(layout)], check=True
-    )
-    subprocess.run(
-        [REGSWEEP, "db", "build", "--db", str(db), str(REPO / "tests/data/advisories/osv"),
-         str(REPO / "tests/data/advisories/secdb")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    db = advisory_index(tmp_path / "adv.lmdb")
+    layout = example_image(tmp_path / "image")
     scan = subprocess.run(
         [REGSWEEP, "scan", "--db", str(db), "--packages", f"oci:{layout}:latest",
          f"oci:{tmp_path / 'missing'}"],

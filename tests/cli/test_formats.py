@@ -10,52 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import msgspec
-import pytest
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 
-from tests import paths
+from tests.formats import valid_cyclonedx, valid_sarif
 
 REGSWEEP = str(Path(sys.executable).parent / "regsweep")
-SARIF_SCHEMA = msgspec.json.decode(
-    (paths.DATA / "schemas" / "sarif-schema-2.1.0.json").read_bytes()
-)
-
-
-def valid_sarif(data: bytes) -> dict[str, Any]:
-    """``data`` decoded, after checking it against the SARIF 2.1.0 schema."""
-    doc: dict[str, Any] = msgspec.json.decode(data)
-    validator = jsonschema.Draft4Validator(
-        SARIF_SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER
-    )
-    assert [e.message for e in validator.iter_errors(doc)] == []
-    return doc
-
-
-def valid_cyclonedx(data: bytes) -> dict[str, Any]:
-    """``data`` decoded, after cyclonedx-python-lib's strict CycloneDX 1.6 validation."""
-    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(data.decode()) is None
-    doc: dict[str, Any] = msgspec.json.decode(data)
-    return doc
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The make-run example layout (two platforms) and an index of the bundled samples."""
-    root = tmp_path_factory.mktemp("formats")
-    layout, db = root / "image", root / "adv.lmdb"
-    subprocess.run(
-        [sys.executable, str(paths.REPO / "scripts/make-example-image.py"), str(layout)],
-        check=True,
-    )
-    subprocess.run(
-        [REGSWEEP, "db", "build", "--db", str(db), str(paths.DATA / "advisories/osv"),
-         str(paths.DATA / "advisories/secdb")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return layout, db
 
 
 def regsweep(*args: str, stdin: bytes = b"") -> bytes:

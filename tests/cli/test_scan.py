@@ -17,23 +17,6 @@ REPO = paths.REPO
 REGSWEEP = str(Path(sys.executable).parent / "regsweep")
 
 
-@pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The make-run example layout and an index of the bundled advisory samples."""
-    root = tmp_path_factory.mktemp("scan")
-    layout, db = root / "image", root / "adv.lmdb"
-    subprocess.run(
-        [sys.executable, str(REPO / "scripts/make-example-image.py"), str(layout)], check=True
-    )
-    subprocess.run(
-        [REGSWEEP, "db", "build", "--db", str(db), str(REPO / "tests/data/advisories/osv"),
-         str(REPO / "tests/data/advisories/secdb")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return layout, db
-
-
 def scan(db: Path, *args: str) -> tuple[int, list[dict[str, object]], str]:
     proc = subprocess.run(
         [REGSWEEP, "scan", "--db", str(db), *args], capture_output=True, text=True

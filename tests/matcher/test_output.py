@@ -11,11 +11,8 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
-import jsonschema
 import msgspec
 import pytest
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 
 from regsweep.matcher.output import Format, open_sink
 from regsweep.matcher.records import (
@@ -35,11 +32,8 @@ from regsweep.matcher.records import (
     SummaryRecord,
     VulnerabilityRecord,
 )
-from tests import paths
+from tests.formats import valid_cyclonedx, valid_sarif
 
-SARIF_SCHEMA = msgspec.json.decode(
-    (paths.DATA / "schemas" / "sarif-schema-2.1.0.json").read_bytes()
-)
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 IMAGE = ImageRef(
@@ -122,19 +116,11 @@ def _run(fmt: Format, records: list[Record], *, complete: bool = True) -> bytes:
 
 
 def _sarif(records: list[Record], *, complete: bool = True) -> dict[str, Any]:
-    doc: dict[str, Any] = msgspec.json.decode(_run(Format.SARIF, records, complete=complete))
-    validator = jsonschema.Draft4Validator(
-        SARIF_SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER
-    )
-    assert [e.message for e in validator.iter_errors(doc)] == []
-    return doc
+    return valid_sarif(_run(Format.SARIF, records, complete=complete))
 
 
 def _cyclonedx(records: list[Record], *, complete: bool = True) -> dict[str, Any]:
-    text = _run(Format.CYCLONEDX, records, complete=complete).decode()
-    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
-    doc: dict[str, Any] = msgspec.json.decode(text)
-    return doc
+    return valid_cyclonedx(_run(Format.CYCLONEDX, records, complete=complete))
 
 
 def test_ndjson_writes_each_record_as_msgspec_encodes_it() -> None:
@@ -281,8 +267,7 @@ def test_cyclonedx_writes_an_image_once_the_next_ones_records_begin() -> None:
     sink.write(PackageRecord(image=other, package=ODD))
     assert b'"openssl"' in out.getvalue()
     sink.end()
-    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out.getvalue().decode()) is None
-    assert len(msgspec.json.decode(out.getvalue())["components"]) == 2
+    assert len(valid_cyclonedx(out.getvalue())["components"]) == 2
 
 
 def test_table_prints_markup_in_findings_as_text() -> None:

@@ -19,7 +19,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import paths
 from tests.crawler.registry.faults import BlobSink, FaultProxy, LoopThread
 from tests.crawler.registry.images import ImageSet, build_images, push
 from tests.crawler.registry.token_issuer import ISSUER, SERVICE, TokenIssuer
+from tests.example import advisory_index
 
 USER = "crawler"
 PASSWORD = "s3cret-pass"
@@ -333,13 +332,4 @@ def basic_proxy(_basic_proxy: FaultProxy, blob_sink: BlobSink) -> FaultProxy:
 @pytest.fixture(scope="session")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An advisory index of the bundled samples."""
-    path = tmp_path_factory.mktemp("crawl-db") / "adv.lmdb"
-    regsweep = str(Path(sys.executable).parent / "regsweep")
-    repo = paths.REPO
-    subprocess.run(
-        [regsweep, "db", "build", "--db", str(path), str(repo / "tests/data/advisories/osv"),
-         str(repo / "tests/data/advisories/secdb")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return path
+    return advisory_index(tmp_path_factory.mktemp("crawl-db") / "adv.lmdb")

@@ -27,10 +27,10 @@ from regsweep.crawler.registry import (
     TLSError,
     Unsupported,
 )
-from tests import paths
 from tests.crawler.registry.conftest import PASSWORD, USER, RegistryServer
 from tests.crawler.registry.images import OCI_INDEX, ImageSet
 from tests.crawler.registry.token_issuer import SERVICE, TokenIssuer
+from tests.example import advisory_index
 
 _T = TypeVar("_T")
 REGSWEEP = str(Path(sys.executable).parent / "regsweep")
@@ -556,14 +556,7 @@ def test_identity_token_against_basic_only_registry(
 @pytest.fixture(scope="module")
 def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An advisory index of the bundled samples (what ``regsweep scan`` needs)."""
-    repo = paths.REPO
-    path = tmp_path_factory.mktemp("auth-db") / "adv.lmdb"
-    subprocess.run(
-        [REGSWEEP, "db", "build", "--db", str(path), str(repo / "tests/data/advisories/osv"),
-         str(repo / "tests/data/advisories/secdb")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return path
+    return advisory_index(tmp_path_factory.mktemp("auth-db") / "adv.lmdb")
 
 
 def test_scan_with_identity_token_from_docker_config(

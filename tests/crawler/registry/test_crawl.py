@@ -343,7 +343,7 @@ def test_sigint_leaves_a_whole_document_that_says_it_is_incomplete(
 ) -> None:
     """A document crawl stopped by SIGINT: exit 130 and a valid document that says it is
     not the whole inventory (a BOM taken for whole would replace a project's components)."""
-    from tests.cli.test_formats import valid_cyclonedx, valid_sarif
+    from tests.formats import valid_cyclonedx, valid_sarif
 
     state, out = tmp_path / "s.lmdb", tmp_path / "out.json"
     proc = _start_slow_crawl(db, plain_proxy, state, out, "--format", fmt)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests import paths
-from tests.cli.test_formats import valid_cyclonedx, valid_sarif
 from tests.crawler.registry.conftest import RegistryServer, _start, _stop
 from tests.crawler.registry.test_crawl import run
+from tests.example import example_image
+from tests.formats import valid_cyclonedx, valid_sarif
 
 
 def _skopeo_copy(src: str, dest: str) -> None:
@@ -35,11 +34,7 @@ def example_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo is not installed (apt-get install skopeo)")
     root = tmp_path_factory.mktemp("formats-registry")
-    layout = root / "image"
-    subprocess.run(
-        [sys.executable, str(paths.REPO / "scripts/make-example-image.py"), str(layout)],
-        check=True,
-    )
+    layout = example_image(root / "image")
     server = _start(root / "run", root / "storage", "formats")
     try:
         host = server.url.removeprefix("http://")

@@ -10,8 +10,6 @@ change is meant: ``REGSWEEP_UPDATE_GOLDEN=1 pytest tests/crawler/registry/test_g
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import msgspec
@@ -20,6 +18,7 @@ import pytest
 from tests import paths
 from tests.crawler.registry.faults import FaultProxy
 from tests.crawler.registry.test_crawl import Record, run, stable
+from tests.example import example_image
 
 GOLDEN = paths.DATA / "golden"
 _UPDATE = os.environ.get("REGSWEEP_UPDATE_GOLDEN", "") not in ("", "0")
@@ -53,12 +52,7 @@ def _compare(name: str, records: list[Record]) -> None:
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The make-run example layout (deterministic: the same digests every run)."""
-    layout = tmp_path_factory.mktemp("golden") / "image"
-    subprocess.run(
-        [sys.executable, str(paths.REPO / "scripts/make-example-image.py"), str(layout)],
-        check=True,
-    )
-    return layout
+    return example_image(tmp_path_factory.mktemp("golden") / "image")
 
 
 def test_scan_writes_the_golden_records(db: Path, example: Path) -> None:

@@ -13,9 +13,9 @@ import msgspec
 import pytest
 
 from regsweep.crawler.crawl import RegistryCrawl, RegistryOptions, Visit, connect
-from tests import paths
 from tests.crawler.registry.conftest import RegistryServer
 from tests.crawler.registry.images import ImageSet
+from tests.example import example_image
 
 REGSWEEP = str(Path(sys.executable).parent / "regsweep")
 
@@ -76,11 +76,7 @@ def test_a_bad_ca_file_is_an_error_record_and_the_other_refs_are_scanned(
 ) -> None:
     """``--ca-file`` that is not a CA bundle: the registry's references get an ``auth``
     error record; a local image in the same scan is still reported."""
-    layout = tmp_path / "image"
-    subprocess.run(
-        [sys.executable, str(paths.REPO / "scripts/make-example-image.py"), str(layout)],
-        check=True,
-    )  # fmt: skip
+    layout = example_image(tmp_path / "image")
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate\n")
     proc = subprocess.run(
