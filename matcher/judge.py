@@ -148,11 +148,6 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
         tally.unreadable += 1
         return out
     found, match_errors = matcher.match(facts.packages)
-    try:
-        # Decoded once here for the checks and the image record's summary alike.
-        config: ImageConfig | None = decode_config(facts.config)
-    except ConfigError:
-        config = None
     for err in match_errors:
         pkg = facts.packages[err.package]
         out.error(
@@ -164,13 +159,12 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
                 message=f"{pkg.name} {pkg.version}: {err.message}",
             )
         )
+    # Decoded once, for the checks and the image record's summary alike.
+    config: ImageConfig | None = None
     try:
+        config = decode_config(facts.config)
         misconfigs, os_info = run_checks(
-            config if config is not None else facts.config,
-            facts.os,
-            facts.packages,
-            image,
-            trusted_bases=policy.trusted_bases,
+            config, facts.os, facts.packages, image, trusted_bases=policy.trusted_bases
         )
     except ConfigError as exc:
         out.error(
