@@ -42,7 +42,6 @@ from regsweep.matcher.match import DISTRO_TYPES, Matcher, MatchError
 from regsweep.matcher.output.ndjson import NdjsonSink
 from regsweep.matcher.records import (
     Advisory,
-    ErrorRecord,
     ImageRef,
     Package,
     PackageRecord,
@@ -320,18 +319,7 @@ def _floor(path: Path, per_line: list[_LineOut]) -> tuple[float, float, int, int
                 for item in todo:
                     if type(item) is MatchError:
                         # As ``regsweep match`` words it: both sides write the same records.
-                        pkg = pkg_rec.package
-                        enc.encode_into(
-                            ErrorRecord(
-                                image=pkg_rec.image,
-                                ref=pkg_rec.image.ref if pkg_rec.image else None,
-                                stage="match",
-                                error=item.error,
-                                message=f"{pkg.name} {pkg.version}: {item.message}",
-                            ),
-                            buf,
-                            -1,
-                        )
+                        enc.encode_into(item.record(pkg_rec.image, pkg_rec.package), buf, -1)
                     else:
                         enc.encode_into(
                             VulnerabilityRecord(

@@ -149,16 +149,7 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
         return out
     found, match_errors = matcher.match(facts.packages)
     for err in match_errors:
-        pkg = facts.packages[err.package]
-        out.error(
-            ErrorRecord(
-                image=image,
-                ref=image.ref,
-                stage="match",
-                error=err.error,
-                message=f"{pkg.name} {pkg.version}: {err.message}",
-            )
-        )
+        out.error(err.record(image, facts.packages[err.package]))
     # Decoded once, for the checks and the image record's summary alike.
     config: ImageConfig | None = None
     try:

@@ -35,7 +35,7 @@ from regsweep.matcher.advisories.ecosystems import (
 from regsweep.matcher.identity import Fold, IdentityTable, LineScanner
 from regsweep.matcher.index import table
 from regsweep.matcher.index.store import AdvisoryIndex, Hit, StoredAdvisory, package_key
-from regsweep.matcher.records import Advisory, Cvss, ImageRef, Package
+from regsweep.matcher.records import Advisory, Cvss, ErrorRecord, ImageRef, Package
 from regsweep.matcher.versions import InvalidVersion
 
 #: Package types whose advisories are keyed by source package and release.
@@ -49,6 +49,17 @@ class MatchError(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     package: int
     error: str
     message: str
+
+    def record(self, image: ImageRef | None, package: Package) -> ErrorRecord:
+        """The ``error`` record (stage ``match``) about ``package`` in ``image``, worded
+        alike wherever packages are matched (an image's judgement, ``regsweep match``)."""
+        return ErrorRecord(
+            image=image,
+            ref=image.ref if image else None,
+            stage="match",
+            error=self.error,
+            message=f"{package.name} {package.version}: {self.message}",
+        )
 
 
 class Target(msgspec.Struct, frozen=True, gc=False):

@@ -48,15 +48,7 @@ def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BAT
             sink.write_matches(rec.image, rec.package, found[i])
         for err in errors:
             rec = pending[err.package]
-            sink.write(
-                ErrorRecord(
-                    image=rec.image,
-                    ref=rec.image.ref if rec.image else None,
-                    stage="match",
-                    error=err.error,
-                    message=f"{rec.package.name} {rec.package.version}: {err.message}",
-                )
-            )
+            sink.write(err.record(rec.image, rec.package))
         pending.clear()
         sink.flush()
         # What the matcher cached so far lives as long as the run: take it out of the
