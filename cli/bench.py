@@ -21,9 +21,10 @@ import random
 import resource
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import click
 import msgspec
@@ -35,6 +36,7 @@ from regsweep.matcher.output import tool_version
 from regsweep.matcher.versions import Scheme
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Packages in a generated inventory unless ``--generate`` says otherwise.
 DEFAULT_PACKAGES = 200_000
@@ -121,6 +123,15 @@ def _one_line(err: BaseException) -> str:
 
 REPEAT_HELP = "Passes of each side; the fastest counts."
 
+
+def repeat_option(default: int) -> Callable[[F], F]:
+    """``--repeat N``: passes of each side, the fastest counting."""
+    return click.option(
+        "--repeat", type=click.IntRange(min=1), default=default, show_default=True,
+        help=REPEAT_HELP,
+    )  # fmt: skip
+
+
 JSON_OPTION = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object (for CI trend lines)."
 )
@@ -149,9 +160,7 @@ def bench_group() -> None:
     help=f"Match N packages drawn from the index's own packages at their fixed versions "
     f"(the default, {DEFAULT_PACKAGES:,}, without -i).",
 )
-@click.option(
-    "--repeat", type=click.IntRange(min=1), default=3, show_default=True, help=REPEAT_HELP
-)
+@repeat_option(3)
 @JSON_OPTION
 def bench_matcher(
     db: Path, inventory: Path | None, generate: int | None, repeat: int, as_json: bool
@@ -234,9 +243,7 @@ def bench_matcher(
 @click.option(
     "--pairs", type=click.IntRange(min=10), default=200_000, show_default=True, help="Per scheme."
 )
-@click.option(
-    "--repeat", type=click.IntRange(min=1), default=5, show_default=True, help=REPEAT_HELP
-)
+@repeat_option(5)
 @JSON_OPTION
 def bench_versions(
     db: Path,
@@ -306,9 +313,7 @@ def bench_versions(
     help=f"Also measure a generated Debian-like gzip layer of N MB of tar "
     f"(the default, {DEFAULT_LAYER_MB} MB, when no LAYER is given).",
 )
-@click.option(
-    "--repeat", type=click.IntRange(min=1), default=3, show_default=True, help=REPEAT_HELP
-)
+@repeat_option(3)
 @JSON_OPTION
 def bench_layers(
     layer_files: tuple[Path, ...], generate_mb: int | None, repeat: int, as_json: bool
