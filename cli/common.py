@@ -8,10 +8,11 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from regsweep.crawler.outfile import OutputError, PartialFile
 from regsweep.matcher.index.store import default_path
 from regsweep.matcher.output import Format, Sink, open_sink
 from regsweep.matcher.records import (
@@ -169,16 +170,35 @@ def fails(worst: int, fail_on: str | None, unreadable: int = 0) -> bool:
 @contextmanager
 def output_sink(output: Path, fmt: str) -> Iterator[Sink]:
     """A sink of ``fmt`` writing to ``output`` (``-`` is stdout); begun, and ended on the
-    way out unless an error is on its way (a half document is then left as it is)."""
-    out: BinaryIO = sys.stdout.buffer if str(output) == "-" else output.open("wb")
-    try:
-        sink = open_sink(fmt, out)
+    way out unless an error is on its way.
+
+    A file is written as ``FILE.partial`` and renamed onto ``FILE`` once the sink has ended
+    (``outfile.PartialFile``): a previous result is replaced only by a complete one, a run
+    that fails leaves its half in the partial file, and two runs into one file refuse to
+    share it. A failed write (disk full) exits 2 naming the file.
+    """
+    if str(output) == "-":
+        sink = open_sink(fmt, sys.stdout.buffer)
         sink.begin()
         yield sink
         sink.end()
+        return
+    try:
+        file = PartialFile(output)
+    except OutputError as exc:
+        usage_error(str(exc))
+    try:
+        file.fh.truncate(0)  # a killed run's half: nothing in it is resumed
+        sink = open_sink(fmt, file.fh)
+        sink.begin()
+        yield sink
+        sink.end()
+        file.commit()
+    except OutputError as exc:
+        file.close()
+        usage_error(f"{exc}; {output} is as it was before this run")
     finally:
-        if out is not sys.stdout.buffer:
-            out.close()
+        file.close()
 
 
 def summary_record(

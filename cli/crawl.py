@@ -12,6 +12,11 @@ Records are written per tag, as one block: the tag's ``error``, ``vulnerability`
 confined to one tag or image is an ``error`` record with ``stage`` and ``retryable`` and the
 crawl goes on. A ``summary`` record comes last, counting the work of this run.
 
+``-o FILE`` is written as ``FILE.partial`` under a lock and renamed onto ``FILE`` when the
+crawl is complete (``crawler.outfile``): a rerun never truncates the previous result, a
+second crawl into the same file exits 2 before writing, and a failed write (disk full)
+exits 2 with one line naming the file, the last checkpoint intact.
+
 Resuming (NDJSON): with ``-o FILE`` the output is a ``state.ResumableOutput``: tags finished
 are checkpointed (file fsynced, then one LMDB transaction) every ``--checkpoint-every``
 seconds. After ``kill -9`` the same command (same URL, filters, platform, ``--max-tags`` and
@@ -21,8 +26,9 @@ what was finished, and exit 130/143 **without** a summary (the summary means "th
 complete"; the rerun that finishes writes it). Without ``-o`` records go to stdout and a
 rerun starts over (the state store still spares it every download). The document formats
 (``sarif``, ``cyclonedx``, ``table``) are one document written as the crawl goes and
-finished at its end (an interrupted crawl's is finished without a summary): a rerun
-starts them over, its downloads spared by the state store all the same.
+finished at its end (an interrupted crawl's is finished without a summary and left in
+``FILE.partial``): a rerun starts them over, its downloads spared by the state store all
+the same.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from regsweep.crawler import state
 from regsweep.crawler.crawl import CrawlFatal, RegistryCrawl, RegistryOptions, connect
 from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
+from regsweep.crawler.outfile import OutputBusy, OutputError, PartialFile
 from regsweep.crawler.refs import registry_url
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
@@ -122,20 +129,31 @@ class _StdoutOutput:
     def close(self, live: Mapping[str, int] | None = None) -> None:
         self._out.flush()
 
+    def abandon(self) -> None:
+        """Nothing to release: the stream is the caller's."""
+
 
 class _DocumentOutput(_StdoutOutput):
     """A document sink (SARIF, CycloneDX, table): blocks go to the sink as records;
     ``finish`` ends the document of a complete crawl, ``close`` that of a stopped one."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, file: PartialFile | None = None) -> None:
         super().__init__(sink.out)
         self.sink = sink
+        #: The ``-o`` file (None: stdout), renamed into place when the document is complete.
+        self.file = file
         self._ended = False
         sink.begin()
 
     def write_judgement(self, judgement: Judgement) -> None:
         self.sink.write_many(judgement.records)
         state.add_counts(self._counts, judgement.tally.counts())
+
+    def abandon(self) -> None:
+        """Stop after a failed write: the partial document stays as it is."""
+        self._ended = True
+        if self.file is not None:
+            self.file.close()
 
     def finish(self) -> None:
         """The crawl is complete: finish the document."""
@@ -150,8 +168,13 @@ class _DocumentOutput(_StdoutOutput):
             return
         self._ended = True
         self.sink.end(complete)
-        if self.sink.out is not sys.stdout.buffer:
-            self.sink.out.close()
+        if self.file is None:
+            return
+        if complete:
+            self.file.commit()
+        else:  # a stopped crawl's document stays beside the previous complete one
+            self.file.close()
+            log.warning("document_incomplete", path=str(self.file.partial))
 
 
 _Output = state.ResumableOutput | _StdoutOutput
@@ -239,6 +262,11 @@ class _Crawl:
                     layers_fetched=c.layers_fetched, layers_cached=c.layers_cached,
                 )  # fmt: skip
                 return 0
+        except OutputError:
+            # Nothing more is written: the last checkpoint still describes the file.
+            if out is not None:
+                await writer.call(out.abandon)
+            raise
         except asyncio.CancelledError:
             if self.stopped_by is None:
                 raise
@@ -401,8 +429,11 @@ def crawl_command(
             if out_path is None:
                 return _StdoutOutput(sys.stdout.buffer)
             return state.ResumableOutput(store, cid, out_path)
-        stream = sys.stdout.buffer if out_path is None else out_path.open("wb")
-        return _DocumentOutput(open_sink(fmt, stream))
+        if out_path is None:
+            return _DocumentOutput(open_sink(fmt, sys.stdout.buffer))
+        file = PartialFile(out_path)
+        file.fh.truncate(0)  # a document is never resumed: a stopped one's is started over
+        return _DocumentOutput(open_sink(fmt, file.fh), file)
 
     policy = Policy(
         packages=with_packages or sink_type(fmt).wants_packages, trusted_bases=trusted_base
@@ -421,8 +452,12 @@ def crawl_command(
         )
         try:
             code = run_async(run.run())
-        except (CrawlFatal, state.StateError) as exc:
+        except (CrawlFatal, state.StateError, OutputBusy) as exc:
             usage_error(str(exc))
+        except OutputError as exc:
+            resumes = fmt == Format.NDJSON
+            again = "run the same command again to resume" if resumes else "run it again"
+            usage_error(f"{exc}; {out_path} is as it was before this run: {again}")
     if code == 0 and fails(run.worst, fail_on, run.unreadable):
         code = 1
     sys.exit(code)

@@ -79,6 +79,7 @@ import msgspec
 import structlog
 
 from regsweep.crawler.layers import LayerFacts
+from regsweep.crawler.outfile import PartialFile
 from regsweep.matcher.facts import Problem
 from regsweep.matcher.records import ImageRef, OsInfo, Package
 
@@ -811,21 +812,33 @@ def add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
 class ResumableOutput:
     """The ``-o FILE`` of a crawl, written so that ``kill -9`` loses and repeats nothing.
 
-    Opening it resumes crawl ``cid``: the file is truncated to the last checkpoint's offset
-    (dropping the records of images that were not checkpointed, and any half-written
-    line), and ``is_done`` answers for the images finished before it. Without a checkpoint
-    the file starts empty. Use it from the store's writer thread (it writes the store).
+    The records go to ``FILE.partial``, locked for the run and renamed onto ``FILE`` by
+    ``complete`` (``outfile.PartialFile``): a previous complete result stays in place until
+    the new one is complete, and a second crawl writing the same ``FILE`` refuses to start
+    (``outfile.OutputBusy``). Opening it resumes crawl ``cid``: the partial file is
+    truncated to the last checkpoint's offset (dropping the records of images that were not
+    checkpointed, and any half-written line), and ``is_done`` answers for the images
+    finished before it. Without a checkpoint, or with the partial file removed, the crawl
+    starts afresh. A failed write (disk full) is an ``outfile.OutputError`` naming the
+    file; the last checkpoint still describes the file exactly, so the same command
+    resumes from it. Use it from the store's writer thread (it writes the store).
     """
 
     def __init__(self, store: StateStore, cid: str, path: str | os.PathLike[str]) -> None:
         self.store = store
         self.cid = cid
         self.path = Path(path)
-        cp = store.get_checkpoint(cid)
-        # Owned until complete() or close(); "ab+" creates the file and never truncates it
-        # before we know the checkpoint.
-        self._fh = open(self.path, "ab+")  # noqa: SIM115
+        # Owned until complete() or close(); locked before the checkpoint is read, so no
+        # other run of this crawl moves it meanwhile.
+        self._file = PartialFile(self.path)
+        self._fh = self._file.fh
         try:
+            cp = store.get_checkpoint(cid)
+            size = os.fstat(self._fh.fileno()).st_size
+            if cp is not None and size == 0:
+                # The partial file was removed (the way to start over): so is its crawl.
+                store.clear_crawl(cid)
+                cp = None
             if cp is None:
                 self._started = _now()
                 self._records = self._images = 0
@@ -834,11 +847,11 @@ class ResumableOutput:
                 self._done: set[str] = set()
                 self._fh.truncate(0)
             else:
-                size = os.fstat(self._fh.fileno()).st_size
                 if size < cp.offset or _tail(self._fh, cp.offset) != cp.tail:
                     raise OutputMismatch(
-                        f"{self.path} is not what crawl {cid} checkpointed ({cp.offset} bytes): "
-                        "it was changed outside the crawl; remove it to start over"
+                        f"{self._file.partial} is not what crawl {cid} checkpointed "
+                        f"({cp.offset} bytes): it was changed outside the crawl; remove it "
+                        "to start over"
                     )
                 self._started = cp.started_at
                 self._records, self._images = cp.records, cp.images
@@ -848,11 +861,16 @@ class ResumableOutput:
                 self._fh.truncate(cp.offset)
             self._fh.seek(0, os.SEEK_END)
         except BaseException:
-            self._fh.close()
+            self._file.close()
             raise
         #: Whether this run continues an interrupted crawl.
         self.resumed = cp is not None
         self._pending: list[str] = []
+
+    @property
+    def partial(self) -> Path:
+        """The file written until the crawl is complete."""
+        return self._file.partial
 
     @property
     def records(self) -> int:
@@ -909,8 +927,7 @@ class ResumableOutput:
     def checkpoint(self, live: Mapping[str, int] | None = None) -> Checkpoint:
         """Make everything written so far durable, then record it in one transaction;
         ``live`` are this run's work counters so far (see ``tally``)."""
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self._file.sync()
         offset = self._fh.tell()
         cp = Checkpoint(
             crawl_id=self.cid,
@@ -929,26 +946,32 @@ class ResumableOutput:
         return cp
 
     def complete(self, last: Iterable[bytes] = ()) -> None:
-        """End the crawl: append ``last`` (the summary), make the file durable, forget the
-        crawl.
+        """End the crawl: append ``last`` (the summary), make the file durable, rename it
+        onto ``FILE``, forget the crawl.
 
         ``last`` is not checkpointed: were the process killed before ``clear_crawl``
         commits, a rerun truncates back to the last checkpoint (before the summary) and
         writes the summary once, instead of finding one in the file and adding another.
+        Killed after the rename and before ``clear_crawl``, a rerun finds no partial file
+        and starts a new crawl, as after a complete one.
         """
         for line in last:
             self._fh.write(line)
             self._records += 1
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self._file.commit()
         self.store.clear_crawl(self.cid)
-        self._fh.close()
 
     def close(self, live: Mapping[str, int] | None = None) -> None:
         """Stop without completing (SIGINT/SIGTERM): checkpoint, so a rerun resumes here."""
         if not self._fh.closed:
-            self.checkpoint(live)
-            self._fh.close()
+            try:
+                self.checkpoint(live)
+            finally:
+                self._file.close()
+
+    def abandon(self) -> None:
+        """Stop after a failed write: no checkpoint (the last one stays exact), unlock."""
+        self._file.close()
 
 
 _TAIL = 64

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import msgspec
 import pytest
 
 from tests import paths
+from tests.conftest import fill_but_one_page
 
 REPO = paths.REPO
 REGSWEEP = str(Path(sys.executable).parent / "regsweep")
@@ -125,6 +127,28 @@ def test_progress_shows_on_a_terminal_only(example: tuple[Path, Path], tmp_path:
     assert (tmp_path / "out.ndjson").read_bytes().count(b'"kind":"image"') == 2
     _, _, err = scan(db, f"oci:{layout}:latest")
     assert "images scanned" not in err
+
+
+def test_scan_output_is_replaced_only_by_a_complete_result(
+    example: tuple[Path, Path], tmp_path: Path, small_disk: Path
+) -> None:
+    """``scan -o FILE`` on a disk that fills: exit 2 naming the file, no traceback, and the
+    previous result still whole in ``FILE``; with room, the rerun replaces it."""
+    layout, db = example
+    out = small_disk / "out.ndjson"
+    cmd = [REGSWEEP, "scan", "--db", str(db), "--packages", "-o", str(out), f"oci:{layout}:latest"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    previous = out.read_bytes()
+    assert len(previous) > 2 * os.statvfs(small_disk).f_frsize
+    filler = fill_but_one_page(small_disk)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot write {out}.partial: No space left on device" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert out.read_bytes() == previous
+    filler.unlink()
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert out.read_bytes().count(b'"kind":"image"') == 2 and not Path(f"{out}.partial").exists()
 
 
 _SCAN_FAULT = """

@@ -21,6 +21,7 @@ import structlog
 from regsweep.crawler import state
 from regsweep.crawler.analyzers.interface import FileFacts, Found
 from regsweep.crawler.layers import HardLink, LayerFacts
+from regsweep.crawler.outfile import partial_path
 from regsweep.crawler.state import (
     Checkpoint,
     Document,
@@ -385,8 +386,10 @@ def test_sigkill_mid_write_then_resume_writes_every_record_exactly_once(tmp_path
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    # Images 0..27 were checkpointed (checkpoint after 27), 28..31 written but not.
-    assert out.read_bytes().endswith(b'"ima')
+    # Images 0..27 were checkpointed (checkpoint after 27), 28..31 written but not: in the
+    # partial file, the output itself not there until the crawl is complete.
+    assert partial_path(out).read_bytes().endswith(b'"ima')
+    assert not out.exists()
     with StateStore(store) as s:
         cp = s.get_checkpoint("crawl-1")
         assert cp is not None and cp.images == 28 and cp.records == 28 * 3
@@ -436,7 +439,7 @@ def test_output_shorter_than_checkpoint_is_refused(store: StateStore, tmp_path: 
     out = ResumableOutput(store, "c", path)
     out.write_image("img", [b'{"a": 1}\n'])
     out.close()
-    path.write_bytes(b"{")
+    partial_path(path).write_bytes(b"{")
     with pytest.raises(OutputMismatch, match="changed outside the crawl"):
         ResumableOutput(store, "c", path)
 
@@ -450,10 +453,10 @@ def test_output_rewritten_since_the_checkpoint_is_refused(
     out = ResumableOutput(store, "c", path)
     out.write_image("img", [b'{"a": 1}\n'])
     out.close()
-    path.write_bytes(b'{"version":"2.1.0","runs":[]}\n' * 4)
+    partial_path(path).write_bytes(b'{"version":"2.1.0","runs":[]}\n' * 4)
     with pytest.raises(OutputMismatch, match="changed outside the crawl"):
         ResumableOutput(store, "c", path)
-    path.write_bytes(b'{"a": 1}\n')
+    partial_path(path).write_bytes(b'{"a": 1}\n')
     resumed = ResumableOutput(store, "c", path)
     assert resumed.resumed and resumed.is_done("img")
     resumed.close()

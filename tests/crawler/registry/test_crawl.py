@@ -29,10 +29,12 @@ import uvloop
 from regsweep.crawler.analyze import default_analyzers
 from regsweep.crawler.images import Counters, Crawler, RefResult
 from regsweep.crawler.oci import InvalidReference, Platform
+from regsweep.crawler.outfile import partial_path
 from regsweep.crawler.refs import looks_like_registry_ref, parse_registry_ref
 from regsweep.crawler.registry import Registry
 from regsweep.crawler.state import StateStore, StateWriter, analyzer_set_hash
 from tests import paths
+from tests.conftest import fill_but_one_page
 from tests.crawler.registry.conftest import PASSWORD, USER, RegistryServer
 from tests.crawler.registry.faults import Fault, FaultProxy
 from tests.crawler.registry.images import ImageSet
@@ -287,10 +289,12 @@ def test_kill_9_then_rerun_writes_every_record_exactly_once(
     the manifests of the tags finished before the kill (at most the one in flight)."""
     state, out = tmp_path / "s.lmdb", tmp_path / "out.ndjson"
     proc = _start_slow_crawl(db, plain_proxy, state, out)
-    _wait_for_lines(proc, out, 4)
+    _wait_for_lines(proc, partial_path(out), 4)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    before = {re.search(rb"page/r\d\d", line).group().decode() for line in _lines(out)}  # type: ignore[union-attr]
+    assert not out.exists()  # only a complete crawl's output is put in place
+    partial = _lines(partial_path(out))
+    before = {re.search(rb"page/r\d\d", line).group().decode() for line in partial}  # type: ignore[union-attr]
     plain_proxy.wait_idle()
     plain_proxy.reset()
     code, _, err = run(
@@ -319,10 +323,11 @@ def test_sigterm_checkpoints_and_exits_143_without_a_summary(
     completes the output (each image once, one summary)."""
     state, out = tmp_path / "s.lmdb", tmp_path / "out.ndjson"
     proc = _start_slow_crawl(db, plain_proxy, state, out)
-    _wait_for_lines(proc, out, 2)
+    _wait_for_lines(proc, partial_path(out), 2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 143, (tmp_path / "stderr.txt").read_text()
-    data = out.read_bytes()
+    assert not out.exists()
+    data = partial_path(out).read_bytes()
     assert data.endswith(b"\n")
     assert b'"kind":"summary"' not in data
     plain_proxy.wait_idle()
@@ -334,6 +339,80 @@ def test_sigterm_checkpoints_and_exits_143_without_a_summary(
     records = [msgspec.json.decode(line) for line in _lines(out)]
     assert len(refs_of(records)) == 12 == len(set(refs_of(records)))
     assert records[-1]["kind"] == "summary"
+    _assert_summary_is_the_whole_files(records, runs=2)
+
+
+def _crawl_page(db: Path, proxy: FaultProxy, state: Path, out: Path) -> tuple[int, str]:
+    code, _, err = run(
+        db, "crawl", proxy.url, "--state", str(state), "-o", str(out), "--repo", "page/*",
+        "--checkpoint-every", "0",
+    )  # fmt: skip
+    return code, err
+
+
+def test_a_second_crawl_into_the_same_file_is_refused(
+    db: Path, plain_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """While a crawl writes ``-o FILE``, another into the same file (same command, or other
+    filters) exits 2 at once without touching it; the first completes whole."""
+    state, out = tmp_path / "s.lmdb", tmp_path / "out.ndjson"
+    proc = _start_slow_crawl(db, plain_proxy, state, out)
+    _wait_for_lines(proc, partial_path(out), 2)
+    for extra in ((), ("--max-tags", "1")):
+        code, _, err = run(
+            db, "crawl", plain_proxy.url, "--state", str(state), "-o", str(out),
+            "--repo", "page/*", *extra,
+        )  # fmt: skip
+        assert code == 2, err
+        assert "being written by another run" in err and "Traceback" not in err
+    assert proc.wait(30) == 0, (tmp_path / "stderr.txt").read_text()
+    records = [msgspec.json.decode(line) for line in _lines(out)]
+    assert len(refs_of(records)) == 12 == len(set(refs_of(records)))
+    _assert_summary_is_the_whole_files(records, runs=1)
+
+
+def test_a_rerun_killed_early_leaves_the_previous_complete_output(
+    db: Path, plain_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A completed ``crawl -o FILE`` run again: the old result stays until the new one is
+    complete, so a rerun killed early does not leave an empty or half file in its place."""
+    state, out = tmp_path / "s.lmdb", tmp_path / "out.ndjson"
+    code, err = _crawl_page(db, plain_proxy, state, out)
+    assert code == 0, err
+    complete = out.read_bytes()
+    assert complete.endswith(b"\n") and b'"kind":"summary"' in complete
+    proc = _start_slow_crawl(db, plain_proxy, state, out)
+    _wait_for_lines(proc, partial_path(out), 2)
+    assert out.read_bytes() == complete
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert out.read_bytes() == complete
+
+
+def test_disk_full_is_a_clear_error_and_the_rerun_resumes_exactly(
+    db: Path, plain_proxy: FaultProxy, tmp_path: Path, small_disk: Path
+) -> None:
+    """The output's disk fills mid-crawl: exit 2 with one line naming the file and the
+    reason (no traceback); with space freed, the same command resumes and the output has
+    every record once, as a crawl that never failed."""
+    code, err = _crawl_page(db, plain_proxy, tmp_path / "ref.lmdb", tmp_path / "ref.ndjson")
+    assert code == 0, err
+    reference = (tmp_path / "ref.ndjson").read_bytes()
+    assert len(reference) > os.statvfs(small_disk).f_frsize
+    filler = fill_but_one_page(small_disk)
+    state, out = tmp_path / "s.lmdb", small_disk / "out.ndjson"
+    code, err = _crawl_page(db, plain_proxy, state, out)
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert f"cannot write {partial_path(out)}: No space left on device" in err, err
+    assert not out.exists() and 0 < partial_path(out).stat().st_size < len(reference)
+    filler.unlink()
+    code, err = _crawl_page(db, plain_proxy, state, out)
+    assert code == 0, err
+    records = [msgspec.json.decode(line) for line in _lines(out)]
+    assert len(_lines(out)) == len(set(_lines(out)))
+    reference_records = [msgspec.json.decode(line) for line in reference.splitlines()]
+    assert stable(records[:-1]) == stable(reference_records[:-1])
     _assert_summary_is_the_whole_files(records, runs=2)
 
 
@@ -354,11 +433,13 @@ def test_sigint_leaves_a_whole_document_that_says_it_is_incomplete(
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(10) == 130, (tmp_path / "stderr.txt").read_text()
+    # Beside the output, which only a complete document replaces.
+    assert not out.exists()
     if fmt == "cyclonedx":
-        bom = valid_cyclonedx(out.read_bytes())
+        bom = valid_cyclonedx(partial_path(out).read_bytes())
         assert bom["components"] and bom["properties"][-1]["name"] == "regsweep:incomplete"
     else:
-        [run_] = valid_sarif(out.read_bytes())["runs"]
+        [run_] = valid_sarif(partial_path(out).read_bytes())["runs"]
         assert run_["invocations"][0]["executionSuccessful"] is False
     assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
 
