@@ -260,6 +260,7 @@ class _Crawl:
                     manifests_fetched=c.manifests_fetched, manifests_cached=c.manifests_cached,
                     images_analysed=c.images_analysed, images_cached=c.images_cached,
                     layers_fetched=c.layers_fetched, layers_cached=c.layers_cached,
+                    state_writes_failed=c.state_writes_failed,
                 )  # fmt: skip
                 return 0
         except OutputError:

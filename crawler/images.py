@@ -113,6 +113,8 @@ class Counters:
         self.manifests_cached = 0
         self.images_analysed = 0
         self.images_cached = 0
+        #: Cache writes that failed (a full or failing disk under the state store).
+        self.state_writes_failed = 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,7 +328,11 @@ class Crawler:
     def _write_done(self, fut: Future[object]) -> None:
         self._pending_writes.discard(fut)
         if not fut.cancelled() and (exc := fut.exception()) is not None:
-            _log.warning("state_write_failed", error=str(exc))
+            # Once: on a full disk every write fails alike, and the crawl goes on without
+            # caching (``crawl_done`` gives the count).
+            if not self.counters.state_writes_failed:
+                _log.warning("state_write_failed", error=str(exc))
+            self.counters.state_writes_failed += 1
 
     async def flush(self) -> None:
         """Wait until every cache write queued so far is committed."""

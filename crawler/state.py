@@ -866,6 +866,8 @@ class ResumableOutput:
         #: Whether this run continues an interrupted crawl.
         self.resumed = cp is not None
         self._pending: list[str] = []
+        self._last_records = self._records
+        self._checkpoint_failed = False
 
     @property
     def partial(self) -> Path:
@@ -941,8 +943,24 @@ class ResumableOutput:
             tally=self.tally(live),
             runs=self._runs,
         )
-        self.store.commit_checkpoint(cp, self._pending)
+        try:
+            self.store.commit_checkpoint(cp, self._pending)
+        except lmdb.Error as exc:
+            # The store's disk is full (or failing): the output is still right, only its
+            # resume point stays at the last checkpoint that committed. Go on; the next
+            # checkpoint records everything pending since then.
+            if not self._checkpoint_failed:
+                _log.warning(
+                    "checkpoint_failed", path=str(self.store.path), error=str(exc),
+                    resumes_from=self._last_records,
+                )  # fmt: skip
+            self._checkpoint_failed = True
+            return cp
         self._pending = []
+        self._last_records = cp.records
+        if self._checkpoint_failed:
+            _log.info("checkpoint_recovered", records=cp.records)
+            self._checkpoint_failed = False
         return cp
 
     def complete(self, last: Iterable[bytes] = ()) -> None:
@@ -959,7 +977,12 @@ class ResumableOutput:
             self._fh.write(line)
             self._records += 1
         self._file.commit()
-        self.store.clear_crawl(self.cid)
+        try:
+            self.store.clear_crawl(self.cid)
+        except lmdb.Error as exc:
+            # The output is complete and in place; a stale checkpoint only makes the next
+            # run find no partial file and start afresh, as it should.
+            _log.warning("checkpoint_not_cleared", path=str(self.store.path), error=str(exc))
 
     def close(self, live: Mapping[str, int] | None = None) -> None:
         """Stop without completing (SIGINT/SIGTERM): checkpoint, so a rerun resumes here."""

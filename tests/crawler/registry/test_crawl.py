@@ -416,6 +416,26 @@ def test_disk_full_is_a_clear_error_and_the_rerun_resumes_exactly(
     _assert_summary_is_the_whole_files(records, runs=2)
 
 
+def test_a_full_disk_under_the_state_store_only_costs_the_cache(
+    db: Path, plain_proxy: FaultProxy, tmp_path: Path, small_disk: Path
+) -> None:
+    """The state store cannot grow (its disk is full): cache writes and checkpoints fail
+    with one warning each, and the crawl still writes every record, as with a store."""
+    code, err = _crawl_page(db, plain_proxy, tmp_path / "ref.lmdb", tmp_path / "ref.ndjson")
+    assert code == 0, err
+    reference = [msgspec.json.decode(line) for line in _lines(tmp_path / "ref.ndjson")]
+    # Room to create the store, not to fill it.
+    (small_disk / "filler").write_bytes(b"\0" * (1024 - 64) * 1024)
+    out = tmp_path / "out.ndjson"
+    code, err = _crawl_page(db, plain_proxy, small_disk / "s.lmdb", out)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert err.count('"state_write_failed"') == 1 and err.count('"checkpoint_failed"') == 1, err
+    records = [msgspec.json.decode(line) for line in _lines(out)]
+    assert stable(records[:-1]) == stable(reference[:-1])
+    _assert_summary_is_the_whole_files(records, runs=1)
+
+
 @pytest.mark.parametrize("fmt", ["cyclonedx", "sarif"])
 def test_sigint_leaves_a_whole_document_that_says_it_is_incomplete(
     db: Path, plain_proxy: FaultProxy, tmp_path: Path, fmt: str
