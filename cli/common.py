@@ -23,6 +23,14 @@ from regsweep.matcher.records import (
     Severity,
     SummaryRecord,
 )
+from regsweep.matcher.triage import (
+    DEFAULT_IGNORE_FILE,
+    Triage,
+    TriageError,
+    load_ignore_file,
+    load_vex,
+    suppressed_counts,
+)
 
 if TYPE_CHECKING:
     from regsweep.crawler.crawl import RegistryOptions
@@ -123,7 +131,8 @@ def output_options(f: F) -> F:
 
 
 def finding_options(f: F) -> F:
-    """``--packages``, ``--trusted-base`` and ``--fail-on``, shared by ``scan`` and ``crawl``."""
+    """``--packages``, ``--trusted-base``, ``--fail-on`` and the triage options (see
+    ``matcher.triage``), shared by ``scan`` and ``crawl``."""
     return _stack(
         [
             click.option(
@@ -140,9 +149,70 @@ def finding_options(f: F) -> F:
                 type=click.Choice(SEVERITIES, case_sensitive=False),
                 help="Exit 1 when a finding at or above this severity exists.",
             ),
+            click.option(
+                "--severity",
+                "severities",
+                metavar="LIST",
+                help="Only findings of these severities, comma-separated (e.g. CRITICAL,HIGH; "
+                "UNKNOWN is one); the others are counted in the summary as suppressed.",
+            ),
+            click.option(
+                "--ignore-unfixed",
+                is_flag=True,
+                help="Only vulnerabilities that have a fixed version.",
+            ),
+            click.option(
+                "--ignore-file",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help=f"Ignore rules (YAML); default ./{DEFAULT_IGNORE_FILE} when present.",
+            ),
+            click.option(
+                "--vex",
+                "vex_files",
+                multiple=True,
+                type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                help="An OpenVEX or CycloneDX VEX document (repeatable): not_affected "
+                "statements with a justification suppress what they cover.",
+            ),
+            click.option(
+                "--show-suppressed",
+                is_flag=True,
+                help="Also write findings suppressed by VEX, ignore rules or an OS package's "
+                "ownership (status not_affected, with why).",
+            ),
         ],
         f,
     )
+
+
+def make_triage(
+    *,
+    severities: str | None,
+    ignore_unfixed: bool,
+    ignore_file: Path | None,
+    vex_files: tuple[Path, ...],
+    show_suppressed: bool,
+) -> Triage:
+    """The ``Triage`` of the finding options (exit 2 naming a bad file or severity)."""
+    wanted = None
+    if severities is not None:
+        try:
+            wanted = [Severity(w.strip().upper()) for w in severities.split(",") if w.strip()]
+        except ValueError:
+            usage_error(
+                f"--severity {severities!r}: severities are {', '.join(s.value for s in Severity)}"
+            )
+    if ignore_file is None and Path(DEFAULT_IGNORE_FILE).is_file():
+        ignore_file = Path(DEFAULT_IGNORE_FILE)
+    try:
+        rules = load_ignore_file(ignore_file) if ignore_file is not None else []
+        statements = [st for path in vex_files for st in load_vex(path)]
+    except TriageError as exc:
+        usage_error(str(exc))
+    return Triage(
+        severities=wanted, ignore_unfixed=ignore_unfixed, rules=rules, vex=statements,
+        show=show_suppressed, rules_source=None if ignore_file is None else str(ignore_file),
+    )  # fmt: skip
 
 
 def state_option(help_text: str) -> Callable[[F], F]:
@@ -227,6 +297,7 @@ def summary_record(
         misconfigurations=counts.get("misconfigurations", 0),
         errors=counts.get("errors", 0),
         runs=runs,
+        suppressed=suppressed_counts(counts),
         db=DbInfo(
             built_at=meta.built_at,
             sources={k: v.records for k, v in (meta.ingest.sources if meta.ingest else {}).items()},

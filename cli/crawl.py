@@ -50,6 +50,7 @@ from regsweep.cli.common import (
     fails,
     finding_options,
     log_judged,
+    make_triage,
     now,
     output_options,
     registry_access,
@@ -386,6 +387,11 @@ def crawl_command(
     with_packages: bool,
     trusted_base: tuple[str, ...],
     fail_on: str | None,
+    severities: str | None,
+    ignore_unfixed: bool,
+    ignore_file: Path | None,
+    vex_files: tuple[Path, ...],
+    show_suppressed: bool,
     checkpoint_every: float,
 ) -> None:
     """Crawl a registry: URL is [http://|https://]HOST[:PORT]. With -o FILE, an NDJSON
@@ -414,6 +420,17 @@ def crawl_command(
         platform,
         str(max_tags),
         str(out_path),
+        # What shapes the records: a rerun with other options is another crawl (it starts
+        # over instead of finishing a file written under the old ones).
+        "\0",
+        str(with_packages),
+        *sorted(trusted_base),
+        "\0",
+        str(severities),
+        str(ignore_unfixed),
+        str(ignore_file),
+        *map(str, vex_files),
+        str(show_suppressed),
     )
     try:
         index = AdvisoryIndex(db)
@@ -437,8 +454,13 @@ def crawl_command(
         return _DocumentOutput(open_sink(fmt, file.fh), file)
 
     policy = Policy(
-        packages=with_packages or sink_type(fmt).wants_packages, trusted_bases=trusted_base
-    )
+        packages=with_packages or sink_type(fmt).wants_packages,
+        trusted_bases=trusted_base,
+        triage=make_triage(
+            severities=severities, ignore_unfixed=ignore_unfixed, ignore_file=ignore_file,
+            vex_files=vex_files, show_suppressed=show_suppressed,
+        ),
+    )  # fmt: skip
     with index, store:
         run = _Crawl(
             url=url,

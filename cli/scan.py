@@ -26,6 +26,7 @@ from regsweep.cli.common import (
     fails,
     finding_options,
     log_judged,
+    make_triage,
     now,
     output_options,
     output_sink,
@@ -66,6 +67,11 @@ def scan_command(
     with_packages: bool,
     trusted_base: tuple[str, ...],
     fail_on: str | None,
+    severities: str | None,
+    ignore_unfixed: bool,
+    ignore_file: Path | None,
+    vex_files: tuple[Path, ...],
+    show_suppressed: bool,
     fmt: str,
     output: Path,
     state_path: Path,
@@ -82,6 +88,10 @@ def scan_command(
         wanted_platform = parse_platform(platform) if platform else None
     except SourceError as exc:
         usage_error(str(exc))
+    triage = make_triage(
+        severities=severities, ignore_unfixed=ignore_unfixed, ignore_file=ignore_file,
+        vex_files=vex_files, show_suppressed=show_suppressed,
+    )  # fmt: skip
     remote = [r for r in parsed if isinstance(r, RegistryRef)]
     options = registry_options(
         insecure=insecure, ca_file=ca_file, username=username, password_stdin=password_stdin
@@ -104,7 +114,10 @@ def scan_command(
     # The progress line leaves the terminal before a table is printed there.
     with index, output_sink(output, fmt) as sink, ImageProgress() as progress:
         matcher = Matcher(index)
-        policy = Policy(packages=with_packages or sink.wants_packages, trusted_bases=trusted_base)
+        policy = Policy(
+            packages=with_packages or sink.wants_packages, trusted_bases=trusted_base,
+            triage=triage,
+        )  # fmt: skip
 
         def emit(judgement: Judgement, images: int) -> None:
             for _ in range(images):
@@ -125,15 +138,7 @@ def scan_command(
         sink.write(
             summary_record(
                 started,
-                {
-                    "images": tally.images,
-                    "layers_fetched": tally.layers,
-                    "bytes": tally.bytes,
-                    "packages": tally.packages,
-                    "vulnerabilities": tally.vulnerabilities,
-                    "misconfigurations": tally.misconfigurations,
-                    "errors": tally.errors,
-                },
+                {**tally.counts(), "layers_fetched": tally.layers, "bytes": tally.bytes},
                 index,
             )
         )

@@ -27,12 +27,18 @@ from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.match import Matcher
 from regsweep.matcher.records import (
     SEVERITY_RANK,
+    Advisory,
     ErrorRecord,
     ImageRecord,
+    MisconfigurationRecord,
+    Package,
     PackageRecord,
     Record,
+    Status,
+    Suppression,
     VulnerabilityRecord,
 )
+from regsweep.matcher.triage import SHOWN, Triage
 
 log = structlog.get_logger("regsweep.matcher.judge")
 
@@ -44,6 +50,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     packages: bool = False
     #: Trusted base images (``--trusted-base``); the base-image check is off without any.
     trusted_bases: tuple[str, ...] = ()
+    #: What the user set aside (``--severity``, ``--ignore-unfixed``, ignore file, VEX).
+    triage: Triage = Triage()
 
 
 #: The counters of a ``Tally`` that add up.
@@ -64,13 +72,15 @@ class Tally:
     or judged: ``--fail-on`` fails on those too, so an unreadable image is never taken for
     a clean one."""
 
-    __slots__ = (*_SUMMED, "unreadable", "worst")
+    __slots__ = (*_SUMMED, "suppressed", "unreadable", "worst")
 
     def __init__(self) -> None:
         self.images = self.layers = self.bytes = self.packages = 0
         self.vulnerabilities = self.misconfigurations = self.errors = 0
         self.unreadable = 0
         self.worst = 0
+        #: Findings set aside, by ``Suppression.kind`` (or ``severity``/``unfixed``).
+        self.suppressed: dict[str, int] = {}
 
     def add(self, other: Tally) -> None:
         """Fold another tally (one image's, one tag's) into this one."""
@@ -78,6 +88,12 @@ class Tally:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.unreadable += other.unreadable
         self.worst = max(self.worst, other.worst)
+        for kind, n in other.suppressed.items():
+            self.suppressed[kind] = self.suppressed.get(kind, 0) + n
+
+    def suppress(self, kind: str) -> None:
+        """Count one finding set aside."""
+        self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
 
     def counts(self) -> dict[str, int]:
         """The per-block tallies a resumable output keeps (``max_severity`` is a maximum)."""
@@ -89,6 +105,7 @@ class Tally:
             "errors": self.errors,
             "unreadable": self.unreadable,
             "max_severity": self.worst,
+            **{f"suppressed_{k}": n for k, n in self.suppressed.items()},
         }
 
 
@@ -166,19 +183,38 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
         # Its configuration could not be judged: not a clean image either.
         tally.unreadable += 1
         misconfigs, os_info = [], facts.os
-    n_vulns = 0
+    triage = policy.triage
+    show = triage.show
+    upstream = _upstream(facts.packages, matcher)
+    n_vulns = n_misconfigs = 0
     worst = 0
-    for pkg, advisories in zip(facts.packages, found, strict=True):
+    for i, (pkg, advisories) in enumerate(zip(facts.packages, found, strict=True)):
         if policy.packages:
             records.append(PackageRecord(image=image, package=pkg))
-        if advisories:
-            n_vulns += len(advisories)
-            for adv in advisories:
-                records.append(VulnerabilityRecord(image=image, package=pkg, advisory=adv))
+        for adv in advisories:
+            record = VulnerabilityRecord(image=image, package=pkg, advisory=adv)
+            why = triage.vulnerability(image, pkg, adv)
+            if why is None:
+                records.append(record)
+                n_vulns += 1
                 worst = max(worst, SEVERITY_RANK[adv.severity])
+            else:
+                _set_aside(out, record, why, show)
+        for adv in upstream.get(i, ()):
+            why = Suppression(
+                kind="os_package",
+                reason=f"installed by the OS package {pkg.owner}: its distribution's "
+                "advisories apply (a backported fix keeps the upstream version)",
+            )
+            _set_aside(out, VulnerabilityRecord(image=image, package=pkg, advisory=adv), why, show)
     for m in misconfigs:
-        records.append(m)
-        worst = max(worst, SEVERITY_RANK[m.check.severity])
+        why = triage.misconfiguration(m)
+        if why is None:
+            records.append(m)
+            n_misconfigs += 1
+            worst = max(worst, SEVERITY_RANK[m.check.severity])
+        else:
+            _set_aside(out, m, why, show)
     records.append(
         ImageRecord(
             image=image,
@@ -188,7 +224,7 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
             size=facts.size,
             packages=len(facts.packages),
             vulnerabilities=n_vulns,
-            misconfigurations=len(misconfigs),
+            misconfigurations=n_misconfigs,
             scanned_at=datetime.now(UTC).replace(microsecond=0),
         )
     )
@@ -197,9 +233,38 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
     tally.bytes += facts.size
     tally.packages += len(facts.packages)
     tally.vulnerabilities += n_vulns
-    tally.misconfigurations += len(misconfigs)
+    tally.misconfigurations += n_misconfigs
     tally.worst = max(tally.worst, worst)
     return out
+
+
+def _upstream(packages: Sequence[Package], matcher: Matcher) -> dict[int, tuple[Advisory, ...]]:
+    """The upstream advisories of the language packages the OS package manager installed
+    (which the matcher leaves to the distribution's advisories), by package index: they
+    are set aside as ``os_package``, visible with ``--show-suppressed``."""
+    owned = [i for i, p in enumerate(packages) if p.owner is not None]
+    if not owned:
+        return {}
+    as_upstream = [msgspec.structs.replace(packages[i], owner=None) for i in owned]
+    found, _ = matcher.match(as_upstream)  # an upstream lookup that fails sets nothing aside
+    return {i: advs for i, advs in zip(owned, found, strict=True) if advs}
+
+
+def _set_aside(
+    out: Judgement,
+    record: VulnerabilityRecord | MisconfigurationRecord,
+    why: Suppression,
+    show: bool,
+) -> None:
+    # Counted always; written (as not affected, saying why) only when asked for.
+    out.tally.suppress(why.kind)
+    if not show or why.kind not in SHOWN:
+        return
+    if isinstance(record, VulnerabilityRecord):
+        adv = msgspec.structs.replace(record.advisory, status=Status.NOT_AFFECTED)
+        out.records.append(msgspec.structs.replace(record, advisory=adv, suppressed=why))
+    else:
+        out.records.append(msgspec.structs.replace(record, suppressed=why))
 
 
 def judge_all(

@@ -152,6 +152,23 @@ class DbInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     sources: dict[str, int] = {}
 
 
+class Suppression(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Why a finding was set aside (written only with ``--show-suppressed``).
+
+    ``kind`` is ``vex`` (a VEX statement says ``not_affected``), ``ignore`` (an ignore-file
+    rule) or ``os_package`` (an upstream advisory for a language package the OS package
+    manager installed: the distribution's advisories are the ones that apply to it).
+    """
+
+    kind: str
+    #: The statement's words: the rule's ``reason``, the VEX impact statement or detail.
+    reason: str | None = None
+    #: The VEX justification (OpenVEX's vocabulary), when the statement gives one.
+    justification: str | None = None
+    #: The file the rule or statement came from.
+    source: str | None = None
+
+
 class _Record(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", gc=False):
     # gc=False (inherited by every record): records are plain data that never refer back to
     # themselves, and a stream holds tens of thousands at once; tracking them made the
@@ -186,6 +203,9 @@ class VulnerabilityRecord(_Record, tag="vulnerability", frozen=True, kw_only=Tru
     image: ImageRef | None = None
     package: Package
     advisory: Advisory
+    #: Set only on a finding written by ``--show-suppressed`` (its ``advisory.status`` is
+    #: then ``not_affected``).
+    suppressed: Suppression | None = None
 
 
 class MisconfigurationRecord(_Record, tag="misconfiguration", frozen=True, kw_only=True):
@@ -195,6 +215,8 @@ class MisconfigurationRecord(_Record, tag="misconfiguration", frozen=True, kw_on
     check: Check
     evidence: str | None = None
     remediation: str | None = None
+    #: Set only on a finding written by ``--show-suppressed``.
+    suppressed: Suppression | None = None
 
 
 class ErrorRecord(_Record, tag="error", frozen=True, kw_only=True):
@@ -226,6 +248,10 @@ class SummaryRecord(_Record, tag="summary", frozen=True, kw_only=True):
     #: How many runs of the command the crawl took: more than 1 when an interrupted crawl
     #: was resumed (the counts above are the whole crawl's).
     runs: int = 1
+    #: Findings set aside, by why: ``vex``, ``ignore``, ``os_package`` (see ``Suppression``),
+    #: ``severity`` (outside ``--severity``), ``unfixed`` (``--ignore-unfixed``). Not counted
+    #: in ``vulnerabilities`` or ``misconfigurations``.
+    suppressed: dict[str, int] = {}
 
 
 Record = (

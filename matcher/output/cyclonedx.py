@@ -46,6 +46,7 @@ from regsweep.matcher.records import (
     PackageRecord,
     Record,
     Severity,
+    Suppression,
     VulnerabilityRecord,
 )
 
@@ -85,7 +86,9 @@ class _Image:
         #: Package -> its position (its bom-ref suffix); a dict keeps the order too.
         self.packages: dict[Package, int] = {}
         #: Advisory id -> (advisory, packages it affects), in the order met.
-        self.vulnerabilities: dict[str, tuple[Advisory, list[Package]]] = {}
+        self.vulnerabilities: dict[
+            tuple[str, Suppression | None], tuple[Advisory, list[Package], Suppression | None]
+        ] = {}
         self.misconfigurations: list[MisconfigurationRecord] = []
 
 
@@ -136,7 +139,7 @@ class CycloneDxSink(Sink):
             packages = self._group(record.image).packages
             packages.setdefault(record.package, len(packages))
         elif isinstance(record, VulnerabilityRecord):
-            self._matched(record.image, record.package, record.advisory)
+            self._matched(record.image, record.package, record.advisory, record.suppressed)
         elif isinstance(record, MisconfigurationRecord):
             self._group(record.image).misconfigurations.append(record)
         elif isinstance(record, ImageRecord):
@@ -154,12 +157,21 @@ class CycloneDxSink(Sink):
         for adv in advisories:
             self._matched(image, package, adv)
 
-    def _matched(self, image: ImageRef | None, package: Package, adv: Advisory) -> None:
+    def _matched(
+        self,
+        image: ImageRef | None,
+        package: Package,
+        adv: Advisory,
+        why: Suppression | None = None,
+    ) -> None:
         group = self._group(image)
         group.packages.setdefault(package, len(group.packages))
-        hit = group.vulnerabilities.get(adv.id)
+        # A suppressed finding is its own entry: its analysis says not_affected, and the
+        # same advisory may still affect other packages of the image.
+        key = (adv.id, why)
+        hit = group.vulnerabilities.get(key)
         if hit is None:
-            group.vulnerabilities[adv.id] = (adv, [package])
+            group.vulnerabilities[key] = (adv, [package], why)
         else:
             hit[1].append(package)
 
@@ -210,8 +222,8 @@ class CycloneDxSink(Sink):
             self.out.write(b",")
         self.out.write(self._enc.encode(component))
         self._components += 1
-        for adv, packages in group.vulnerabilities.values():
-            self._vulns.add(_vulnerability(adv, packages, refs))
+        for adv, packages, why in group.vulnerabilities.values():
+            self._vulns.add(_vulnerability(adv, packages, refs, why))
 
     def end(self, complete: bool = True) -> None:
         # Images whose ``image`` record never came: ``match`` input, or a run cut short.
@@ -268,6 +280,8 @@ def _container(
             props.append(_prop("image:user", record.config.user))
     for m in misconfigurations:
         evidence = f": {m.evidence}" if m.evidence else ""
+        if m.suppressed is not None:
+            evidence += f" (suppressed: {m.suppressed.kind})"
         props.append(
             _prop("misconfiguration", f"{m.check.id} {m.check.severity.value} {m.check.title}"
                                       f"{evidence}")
@@ -321,8 +335,37 @@ def _package(pkg: Package, bom_ref: str) -> dict[str, object]:
     return component
 
 
+#: OpenVEX justifications in CycloneDX's vocabulary (a CycloneDX one passes as it is).
+_JUSTIFICATION = {
+    "component_not_present": "code_not_present",
+    "vulnerable_code_not_present": "code_not_present",
+    "vulnerable_code_not_in_execute_path": "code_not_reachable",
+    "inline_mitigations_already_exist": "protected_by_mitigating_control",
+}
+_CDX_JUSTIFICATIONS = frozenset(
+    {
+        "code_not_present", "code_not_reachable", "requires_configuration",
+        "requires_dependency", "requires_environment", "protected_by_compiler",
+        "protected_at_runtime", "protected_at_perimeter", "protected_by_mitigating_control",
+    }
+)  # fmt: skip
+
+
+def _analysis(why: Suppression) -> dict[str, object]:
+    analysis: dict[str, object] = {"state": "not_affected"}
+    cdx = _JUSTIFICATION.get(why.justification or "", why.justification)
+    if cdx in _CDX_JUSTIFICATIONS:
+        analysis["justification"] = cdx
+    words = [w for w in (why.justification, why.reason) if w]
+    analysis["detail"] = f"{why.kind}: {'; '.join(words)}" if words else why.kind
+    return analysis
+
+
 def _vulnerability(
-    adv: Advisory, packages: list[Package], refs: dict[Package, str]
+    adv: Advisory,
+    packages: list[Package],
+    refs: dict[Package, str],
+    why: Suppression | None = None,
 ) -> dict[str, object]:
     ratings: list[dict[str, object]] = []
     for c in adv.cvss:
@@ -350,6 +393,8 @@ def _vulnerability(
         versions += [{"version": v, "status": "unaffected"} for v in adv.fixed]
         affects.append({"ref": refs[pkg], "versions": versions})
     entry["affects"] = affects
+    if why is not None:
+        entry["analysis"] = _analysis(why)
     props = [_prop("status", adv.status.value)]
     if adv.vendor_status:
         props.append(_prop("vendor_status", adv.vendor_status))

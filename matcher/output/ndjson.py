@@ -19,6 +19,8 @@ from regsweep.matcher.records import (
 
 _FLUSH = 1 << 20
 _VULN_HEAD = b'{"kind":"vulnerability","schema_version":%d,"image":' % SCHEMA_VERSION
+# The fields after ``advisory`` of a finding that is not suppressed.
+_VULN_TAIL = b',"suppressed":null}\n'
 
 
 class NdjsonSink(Sink):
@@ -35,7 +37,7 @@ class NdjsonSink(Sink):
         self._adv_json: dict[int, tuple[Advisory, bytes]] = {}
 
     def write(self, record: Record) -> None:
-        if type(record) is VulnerabilityRecord:
+        if type(record) is VulnerabilityRecord and record.suppressed is None:
             self.write_matches(record.image, record.package, (record.advisory,))
             return
         self.enc.encode_into(record, self.buf, len(self.buf))
@@ -60,7 +62,7 @@ class NdjsonSink(Sink):
             hit = cache.get(id(adv))
             if hit is None or hit[0] is not adv:
                 hit = cache[id(adv)] = (adv, enc(adv))
-            parts += (head, hit[1], b"}\n")
+            parts += (head, hit[1], _VULN_TAIL)
         # One join, one append: records differ only in their advisory.
         self.buf += b"".join(parts)
         self.count += len(advisories)

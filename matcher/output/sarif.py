@@ -40,6 +40,7 @@ from regsweep.matcher.records import (
     Record,
     Severity,
     SummaryRecord,
+    Suppression,
     VulnerabilityRecord,
 )
 
@@ -75,6 +76,19 @@ def _physical(image: ImageRef | None) -> dict[str, object]:
 
 def _fingerprint(*parts: str | None) -> str:
     return hashlib.sha256("\0".join(p or "" for p in parts).encode()).hexdigest()
+
+
+def _suppressions(why: Suppression | None) -> dict[str, object]:
+    # A finding written by --show-suppressed: SARIF's own way, which code-scanning
+    # dashboards honour (shown as dismissed, not as an open alert).
+    if why is None:
+        return {}
+    words = [w for w in (why.justification, why.reason) if w]
+    suppression: dict[str, object] = {"kind": "external", "status": "accepted"}
+    suppression["justification"] = f"{why.kind}: {'; '.join(words)}" if words else why.kind
+    if why.source:
+        suppression["properties"] = {"source": why.source}
+    return {"suppressions": [suppression]}
 
 
 def _image_properties(image: ImageRef | None) -> dict[str, str]:
@@ -194,6 +208,7 @@ class SarifSink(Sink):
                     )
                 },
                 "properties": properties,
+                **_suppressions(r.suppressed),
             }
         )
 
@@ -222,6 +237,7 @@ class SarifSink(Sink):
         if m.remediation:
             # Not a SARIF ``fix``: that needs the artifact changes, and this is advice.
             result["properties"] = {**_image_properties(m.image), "remediation": m.remediation}
+        result.update(_suppressions(m.suppressed))
         self._result(result)
 
     def _error(self, e: ErrorRecord) -> None:

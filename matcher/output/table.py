@@ -14,6 +14,7 @@ from regsweep.matcher.records import (
     Record,
     Severity,
     SummaryRecord,
+    Suppression,
     VulnerabilityRecord,
 )
 
@@ -42,10 +43,10 @@ class TableSink(Sink):
                     adv.id,
                     adv.severity.value,
                     ", ".join(adv.fixed),
-                    adv.status,
+                    _status(adv.status, record.suppressed),
                 )
             )
-            self.vulnerabilities += 1
+            self.vulnerabilities += record.suppressed is None
         elif isinstance(record, MisconfigurationRecord):
             m = record
             self.rows.append(
@@ -55,10 +56,10 @@ class TableSink(Sink):
                     m.check.id,
                     m.check.severity.value,
                     m.evidence or "",
-                    m.check.category,
+                    _status(m.check.category, m.suppressed),
                 )
             )
-            self.misconfigurations += 1
+            self.misconfigurations += m.suppressed is None
         elif isinstance(record, ImageRecord):
             self.images += 1
         elif isinstance(record, ErrorRecord):
@@ -103,3 +104,8 @@ class TableSink(Sink):
         finally:
             text.detach()
         self.out.flush()
+
+
+def _status(text: str, why: Suppression | None) -> str:
+    # A finding written by --show-suppressed says so where its status would be.
+    return text if why is None else f"suppressed: {why.kind}"

@@ -30,6 +30,7 @@ from regsweep.matcher.records import (
     Severity,
     Status,
     SummaryRecord,
+    Suppression,
     VulnerabilityRecord,
 )
 from tests.formats import valid_cyclonedx, valid_sarif
@@ -128,6 +129,43 @@ def test_ndjson_writes_each_record_as_msgspec_encodes_it() -> None:
     records = [*_image_records(), BROKEN, SUMMARY]
     expected = b"".join(msgspec.json.encode(r) + b"\n" for r in records)
     assert _run(Format.NDJSON, records) == expected
+
+
+VEXED = Suppression(
+    kind="vex", justification="vulnerable_code_not_in_execute_path", reason="never loaded",
+    source="app.openvex.json",
+)  # fmt: skip
+IGNORED = Suppression(kind="ignore", reason="accepted risk", source=".regsweepignore.yaml")
+
+
+def _suppressed_records() -> list[Record]:
+    """``--show-suppressed`` output: an advisory set aside for one package and standing for
+    another, a check ignored."""
+    set_aside = msgspec.structs.replace(CRIT, status=Status.NOT_AFFECTED)
+    return [
+        VulnerabilityRecord(image=IMAGE, package=SSL, advisory=set_aside, suppressed=VEXED),
+        VulnerabilityRecord(image=IMAGE, package=ODD, advisory=CRIT),
+        MisconfigurationRecord(image=IMAGE, check=ROOT, evidence="User unset", suppressed=IGNORED),
+        ImageRecord(image=IMAGE, packages=2, vulnerabilities=1, scanned_at=T0),
+    ]
+
+
+def test_suppressed_findings_in_every_format() -> None:
+    """NDJSON byte for byte; SARIF's ``suppressions``; CycloneDX's ``analysis`` on an entry
+    of its own, the advisory still affecting the other package; both documents valid."""
+    records = _suppressed_records()
+    assert _run(Format.NDJSON, records) == b"".join(msgspec.json.encode(r) + b"\n" for r in records)
+    [run] = _sarif(records)["runs"]
+    by_rule = {(r["ruleId"], "suppressions" in r): r for r in run["results"]}
+    assert set(by_rule) == {("CVE-2024-0001", True), ("CVE-2024-0001", False), ("RS-IMG-001", True)}
+    [vex] = by_rule["CVE-2024-0001", True]["suppressions"]
+    assert vex["kind"] == "external" and "never loaded" in vex["justification"]
+    entries = _cyclonedx(records)["vulnerabilities"]
+    assert len(entries) == 2
+    [analysed] = [e for e in entries if "analysis" in e]
+    assert analysed["analysis"]["state"] == "not_affected"
+    assert analysed["analysis"]["justification"] == "code_not_reachable"
+    assert _run(Format.TABLE, records).count(b"suppressed: ") == 2
 
 
 def test_sarif_has_a_rule_per_advisory_and_check_and_a_result_per_finding() -> None:
