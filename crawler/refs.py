@@ -1,6 +1,8 @@
 """What users type to name images and registries, parsed in one place.
 
-* Local sources (``scan``): ``oci:DIR[:TAG|@DIGEST]`` and ``docker-archive:FILE``
+* Local sources (``scan``): ``oci:DIR[:TAG|@DIGEST]``, ``oci-archive:FILE[:TAG|@DIGEST]``
+  (a tar of an OCI layout, as ``skopeo copy … oci-archive:`` and ``podman save --format
+  oci-archive`` write it; tag and digest as for ``oci:``) and ``docker-archive:FILE``
   (``SourceRef``; the path may itself contain ``:`` and ``@``):
 
   - ``oci:DIR@sha256:HEX``: the text after the last ``@`` is a digest when it is a
@@ -44,6 +46,7 @@ class SourceKind(enum.Enum):
     """The transports ``scan`` reads locally."""
 
     OCI_LAYOUT = "oci"
+    OCI_ARCHIVE = "oci-archive"
     DOCKER_ARCHIVE = "docker-archive"
 
 
@@ -57,20 +60,28 @@ class SourceRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     digest: str | None = None
 
 
+#: The transports of local sources: a reference that starts with one is never a registry's.
+_LOCAL: Final = frozenset(k.value for k in SourceKind)
+_FORMS: Final = "oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST] or docker-archive:FILE"
+
+
 def parse_ref(text: str) -> SourceRef:
-    """Parse ``oci:DIR[:TAG|@DIGEST]`` or ``docker-archive:FILE`` (grammar in the module doc);
-    raises ``InvalidReference`` with the accepted forms."""
+    """Parse ``oci:DIR[:TAG|@DIGEST]``, ``oci-archive:FILE[:TAG|@DIGEST]`` or
+    ``docker-archive:FILE`` (grammar in the module doc); raises ``InvalidReference`` with
+    the accepted forms."""
     transport, sep, rest = text.partition(":")
     if not sep:
-        raise InvalidReference(f"{text!r}: expected oci:DIR[:TAG|@DIGEST] or docker-archive:FILE")
+        raise InvalidReference(f"{text!r}: expected {_FORMS}")
     if transport == SourceKind.DOCKER_ARCHIVE.value:
         if not rest:
             raise InvalidReference(f"{text!r}: docker-archive: needs a file path")
         return SourceRef(text=text, kind=SourceKind.DOCKER_ARCHIVE, path=rest)
-    if transport != SourceKind.OCI_LAYOUT.value:
+    try:
+        kind = SourceKind(transport)
+    except ValueError:
         raise InvalidReference(
-            f"{text!r}: unknown transport {transport!r} (expected oci: or docker-archive:)"
-        )
+            f"{text!r}: unknown transport {transport!r} (expected {_FORMS})"
+        ) from None
     path, tag, digest = rest, None, None
     at = rest.rfind("@")
     if at >= 0 and _is_digest(rest[at + 1 :]):
@@ -84,8 +95,9 @@ def parse_ref(text: str) -> SourceRef:
             elif _TAG_RE.fullmatch(suffix):
                 path, tag = rest[:colon], suffix
     if not path:
-        raise InvalidReference(f"{text!r}: oci: needs a layout directory")
-    return SourceRef(text=text, kind=SourceKind.OCI_LAYOUT, path=path, tag=tag, digest=digest)
+        what = "a layout directory" if kind is SourceKind.OCI_LAYOUT else "an archive file"
+        raise InvalidReference(f"{text!r}: {transport}: needs {what}")
+    return SourceRef(text=text, kind=kind, path=path, tag=tag, digest=digest)
 
 
 def _is_digest(s: str) -> bool:
@@ -118,6 +130,8 @@ def looks_like_registry_ref(text: str) -> bool:
     """Whether ``text`` is meant as a registry reference rather than a local source."""
     if text.startswith(("docker://", "http://", "https://")):
         return True
+    if text.partition(":")[0] in _LOCAL:
+        return False
     host, sep, _ = text.partition("/")
     return bool(sep) and _is_host(host)
 

@@ -151,10 +151,13 @@ def open_source(ref: str | SourceRef, *, platform: Platform | None = None) -> Re
             if not root.is_dir():
                 raise NotFound(f"{sref.text}: {sref.path!r} is not a directory")
             return _resolve_layout(sref, _DirBlobs(root), platform)
-        case SourceKind.DOCKER_ARCHIVE:
+        case SourceKind.DOCKER_ARCHIVE | SourceKind.OCI_ARCHIVE:
             archive = _TarArchive.open(Path(sref.path))
             try:
-                res = _resolve_archive(sref, archive, platform)
+                if sref.kind is SourceKind.OCI_ARCHIVE:
+                    res = _resolve_oci_archive(sref, archive, platform)
+                else:
+                    res = _resolve_archive(sref, archive, platform)
             except BaseException:
                 archive.close()
                 raise
@@ -299,7 +302,7 @@ class _TarArchive:
         try:
             fh = path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"docker archive {str(path)!r} does not exist") from None
+            raise NotFound(f"archive {str(path)!r} does not exist") from None
         compressed = fh.read(2) == _GZIP_MAGIC
         fh.seek(0)
         stream = _gunzip(fh) if compressed else fh
@@ -605,6 +608,15 @@ class _SaveEntry(msgspec.Struct, frozen=True, kw_only=True, rename="pascal"):
     config: str
     layers: list[str]
     repo_tags: list[str] | None = None
+
+
+def _resolve_oci_archive(
+    sref: SourceRef, archive: _TarArchive, platform: Platform | None
+) -> Resolution:
+    # A tar of an OCI layout, read in place like a directory one.
+    if "oci-layout" not in archive.members or "index.json" not in archive.members:
+        raise NotFound(f"{sref.text}: no oci-layout and index.json: not an OCI archive")
+    return _resolve_layout(sref, _TarBlobs(archive), platform)
 
 
 def _resolve_archive(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,37 @@ def test_scan_output_is_replaced_only_by_a_complete_result(
     filler.unlink()
     subprocess.run(cmd, check=True, capture_output=True)
     assert out.read_bytes().count(b'"kind":"image"') == 2 and not Path(f"{out}.partial").exists()
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
+def test_oci_archive_written_by_skopeo_scans_as_its_layout(
+    example: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``skopeo copy --all oci:… oci-archive:…`` (also ``podman save --format oci-archive``):
+    the same records as the layout, but for the reference."""
+    layout, db = example
+    archive = tmp_path / "example.tar"
+    subprocess.run(
+        ["skopeo", "--insecure-policy", "copy", "--quiet", "--all", f"oci:{layout}:latest",
+         f"oci-archive:{archive}:latest"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    code, from_dir, err = scan(db, "--packages", f"oci:{layout}:latest")
+    assert code == 0, err
+    code, from_archive, err = scan(db, "--packages", f"oci-archive:{archive}:latest")
+    assert code == 0, err
+
+    def same(records: list[dict[str, object]], ref: str) -> list[bytes]:
+        out = []
+        for r in records:
+            r = {k: v for k, v in r.items() if k not in ("scanned_at", "started_at", "finished_at")}
+            out.append(msgspec.json.encode(r).replace(ref.encode(), b"REF"))
+        return sorted(out)
+
+    assert any(r["kind"] == "vulnerability" for r in from_archive)
+    assert same(from_dir, f"oci:{layout}:latest") == same(
+        from_archive, f"oci-archive:{archive}:latest"
+    )
 
 
 _SCAN_FAULT = """

@@ -42,7 +42,7 @@ from regsweep.crawler.oci import (
     parse_platform,
     platform_matches,
 )
-from regsweep.crawler.refs import SourceKind, parse_ref
+from regsweep.crawler.refs import SourceKind, parse_image_ref, parse_ref
 from regsweep.crawler.sources import open_source
 from regsweep.matcher.facts import error_code
 
@@ -224,6 +224,23 @@ def test_parse_oci_ref_splits_path_tag_digest_by_the_documented_rule(
 ) -> None:
     ref = parse_ref(text)
     assert (ref.kind, ref.path, ref.tag, ref.digest) == (SourceKind.OCI_LAYOUT, path, tag, digest)
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "tag", "digest"),
+    [
+        ("oci-archive:/srv/img.tar", "/srv/img.tar", None, None),
+        ("oci-archive:/srv/img.tar:v1", "/srv/img.tar", "v1", None),
+        (f"oci-archive:img.tar@{D}", "img.tar", None, D),
+    ],
+)
+def test_parse_oci_archive_ref_as_oci(
+    text: str, path: str, tag: str | None, digest: str | None
+) -> None:
+    ref = parse_ref(text)
+    assert (ref.kind, ref.path, ref.tag, ref.digest) == (SourceKind.OCI_ARCHIVE, path, tag, digest)
+    # "oci-archive:" is a transport, never a registry host (as "host:5000/repo" is).
+    assert parse_image_ref("oci-archive:5000/img.tar") == parse_ref("oci-archive:5000/img.tar")
 
 
 def test_parse_docker_archive_ref_keeps_colons_in_the_path() -> None:
@@ -595,6 +612,20 @@ def test_skopeo_docker_archive_of_our_layout_gives_the_same_image(
             diff = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
             assert original.config_view.rootfs is not None
             assert sha(diff) in original.config_view.rootfs.diff_ids
+
+
+def test_a_tar_that_is_no_oci_layout_is_refused_as_oci_archive(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="no oci-layout"):
+        open_source(f"oci-archive:{_plain_tar(tmp_path)}")
+
+
+def _plain_tar(tmp_path: Path) -> Path:
+    path = tmp_path / "plain.tar"
+    with tarfile.open(path, "w") as tf:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"hi"))
+    return path
 
 
 def test_missing_index_blob_fails_the_subtree_with_its_digest(layout: Layout) -> None:
