@@ -81,7 +81,8 @@ def scan_command(
     password_stdin: bool,
     refs: tuple[str, ...],
 ) -> None:
-    """Scan images: REF is oci:DIR[:TAG|@DIGEST], docker-archive:FILE, or a registry image
+    """Scan images: REF is oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST],
+    docker-archive:FILE, sbom:FILE (CycloneDX or SPDX JSON), or a registry image
     [docker://|http://|https://]HOST[:PORT]/REPO[:TAG|@DIGEST]."""
     try:
         parsed = [parse_image_ref(r) for r in refs]
@@ -167,3 +168,5 @@ def _scan_local(
         analyzers = default_analyzers()
         for image in resolution.images:
             emit(judge(analyze_image(image, analyzers), matcher, policy), 1)
+        for facts in resolution.analyzed:
+            emit(judge(facts, matcher, policy), 1)

@@ -64,8 +64,9 @@ from regsweep.crawler.oci import (
     verify_digest,
 )
 from regsweep.crawler.refs import SourceKind, SourceRef, parse_ref
+from regsweep.crawler.sbom import read_sbom
 from regsweep.crawler.walk import Image, Walker
-from regsweep.matcher.facts import Problem, problem_of
+from regsweep.matcher.facts import ImageFacts, Problem, problem_of
 from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import ImageRef
 
@@ -113,6 +114,8 @@ class Resolution(msgspec.Struct, kw_only=True):
     failures: list[Problem] = []
     #: What was skipped on purpose (attestations, artifacts, other platforms) and why.
     notes: list[str] = []
+    #: Images known by their packages already (an SBOM): judged as they are.
+    analyzed: list[ImageFacts] = []
     closer: Callable[[], None] | None = None
 
     def close(self) -> None:
@@ -151,6 +154,8 @@ def open_source(ref: str | SourceRef, *, platform: Platform | None = None) -> Re
             if not root.is_dir():
                 raise NotFound(f"{sref.text}: {sref.path!r} is not a directory")
             return _resolve_layout(sref, _DirBlobs(root), platform)
+        case SourceKind.SBOM:
+            return Resolution(analyzed=read_sbom(sref.text, sref.path))
         case SourceKind.DOCKER_ARCHIVE | SourceKind.OCI_ARCHIVE:
             archive = _TarArchive.open(Path(sref.path))
             try:

@@ -170,7 +170,8 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
     # Decoded once, for the checks and the image record's summary alike.
     config: ImageConfig | None = None
     try:
-        config = decode_config(facts.config)
+        # No config at all (an SBOM): only the checks on packages and the OS run.
+        config = decode_config(facts.config) if facts.config else None
         misconfigs, os_info = run_checks(
             config, facts.os, facts.packages, image, trusted_bases=policy.trusted_bases
         )

@@ -56,7 +56,7 @@ from regsweep.crawler.analyzers.interface import (
 )
 from regsweep.matcher.records import OsInfo
 
-__all__ = ["DEBIAN_CODENAMES", "OsAnalyzer", "parse_os_release"]
+__all__ = ["DEBIAN_CODENAMES", "OsAnalyzer", "os_ecosystem", "parse_os_release"]
 
 OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 ALPINE_RELEASE = "etc/alpine-release"
@@ -223,6 +223,12 @@ def _ecosystem(
         return f"openSUSE:Leap {version}"
     notes.add(f"os {family} {version}: no advisory ecosystem, OS packages are not matched")
     return None
+
+
+def os_ecosystem(family: str, version: str | None) -> str | None:
+    """The advisory ecosystem of an os-release ``ID`` and ``VERSION_ID`` (an SBOM's
+    operating system, a purl's ``distro``), or None (as for an image: see the module doc)."""
+    return _ecosystem(family, version, {}, Notes())
 
 
 class OsAnalyzer(BufferedAnalyzer):

@@ -509,7 +509,7 @@ def _check_base(
 
 
 def run_checks(
-    config_json: bytes | ImageConfig,
+    config_json: bytes | ImageConfig | None,
     os: OsInfo | None,
     packages: Sequence[Package],
     image: ImageRef,
@@ -522,15 +522,18 @@ def run_checks(
     """Run every configuration check on one platform image.
 
     ``config_json`` is the image config blob (``ConfigError`` when it is not one), or the
-    view the crawler already decoded; ``os``
+    view the crawler already decoded, or None when there is no image config (an SBOM:
+    only the checks on the OS and packages run); ``os``
     the OS analyzer's finding, returned with ``eol``/``eol_date`` filled; ``today`` the day
     EOL is judged on (default: today, UTC). The base-image policy is off unless
     ``trusted_bases`` is given; ``base_ref``/``base_digest`` come from the manifest's
     ``org.opencontainers.image.base.*`` annotations, else from the config labels.
     """
-    view = config_json if isinstance(config_json, ImageConfig) else decode_config(config_json)
     day = today or datetime.now(UTC).date()
     filled, eol_records = _check_eol(os, day, image)
+    if config_json is None:
+        return [*eol_records, *_check_services(packages, image)], filled
+    view = config_json if isinstance(config_json, ImageConfig) else decode_config(config_json)
     records = [
         *_check_user(view, image),
         *_check_secrets(view, image),
