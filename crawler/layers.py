@@ -40,7 +40,6 @@ from isal import igzip_lib
 from regsweep.crawler.analyzers.interface import (
     Analyzer,
     Budget,
-    BufferedAnalyzer,
     FileFacts,
     FileReader,
     Found,
@@ -680,14 +679,12 @@ class _Layer:
         how many bytes of the entry were consumed (the rest is skipped at header speed)."""
         # One share of the budget per file, taken before any reader holds a byte: a file
         # two buffering analyzers want cannot wait for a share it holds itself.
-        want = max(
-            (min(cap, size) for a, cap in wanting if isinstance(a, BufferedAnalyzer)), default=0
-        )
+        want = max((min(cap, size) for a, cap in wanting if a.buffers(path)), default=0)
         held = self.budget.take(want) if want else 0
         readers: list[tuple[Analyzer, FileReader]] = []
         try:
             for analyzer, cap in wanting:
-                if not isinstance(analyzer, BufferedAnalyzer):
+                if not analyzer.buffers(path):
                     readers.append((analyzer, analyzer.open(path, size, cap)))
                     continue
                 if held < min(cap, size):
