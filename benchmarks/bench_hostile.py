@@ -156,7 +156,7 @@ def _scan_once(case: Case, root: Path, db: Path, blob_mb: float) -> Result:
     records = [json.loads(line) for line in out.splitlines()]
     if code != 0 or not records or records[-1].get("kind") != "summary":
         raise RuntimeError(f"regsweep scan failed on {case.name} (exit {code})")
-    errors = [f"{r['error']}: {r['message'][:120]}" for r in records if r["kind"] == "error"]
+    errors = [f"{r['error']}: {r['message'][:200]}" for r in records if r["kind"] == "error"]
     return Result(
         case, blob_mb, wall, usage.ru_utime + usage.ru_stime, rss, records[-1]["packages"],
         errors,
