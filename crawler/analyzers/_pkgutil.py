@@ -18,7 +18,16 @@ import msgspec
 
 from regsweep.matcher.records import OsInfo, Package
 
-__all__ = ["Notes", "distribution", "package_url", "placed", "with_distro"]
+__all__ = [
+    "BINARY_MIN",
+    "BINARY_SHARE",
+    "Notes",
+    "distribution",
+    "package_url",
+    "placed",
+    "with_distro",
+    "without_nul_entries",
+]
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9._~:-]*")
@@ -92,8 +101,8 @@ class Notes:
 
 #: More NUL bytes than this share of a database (and than a few): binary data, not a text
 #: database with damaged entries (a zeroed disk block in a large status file is the latter).
-_BINARY_SHARE = 100
-_BINARY_MIN = 16
+BINARY_SHARE = 100
+BINARY_MIN = 16
 
 
 def without_nul_entries(data: bytes, path: str, what: str, notes: Notes) -> bytes | None:
@@ -104,7 +113,7 @@ def without_nul_entries(data: bytes, path: str, what: str, notes: Notes) -> byte
     if b"\x00" not in data:
         return data
     nul = data.count(b"\x00")
-    if nul > _BINARY_MIN and nul > len(data) // _BINARY_SHARE:
+    if nul > BINARY_MIN and nul > len(data) // BINARY_SHARE:
         notes.add(f"{path}: binary data, not {what}; ignored")
         return None
     kept = []

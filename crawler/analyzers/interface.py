@@ -216,9 +216,15 @@ class Analyzer(ABC):
     @abstractmethod
     def open(self, path: str, size: int, cap: int) -> FileReader:
         """A reader for one wanted file of ``size`` bytes. A streaming reader (the
-        executables') holds a bounded window of it whatever ``cap`` says; a
-        ``BufferedAnalyzer``'s holds at most ``cap`` (``wants``'s answer, lowered by the
-        buffer budget)."""
+        executables', a dpkg status file's) holds a bounded window of it whatever ``cap``
+        says; a buffering one (``buffers``) holds at most ``cap`` (``wants``'s answer,
+        lowered by the buffer budget)."""
+
+    def buffers(self, path: str) -> bool:
+        """Whether the reader of ``path`` holds the file's bytes in memory, up to its cap:
+        the walker then reserves them from the buffer budget first. False for a reader
+        whose memory is bounded whatever the file (it streams, or spools to disk)."""
+        return False
 
     @abstractmethod
     def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
@@ -252,6 +258,11 @@ class BufferedAnalyzer(Analyzer):
     def open(self, path: str, size: int, cap: int) -> FileReader:
         """A reader that buffers the file's first ``cap`` bytes and hands them to ``read``."""
         return _Buffered(self, path, size, cap)
+
+    def buffers(self, path: str) -> bool:
+        """True: ``open``'s reader holds the file (an analyzer that streams some of its
+        files overrides both)."""
+        return True
 
     @abstractmethod
     def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:

@@ -17,12 +17,18 @@ What counts as a package, most trusted first:
   "lower confidence" is explicit rather than a silent guess.
 
 Nested archives (``BOOT-INF/lib/*.jar`` in Spring Boot, ``WEB-INF/lib/*.jar`` in WARs, modules
-of an EAR, any ``*.jar`` inside) are opened recursively from memory. Their ``path`` is
-``outer.war!/WEB-INF/lib/inner.jar`` (the ``jar:`` URL convention). Zip bombs are bounded
-three ways: nesting depth (``MAX_DEPTH``), bytes decompressed per top-level archive
-(``MAX_INFLATE``; reads are capped by ``read(n)``, so a member lying about its size cannot
-inflate past the budget) and members per archive (``MAX_MEMBERS``, checked against the
-count the archive declares before any member is listed).
+of an EAR, any ``*.jar`` inside) are opened recursively. Their ``path`` is
+``outer.war!/WEB-INF/lib/inner.jar`` (the ``jar:`` URL convention). An archive, top-level or
+nested, is kept as it streams (or inflates) by in a ``Spool``: in memory while small, in a
+temporary file beyond a few MiB, so that a large archive costs disk, not memory (held in
+memory, a member declaring 1 KiB and inflating to 250 MB took a scan to 527 MB). Zip bombs
+are bounded four ways: nesting depth (``MAX_DEPTH``), bytes decompressed per top-level
+archive (``MAX_INFLATE``; members are inflated 1 MiB at a time, so a member lying about its
+size cannot inflate past the budget, nor hold more than a piece in memory), members per
+archive (``MAX_MEMBERS``, checked against the count the archive declares before any member is
+listed) and the central directory's size (``MAX_DIRECTORY``, also checked first: ``zipfile``
+reads it whole). Only stored and deflated members are read (what every jar tool writes):
+``zipfile`` inflates bzip2 and LZMA members without bounding a call's output.
 """
 
 from __future__ import annotations
@@ -31,15 +37,17 @@ import io
 import struct
 import zipfile
 import zlib
-from typing import ClassVar
+from typing import IO, ClassVar
 from urllib.parse import quote
 
+from regsweep.crawler.analyzers._spool import Spool
 from regsweep.crawler.analyzers.interface import (
+    Analyzer,
     AnalyzerResult,
-    BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
+    FileReader,
     assemble_files,
 )
 from regsweep.matcher.records import Package
@@ -58,6 +66,13 @@ MAX_INFLATE = 512 << 20
 MAX_META = 1 << 20
 #: Zip members examined per archive (a zip can list millions of tiny entries).
 MAX_MEMBERS = 200_000
+#: Largest central directory read (``zipfile`` reads it whole): a Spring Boot jar of 30,000
+#: entries has ~3 MB of it.
+MAX_DIRECTORY = 32 << 20
+#: Bytes inflated per read of a member: what one read holds, whatever the member claims.
+_PIECE = 1 << 20
+#: The compression methods jar tools write, and the only ones ``zipfile`` bounds per read.
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
 #: What stdlib ``zipfile`` raises on damaged input besides BadZipFile (fuzzing found
@@ -90,26 +105,41 @@ class _Bomb(Exception):
     """The decompression budget ran out."""
 
 
-def _declared_entries(data: bytes) -> int | None:
-    """The entry count the zip's end-of-central-directory record declares (zip64 aware), or
-    None when there is no such record. Read before ``zipfile`` builds one ``ZipInfo`` per
-    entry: a 256 MiB archive can list millions of empty entries (gigabytes of ZipInfo)."""
-    # The EOCD record is 22 bytes plus a comment of at most 64 KiB, at the very end.
-    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
-    if at < 0 or at + 22 > len(data):
+def _directory(f: IO[bytes], size: int) -> tuple[int, int] | None:
+    """(entries, bytes) of the central directory, as the end of central directory record of
+    the zip file ``f`` of ``size`` bytes declares them (zip64 aware), or None when there is
+    no such record. Read before ``zipfile`` builds one ``ZipInfo`` per entry: a 256 MiB
+    archive can list millions of empty entries (gigabytes of ZipInfo)."""
+    # The EOCD record is 22 bytes plus a comment of at most 64 KiB, at the very end; a zip64
+    # locator (20 bytes) just before it.
+    start = max(0, size - 22 - 0xFFFF - 20)
+    f.seek(start)
+    tail = f.read(size - start)
+    at = tail.rfind(b"PK\x05\x06", max(0, len(tail) - 22 - 0xFFFF))
+    if at < 0 or at + 22 > len(tail):
         return None
-    (count,) = struct.unpack_from("<H", data, at + 10)
-    if count == 0xFFFF:
-        # Zip64: the locator (20 bytes) sits just before the EOCD and points at the zip64
-        # EOCD record, whose total entry count is a 64-bit field at offset 32.
+    count, length = struct.unpack_from("<HI", tail, at + 10)
+    if count == 0xFFFF or length == 0xFFFFFFFF:
+        # Zip64: the locator sits just before the EOCD and points at the zip64 EOCD record,
+        # whose total entry count and directory size are 64-bit fields at offsets 32 and 40.
         loc = at - 20
-        if loc < 0 or data[loc : loc + 4] != b"PK\x06\x07":
+        if loc < 0 or tail[loc : loc + 4] != b"PK\x06\x07":
             return None
-        (z64,) = struct.unpack_from("<Q", data, loc + 8)
-        if z64 + 40 > len(data) or data[z64 : z64 + 4] != b"PK\x06\x06":
+        (z64,) = struct.unpack_from("<Q", tail, loc + 8)
+        if z64 + 56 > size:
             return None
-        (count,) = struct.unpack_from("<Q", data, z64 + 32)
-    return int(count)
+        f.seek(z64)
+        record = f.read(56)
+        if record[:4] != b"PK\x06\x06":
+            return None
+        count, length = struct.unpack_from("<QQ", record, 32)
+    return int(count), int(length)
+
+
+def _declared_entries(data: bytes) -> int | None:
+    """The number of entries the zip archive ``data`` declares (see ``_directory``)."""
+    found = _directory(io.BytesIO(data), len(data))
+    return None if found is None else found[0]
 
 
 def _purl(group: str, artifact: str, version: str) -> str:
@@ -151,11 +181,35 @@ def _manifest(text: str) -> dict[str, str]:
     return out
 
 
-class JavaAnalyzer(BufferedAnalyzer):
+class _ArchiveReader:
+    """A top-level archive's reader: its bytes go to a ``Spool`` as they stream by."""
+
+    __slots__ = ("_analyzer", "_path", "_spool", "_too_large")
+
+    def __init__(self, analyzer: JavaAnalyzer, path: str, size: int, cap: int) -> None:
+        self._analyzer = analyzer
+        self._path = path
+        self._spool = Spool(cap)
+        #: Past the cap the archive is not read at all (its directory is at its end).
+        self._too_large = size > cap
+
+    def feed(self, chunk: bytes) -> bool:
+        return not self._too_large and self._spool.feed(chunk)
+
+    def close(self) -> FileFacts | None:
+        try:
+            if self._too_large:
+                return FileFacts(notes=(f"{self._path}: larger than {SIZE_CAP} bytes, not read",))
+            return self._analyzer.read_archive(self._path, self._spool.file(), self._spool.size)
+        finally:
+            self._spool.close()
+
+
+class JavaAnalyzer(Analyzer):
     """Maven coordinates from Java archives, nested archives included."""
 
     NAME: ClassVar[str] = "java"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     def __init__(
         self,
@@ -172,14 +226,18 @@ class JavaAnalyzer(BufferedAnalyzer):
         """Any file ending in a Java archive suffix (case-insensitive)."""
         return SIZE_CAP if path.lower().endswith(_SUFFIXES) else None
 
-    def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
-        """Open the archive from memory; a bad archive is a note."""
-        if truncated:
-            return FileFacts(notes=(f"{path}: larger than {SIZE_CAP} bytes, not read",))
+    def open(self, path: str, size: int, cap: int) -> FileReader:
+        """A reader that spools the archive (memory while small, disk beyond) and reads it
+        at its end (``read_archive``); one past ``cap`` is a note."""
+        return _ArchiveReader(self, path, size, cap)
+
+    def read_archive(self, path: str, f: IO[bytes], size: int) -> FileFacts:
+        """The packages of the archive ``f`` (seekable, ``size`` bytes) and of the
+        archives inside it; a bad archive is a note."""
         found: list[Package] = []
         notes: list[str] = []
         try:
-            self._archive(data, path, 0, _Budget(self.max_inflate), found, notes)
+            self._archive(f, size, path, 0, _Budget(self.max_inflate), found, notes)
         except _Bomb:
             notes.append(f"{path}: decompresses past {self.max_inflate} bytes, stopped")
         # A package found before the budget ran out is still really there.
@@ -199,19 +257,30 @@ class JavaAnalyzer(BufferedAnalyzer):
 
     def _archive(
         self,
-        data: bytes,
+        f: IO[bytes],
+        size: int,
         path: str,
         depth: int,
         budget: _Budget,
         out: list[Package],
         notes: list[str],
     ) -> None:
-        declared = _declared_entries(data)
-        if declared is not None and declared > self.max_members:
-            notes.append(f"{path}: {declared} members, over {self.max_members}, not read")
+        try:
+            declared = _directory(f, size)
+        except _ZIP_ERRORS as e:
+            notes.append(f"{path}: not a readable zip archive ({e})")
+            return
+        if declared is not None and declared[0] > self.max_members:
+            notes.append(f"{path}: {declared[0]} members, over {self.max_members}, not read")
+            return
+        if declared is not None and declared[1] > MAX_DIRECTORY:
+            notes.append(
+                f"{path}: central directory of {declared[1]} bytes, over {MAX_DIRECTORY}, not read"
+            )
             return
         try:
-            zf = zipfile.ZipFile(io.BytesIO(data))
+            f.seek(0)
+            zf = zipfile.ZipFile(f)
         except _ZIP_ERRORS as e:
             notes.append(f"{path}: not a readable zip archive ({e})")
             return
@@ -273,10 +342,55 @@ class JavaAnalyzer(BufferedAnalyzer):
                 notes.append(f"{path}: archives nested deeper than {self.max_depth} not opened")
                 return
             for info in nested:
-                raw = self._read(zf, info, SIZE_CAP, path, budget, notes)
-                if raw is not None:
+                spool = self._extract(zf, info, SIZE_CAP, path, budget, notes)
+                if spool is None:
+                    continue
+                try:
                     inner = f"{path}!/{info.filename}"
-                    self._archive(raw, inner, depth + 1, budget, out, notes)
+                    self._archive(spool.file(), spool.size, inner, depth + 1, budget, out, notes)
+                finally:
+                    spool.close()
+
+    @staticmethod
+    def _extract(
+        zf: zipfile.ZipFile,
+        info: zipfile.ZipInfo,
+        cap: int,
+        path: str,
+        budget: _Budget,
+        notes: list[str],
+    ) -> Spool | None:
+        """A member up to ``cap`` bytes, inflated a piece at a time into a ``Spool``
+        (memory while small, disk beyond) and charged to the budget; None with a note on
+        damage. The declared size is not trusted: the reads themselves are bounded."""
+        if info.file_size > cap:
+            notes.append(f"{path}!/{info.filename}: {info.file_size} bytes, over {cap}, skipped")
+            return None
+        if info.compress_type not in _METHODS:
+            notes.append(
+                f"{path}!/{info.filename}: compression method {info.compress_type}, not read"
+            )
+            return None
+        spool = Spool(cap + 1)
+        try:
+            with zf.open(info) as fh:
+                while piece := fh.read(_PIECE):
+                    budget.left -= len(piece)
+                    if budget.left < 0:
+                        raise _Bomb
+                    spool.feed(piece)
+                    if spool.size > cap:
+                        notes.append(f"{path}!/{info.filename}: inflates past {cap} bytes, skipped")
+                        spool.close()
+                        return None
+        except _ZIP_ERRORS as e:
+            notes.append(f"{path}!/{info.filename}: unreadable ({e})")
+            spool.close()
+            return None
+        except BaseException:
+            spool.close()
+            raise
+        return spool
 
     @staticmethod
     def _read(
@@ -291,6 +405,11 @@ class JavaAnalyzer(BufferedAnalyzer):
         damage. The declared size is not trusted: the read itself is bounded."""
         if info.file_size > cap:
             notes.append(f"{path}!/{info.filename}: {info.file_size} bytes, over {cap}, skipped")
+            return None
+        if info.compress_type not in _METHODS:
+            notes.append(
+                f"{path}!/{info.filename}: compression method {info.compress_type}, not read"
+            )
             return None
         want = min(cap, budget.left) + 1
         try:

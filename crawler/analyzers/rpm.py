@@ -1,8 +1,11 @@
 """rpm: installed packages from the rpm database, in any of its three formats.
 
 * ``rpmdb.sqlite`` (rpm ≥ 4.16: Fedora 33+, RHEL/Rocky/Alma 9, Amazon Linux 2023): table
-  ``Packages(hnum, blob)``. Opened from memory with ``sqlite3`` ``deserialize``; nothing is
-  written to disk.
+  ``Packages(hnum, blob)``. Spooled as it streams by to a private temporary file (removed
+  once read), which ``sqlite3`` opens read-only: SQLite reads the pages it needs through its
+  small page cache, and the rows are decoded one at a time, so memory stays a few MB
+  whatever the database's size (held in memory, a 250 MB database cost 1.4 GB: the buffer,
+  the copies ``deserialize`` needs, every row's blob).
 * ``Packages``, Berkeley DB hash (RHEL/CentOS 7–8, Amazon Linux 2): walked page by page
   (``_rpmdb_bdb``), no libdb.
 * ``Packages.db``, rpm's NDB (SUSE / openSUSE): slots and ``BlbS`` blobs (``_rpmdb_ndb``).
@@ -26,7 +29,9 @@ from __future__ import annotations
 
 import enum
 import sqlite3
+from collections.abc import Iterable, Iterator
 from typing import ClassVar, assert_never
+from urllib.parse import quote
 
 from regsweep.crawler.analyzers._pkgutil import Notes, package_url, placed
 from regsweep.crawler.analyzers._rpmdb_bdb import read_bdb
@@ -37,12 +42,14 @@ from regsweep.crawler.analyzers._rpmdb_header import (
     parse_header,
 )
 from regsweep.crawler.analyzers._rpmdb_ndb import read_ndb
+from regsweep.crawler.analyzers._spool import Spool
 from regsweep.crawler.analyzers.interface import (
     AnalyzerResult,
     BufferedAnalyzer,
     Context,
     FactsView,
     FileFacts,
+    FileReader,
 )
 from regsweep.matcher.records import OsInfo, Package
 
@@ -93,28 +100,35 @@ def _sqlite_message(exc: sqlite3.Error | UnicodeDecodeError) -> str:
     return str(exc)
 
 
-def _read_sqlite(data: bytes) -> tuple[list[bytes], list[str]]:
-    """The header blobs of ``rpmdb.sqlite`` (in ``hnum`` order) and notes on what was skipped."""
-    if not data.startswith(b"SQLite format 3\0") or len(data) < 100:
-        raise DatabaseError("not an SQLite database")
-    image = bytearray(data)
-    # rpm runs sqlite in WAL mode, recorded as format version 2 in bytes 18–19; an in-memory
-    # database cannot do WAL and refuses such a file. Marking it rollback-journal (1) reads the
-    # same pages: everything already checkpointed into the main file.
-    if image[18:20] == b"\x02\x02":
-        image[18:20] = b"\x01\x01"
-    notes: list[str] = []
-    blobs: list[bytes] = []
-    con = sqlite3.connect(":memory:")
+_SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def _read_sqlite(path: str, notes: list[str]) -> Iterator[bytes]:
+    """The header blobs of the ``rpmdb.sqlite`` file at ``path`` (in ``hnum`` order), one at
+    a time; what was skipped is added to ``notes``. ``DatabaseError`` when not even the
+    first row can be read."""
+    with open(path, "r+b") as f:
+        head = f.read(100)
+        if not head.startswith(_SQLITE_MAGIC) or len(head) < 100:
+            raise DatabaseError("not an SQLite database")
+        # rpm runs sqlite in WAL mode, recorded as format version 2 in bytes 18–19; a
+        # read-only connection to such a file without its -shm would refuse it. Marking it
+        # rollback-journal (1) reads the same pages: everything already checkpointed into
+        # the main file. (The file is this reader's own copy.)
+        if head[18:20] == b"\x02\x02":
+            f.seek(18)
+            f.write(b"\x01\x01")
+    # immutable: no locks, no journal or WAL looked for beside the file.
+    con = sqlite3.connect(f"file:{quote(path)}?mode=ro&immutable=1", uri=True)
     # A corrupt page can turn a row into TEXT that is not UTF-8; decoding it would raise
     # outside sqlite3.Error. As bytes it is just a blob that fails to parse, and is noted.
     con.text_factory = bytes
     # sqlite's error messages quote names from the (possibly garbage) schema, and the sqlite3
     # module raises UnicodeDecodeError when it cannot decode such a message.
     failures = (sqlite3.Error, UnicodeDecodeError)
+    rows = 0
     try:
         try:
-            con.deserialize(bytes(image))
             cursor = con.execute("SELECT hnum, blob FROM Packages ORDER BY hnum")
         except failures as exc:
             raise DatabaseError(f"unreadable: {_sqlite_message(exc)}") from exc
@@ -123,29 +137,30 @@ def _read_sqlite(data: bytes) -> tuple[list[bytes], list[str]]:
                 row = cursor.fetchone()
             except failures as exc:
                 # A corrupt page mid-table: what was read so far stands.
-                if not blobs:
+                if not rows:
                     raise DatabaseError(f"unreadable: {_sqlite_message(exc)}") from exc
-                notes.append(f"stopped after {len(blobs)} rows: {_sqlite_message(exc)}")
+                notes.append(f"stopped after {rows} rows: {_sqlite_message(exc)}")
                 break
             if row is None:
                 break
+            rows += 1
             hnum, blob = row
             if isinstance(blob, bytes):
-                blobs.append(blob)
+                yield blob
             else:
                 notes.append(f"row {hnum} holds no blob, skipped")
     finally:
         con.close()
-    return blobs, notes
 
 
 def _read(backend: Backend, data: bytes) -> tuple[list[bytes], list[str]]:
-    if backend is Backend.SQLITE:
-        return _read_sqlite(data)
+    """The header blobs of a database held in memory (Berkeley DB or NDB)."""
     if backend is Backend.NDB:
         return read_ndb(data)
     if backend is Backend.BDB:
         return read_bdb(data)
+    if backend is Backend.SQLITE:
+        raise AssertionError("rpmdb.sqlite is spooled to disk, never read from memory")
     assert_never(backend)
 
 
@@ -190,6 +205,72 @@ def _distribution(os: OsInfo | None) -> tuple[str | None, str | None]:
     return _PURL_VENDOR.get(family, family), distro
 
 
+def _facts(path: str, blobs: Iterable[bytes], notes: Notes, later: list[str]) -> FileFacts:
+    """Packages (a purl without the distribution yet) and owners of a database's header
+    ``blobs``, taken one at a time; ``later``: the database's own notes, complete once the
+    blobs are consumed."""
+    packages: list[Package] = []
+    owners: dict[str, str] = {}
+    for blob in blobs:
+        try:
+            h = parse_header(blob)
+        except HeaderError as exc:
+            notes.add(f"{path}: package header skipped: {exc}")
+            continue
+        if h.name == "gpg-pubkey":
+            continue
+        if h.files_error is not None:
+            notes.add(f"{path}: {h.name}: file list unreadable: {h.files_error}")
+        evr = _evr(h.epoch, h.version, h.release)
+        source = _source(h.sourcerpm)
+        packages.append(
+            Package(
+                name=h.name,
+                version=evr,
+                type="rpm",
+                source_name=source[0] if source else None,
+                source_version=_evr(h.epoch, source[1], source[2]) if source else None,
+                purl=_purl(h),
+                path=path,
+                modularity_label=h.modularitylabel,
+            )
+        )
+        for owned in h.files:
+            owners.setdefault(owned.lstrip("/"), h.name)
+    for note in later:
+        notes.add(f"{path}: {note}")
+    return FileFacts(packages=tuple(packages), owners=owners, notes=tuple(notes.result()))
+
+
+class _SqliteReader:
+    """``rpmdb.sqlite``'s reader: the file's first ``cap`` bytes go to a private temporary
+    file as they stream by; at the end SQLite reads the rows from it, one at a time."""
+
+    __slots__ = ("_path", "_spool", "_truncated")
+
+    def __init__(self, path: str, size: int, cap: int) -> None:
+        self._path = path
+        self._spool = Spool(cap, named=True)
+        self._truncated = size > cap
+
+    def feed(self, chunk: bytes) -> bool:
+        return self._spool.feed(chunk)
+
+    def close(self) -> FileFacts | None:
+        path, spool = self._path, self._spool
+        notes = Notes(MAX_NOTES)
+        try:
+            if self._truncated:
+                notes.add(f"{path} is larger than {SIZE_CAP} bytes; read only its start")
+            later: list[str] = []
+            try:
+                return _facts(path, _read_sqlite(spool.path(), later), notes, later)
+            except DatabaseError as exc:
+                return FileFacts(error=f"{path}: {exc}", notes=tuple(notes.result()))
+        finally:
+            spool.close()
+
+
 _BACKENDS = dict(_CANDIDATES)
 
 
@@ -197,7 +278,7 @@ class RpmAnalyzer(BufferedAnalyzer):
     """Installed rpm packages and the files they own."""
 
     NAME: ClassVar[str] = "rpm"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
 
     def wants(self, path: str) -> int | None:
         """The rpm database files (and the sqlite WAL, to tell whether it is empty)."""
@@ -206,6 +287,17 @@ class RpmAnalyzer(BufferedAnalyzer):
         if path.endswith(_WAL_SUFFIX) and path[: -len(_WAL_SUFFIX)] in _WANTED:
             return _WAL_CAP
         return None
+
+    def buffers(self, path: str) -> bool:
+        """Every file but ``rpmdb.sqlite``, which is spooled to disk."""
+        return _BACKENDS.get(path) is not Backend.SQLITE
+
+    def open(self, path: str, size: int, cap: int) -> FileReader:
+        """``rpmdb.sqlite``'s reader spools it to a temporary file; the other files are
+        buffered and ``read``."""
+        if _BACKENDS.get(path) is Backend.SQLITE:
+            return _SqliteReader(path, size, cap)
+        return super().open(path, size, cap)
 
     def read(self, path: str, data: bytes, truncated: bool) -> FileFacts | None:
         """Packages (a purl without the distribution yet) and owners of one database; a WAL
@@ -222,35 +314,7 @@ class RpmAnalyzer(BufferedAnalyzer):
             return FileFacts(error=f"{path}: {exc}", notes=tuple(notes.result()))
         for note in db_notes:
             notes.add(f"{path}: {note}")
-        packages: list[Package] = []
-        owners: dict[str, str] = {}
-        for blob in blobs:
-            try:
-                h = parse_header(blob)
-            except HeaderError as exc:
-                notes.add(f"{path}: package header skipped: {exc}")
-                continue
-            if h.name == "gpg-pubkey":
-                continue
-            if h.files_error is not None:
-                notes.add(f"{path}: {h.name}: file list unreadable: {h.files_error}")
-            evr = _evr(h.epoch, h.version, h.release)
-            source = _source(h.sourcerpm)
-            packages.append(
-                Package(
-                    name=h.name,
-                    version=evr,
-                    type="rpm",
-                    source_name=source[0] if source else None,
-                    source_version=_evr(h.epoch, source[1], source[2]) if source else None,
-                    purl=_purl(h),
-                    path=path,
-                    modularity_label=h.modularitylabel,
-                )
-            )
-            for owned in h.files:
-                owners.setdefault(owned.lstrip("/"), h.name)
-        return FileFacts(packages=tuple(packages), owners=owners, notes=tuple(notes.result()))
+        return _facts(path, blobs, notes, [])
 
     def assemble(self, view: FactsView, ctx: Context) -> AnalyzerResult:
         """Packages and owners from the preferred rpm database present in the image.

@@ -17,6 +17,7 @@ import threading
 import tracemalloc
 import zlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import msgspec
@@ -25,6 +26,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from regsweep.crawler.analyze import analyze_image, default_analyzers
 from regsweep.crawler.analyzers.interface import (
     Analyzer,
     AnalyzerResult,
@@ -36,6 +38,9 @@ from regsweep.crawler.analyzers.interface import (
     FileReader,
 )
 from regsweep.crawler.layers import (
+    DEFAULT_MAX_UNCOMPRESSED,
+    MAX_EXPANSION,
+    MIN_UNCOMPRESSED_CAP,
     CorruptLayer,
     DiffIdMismatch,
     DigestMismatch,
@@ -48,7 +53,10 @@ from regsweep.crawler.layers import (
     normalize_path,
     resolve_symlinks,
     scan_layer,
+    uncompressed_cap,
 )
+from regsweep.crawler.sources import open_source
+from tests import hostile
 
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -774,3 +782,49 @@ def test_zstd_every_cut_point_is_detected_and_skippable_frames_are_read() -> Non
     for cut in sorted({1, 4, 8, 12, 14, 17, 30, frame2 - 4, frame2 - 1, len(blob) - 2}):
         with pytest.raises(CorruptLayer):
             scan(raw, ZSTD, blob=blob[:cut], diff_id=None)
+
+
+# ----------------------------------------------------------------------------- hostile sizes
+
+
+def test_uncompressed_cap_is_relative_to_the_blob_with_a_floor() -> None:
+    """The cap on a layer's tar is 100 times its blob, at least 1 GiB, at most the absolute
+    cap (the whole absolute cap when the blob's size is unknown)."""
+    assert MAX_EXPANSION == 100 and MIN_UNCOMPRESSED_CAP == 1 << 30
+    assert uncompressed_cap(0) == DEFAULT_MAX_UNCOMPRESSED
+    assert uncompressed_cap(1) == MIN_UNCOMPRESSED_CAP
+    assert uncompressed_cap(40_000_000) == 4_000_000_000
+    assert uncompressed_cap(10 << 30) == DEFAULT_MAX_UNCOMPRESSED
+    assert uncompressed_cap(40_000_000, max_uncompressed=1 << 20) == 1 << 20
+
+
+def test_gzip_bomb_is_refused_at_its_expansion_cap_as_an_error(tmp_path: Path) -> None:
+    """A valid gzip layer of 2 GB of zeros (a 2 MB blob) is refused once it inflates past
+    max(1 GiB, 100x its blob), long before the 32 GiB absolute cap: the image's facts say
+    ``layer_too_large`` (an error record) and hold no packages. (Before the expansion cap
+    the whole 2 GB was inflated and the image passed as clean.)"""
+    bomb = tmp_path / "bomb.gz"
+    with bomb.open("wb") as f:
+        _, diff_id = hostile.gzip_bomb(f, 2_000_000_000)
+    assert bomb.stat().st_size < 2_500_000
+    layout = hostile.write_layout(tmp_path / "layout", [], blob=(bomb, diff_id))
+    with open_source(f"oci:{layout}:latest") as res:
+        (image,) = res.images
+        facts = analyze_image(image, default_analyzers())
+    assert not facts.complete and facts.packages == []
+    (problem,) = facts.problems
+    assert problem.error == "layer_too_large"
+    assert "beyond the cap of 1073741824 bytes, 100x its" in problem.message
+
+
+def test_mostly_zero_layer_under_the_floor_is_read() -> None:
+    """A real layer can be mostly zeros (a lastlog of a high UID: ~1000x under gzip): under
+    the 1 GiB floor it is read, whatever its ratio."""
+    raw = tar_bytes([("var/log/lastlog", "f", bytes(64 << 20)), ("etc/os-release", "f", b"x")])
+    blob = gzip.compress(raw, mtime=0)
+    assert len(raw) > 500 * len(blob)
+    layer = scan_layer(
+        io.BytesIO(blob), media_type=GZIP, digest=sha(blob), diff_id=sha(raw),
+        analyzers=[Keep(lambda p: 16 if p == "etc/os-release" else None)], size=len(blob),
+    )  # fmt: skip
+    assert files(layer) == {"etc/os-release": b"x"}

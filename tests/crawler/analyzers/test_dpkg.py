@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regsweep.crawler.analyzers.dpkg import _FIELD, DpkgAnalyzer, parse_paragraphs
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
+from regsweep.crawler.analyzers.dpkg import (
+    _FIELD,
+    MAX_PACKAGES,
+    MAX_PARAGRAPH,
+    STATUS_CAP,
+    DpkgAnalyzer,
+    parse_paragraphs,
+)
+from regsweep.crawler.analyzers.interface import (
+    AnalyzerResult,
+    Context,
+    FileFacts,
+    FileReader,
+    LayerFile,
+)
 from regsweep.matcher.records import OsInfo
 from tests import paths
 
@@ -35,6 +49,10 @@ def _lists() -> dict[str, LayerFile]:
 
 def _analyze(files: dict[str, LayerFile], ctx: Context = DEBIAN_12) -> AnalyzerResult:
     return DpkgAnalyzer().analyze(files, ctx)
+
+
+def _paragraphs(text: bytes) -> list[bytes]:
+    return [p for p in text.split(b"\n\n") if p.strip()]
 
 
 def _paragraph(name: bytes) -> bytes:
@@ -346,3 +364,106 @@ def test_a_nul_byte_in_one_paragraph_skips_that_paragraph_only() -> None:
     r = _analyze(_files({"var/lib/dpkg/status": b"\n\n".join(damaged)}))
     assert len(r.packages) == len(whole.packages) - 1 > 1
     assert any("NUL byte" in n for n in r.notes)
+
+
+# ----------------------------------------------------------------------------- hostile sizes
+
+
+def _stream(reader: FileReader, data: bytes, cuts: list[int]) -> None:
+    """Feed ``data`` to ``reader`` cut at ``cuts``, as the layer walker would."""
+    at = 0
+    for cut in [*sorted(cuts), len(data)]:
+        if cut > at and not reader.feed(data[at:cut]):
+            return
+        at = max(at, cut)
+
+
+def _streamed(data: bytes, cuts: list[int], cap: int = STATUS_CAP) -> FileFacts:
+    reader = DpkgAnalyzer().open("var/lib/dpkg/status", len(data), cap)
+    _stream(reader, data, cuts)
+    facts = reader.close()
+    assert facts is not None
+    return facts
+
+
+_DAMAGED = (
+    b"\n\n".join(
+        [
+            _paragraph(b"bash").replace(b"Version:", b"Version 5.2 no colon\nVersion:").rstrip(),
+            _paragraph(b"libc6").replace(b"\nVersion:", b"\x00\nVersion:", 1).rstrip(),
+            STATUS.rstrip(),
+            b" continuation first\n" + _paragraph(b"openssl").rstrip(),
+        ]
+    )
+    + b"\n\n\n"
+)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(_DAMAGED)), max_size=12))
+def test_status_read_in_any_pieces_is_read_as_a_whole(cuts: list[int]) -> None:
+    """The status file is parsed as it streams by: cut anywhere (inside a field, between
+    the two newlines of a blank line), it gives the packages and the notes (line and entry
+    numbers included) that reading it whole gives."""
+    whole = _streamed(_DAMAGED, [])
+    assert len(whole.packages) == len(_paragraphs(STATUS)) and len(whole.notes) == 3
+    assert _streamed(_DAMAGED, cuts) == whole
+
+
+@pytest.mark.skipif(not Path("/var/lib/dpkg/status").is_file(), reason="not a Debian system")
+def test_real_status_streamed_in_chunks_is_read_fully() -> None:
+    """This machine's real status file (hundreds of KB), fed in the walker's pieces, gives
+    every installed package that reading it whole gives."""
+    real = Path("/var/lib/dpkg/status").read_bytes()
+    whole = _streamed(real, [])
+    assert len(whole.packages) > 50
+    assert _streamed(real, list(range(4096, len(real), 65_536))) == whole
+
+
+def test_huge_status_is_parsed_in_bounded_memory() -> None:
+    """A 48 MiB status file is parsed as it streams by in 1 MiB pieces: the reader never
+    holds more than a few MiB (a buffered read held all of it, and joined it once more)."""
+    para = (
+        b"Package: removed-%d\nStatus: deinstall ok config-files\nVersion: 1.0-1\n"
+        b"Description: a package that left its configuration behind\n"
+        + b" a long description line that goes on and on, as real ones do\n" * 12
+        + b"\n"
+    )
+    data = b"".join(para % i for i in range(48 * 1024 * 1024 // len(para)))
+    data += _paragraph(b"openssl")
+    reader = DpkgAnalyzer().open("var/lib/dpkg/status", len(data), STATUS_CAP)
+    tracemalloc.start()
+    try:
+        _stream(reader, data, list(range(1 << 20, len(data), 1 << 20)))
+        facts = reader.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert facts is not None and [p.name for p in facts.packages] == ["openssl"]
+    assert peak < 12 << 20, peak
+
+
+def test_package_count_is_capped_with_a_note() -> None:
+    """A status file of more installed packages than any system has (tiny hostile
+    paragraphs) stops at ``MAX_PACKAGES``, with a note: memory grows with each one kept."""
+    data = b"".join(
+        b"Package: p%d\nStatus: install ok installed\nVersion: 1\n\n" % i
+        for i in range(MAX_PACKAGES + 10)
+    )
+    facts = _streamed(data, list(range(1 << 20, len(data), 1 << 20)))
+    assert len(facts.packages) == MAX_PACKAGES
+    assert any(f"more than {MAX_PACKAGES} installed packages" in n for n in facts.notes)
+
+
+def test_overlong_paragraph_is_skipped_and_the_next_is_read() -> None:
+    """A paragraph longer than ``MAX_PARAGRAPH`` (no package's is) is skipped with a note
+    naming its line, so the bytes held while looking for its end stay bounded; the
+    paragraphs after it are read."""
+    long = _paragraph(b"bash").rstrip() + b"\n" + b" filler line\n" * (MAX_PARAGRAPH // 12)
+    data = _paragraph(b"libc6") + b"\n" + long + b"\n" + _paragraph(b"openssl")
+    facts = _streamed(data, list(range(1 << 16, len(data), 1 << 16)))
+    assert [p.name for p in facts.packages] == ["libc6", "openssl"]
+    line = _paragraph(b"libc6").count(b"\n") + 2
+    assert facts.notes == (
+        f"var/lib/dpkg/status: paragraph at line {line}: longer than {MAX_PARAGRAPH} "
+        "bytes; skipped",
+    )

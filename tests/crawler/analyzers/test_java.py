@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import io
+import random
 import shutil
 import subprocess
+import tempfile
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, LayerFile
-from regsweep.crawler.analyzers.java import SIZE_CAP, JavaAnalyzer, _declared_entries
+from regsweep.crawler.analyzers.interface import AnalyzerResult, Context, FileFacts, LayerFile
+from regsweep.crawler.analyzers.java import (
+    MAX_DIRECTORY,
+    SIZE_CAP,
+    JavaAnalyzer,
+    _declared_entries,
+)
+from tests import hostile
 
 LAYER = "sha256:" + "ab" * 32
 #: A real Maven-built jar shipped by Debian (libcommons-cli-java, pulled in by maven).
@@ -252,3 +261,90 @@ def test_incomplete_pom_properties_is_a_note() -> None:
     """pom.properties missing a coordinate is skipped with a note."""
     res = _run({"a.jar": _zip({"META-INF/maven/g/a/pom.properties": b"groupId=g\nartifactId=a\n"})})
     assert res.packages == [] and "missing" in res.notes[0]
+
+
+# ----------------------------------------------------------------------------- hostile sizes
+
+
+def _streamed(path: str, data: bytes, az: JavaAnalyzer | None = None) -> tuple[FileFacts, int]:
+    """The facts of one archive fed in the walker's 1 MiB pieces, and the peak of Python
+    memory the reader took meanwhile."""
+    reader = (az or JavaAnalyzer()).open(path, len(data), SIZE_CAP)
+    tracemalloc.start()
+    try:
+        for at in range(0, len(data), 1 << 20):
+            if not reader.feed(data[at : at + (1 << 20)]):
+                break
+        facts = reader.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert facts is not None
+    return facts, peak
+
+
+def test_member_lying_about_its_size_is_inflated_a_piece_at_a_time() -> None:
+    """A nested archive declaring 1 KiB that inflates to 64 MiB is cut at what it declared
+    (its CRC then fails: a note), and never inflated further than one 1 MiB piece: a read
+    of up to the 256 MiB cap at once inflated the whole 64 MiB in memory."""
+    facts, peak = _streamed("app/app.jar", hostile.lying_jar(64 << 20, 1024))
+    assert facts.packages == ()
+    assert len(facts.notes) == 1 and "big.jar: unreadable (Bad CRC-32" in facts.notes[0]
+    assert peak < 8 << 20, peak
+
+
+def test_large_archives_are_spooled_not_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 40 MiB Spring Boot style jar whose nested 40 MiB jar carries a pom.properties is
+    read whole, both packages found, while the reader holds a few MiB: past 4 MiB an
+    archive (top-level or nested) is kept in a temporary file, removed once read."""
+    filler = random.Random(14).randbytes(40 << 20)
+    inner = _zip(
+        {"META-INF/maven/g/big/pom.properties": _pom("g", "big", "2"), "blob.bin": filler},
+        stored=True,
+    )
+    outer = _zip(
+        {
+            "META-INF/maven/g/app/pom.properties": _pom("g", "app", "1"),
+            "BOOT-INF/lib/big.jar": inner,
+        },
+        stored=True,
+    )
+    spool_dir = tmp_path / "tmp"
+    spool_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_dir))
+    facts, peak = _streamed("app/app.jar", outer)
+    assert {(p.name, p.version, p.path) for p in facts.packages} == {
+        ("g:app", "1", "app/app.jar"),
+        ("g:big", "2", "app/app.jar!/BOOT-INF/lib/big.jar"),
+    }
+    assert facts.notes == ()
+    assert peak < 12 << 20, peak
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_members_compressed_but_by_deflate_are_not_read() -> None:
+    """A bzip2 (or LZMA) member is noted, not read: zipfile inflates those without bounding
+    a call's output, and no jar tool writes them."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as zf:
+        zf.writestr("META-INF/maven/g/a/pom.properties", _pom("g", "a", "1"))
+    res = _run({"b.jar": buf.getvalue()})
+    assert res.packages == []
+    assert res.notes == [
+        "b.jar!/META-INF/maven/g/a/pom.properties: compression method 12, not read"
+    ]
+
+
+def test_central_directory_past_its_cap_is_not_read() -> None:
+    """An archive whose central directory is larger than ``MAX_DIRECTORY`` (zipfile reads
+    it whole, and builds a ZipInfo per entry) is noted, not listed."""
+    members = {f"{i:05d}" + "x" * 60_000: b"" for i in range(600)}
+    members["META-INF/maven/g/a/pom.properties"] = _pom("g", "a", "1")
+    data = _zip(members, stored=True)
+    facts, peak = _streamed("huge.jar", data)
+    assert facts.packages == ()
+    (note,) = facts.notes
+    assert note.startswith("huge.jar: central directory of ") and f"over {MAX_DIRECTORY}" in note
+    assert peak < 8 << 20, peak

@@ -29,6 +29,8 @@ import sqlite3
 import struct
 import subprocess
 import tarfile
+import tempfile
+import tracemalloc
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -593,3 +595,42 @@ def test_database_reached_through_a_symlinked_directory_is_read_as_rpm_reads_it(
     assert rpms == expected and rpms
     assert facts.problems == []
     assert facts.ecosystem == "Rocky Linux:9"
+
+
+def test_large_rpmdb_sqlite_is_read_fully_in_bounded_memory(
+    rpmdb: Fixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 40 MB ``rpmdb.sqlite`` (rpm's real database, grown by rows of junk blobs) streamed
+    in the walker's 1 MiB pieces is read to its end, every real package found, while the
+    reader holds a few MiB: it spools the file to disk for SQLite, rather than holding it
+    (and the copies ``deserialize`` makes, and every row's blob) in memory. The spooled
+    copy is gone once the reader is closed."""
+    spool_dir = tmp_path / "tmp"
+    spool_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_dir))
+    db = tmp_path / "rpmdb.sqlite"
+    db.write_bytes(rpmdb.sqlite)
+    con = sqlite3.connect(db)
+    junk = random.Random(14).randbytes(64 << 10)
+    with con:
+        for i in range(640):
+            con.execute("INSERT INTO Packages (hnum, blob) VALUES (?, ?)", (10_000 + i, junk))
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    data = db.read_bytes()
+    assert len(data) > 40 << 20
+    path = "var/lib/rpm/rpmdb.sqlite"
+    reader = RpmAnalyzer().open(path, len(data), SIZE_CAP)
+    tracemalloc.start()
+    try:
+        for at in range(0, len(data), 1 << 20):
+            assert reader.feed(data[at : at + (1 << 20)])
+        facts = reader.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert facts is not None and facts.error is None
+    assert {p.name: p.version for p in facts.packages} == _expected_packages(rpmdb)
+    assert facts.notes[-1] == "600 more notes left out"  # 640 junk rows: 40 notes, the rest counted
+    assert peak < 8 << 20, peak
+    assert list(spool_dir.iterdir()) == []
