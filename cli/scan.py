@@ -38,17 +38,18 @@ from regsweep.cli.common import (
     usage_error,
 )
 from regsweep.crawler import state
-from regsweep.crawler.analyze import analyze_image, default_analyzers
+from regsweep.crawler.analyze import analyze_image, analyze_rootfs, default_analyzers
 from regsweep.crawler.crawl import scan_refs
 from regsweep.crawler.images import RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
-from regsweep.crawler.refs import RegistryRef, SourceRef, parse_image_ref
+from regsweep.crawler.refs import RegistryRef, SourceKind, SourceRef, parse_image_ref
 from regsweep.crawler.sources import open_source
-from regsweep.matcher.facts import problem_of
+from regsweep.matcher.facts import Problem, problem_of
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.judge import Judgement, Policy, Tally, judge, judge_all
 from regsweep.matcher.match import Matcher
+from regsweep.matcher.records import ImageRef
 
 log = structlog.get_logger()
 
@@ -82,7 +83,7 @@ def scan_command(
     refs: tuple[str, ...],
 ) -> None:
     """Scan images: REF is oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST],
-    docker-archive:FILE, sbom:FILE (CycloneDX or SPDX JSON), or a registry image
+    docker-archive:FILE, dir:ROOTFS, sbom:FILE (CycloneDX or SPDX JSON), or a registry image
     [docker://|http://|https://]HOST[:PORT]/REPO[:TAG|@DIGEST]."""
     try:
         parsed = [parse_image_ref(r) for r in refs]
@@ -155,6 +156,17 @@ def _scan_local(
     emit: Callable[[Judgement, int], None],
 ) -> None:
     """One local source (an OCI layout or a docker archive): its images, one at a time."""
+    if ref.kind is SourceKind.DIR:
+        if not Path(ref.path).is_dir():
+            problem = Problem(
+                stage="manifest", error="not_found", message=f"{ref.text}: not a directory",
+                ref=ref.text,
+            )  # fmt: skip
+            emit(Judgement().problems([problem]), 0)
+            return
+        rootfs = ImageRef(ref=ref.text)
+        emit(judge(analyze_rootfs(rootfs, ref.path, default_analyzers()), matcher, policy), 1)
+        return
     try:
         resolution = open_source(ref, platform=platform)
     except SourceError as exc:

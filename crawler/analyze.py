@@ -11,8 +11,13 @@ is the matcher's business.
 
 from __future__ import annotations
 
+import io
+import os
+import tarfile
+import threading
 from collections.abc import Sequence
-from typing import BinaryIO, cast
+from pathlib import Path
+from typing import Any, BinaryIO, Final, cast
 
 import msgspec
 
@@ -30,7 +35,7 @@ from regsweep.crawler.analyzers.python import PythonAnalyzer
 from regsweep.crawler.analyzers.rpm import RpmAnalyzer
 from regsweep.crawler.analyzers.ruby import GemspecAnalyzer
 from regsweep.crawler.analyzers.rust import RustBinaryAnalyzer
-from regsweep.crawler.oci import ManifestView
+from regsweep.crawler.oci import OCI_LAYER_MEDIA_TYPE, Compression, ManifestView
 from regsweep.crawler.sources import ResolvedImage
 from regsweep.matcher.facts import ImageFacts, Problem, error_code, problem_of
 from regsweep.matcher.imageconfig import ImageConfig
@@ -125,6 +130,118 @@ def analyze_image(
             facts.complete = False
             return facts
     assemble(scanned, analyzers, facts)
+    return facts
+
+
+#: Top-level directories of a root filesystem that hold no files of the image: the kernel's
+#: (``dir:/`` on a live system) and a container runtime's.
+_PSEUDO: Final = frozenset({"proc", "sys", "dev", "run"})
+_TAR: Final = OCI_LAYER_MEDIA_TYPE[Compression.NONE]
+
+
+class _Exact(io.RawIOBase):
+    """A file read as exactly ``size`` bytes (cut, or padded with zeros): a file that grows
+    or shrinks while it is tarred must not break the tar stream after its header."""
+
+    def __init__(self, fh: io.BufferedReader, size: int) -> None:
+        self._fh, self._left = fh, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self._left)
+        if n == 0:
+            return 0
+        got = self._fh.readinto(memoryview(b)[:n]) or 0
+        if got == 0:  # shrank: zeros for the rest
+            b[:n] = bytes(n)
+            got = n
+        self._left -= got
+        return got
+
+
+def _tar_tree(root: Path, out: BinaryIO, notes: list[str]) -> None:
+    """Write ``root`` as an uncompressed tar to ``out``: every entry as ``lstat`` sees it
+    (symlinks as links, hard links as links to the first name), files read as they are
+    written; what cannot be read is a note, the rest goes on."""
+    # Stream mode ("w|"): the tar goes out as it is made, never seeking. Files are copied
+    # in 1 MiB pieces (TarFile's copybufsize; typeshed's open() overloads omit it).
+    with tarfile.TarFile.open(  # type: ignore[call-overload]
+        fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=1 << 20
+    ) as tf:
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            if rel_dir == ".":
+                dirnames[:] = [d for d in dirnames if d not in _PSEUDO]
+            dirnames.sort()
+            for name in (*dirnames, *sorted(filenames)):
+                full = os.path.join(dirpath, name)
+                arcname = name if rel_dir == "." else f"{rel_dir}/{name}"
+                try:
+                    info = tf.gettarinfo(full, arcname)
+                except OSError as exc:
+                    notes.append(f"{arcname}: {exc.strerror}; skipped")
+                    continue
+                if info is None:  # a socket
+                    continue
+                if not info.isreg():
+                    tf.addfile(info)
+                    continue
+                try:
+                    fh = open(full, "rb")  # noqa: SIM115 - closed below, after addfile
+                except OSError as exc:
+                    notes.append(f"{arcname}: {exc.strerror}; skipped")
+                    continue
+                with fh:
+                    tf.addfile(info, _Exact(fh, info.size))
+
+
+def analyze_rootfs(
+    ref: ImageRef,
+    root: str | os.PathLike[str],
+    analyzers: Sequence[Analyzer],
+    *,
+    budget: Budget | None = None,
+) -> ImageFacts:
+    """An unpacked root filesystem (``dir:PATH``) analysed as a one-layer image: the tree is
+    tarred as it is read, on a thread, into the layer scan (never to disk); ``proc``,
+    ``sys``, ``dev`` and ``run`` at its top are left out. There is no image config (only
+    the checks on packages and the OS run) and no digest to check."""
+    facts = ImageFacts(image=ref, config=b"", layers=1, size=0)
+    notes: list[str] = []
+    read_fd, write_fd = os.pipe()
+    failed: list[BaseException] = []
+
+    def produce() -> None:
+        with open(write_fd, "wb") as out:
+            try:
+                _tar_tree(Path(root), out, notes)
+            except BrokenPipeError:  # the scan stopped reading (it failed): it says why
+                pass
+            except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+                failed.append(exc)
+
+    thread = threading.Thread(target=produce, name="rootfs-tar", daemon=True)
+    thread.start()
+    try:
+        with open(read_fd, "rb") as stream:
+            scanned = layers.scan_layer(
+                stream, media_type=_TAR, digest=None, diff_id=None, analyzers=analyzers,
+                budget=budget,
+            )  # fmt: skip
+    except (layers.LayerError, OSError) as exc:
+        thread.join()
+        facts.problems.append(layer_problem(exc, f"dir:{root}"))
+        facts.complete = False
+        return facts
+    thread.join()
+    if failed:
+        facts.problems.append(layer_problem(failed[0], f"dir:{root}"))
+        facts.complete = False
+        return facts
+    facts.problems += [Problem(stage="layer", error="layer_note", message=n) for n in notes]
+    assemble([scanned], analyzers, facts)
     return facts
 
 

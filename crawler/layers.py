@@ -222,6 +222,16 @@ class _BackgroundHash:
         return self._result
 
 
+class _Unhashed:
+    """The blob hash of a tar that has no digest to be checked against."""
+
+    def update(self, chunk: bytes) -> None:
+        """Nothing to hash."""
+
+    def digest(self) -> None:
+        """Nothing hashed (equal to the digest the tar does not have)."""
+
+
 class _ZstdFrames:
     """Walks zstd frame and block headers (RFC 8878) over the compressed bytes, to tell a
     complete stream from a truncated one: one 3-byte header per block of up to 128 KiB, so
@@ -306,7 +316,7 @@ class _Inflater:
         stream: BinaryIO,
         compression: Compression,
         *,
-        digest: str,
+        digest: str | None,
         diff_id: str | None,
         max_uncompressed: int,
         size: int = 0,
@@ -316,7 +326,10 @@ class _Inflater:
         self._digest = digest
         self._diff_id = diff_id
         self._tar_hash = _hasher(diff_id, "layer diff_id") if diff_id is not None else None
-        self._blob_hash = _BackgroundHash(digest, "layer digest")
+        # No digest (a directory tarred on the fly): nothing to hash or check.
+        self._blob_hash: _BackgroundHash | _Unhashed = (
+            _Unhashed() if digest is None else _BackgroundHash(digest, "layer digest")
+        )
         self._max = max_uncompressed
         self._size = size
         self.total = 0
@@ -946,7 +959,7 @@ def scan_layer(
     stream: BinaryIO,
     *,
     media_type: str,
-    digest: str,
+    digest: str | None,
     diff_id: str | None,
     analyzers: Sequence[Analyzer],
     analyzer_set: str = "",
@@ -962,6 +975,7 @@ def scan_layer(
     problem raises a ``LayerError`` subclass and no partial result escapes. ``analyzer_set``
     and ``size`` (compressed) are recorded in the result for the cache. The tar may be at
     most ``uncompressed_cap(size, max_uncompressed)`` bytes: past it, ``LayerTooLarge``.
+    ``digest`` None: a tar made here (``analyze.analyze_rootfs``), with no digest to check.
     """
     inflater = _Inflater(
         stream,
@@ -971,7 +985,7 @@ def scan_layer(
         max_uncompressed=uncompressed_cap(size, max_uncompressed),
         size=size,
     )
-    layer = _Layer(digest, analyzers, budget or Budget(DEFAULT_BUFFER_BUDGET))
+    layer = _Layer(digest or "", analyzers, budget or Budget(DEFAULT_BUFFER_BUDGET))
     try:
         _walk_tar(iter(inflater), layer)
         inflater.finish()

@@ -3,7 +3,8 @@
 * Local sources (``scan``): ``oci:DIR[:TAG|@DIGEST]``, ``oci-archive:FILE[:TAG|@DIGEST]``
   (a tar of an OCI layout, as ``skopeo copy … oci-archive:`` and ``podman save --format
   oci-archive`` write it; tag and digest as for ``oci:``) and ``docker-archive:FILE``
-  and ``sbom:FILE`` (a CycloneDX or SPDX JSON SBOM: its packages, no image)
+  ``dir:PATH`` (an unpacked root filesystem, ``analyze.analyze_rootfs``) and
+  ``sbom:FILE`` (a CycloneDX or SPDX JSON SBOM: its packages, no image)
   (``SourceRef``; the path may itself contain ``:`` and ``@``):
 
   - ``oci:DIR@sha256:HEX``: the text after the last ``@`` is a digest when it is a
@@ -50,6 +51,7 @@ class SourceKind(enum.Enum):
     OCI_ARCHIVE = "oci-archive"
     DOCKER_ARCHIVE = "docker-archive"
     SBOM = "sbom"
+    DIR = "dir"
 
 
 class SourceRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -65,7 +67,8 @@ class SourceRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 #: The transports of local sources: a reference that starts with one is never a registry's.
 _LOCAL: Final = frozenset(k.value for k in SourceKind)
 _FORMS: Final = (
-    "oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST], docker-archive:FILE or sbom:FILE"
+    "oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST], docker-archive:FILE, "
+    "dir:ROOTFS or sbom:FILE"
 )
 
 
@@ -76,9 +79,9 @@ def parse_ref(text: str) -> SourceRef:
     transport, sep, rest = text.partition(":")
     if not sep:
         raise InvalidReference(f"{text!r}: expected {_FORMS}")
-    if transport in (SourceKind.DOCKER_ARCHIVE.value, SourceKind.SBOM.value):
+    if transport in (SourceKind.DOCKER_ARCHIVE.value, SourceKind.SBOM.value, SourceKind.DIR.value):
         if not rest:
-            raise InvalidReference(f"{text!r}: {transport}: needs a file path")
+            raise InvalidReference(f"{text!r}: {transport}: needs a path")
         return SourceRef(text=text, kind=SourceKind(transport), path=rest)
     try:
         kind = SourceKind(transport)

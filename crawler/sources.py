@@ -156,6 +156,9 @@ def open_source(ref: str | SourceRef, *, platform: Platform | None = None) -> Re
             return _resolve_layout(sref, _DirBlobs(root), platform)
         case SourceKind.SBOM:
             return Resolution(analyzed=read_sbom(sref.text, sref.path))
+        case SourceKind.DIR:
+            # Not images to resolve but a tree to read: ``analyze.analyze_rootfs``.
+            raise Unsupported(f"{sref.text}: a root filesystem is read by analyze_rootfs")
         case SourceKind.DOCKER_ARCHIVE | SourceKind.OCI_ARCHIVE:
             archive = _TarArchive.open(Path(sref.path))
             try:
