@@ -40,7 +40,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regsweep.matcher.versions.interface import InvalidVersion, SchemeModule
+from regsweep.matcher import versions as facade
+from regsweep.matcher.advisories.ecosystems import parse_ecosystem
+from regsweep.matcher.versions.interface import InvalidVersion, Scheme, SchemeModule
 from tests import paths
 from tests.conftest import SHARED
 from tests.matcher.versions.conftest import load, read_vectors
@@ -321,6 +323,14 @@ def test_documented_orderings_hold_both_ways_and_in_key(
     assert maven.compare(b, a) == -want
     assert _key_agrees(maven, a, b, want)
     assert tree_compare(a, b) == want
+
+
+def test_osv_maven_ranges_are_evaluated_in_this_order() -> None:
+    """The matcher compares OSV/GHSA ``Maven`` ranges with this scheme (3.8.6's order)."""
+    info = parse_ecosystem("Maven")
+    assert info is not None and info.scheme is Scheme.MAVEN
+    assert facade.compare(info.scheme, "1.0.0-RC16", "1.0.0.RC8-beta") == -1
+    assert facade.compare(info.scheme, "1.2.8.sec10", "1.2.8_noneautotype") == -1
 
 
 # What the real maven-artifact 3.8.6 class answers, as reported with it: MNG-7701's table
