@@ -47,6 +47,7 @@ from regsweep.matcher.advisories.stats import (
     SkipExample,
     SkipReason,
     SourceStats,
+    VersionRefusal,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "SkipReason",
     "SourceStats",
     "Status",
+    "VersionRefusal",
     "load",
     "normalize_name",
     "parse_ecosystem",

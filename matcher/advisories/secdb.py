@@ -21,6 +21,13 @@ several fixed versions (a fix backported to an older branch: wireshark 2.2.10-r0
 2.4.2-r0) gets one range per version, a union: vulnerable below the newest fix. Within one
 release only the newest branch is shipped, so this is exact there, and conservative between
 branches.
+
+A fixed version that the apk scheme cannot order (a misspelling such as ``4.8.0.-r1`` or
+``2.7.16-33``: see ``versions.pure.apk``) is refused here rather than left to the index,
+which could only count it: each one is listed in ``IngestStats.refused_versions`` with the
+advisory and package it belonged to, its range is dropped, and an advisory left with no
+range is skipped as ``BAD_VERSION``. It is never read as "not affected", even when the
+same id is also listed under ``0``: that would assert what the feed does not.
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
+from regsweep.matcher import versions
 from regsweep.matcher.advisories.ecosystems import (
     Ecosystem,
     EcosystemInfo,
     normalize_name,
+    normalize_version,
     parse_ecosystem,
 )
 from regsweep.matcher.advisories.model import (
@@ -46,6 +55,7 @@ from regsweep.matcher.advisories.model import (
     Status,
 )
 from regsweep.matcher.advisories.stats import IngestStats, Note, RecordError, SkipReason
+from regsweep.matcher.versions import InvalidVersion
 
 __all__ = ["distribution_of", "is_secdb", "read_document", "vulnerability_ids"]
 
@@ -195,16 +205,39 @@ def _package(pkg: object, info: EcosystemInfo, location: str, stats: IngestStats
             if version == NOT_AFFECTED_VERSION:
                 not_affected.add(primary)
             else:
-                versions = fixed.setdefault(primary, [])
-                if version not in versions:
-                    versions.append(version)
+                in_file_order = fixed.setdefault(primary, [])
+                if version not in in_file_order:
+                    in_file_order.append(version)
 
     package = normalize_name(info.family, name)
     source = f"secdb:{info.family.value}"
+    # version → the scheme's objection, or None when it orders: a version string is shared
+    # by every id fixed in it, and is checked once.
+    objections: dict[str, str | None] = {}
     out: list[Advisory] = []
     for vuln_id in aliases:
-        versions = fixed.get(vuln_id, [])
-        if versions:
+        advisory_id = f"{info.ecosystem}/{package}/{vuln_id}"
+        listed = fixed.get(vuln_id, [])
+        good: list[str] = []
+        for v in listed:
+            if v not in objections:
+                objections[v] = _objection(info, v)
+            reason = objections[v]
+            if reason is None:
+                good.append(v)
+            else:
+                stats.refuse_version(
+                    advisory=advisory_id, package=name, version=v, location=location, reason=reason
+                )
+        if listed and not good:
+            # Not "not affected" either, even if also listed under "0" (see the docstring).
+            stats.skip(
+                SkipReason.BAD_VERSION,
+                location,
+                f"{advisory_id}: no fixed version the {info.scheme.value} scheme can order",
+            )
+            continue
+        if good:
             if vuln_id in not_affected:
                 # Contradictory: believe the fix (a false "not affected" hides a real hole).
                 stats.note(Note.SECFIX_CONFLICT)
@@ -216,7 +249,7 @@ def _package(pkg: object, info: EcosystemInfo, location: str, stats: IngestStats
                         Event(kind=EventKind.FIXED, version=v),
                     ],
                 )
-                for v in versions
+                for v in good
             ]
             status = Status.FIXED
         else:
@@ -235,10 +268,20 @@ def _package(pkg: object, info: EcosystemInfo, location: str, stats: IngestStats
         )
         out.append(
             Advisory(
-                id=f"{info.ecosystem}/{package}/{vuln_id}",
+                id=advisory_id,
                 source=source,
                 aliases=[vuln_id, *aliases[vuln_id]],
                 affected=[affected],
             )
         )
     return out
+
+
+def _objection(info: EcosystemInfo, version: str) -> str | None:
+    """Why ``info``'s version scheme cannot order ``version`` (keyed as the index keys it),
+    or None when it can."""
+    try:
+        versions.module(info.scheme).key(normalize_version(info.family, version))
+    except InvalidVersion as exc:
+        return exc.reason
+    return None

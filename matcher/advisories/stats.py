@@ -4,7 +4,10 @@ Nothing is dropped silently: every record or file that does not become an ``Advi
 ``SkipReason`` count (with the first few locations kept as examples), and every smaller
 adjustment made while reading a record (a git range dropped, a CVSS vector that does not
 parse) is a ``Note`` count. Notes and unknown ecosystems describe what was *read*: a record
-skipped later for another reason has still been counted in them. ``IngestStats`` is a
+skipped later for another reason has still been counted in them. A fixed version that the
+record's version scheme cannot order is more than a count: each one is listed by advisory,
+package and place (``refused_versions``), and ``report`` prints them all as warnings,
+because each is a vulnerability that will never be found. ``IngestStats`` is a
 mutable Struct so that it encodes straight into the run summary (``db.sources``).
 """
 
@@ -23,6 +26,7 @@ __all__ = [
     "SkipExample",
     "SkipReason",
     "SourceStats",
+    "VersionRefusal",
 ]
 
 #: Examples kept per skip reason: enough to find the culprits, bounded for huge feeds.
@@ -117,12 +121,17 @@ class AdvisoryError(Exception):
 class RecordError(AdvisoryError):
     """One record (or secdb entry) cannot be read: the readers raise it, the load counts it.
 
-    It never escapes ``load``: it becomes a ``SkipReason`` count and an example.
+    It never escapes ``load``: it becomes a ``SkipReason`` count and an example, and, when
+    the record fell for a fixed version its scheme cannot order (``refused``: the version
+    and the scheme's objection), an entry of ``IngestStats.refused_versions``.
     """
 
-    def __init__(self, reason: SkipReason, detail: str) -> None:
+    def __init__(
+        self, reason: SkipReason, detail: str, *, refused: tuple[str, str] | None = None
+    ) -> None:
         self.reason = reason
         self.detail = detail
+        self.refused = refused
         super().__init__(f"{reason.value}: {detail}")
 
 
@@ -132,6 +141,20 @@ class SkipExample(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     reason: SkipReason
     location: str
     detail: str
+
+
+class VersionRefusal(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A fixed version left out because its scheme cannot order it, and whose fix it was.
+
+    ``advisory`` is the id of the advisory it belonged to, ``package`` the package as the
+    feed writes it, ``location`` the file and entry, ``reason`` the scheme's objection.
+    """
+
+    advisory: str
+    package: str
+    version: str
+    location: str
+    reason: str
 
 
 class SourceStats(msgspec.Struct, kw_only=True):
@@ -158,6 +181,8 @@ class IngestStats(msgspec.Struct, kw_only=True):
     unknown_ecosystems: dict[str, int] = {}
     notes: dict[Note, int] = {}
     examples: list[SkipExample] = []
+    #: Every fixed version refused by its version scheme, each named (never only counted).
+    refused_versions: list[VersionRefusal] = []
 
     @property
     def records(self) -> int:
@@ -175,6 +200,24 @@ class IngestStats(msgspec.Struct, kw_only=True):
         self.skipped[reason] = count + 1
         if count < EXAMPLES_PER_REASON:
             self.examples.append(SkipExample(reason=reason, location=location, detail=detail))
+
+    def refuse_version(
+        self, *, advisory: str, package: str, version: str, location: str, reason: str
+    ) -> None:
+        """List one fixed version that the advisory's version scheme cannot order.
+
+        The caller drops the range it bounds, and skips the advisory (``BAD_VERSION``) when
+        no range is left: matching it against any other bound could only mislead.
+        """
+        self.refused_versions.append(
+            VersionRefusal(
+                advisory=advisory,
+                package=package,
+                version=version,
+                location=location,
+                reason=reason,
+            )
+        )
 
     def note(self, note: Note, n: int = 1) -> None:
         """Count a non-fatal adjustment."""
@@ -210,4 +253,13 @@ class IngestStats(msgspec.Struct, kw_only=True):
         if self.notes:
             lines.append("notes:")
             lines.extend(f"  {k.value}: {n}" for k, n in sorted(self.notes.items()))
+        if self.refused_versions:
+            lines.append(
+                f"warning: {len(self.refused_versions)} fixed versions not indexed, "
+                "their version scheme cannot order them:"
+            )
+            lines.extend(
+                f"  {r.advisory} ({r.package} {r.version!r}, {r.location}): {r.reason}"
+                for r in self.refused_versions
+            )
         return "\n".join(lines)

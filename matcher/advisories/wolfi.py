@@ -172,6 +172,15 @@ def read_document(doc: Mapping[str, Any], location: str, stats: IngestStats) -> 
             adv_id = raw.get("id") if isinstance(raw, Mapping) else None
             label = adv_id if isinstance(adv_id, str) and adv_id.strip() else f"[{index}]"
             stats.skip(exc.reason, f"{location} ({name} {label})", exc.detail)
+            if exc.refused is not None:
+                version, objection = exc.refused
+                stats.refuse_version(
+                    advisory=label.strip(),
+                    package=name,
+                    version=version,
+                    location=location,
+                    reason=objection,
+                )
     return out
 
 
@@ -259,7 +268,9 @@ def _fixed(data: object, info: EcosystemInfo, position: int) -> Event:
         versions.module(info.scheme).key(normalize_version(info.family, version))
     except InvalidVersion as exc:
         raise RecordError(
-            SkipReason.BAD_VERSION, f"fixed-version {version!r} is not an apk version: {exc}"
+            SkipReason.BAD_VERSION,
+            f"fixed-version {version!r} is not an apk version: {exc}",
+            refused=(version, exc.reason),
         ) from exc
     return Event(kind=EventKind.FIXED, version=version)
 

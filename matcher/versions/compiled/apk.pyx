@@ -27,12 +27,13 @@ cdef enum:
     T_INITIAL = 0
     T_DIGIT = 1
     T_LETTER = 2
-    T_SUFFIX = 3
-    T_SUFFIX_NO = 4
-    T_HASH = 5
-    T_REVISION = 6
-    T_END = 7
-    T_INVALID = 8
+    T_LETTER_NO = 3     # the number after the letter (apk-tools 2.10; see the pure module)
+    T_SUFFIX = 4
+    T_SUFFIX_NO = 5
+    T_HASH = 6
+    T_REVISION = 7
+    T_END = 8
+    T_INVALID = 9
 
 # Key kind bytes: a lower byte is an older version when two walks meet different tokens.
 # Suffixes are their own byte (01-04 pre-releases, below the end; 09-0D after it).
@@ -43,7 +44,8 @@ cdef enum:
     K_SUFFIX_NO = 0x08
     K_LETTER = 0x0E
     K_DIGIT = 0x0F
-    K_INITIAL = 0x10   # never in a key (every version starts with it) but ranks the walk
+    K_LETTER_NO = 0x10
+    K_INITIAL = 0x11   # never in a key (every version starts with it) but ranks the walk
 
 # Error codes; the messages (in _message) match the pure module's word for word.
 cdef enum:
@@ -59,7 +61,6 @@ cdef enum:
     E_REV_TWICE
     E_DASH
     E_REV_DIGITS
-    E_DIGIT_AFTER_LETTER
     E_CHAR
 
 
@@ -200,12 +201,15 @@ cdef int _next(Scan* t) noexcept nogil:
         t.kind = T_SUFFIX
         t.rank = r
     elif _is_digit(c):
-        # Numbers are read whole, so a digit starts a token only after a suffix name.
-        if t.kind != T_SUFFIX:
-            return _fail(t, E_DIGIT_AFTER_LETTER, i)
+        # Numbers are read whole, so a digit starts a token only after a suffix name or
+        # after the letter (the number apk-tools 2.10 read there: 6.6.2p1).
         _digits(t)
-        t.kind = T_SUFFIX_NO
-        t.rank = K_SUFFIX_NO
+        if t.kind == T_SUFFIX:
+            t.kind = T_SUFFIX_NO
+            t.rank = K_SUFFIX_NO
+        else:
+            t.kind = T_LETTER_NO
+            t.rank = K_LETTER_NO
     elif c == b'~':
         if t.kind >= T_HASH:
             return _fail(t, E_HASH_AFTER, i)
@@ -315,8 +319,6 @@ cdef str _message(str v, Scan* t):
         m = "'-' may only start an '-rN' revision"
     elif e == E_REV_DIGITS:
         m = "'-r' must be followed by digits"
-    elif e == E_DIGIT_AFTER_LETTER:
-        m = "a digit may not follow a letter"
     else:
         m = f"unexpected character {v[i]!r}"
     return f"{m} at offset {i}"

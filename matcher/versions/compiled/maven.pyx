@@ -1,8 +1,10 @@
 # cython: language_level=3
-"""Maven versions (Maven 3.9 ``ComparableVersion`` order): the compiled fast path.
+"""Maven versions (maven-artifact 3.8.6 ``ComparableVersion`` order, OSV's): the compiled
+fast path.
 
 Same semantics, validity and keys as ``regsweep.matcher.versions.pure.maven`` (read its
-docstring for the rules and for why ``AUTHORITATIVE`` is False: Maven's order has cycles).
+docstring for why this is 3.8.6's order and not Maven 3.9's, for the rules, and for why
+``AUTHORITATIVE`` is False: Maven's order has cycles).
 Each string is scanned once on its ASCII buffer into a fixed array of tokens (numbers and
 qualifiers as spans of the buffer, plus OPEN marks for the sub-lists), normalised in
 place, and two such arrays are compared by one merge walk; nothing is allocated.
@@ -23,9 +25,9 @@ AUTHORITATIVE = False
 
 cdef enum:
     MAX_LENGTH = 256
-    # A character adds at most three tokens (a letter-to-digit change: OPEN, qualifier,
-    # OPEN), and the end of the string at most two more.
-    MAX_TOKENS = 3 * MAX_LENGTH + 4
+    # A character adds at most two tokens (an item and the OPEN of the sub-list after it,
+    # at a '-' or a change between digits and other characters), the end one more.
+    MAX_TOKENS = 2 * MAX_LENGTH + 1
 
 # Token kinds (same numbering as the pure module).
 cdef enum:
@@ -221,7 +223,7 @@ cdef int _parse(const unsigned char* s, Py_ssize_t n, Ver* x) noexcept nogil:
 
     Returns 0 or an error code.
     """
-    cdef Py_ssize_t i, start = 0, nt = 0, level = 0, r, w
+    cdef Py_ssize_t i, start = 0, nt = 0, r, w
     cdef unsigned char c, k
     cdef bint is_digit = False, alnum = False, trimming
     if n == 0:
@@ -235,13 +237,10 @@ cdef int _parse(const unsigned char* s, Py_ssize_t n, Ver* x) noexcept nogil:
         if k == C_DIGIT:
             alnum = True
             if not is_digit and i > start:
-                # Letters then a digit (MNG-7644): a sub-list before the qualifier when the
-                # list already holds items, the qualifier, a sub-list for what follows.
-                if level:
-                    _push_open(x, &nt)
+                # Letters then a digit: the qualifier, and a sub-list for what follows
+                # (no sub-list before it: that is MNG-7644, after 3.8.6).
                 _push_str(x, &nt, s, start, i, True)
                 _push_open(x, &nt)
-                level = 0
                 start = i
             is_digit = True
         elif k >= C_LETTER:
@@ -250,7 +249,6 @@ cdef int _parse(const unsigned char* s, Py_ssize_t n, Ver* x) noexcept nogil:
             if is_digit and i > start:
                 _push_int(x, &nt, s, start, i)
                 _push_open(x, &nt)
-                level = 0
                 start = i
             is_digit = False
         elif k == C_DOT or k == C_DASH:
@@ -260,11 +258,9 @@ cdef int _parse(const unsigned char* s, Py_ssize_t n, Ver* x) noexcept nogil:
                 _push_int(x, &nt, s, start, i)
             else:
                 _push_str(x, &nt, s, start, i, False)
-            level += 1
             start = i + 1
             if k == C_DASH:
                 _push_open(x, &nt)
-                level = 0
         elif k == C_DOLLAR:
             if i + 1 < n and s[i + 1] == b'{':
                 return E_EXPRESSION
@@ -272,7 +268,6 @@ cdef int _parse(const unsigned char* s, Py_ssize_t n, Ver* x) noexcept nogil:
             if is_digit and i > start:
                 _push_int(x, &nt, s, start, i)
                 _push_open(x, &nt)
-                level = 0
                 start = i
             is_digit = False
         elif k == C_BAD:
@@ -285,8 +280,6 @@ cdef int _parse(const unsigned char* s, Py_ssize_t n, Ver* x) noexcept nogil:
         if is_digit:
             _push_int(x, &nt, s, start, n)
         else:
-            if level:
-                _push_open(x, &nt)
             _push_str(x, &nt, s, start, n, False)
     # ListItem.normalize on every level, innermost first, as one backward compaction:
     # trailing nulls go, an OPEN whose sub-list kept nothing goes, and a kept OPEN

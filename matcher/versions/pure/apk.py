@@ -1,25 +1,39 @@
 """Alpine / Wolfi / Chainguard package versions, as apk-tools 3 orders them (pure Python).
 
-The grammar is ``digits{.digits}[letter]{_suffix[digits]}[~hex][-rdigits]``; the suffixes
-are ``alpha``, ``beta``, ``pre`` and ``rc`` (pre-releases, older than the plain version)
-and ``cvs``, ``svn``, ``git``, ``hg`` and ``p`` (newer). Anything else, and an empty string,
-is invalid and raises ``InvalidVersion``; apk-tools itself would still order such strings
-by how far they parse, but that order means nothing and a scanner must not act on it.
+The grammar is apk-tools 3's ``digits{.digits}[letter]{_suffix[digits]}[~hex][-rdigits]``
+plus one form it has rejected since 2.12 (its ``version.data`` lists ``0.1a1`` as invalid)
+but Alpine's own data still uses: digits right after the letter, ``6.6.2p1-r0``. apk-tools
+up to 2.10 (Alpine 3.12 and older) accepted that form and read the digits as one more
+number of the version; packages were published under such versions (OpenSMTPD's
+``6.6.2p1-r0`` in Alpine 3.11, whose secdb names it as the fix of CVE-2020-7247), so
+images still carry them and advisories bound ranges with them. Here the digits are that
+number again, compared numerically, as apk-tools 2.10 did and as osv-scalibr's alpine
+vectors have it (``6.6.2p1 < 6.6.2p2``, ``6.6.2p1 > 6.6.2_p1``).
+
+The suffixes are ``alpha``, ``beta``, ``pre`` and ``rc`` (pre-releases, older than the
+plain version) and ``cvs``, ``svn``, ``git``, ``hg`` and ``p`` (newer). Anything else, and
+an empty string, is invalid and raises ``InvalidVersion``. apk-tools would still order such
+strings by how far they parse, but for the misspellings that occur in real data
+(``4.8.0.-r1``, ``2.7.16-33``, ``0.8.21.r2``) that order puts a fix on the wrong side of the
+very versions it was written for (apk-tools 3 reads ``4.8.0.-r1`` as older than ``4.8.0``),
+so a scanner must not act on it: the advisory loaders list such versions as not indexed.
 
 Comparison walks both versions token by token (the semantics of apk-tools 3's
 ``apk_version_compare``, not copied code):
 
-* Two tokens of the same kind compare by value. The first number and suffix and revision
-  numbers compare as unsigned 64-bit integers: apk parses them into a ``uint64_t`` without
-  an overflow check, so a number of 2**64 or more wraps, and this module does the same. A
-  number after a dot compares numerically too, unless either side starts with ``0``: then
-  both compare as strings (Gentoo's rule, so ``1.05 < 1.1`` and ``1.0 < 1.00``). Letters
-  compare by character, suffixes by the list above, ``~hash`` as strings.
+* Two tokens of the same kind compare by value. The first number, the number after the
+  letter and suffix and revision numbers compare as unsigned 64-bit integers: apk parses
+  them into a ``uint64_t`` without an overflow check, so a number of 2**64 or more wraps,
+  and this module does the same. A number after a dot compares numerically too, unless
+  either side starts with ``0``: then both compare as strings (Gentoo's rule, so
+  ``1.05 < 1.1`` and ``1.0 < 1.00``). Letters compare by character, suffixes by the list
+  above, ``~hash`` as strings.
 * When the kinds differ, the version whose next token is a pre-release suffix is older;
   otherwise the one that goes on with an earlier part of the grammar is newer (``1.0.1 >
-  1.0a > 1.0_p1 > 1.0~ab > 1.0-r1 > 1.0 > 1.0_rc1``). So ``1.0 < 1.0-r0``: an explicit
-  revision is never equal to none, which matters when secdb says ``1.0-r0`` and an image
-  has ``1.0``.
+  1.0a > 1.0_p1 > 1.0~ab > 1.0-r1 > 1.0 > 1.0_rc1``, and after a letter ``1.0a1 > 1.0a_p1
+  > 1.0a``: the number after the letter is the earliest thing that can follow it, as in
+  apk-tools 2.10). So ``1.0 < 1.0-r0``: an explicit revision is never equal to none, which
+  matters when secdb says ``1.0-r0`` and an image has ``1.0``.
 
 ``key`` encodes the same walk as bytes, one token after another, so the key is lossless
 (``AUTHORITATIVE``): each token is a kind byte chosen so that bytes order the way the
@@ -38,13 +52,15 @@ byte    token                                    value bytes
 0E      letter                                   the letter
 0F      ``.`` number                             00, the digits, 00 when it starts with 0;
                                                  else 01 then number
+10      number after the letter                  number
 ======  =======================================  ===========================================
 
 "number" is one length byte (0 to 8) then the value's big-endian bytes without leading
 zero bytes, so longer means larger. Every value is prefix-free and equal exactly when the
 walk calls the tokens equal, so the first byte where two keys differ is where the walk
 decides, and the key ends with 05: a version ``a`` matches apk's fuzzy ``~ b`` exactly when
-``key(a)`` starts with ``key(b)`` minus that last byte.
+``key(a)`` starts with ``key(b)`` minus that last byte. (Bytes 0E, 0F and 10 never meet at
+one position: a letter follows only a number, and the number after it only the letter.)
 """
 
 from __future__ import annotations
@@ -61,9 +77,10 @@ AUTHORITATIVE = True
 _SCHEME = "apk"
 _MASK64 = (1 << 64) - 1
 
-# Token kinds, in apk-tools' grammar order. When two versions differ in kind at the same
-# position, the later kind is the older version (except a pre-release suffix, older still).
-_INITIAL, _DIGIT, _LETTER, _SUFFIX, _SUFFIX_NO, _HASH, _REVISION, _END = range(8)
+# Token kinds, in grammar order. When two versions differ in kind at the same position,
+# the later kind is the older version (except a pre-release suffix, older still).
+# _LETTER_NO is the apk-tools 2.10 number after the letter (see the module docstring).
+_INITIAL, _DIGIT, _LETTER, _LETTER_NO, _SUFFIX, _SUFFIX_NO, _HASH, _REVISION, _END = range(9)
 
 # Suffix name -> rank; ranks below _SUFFIX_NONE are pre-releases. The rank doubles as the
 # key's kind byte for the suffix (01-04 pre, 09-0D post), hence the gap.
@@ -87,6 +104,7 @@ _K_HASH = 0x07
 _K_SUFFIX_NO = 0x08
 _K_LETTER = 0x0E
 _K_DIGIT = 0x0F
+_K_LETTER_NO = 0x10
 
 _DIGITS = frozenset("0123456789")
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
@@ -189,8 +207,11 @@ def _tokens(v: str) -> list[_Token]:
             kind = _REVISION
             toks.append((kind, _u64(v[i + 2 : j])))
         elif c in _DIGITS:
-            # Every number is read to its end, so a digit lands here only after a letter.
-            raise _invalid(v, "a digit may not follow a letter", i)
+            # Every number is read to its end, so a digit lands here only after a letter:
+            # the number apk-tools 2.10 read there (6.6.2p1).
+            j = _digits_end(v, i)
+            kind = _LETTER_NO
+            toks.append((kind, _u64(v[i:j])))
         else:
             raise _invalid(v, f"unexpected character {c!r}", i)
         i = j
@@ -246,6 +267,10 @@ def compare(a: str, b: str, /) -> int:
     return _decide_kinds(ka, va, _END, 0)
 
 
+# The key's kind byte of each token whose value is a plain number (after the first).
+_NUMBER_KIND_BYTE = {_LETTER_NO: _K_LETTER_NO, _SUFFIX_NO: _K_SUFFIX_NO, _REVISION: _K_REVISION}
+
+
 def _put_u64(out: bytearray, n: int) -> None:
     # Length byte, then minimal big-endian bytes: a longer value is a larger one.
     size = (n.bit_length() + 7) // 8
@@ -287,7 +312,7 @@ def key(v: str, /) -> bytes:
             out.append(0x00)
         else:
             assert isinstance(val, int)
-            out.append(_K_SUFFIX_NO if kind == _SUFFIX_NO else _K_REVISION)
+            out.append(_NUMBER_KIND_BYTE[kind])
             _put_u64(out, val)
     out.append(_K_END)
     return bytes(out)

@@ -1,27 +1,41 @@
-"""Maven versions (Maven Central, GHSA/OSV ``Maven`` ranges): the pure-Python reference.
+"""Maven versions (GHSA/OSV ``Maven`` ranges, Maven Central): the pure-Python reference.
 
-The order is that of Maven 3.9's ``org.apache.maven.artifact.versioning.ComparableVersion``
-(also what Debian's maven-artifact 3.8.7 computes), checked against the real class:
+**Which order.** The order is that of ``org.apache.maven.artifact.versioning.ComparableVersion``
+as maven-artifact 3.8.6 has it, not as Maven 3.9 has it, because OSV's Maven ranges are
+written and evaluated in that order: OSV's own tooling (osv-scanner's semantic package, now
+osv-scalibr's, and the comparison fixtures its generator sorts with maven-artifact 3.8.6)
+orders versions as 3.8.6 did. A range means what the tools it was written for say it
+means, so a finding here is a finding there. Between 3.8.6 and Maven 3.8.7/3.9 the class
+changed, for what this scheme models, by MNG-7644: a qualifier that follows other items of
+its list and ends the version or runs into digits (``1.0.0.RC8``, ``1.2.8.sec10``) gets a
+sub-list of its own there, as if written after ``-``. Without it, as here::
+
+    1.0.0-RC16 < 1.0.0.RC8-beta   (3.9: >)    1.2.8.sec10 < 1.2.8_noneautotype   (3.9: >)
+    1.0.0.RC1  > 1.0.0-RC2        (3.9: <)    0.x > 0-x, 1.x < 1-x, 1.alpha < 1-alpha (3.9: =)
+
+(the last ones are MNG-7644's own "actual" and the 3.8.6 column of MNG-7701). Maven 3.9
+and later disagree with this scheme, and with OSV, on such pairs.
+
+The rules, checked against a literal port of the 3.8.6 class and, on every pair where
+MNG-7644 makes no difference, against the real class (Debian's maven-artifact 3.8.7):
 
 * The string is lower-cased and cut into *items*: ``.`` ends an item, ``-`` ends an item
   and opens a nested *sub-list* that holds everything after it, and a change between
-  digits and non-digits also cuts (``1alpha2`` is ``1``, ``alpha``, ``2``). An empty item
-  (``1..2``, a leading ``.`` or ``-``) is the number 0.
+  digits and non-digits also cuts and opens a sub-list after the cut (``1alpha2`` is
+  ``1``, then ``[alpha, [2]]``). An empty item (``1..2``, a leading ``.`` or ``-``) is the
+  number 0.
 * A digit run is a number (leading zeros ignored, any size); anything else is a
-  *qualifier* string. A digit-to-letter change opens a sub-list before the letters, and a
-  letter-to-digit change opens one after them; a qualifier that ends the string or is
-  followed by a digit also opens one before it when the current list already holds items
-  (MNG-7644: ``1.0.RC1`` reads as ``1-RC1``).
-* Known qualifiers order ``alpha < beta < milestone < rc = cr < snapshot < "" = ga =
-  final = release < sp``; a single ``a``, ``b`` or ``m`` directly followed by a digit means
-  alpha, beta, milestone. Unknown qualifiers sort after all known ones, among themselves
-  by (lower-cased) string order.
+  *qualifier* string. Known qualifiers order ``alpha < beta < milestone < rc = cr <
+  snapshot < "" = ga = final = release < sp``; a single ``a``, ``b`` or ``m`` directly
+  followed by a digit means alpha, beta, milestone. Unknown qualifiers sort after all
+  known ones, among themselves by (lower-cased) string order.
 * Each list is *normalised* from the innermost out: trailing "null" items (the number 0,
   the release qualifier ``""``, an empty sub-list) are dropped, also just before a
   sub-list (``1.0-1`` is ``[1, [1]]``).
 * Lists compare item by item. A missing item is "null": a number is above null unless
   it is 0, a qualifier is above or below it by its rank against ``""``, a list by its first
-  item that is not null-like. Between kinds: number > sub-list > qualifier.
+  item that is not null-like (MNG-6964, in since 3.8.2). Between kinds: number > sub-list
+  > qualifier.
 
 Because a sub-list is always the last item of its list, a normalised version is a chain of
 lists and is kept here as one flat token sequence, levels joined by an OPEN token; the
@@ -54,15 +68,13 @@ Validity (``InvalidVersion``) is stricter than ComparableVersion, which accepts 
   unresolved ``${`` property expression;
 * no ASCII letter or digit at all (``.``, ``-``, ``_``).
 
-Differences with other Maven releases (the tests pin the 3.9 side): Maven 4's class
-(``compat/maven-artifact``, read from its source: no Maven 4 jar was at hand) adds
-"combination" items (``1-a-1`` reads as ``1-alpha1``), compares a sub-list with a qualifier
-by its items, drops null items before a qualifier anywhere in a list, and puts
-``1.0.final-redhat`` below ``1.0-sp1-redhat`` (MNG-7714); it disagrees with 3.9 on shapes
-such as ``1.0-alpha-1`` vs ``1.0.0-alpha.1``, and on none of Maven's own vectors.
-Maven 3.2.5 and older lack MNG-7644 (``2.0-alpha-3`` vs ``2.0.0.Alpha2`` flips). The
-osv-scalibr vector ``1-1 = 1-ga-1`` follows the POM reference's prose, which no Maven
-implements: here, as in Maven 3.8.7, 3.9.6 and 4, ``1-ga-1 < 1-1``.
+Differences with other implementations (the tests pin this side): Maven 3.8.7 and 3.9
+(MNG-7644, above); Maven 4's class (``compat/maven-artifact``) also adds "combination" items
+(``1-a-1`` reads as ``1-alpha1``), compares a sub-list with a qualifier by its items, and
+puts ``1.0.final-redhat`` below ``1.0-sp1-redhat`` (MNG-7714). osv-scanner's own Go port
+follows the POM reference's prose in one place no Maven implements, its hand-written
+vector ``1-1 = 1-ga-1``: here, as in maven-artifact 3.8.6, 3.8.7, 3.9.6 and 4,
+``1-ga-1 < 1-1``.
 """
 
 from __future__ import annotations
@@ -174,59 +186,41 @@ def _is_null(tok: Token) -> bool:
 def _parse(v: str) -> list[Token]:
     """Validate ``v`` and return its normalised flat token sequence.
 
-    The scan follows ``ComparableVersion.parseVersion`` of Maven 3.9 step by step; the
-    sub-lists it pushes become OPEN tokens, and ``level`` counts the items of the innermost
-    list (MNG-7644 opens a sub-list before a qualifier only when that count is non-zero).
+    The scan follows ``ComparableVersion.parseVersion`` of maven-artifact 3.8.6 step by
+    step; the sub-lists it pushes (at ``-`` and at each change between digits and other
+    characters) become OPEN tokens. Not MNG-7644's extra sub-list before a qualifier that
+    follows an item of the same list (see the module docstring).
     """
     _validate(v)
     s = v.lower()
     raw: list[Token] = []
-    level = 0
     start = 0
     is_digit = False
-
-    def add(tok: Token) -> None:
-        nonlocal level
-        raw.append(tok)
-        level += 1
-
-    def open_list() -> None:
-        nonlocal level
-        raw.append(_OPEN_TOKEN)
-        level = 0
-
     for i, c in enumerate(s):
         if c == "." or c == "-":
             if i == start:
-                add(_ZERO)
+                raw.append(_ZERO)
             elif is_digit:
-                add(_int_token(s[start:i]))
+                raw.append(_int_token(s[start:i]))
             else:
-                add(_string_token(s[start:i], False))
+                raw.append(_string_token(s[start:i], False))
             start = i + 1
             if c == "-":
-                open_list()
+                raw.append(_OPEN_TOKEN)
         elif "0" <= c <= "9":
             if not is_digit and i > start:
-                if level:
-                    open_list()
-                add(_string_token(s[start:i], True))
+                raw.append(_string_token(s[start:i], True))
+                raw.append(_OPEN_TOKEN)
                 start = i
-                open_list()
             is_digit = True
         else:
             if is_digit and i > start:
-                add(_int_token(s[start:i]))
+                raw.append(_int_token(s[start:i]))
+                raw.append(_OPEN_TOKEN)
                 start = i
-                open_list()
             is_digit = False
     if len(s) > start:
-        if is_digit:
-            add(_int_token(s[start:]))
-        else:
-            if level:
-                open_list()
-            add(_string_token(s[start:], False))
+        raw.append(_int_token(s[start:]) if is_digit else _string_token(s[start:], False))
     return _normalize(raw)
 
 

@@ -16,6 +16,7 @@ from regsweep.matcher.advisories import (
 )
 from regsweep.matcher.advisories.secdb import distribution_of, read_document, vulnerability_ids
 from regsweep.matcher.versions.interface import Scheme
+from tests import paths
 from tests.matcher.advisories.helpers import by_id, events, load_all
 
 
@@ -110,6 +111,71 @@ def test_bad_secdb_entries_are_skipped_one_by_one() -> None:
     # CVE-2017-17434-1 and -2 are one CVE fixed in two releases of the package.
     rsync = got["Alpine:v3.99/typos/CVE-2017-17434"].affected[0]
     assert rsync.fixed_versions() == ["1.0-r0", "1.0-r1"]
+
+
+#: Real secdb data with apk fixed versions of both kinds (see its README).
+APK_SECDB = paths.DATA / "apk-secdb"
+
+
+def test_fixed_version_with_digits_after_the_letter_is_read() -> None:
+    """Alpine 3.11's fix of CVE-2020-7247, ``6.6.2p1-r0`` (apk-tools 2.10's form), is an
+    ordinary range, and nothing about it is refused."""
+    advisories, stats = load_all(APK_SECDB / "v3.11" / "main.yaml")
+    adv = by_id(advisories)["Alpine:v3.11/opensmtpd/CVE-2020-7247"]
+    assert events(adv) == [("introduced", "0"), ("fixed", "6.6.2p1-r0")]
+    assert not any(r.package == "opensmtpd" for r in stats.refused_versions)
+
+
+def test_fixed_version_no_scheme_orders_is_refused_and_named() -> None:
+    """python2's ``2.7.16-33`` (a misspelt revision) orders against nothing meaningfully:
+    each advisory it was the only fix of is skipped (``bad_version``) and named, with its
+    package, version, file and the scheme's objection, in the stats and in the report."""
+    advisories, stats = load_all(APK_SECDB / "v3.11" / "main.yaml")
+    got = by_id(advisories)
+    assert "Alpine:v3.11/python2/CVE-2019-16056" not in got
+    assert "Alpine:v3.11/python2/CVE-2019-16935" not in got
+    assert events(got["Alpine:v3.11/python2/CVE-2019-9636"])[1] == ("fixed", "2.7.16-r1")
+    assert stats.skipped == {SkipReason.BAD_VERSION: 2}
+    assert [(r.advisory, r.package, r.version) for r in stats.refused_versions] == [
+        ("Alpine:v3.11/python2/CVE-2019-16056", "python2", "2.7.16-33"),
+        ("Alpine:v3.11/python2/CVE-2019-16935", "python2", "2.7.16-33"),
+    ]
+    refused = stats.refused_versions[0]
+    assert refused.location.endswith("main.yaml (packages[1])")
+    assert refused.reason == "'-' may only start an '-rN' revision at offset 6"
+    report = stats.report()
+    assert "warning: 2 fixed versions not indexed" in report
+    assert "Alpine:v3.11/python2/CVE-2019-16935 (python2 '2.7.16-33', " in report
+
+
+def test_a_refused_fix_keeps_the_ids_other_fixes_and_never_reads_as_not_affected() -> None:
+    """One bad version of several drops only its own range; an id whose only real fix is
+    refused is skipped even when it is also listed under ``0``: "not affected" would be an
+    assertion the feed never made."""
+    doc = {
+        "distroversion": "v3.99",
+        "packages": [
+            {
+                "pkg": {
+                    "name": "pkg",
+                    "secfixes": {
+                        "1.0-r1": ["CVE-2020-0001"],
+                        "1.0.-r2": ["CVE-2020-0001", "CVE-2020-0002"],
+                        "0": ["CVE-2020-0002"],
+                    },
+                }
+            }
+        ],
+    }
+    stats = IngestStats()
+    got = by_id(read_document(doc, "v3.99/main.json", stats))
+    assert list(got) == ["Alpine:v3.99/pkg/CVE-2020-0001"]
+    assert got["Alpine:v3.99/pkg/CVE-2020-0001"].affected[0].fixed_versions() == ["1.0-r1"]
+    assert [r.advisory for r in stats.refused_versions] == [
+        "Alpine:v3.99/pkg/CVE-2020-0001",
+        "Alpine:v3.99/pkg/CVE-2020-0002",
+    ]
+    assert stats.skipped == {SkipReason.BAD_VERSION: 1}
 
 
 def test_secdb_without_distribution_is_skipped() -> None:

@@ -228,6 +228,16 @@ def test_real_typo_in_a_fixed_version_is_a_bad_version_skip() -> None:
     assert len(advisories) == 7
     assert "CGA-f73f-594w-h296" not in {a.id for a in advisories}
     assert stats.skipped == {SkipReason.BAD_VERSION: 1}
+    # Named in full (the examples keep only the first few of a reason), and in the report.
+    (refused,) = stats.refused_versions
+    assert (refused.advisory, refused.package, refused.version) == (
+        "CGA-f73f-594w-h296",
+        "opa-envoy",
+        "1.1.0-r1-r0",
+    )
+    assert refused.location.endswith("opa-envoy.advisories.yaml")
+    assert refused.reason == "a second '-r' revision at offset 8"
+    assert "CGA-f73f-594w-h296 (opa-envoy '1.1.0-r1-r0'" in stats.report()
 
 
 # --- Wolfi's secdb beside the advisory documents ----------------------------------------------
