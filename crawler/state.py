@@ -56,9 +56,26 @@ Threads and processes (LMDB's rules):
   again (after waiting for this process's in-flight reads, as LMDB requires); a map grown
   by another process is adopted on ``MapResizedError``.
 
-A stored value that does not decode (a damaged file, a foreign writer) is logged
-(``state_entry_corrupt``), counted in ``StateStore.corrupt`` and treated as missing: the
-crawler then fetches and analyses again, and its next write replaces the bad value.
+Damage (the store is a cache: a damaged one is never a reason to fail a crawl):
+
+* a stored value that does not decode (a damaged file, a foreign writer) is counted in
+  ``StateStore.corrupt`` and treated as missing: the crawler then fetches and analyses
+  again, and its next write replaces the bad value. The first one of each database is
+  logged (``state_entry_corrupt``);
+* a file that cannot be used at all when it is opened (truncated: shorter than the pages
+  its last commit uses, which LMDB would meet as a SIGBUS; not an LMDB file; LMDB reports
+  it corrupted; its meta record does not decode) is moved aside to
+  ``PATH.corrupt-<UTC time>-<pid>`` (with its lock file) and a new store is started, with
+  one warning (``state_store_damaged``);
+* an LMDB error while the store is in use (a damaged page met by a read or a write) makes
+  it bypassed for the rest of the run: every read a miss, every write dropped, one
+  warning; a damaged store is moved aside when it is closed, so the next run starts a
+  new one.
+
+A resumable crawl's checkpoint lives in the store: once the store is moved aside or
+bypassed, an interrupted ``crawl -o`` starts its output over (the warning says so).
+LMDB has no checksums: a flipped byte in a page or node header can still make LMDB read
+past the end of the file, which no check short of walking every page could prevent.
 """
 
 from __future__ import annotations
@@ -79,6 +96,7 @@ import msgspec
 import structlog
 
 from regsweep.crawler.layers import LayerFacts
+from regsweep.matcher import lmdbfile
 from regsweep.matcher.facts import Problem
 from regsweep.matcher.records import ImageRef, OsInfo, Package
 
@@ -109,6 +127,16 @@ class StateForked(StateError):
 
 class OutputMismatch(StateError):
     """The ``-o`` file is shorter than the checkpoint says: it was changed behind the crawl."""
+
+
+class _Damaged(Exception):
+    """The store's file cannot be used as it is (opening moves it aside)."""
+
+
+#: What, met while opening, means the file cannot be used as it is.
+_OPEN_DAMAGE: tuple[type[Exception], ...] = (_Damaged, *lmdbfile.DAMAGE)
+#: What the warning about a damaged store says it means for a resumable crawl.
+_RESUME = "a crawl -o interrupted before this run starts its output over"
 
 
 class Document(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
@@ -361,25 +389,17 @@ class StateStore:
         self.path = Path(path)
         #: Database name (``layers``, ``images`` …) → how many stored values failed to decode.
         self.corrupt: dict[str, int] = {}
+        #: Why the store is bypassed for the rest of the run (an LMDB error while in use),
+        #: None while it is in use.
+        self.bypassed: str | None = None
+        self._move_aside_at_close = False
+        self._damage_lock = threading.Lock()
         self._pid = os.getpid()
         self._writer: int | None = None
         self._closed = False
+        self._opening = True
         self._gate = _ReadGate()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._env = lmdb.open(
-                str(self.path),
-                subdir=False,
-                map_size=map_size,
-                max_dbs=len(_DBS),
-                sync=sync,
-                metasync=sync,
-                # Owner only: the store keeps image configs, whose Env can hold secrets.
-                mode=0o600,
-            )
-            self._dbs = {name.decode(): self._env.open_db(name) for name in _DBS}
-        except lmdb.Error as err:
-            raise StateError(f"cannot open state store {self.path}: {err}") from err
         self._enc = msgspec.msgpack.Encoder()
         self._dec: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {
             t: msgspec.msgpack.Decoder(t)
@@ -394,14 +414,100 @@ class StateStore:
                 StateMeta,
             )
         }
-        self._check_schema()
+        try:
+            self._open(map_size, sync)
+        except _Damaged as err:
+            try:
+                aside = self._move_aside()
+            except OSError as exc:
+                raise StateError(
+                    f"state store {self.path} is damaged ({err}) and cannot be moved aside: {exc}"
+                ) from exc
+            _log.warning(
+                "state_store_damaged",
+                path=str(self.path),
+                error=str(err),
+                moved_to=str(aside),
+                action="moved aside; a new store is started (what was cached is fetched again)",
+                resume=_RESUME,
+            )
+            self._open(map_size, sync)
+        self._opening = False
+
+    def _open(self, map_size: int, sync: bool) -> None:
+        """Open the environment and its databases and check the schema; ``_Damaged`` when
+        the file cannot be used as it is, ``StateError`` when it cannot be opened at all."""
+        try:
+            # An empty file is what LMDB makes a new store of (and what a crash right after
+            # creating one leaves). Anything else must be whole before LMDB maps it.
+            if self.path.exists() and self.path.stat().st_size:
+                lmdbfile.check(self.path)
+        except lmdbfile.LmdbFileError as err:
+            raise _Damaged(str(err)) from None
+        except OSError as err:
+            raise StateError(f"cannot open state store {self.path}: {err}") from err
+        try:
+            self._env = lmdb.open(
+                str(self.path),
+                subdir=False,
+                map_size=map_size,
+                max_dbs=len(_DBS),
+                sync=sync,
+                metasync=sync,
+                # Owner only: the store keeps image configs, whose Env can hold secrets.
+                mode=0o600,
+            )
+        except lmdbfile.DAMAGE as err:
+            raise _Damaged(str(err)) from err
+        except lmdb.Error as err:
+            raise StateError(f"cannot open state store {self.path}: {err}") from err
+        try:
+            self._dbs = {name.decode(): self._env.open_db(name) for name in _DBS}
+            self._check_schema()
+        except _OPEN_DAMAGE as err:
+            self._env.close()
+            raise _Damaged(str(err)) from err
+        except lmdb.Error as err:
+            self._env.close()
+            raise StateError(f"cannot open state store {self.path}: {err}") from err
+
+    def _move_aside(self) -> Path:
+        """Rename the damaged file out of the way, with its lock file: the lock file's
+        reader table and transaction id describe that file, not the new one."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
+        lock = self.path.with_name(self.path.name + "-lock")
+        os.replace(self.path, aside)
+        if lock.exists():
+            os.replace(lock, aside.with_name(aside.name + "-lock"))
+        return aside
+
+    def _damaged(self, err: lmdb.Error) -> None:
+        """An LMDB error while the store is in use: bypass it for the rest of the run (every
+        read a miss, every write dropped), with one warning; move a damaged file aside when
+        it is closed."""
+        with self._damage_lock:
+            if self.bypassed is not None:
+                return
+            self.bypassed = str(err)
+            damage = isinstance(err, lmdbfile.DAMAGE)
+            self._move_aside_at_close = damage
+        _log.warning(
+            "state_store_damaged",
+            path=str(self.path),
+            error=str(err),
+            action="bypassed for the rest of this run"
+            + ("; moved aside when it is closed (a new store next time)" if damage else ""),
+            resume=_RESUME,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def sync(self) -> None:
         """Flush every commit so far to disk (``fsync``)."""
         self._check_pid()
-        self._env.sync(True)
+        if self.bypassed is None:
+            self._env.sync(True)
 
     def close(self) -> None:
         """Flush and release the environment (the file stays).
@@ -415,9 +521,20 @@ class StateStore:
         if self._closed:
             return
         self._closed = True
-        if os.getpid() == self._pid:
+        if os.getpid() != self._pid:
+            self._env.close()
+            return
+        if self.bypassed is None:
             self._env.sync(True)
         self._env.close()
+        if self._move_aside_at_close:
+            try:
+                aside = self._move_aside()
+            except OSError as exc:
+                # The next run meets the damage again and bypasses it again: no worse.
+                _log.warning("state_store_not_moved", path=str(self.path), error=str(exc))
+            else:
+                _log.info("state_store_moved_aside", path=str(self.path), moved_to=str(aside))
 
     def __enter__(self) -> StateStore:
         return self
@@ -457,7 +574,15 @@ class StateStore:
             self._writer = None
 
     def _check_schema(self) -> None:
-        meta = self._get("meta", b"meta", StateMeta)
+        with self._env.begin() as txn:
+            raw = txn.get(b"meta", db=self._dbs["meta"])
+        meta = None
+        if raw is not None:
+            try:
+                meta = self._dec[StateMeta].decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                # The record every store has: not one bad value but a damaged file.
+                raise _Damaged(f"its meta record does not decode: {err}") from None
         if meta is not None and meta.schema_version == SCHEMA_VERSION:
             return
         if meta is not None:
@@ -500,11 +625,8 @@ class StateStore:
                 self._env.set_mapsize(0)
 
     def _get(self, db: str, key: bytes, typ: type[_T]) -> _T | None:
-        with self._read_txn() as txn:
-            raw = txn.get(key, db=self._dbs[db])
-        if raw is None:
-            return None
-        return self._decode(db, key, raw, typ)
+        with self.reading() as r:
+            return r._get(db, key, typ)
 
     def reading(self) -> _Reading:
         """Several reads in one read transaction (one consistent view, one transaction's
@@ -518,14 +640,19 @@ class StateStore:
         try:
             value: _T = self._dec[typ].decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as err:
+            first = db not in self.corrupt
             self.corrupt[db] = self.corrupt.get(db, 0) + 1
-            _log.warning(
-                "state_entry_corrupt",
-                path=str(self.path),
-                db=db,
-                key=key.decode(errors="replace"),
-                error=str(err),
-            )
+            if first:
+                # Once per database: a damaged page holds many values, each a miss.
+                _log.warning(
+                    "state_entry_corrupt",
+                    path=str(self.path),
+                    db=db,
+                    key=key.decode(errors="replace"),
+                    error=str(err),
+                    action="read as missing (fetched again and overwritten); "
+                    "later ones in this database are counted, not logged",
+                )
             return None
         return value
 
@@ -576,13 +703,21 @@ class StateStore:
         """The image keys (as ``done_key`` spells them) crawl ``cid`` finished so far."""
         prefix = _done_prefix(cid)
         out: set[str] = set()
-        with self._read_txn() as txn:
-            cur = txn.cursor(db=self._dbs["done"])
-            if cur.set_range(prefix):
-                for k in cur.iternext(values=False):
-                    if not k.startswith(prefix):
-                        break
-                    out.add(k[len(prefix) :].decode(errors="replace"))
+        if self.bypassed is not None:
+            return out
+        try:
+            with self._read_txn() as txn:
+                cur = txn.cursor(db=self._dbs["done"])
+                if cur.set_range(prefix):
+                    for k in cur.iternext(values=False):
+                        if not k.startswith(prefix):
+                            break
+                        out.add(k[len(prefix) :].decode(errors="replace"))
+        except lmdb.Error as err:
+            # ``ResumableOutput`` sees the store bypassed and starts over: half a set of
+            # finished images would write the others' records twice.
+            self._damaged(err)
+            out.clear()
         return out
 
     def counts(self) -> dict[str, int]:
@@ -593,9 +728,10 @@ class StateStore:
     # -- writing -------------------------------------------------------------------------
 
     def _write(self, body: Callable[[Any], None]) -> None:
-        """Run ``body`` in one write transaction, growing the map when it is full."""
+        """Run ``body`` in one write transaction, growing the map when it is full (dropped
+        while the store is bypassed)."""
         self._check_writer()
-        while True:
+        while self.bypassed is None:
             try:
                 with self._env.begin(write=True) as txn:
                     body(txn)
@@ -608,6 +744,11 @@ class StateStore:
             except lmdb.MapResizedError:
                 with self._gate.exclusive():
                     self._env.set_mapsize(0)
+            except lmdb.Error as err:
+                if self._opening:
+                    raise
+                # Aborted whole, so nothing half-written: the store is not used again.
+                self._damaged(err)
 
     def put_layer(self, facts: LayerFacts) -> None:
         """Store a layer's facts (under its digest and analyzer set)."""
@@ -681,7 +822,8 @@ class StateStore:
 
         self._write(body)
         # A checkpoint is the one record that must survive an OS crash as well.
-        self._env.sync(True)
+        if self.bypassed is None:
+            self._env.sync(True)
 
     def clear_crawl(self, cid: str) -> None:
         """Forget crawl ``cid`` (it completed): the same command then starts a new crawl."""
@@ -713,7 +855,7 @@ class _Reading:
         store = self._store
         store._check_pid()
         gate = store._gate
-        while True:
+        while store.bypassed is None:
             gate.enter()
             try:
                 txn = store._env.begin()
@@ -723,14 +865,22 @@ class _Reading:
                 with gate.exclusive():
                     store._env.set_mapsize(0)
                 continue
+            except lmdb.Error as err:
+                gate.leave()
+                store._damaged(err)
+                break
             except BaseException:
                 gate.leave()
                 raise
             self._txn = txn
             return StateReader(store, txn)
+        # Bypassed: a reader that misses everything, holding no transaction.
+        return StateReader(store, None)
 
     def __exit__(self, *exc: object) -> None:
         txn, self._txn = self._txn, None
+        if txn is None:
+            return
         try:
             txn.abort()  # read-only: ending it either way releases its reader slot
         finally:
@@ -749,7 +899,14 @@ class StateReader:
 
     def _get(self, db: str, key: bytes, typ: type[_T]) -> _T | None:
         store = self._store
-        raw = self._txn.get(key, db=store._dbs[db])
+        if store.bypassed is not None:
+            return None
+        try:
+            raw = self._txn.get(key, db=store._dbs[db])
+        except lmdb.Error as err:
+            # A damaged page (or a transaction a damaged page already failed): a miss.
+            store._damaged(err)
+            return None
         if raw is None:
             return None
         return store._decode(db, key, raw, typ)
@@ -822,6 +979,11 @@ class ResumableOutput:
         self.cid = cid
         self.path = Path(path)
         cp = store.get_checkpoint(cid)
+        done = set() if cp is None else store.done_images(cid)
+        if store.bypassed is not None:
+            # Found damaged while reading them: the checkpoint, or the set of images it
+            # finished, may be incomplete. Starting over writes every record once.
+            cp = None
         # Owned until complete() or close(); "ab+" creates the file and never truncates it
         # before we know the checkpoint.
         self._fh = open(self.path, "ab+")  # noqa: SIM115
@@ -844,7 +1006,7 @@ class ResumableOutput:
                 self._records, self._images = cp.records, cp.images
                 self._tally = dict(cp.tally)
                 self._runs = cp.runs + 1
-                self._done = store.done_images(cid)
+                self._done = done
                 self._fh.truncate(cp.offset)
             self._fh.seek(0, os.SEEK_END)
         except BaseException:
