@@ -502,7 +502,8 @@ def _check_base(
         return
     if not is_trusted(base_ref, base_digest, trusted):
         shown = " ".join(s for s in (base_ref, base_digest and f"({base_digest})") if s)
-        yield _record(image, CheckId.UNTRUSTED_BASE, f"base image {shown}")
+        # A base named by URL can carry its registry password: evidence never shows one.
+        yield _record(image, CheckId.UNTRUSTED_BASE, f"base image {secrets.redact_text(shown)}")
 
 
 # --- entry point ------------------------------------------------------------------------
