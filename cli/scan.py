@@ -43,6 +43,7 @@ from regsweep.crawler.images import RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
 from regsweep.crawler.refs import RegistryRef, SourceRef, parse_image_ref
 from regsweep.crawler.sources import open_source
+from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.facts import problem_of
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
@@ -93,7 +94,7 @@ def scan_command(
     results: list[RefResult] = []
     if remote:
         try:
-            store = state.StateStore(state_path)
+            store = state.StateStore(state_path, scrub=SCRUB)
         except state.StateError as exc:
             usage_error(str(exc))
         with store:

@@ -13,7 +13,8 @@ Named databases (LMDB keys are at most 511 bytes; longer keys are replaced by a 
   image, repository or crawl meets it again. An image's packages come from merging its
   layers' facts (``layers.merge``), which parses nothing;
 * ``docs``    digest → ``Document``: small content-addressed documents (manifests, indexes,
-  configs) as fetched, re-hashed when read;
+  configs) as fetched, re-hashed when read; an image config in the scrubber's form (see
+  below) instead, when the store has one;
 * ``stacks``  ``stack_key`` (analyzer set and layer digests) → ``StackFacts``: the packages,
   OS and notes assembled from one stack of layers. Images built on the same layers (every
   tag of a build, every rebuild of its config) share one entry: an image's own entry stays
@@ -72,6 +73,17 @@ Damage (the store is a cache: a damaged one is never a reason to fail a crawl):
   warning; a damaged store is moved aside when it is closed, so the next run starts a
   new one.
 
+Image configs and their secrets: a config's ``Env``, labels, commands and history can
+hold credentials. A store given a scrubber (``Scrub``: the commands give it the checks'
+``scrub.SCRUB``, which the crawler does not import) keeps every image config only in the
+scrubber's form (``docs`` and ``walks`` alike): secrets taken out, what judging needs of
+them kept, flagged with the scrubber's ``version`` and checked on read against the hash
+of what was stored. A config stored raw, or by another version of the scrubber, is then
+a miss (fetched again and stored scrubbed); the crawler tells the judge which configs it
+read back scrubbed (``ImageFacts.config_scrubbed``). A store of another schema is
+replaced by a new file rather than emptied in place: LMDB leaves emptied pages' bytes
+in the file until it reuses them, and schema 3 kept configs raw.
+
 A resumable crawl's checkpoint lives in the store: once the store is moved aside or
 bypassed, an interrupted ``crawl -o`` starts its output over (the warning says so).
 LMDB has no checksums: a flipped byte in a page or node header can still make LMDB read
@@ -96,6 +108,7 @@ import msgspec
 import structlog
 
 from regsweep.crawler.layers import LayerFacts
+from regsweep.crawler.oci import IMAGE_CONFIG_MEDIA_TYPES
 from regsweep.matcher import lmdbfile
 from regsweep.matcher.facts import Problem
 from regsweep.matcher.records import ImageRef, OsInfo, Package
@@ -103,7 +116,8 @@ from regsweep.matcher.records import ImageRef, OsInfo, Package
 #: 2: layers hold what a layer means (``layers.LayerFacts``), documents have their own db,
 #: images name their stack of layers (``StackFacts``). 3: problems are ``Problem`` Structs
 #: (not JSON text in strings); a stored image has no config summary (the judge makes it).
-SCHEMA_VERSION = 3
+#: 4: image configs are kept in the scrubber's form (``Scrub``), not raw.
+SCHEMA_VERSION = 4
 #: Initial map size. Sparse on disk: LMDB only grows the file as pages are written.
 MAP_SIZE = 1 << 30
 _MAX_KEY = 511
@@ -133,6 +147,10 @@ class _Damaged(Exception):
     """The store's file cannot be used as it is (opening moves it aside)."""
 
 
+class _OtherSchema(Exception):
+    """The store was written under another schema version (opening replaces it)."""
+
+
 #: What, met while opening, means the file cannot be used as it is.
 _OPEN_DAMAGE: tuple[type[Exception], ...] = (_Damaged, *lmdbfile.DAMAGE)
 #: What the warning about a damaged store says it means for a resumable crawl.
@@ -140,10 +158,28 @@ _RESUME = "a crawl -o interrupted before this run starts its output over"
 
 
 class Document(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
-    """A manifest, index or config as fetched (its digest is its key)."""
+    """A manifest, index or config as fetched (its digest is its key), or an image config
+    in the store's scrubber's form."""
 
     media_type: str
     data: bytes
+    #: ``""``: ``data`` is the document as fetched (it hashes to its key). Otherwise the
+    #: ``Scrub.version`` that made ``data`` from an image config.
+    scrub: str = ""
+    #: With ``scrub``: the sha256 (hex) of ``data`` as stored, checked when read.
+    stored_sha256: str = ""
+
+
+class Scrub(Protocol):
+    """Turns an image config into the form the store keeps: its secrets taken out, what
+    judging needs of them kept (``matcher.checks.scrub``); None for a config it cannot
+    read, which is then not kept at all."""
+
+    #: Names the form: a config stored under another version is a miss.
+    @property
+    def version(self) -> str: ...
+
+    def __call__(self, config: bytes, /) -> bytes | None: ...
 
 
 class StackFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,11 +227,14 @@ class WalkImage(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=
     #: The index it was reached through (None for the manifest itself).
     index_digest: str | None = None
     platform: str | None = None
-    #: The image config, verified against its digest when it was fetched.
+    #: The image config, verified against its digest when it was fetched; in the
+    #: scrubber's form when ``scrub`` names one.
     config: bytes = b""
     #: Number of layers and their total compressed size.
     layers: int = 0
     size: int = 0
+    #: As ``Document.scrub``: the scrubber version whose form ``config`` is in, or "".
+    scrub: str = ""
 
 
 class Walk(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
@@ -385,8 +424,13 @@ class StateStore:
         *,
         map_size: int = MAP_SIZE,
         sync: bool = False,
+        scrub: Scrub | None = None,
     ) -> None:
         self.path = Path(path)
+        self._scrub = scrub
+        #: The ``Scrub.version`` every stored image config is in ("" without a scrubber:
+        #: kept as fetched).
+        self.scrub_version = "" if scrub is None else scrub.version
         #: Database name (``layers``, ``images`` …) → how many stored values failed to decode.
         self.corrupt: dict[str, int] = {}
         #: Why the store is bypassed for the rest of the run (an LMDB error while in use),
@@ -415,6 +459,18 @@ class StateStore:
             )
         }
         try:
+            self._open(map_size, sync)
+        except _OtherSchema as other:
+            # A cache of another layout: nothing in it can be trusted, and a crawl that
+            # started under another version restarts from the beginning.
+            _log.warning(
+                "state_schema_reset",
+                path=str(self.path),
+                found=other.args[0],
+                expected=SCHEMA_VERSION,
+                resume=_RESUME,
+            )
+            self._remove()
             self._open(map_size, sync)
         except _Damaged as err:
             try:
@@ -470,6 +526,11 @@ class StateStore:
         except lmdb.Error as err:
             self._env.close()
             raise StateError(f"cannot open state store {self.path}: {err}") from err
+
+    def _remove(self) -> None:
+        """Delete the file and its lock file (a new store is then made in their place)."""
+        self.path.unlink(missing_ok=True)
+        self.path.with_name(self.path.name + "-lock").unlink(missing_ok=True)
 
     def _move_aside(self) -> Path:
         """Rename the damaged file out of the way, with its lock file: the lock file's
@@ -586,14 +647,8 @@ class StateStore:
         if meta is not None and meta.schema_version == SCHEMA_VERSION:
             return
         if meta is not None:
-            # A cache of another layout: nothing in it can be trusted, and a crawl that
-            # started under another version restarts from the beginning.
-            _log.warning(
-                "state_schema_reset",
-                path=str(self.path),
-                found=meta.schema_version,
-                expected=SCHEMA_VERSION,
-            )
+            self._env.close()
+            raise _OtherSchema(meta.schema_version)
 
         def reset(txn: Any) -> None:
             for name, db in self._dbs.items():
@@ -764,7 +819,19 @@ class StateStore:
         self._write(lambda txn: txn.put(_key(facts.key), raw, db=self._dbs["stacks"]))
 
     def put_doc(self, digest: str, doc: Document) -> None:
-        """Store a document under its digest (the caller checked that it hashes to it)."""
+        """Store a document under its digest (the caller checked that it hashes to it): an
+        image config in the scrubber's form, when the store has one (not at all when the
+        scrubber cannot read it)."""
+        if self._scrub is not None and doc.media_type in IMAGE_CONFIG_MEDIA_TYPES:
+            data = self._scrub(doc.data)
+            if data is None:
+                return
+            doc = Document(
+                media_type=doc.media_type,
+                data=data,
+                scrub=self.scrub_version,
+                stored_sha256=hashlib.sha256(data).hexdigest(),
+            )
         raw = self._enc.encode(doc)
         self._write(lambda txn: txn.put(_key(digest), raw, db=self._dbs["docs"]))
 
@@ -786,17 +853,37 @@ class StateStore:
 
     def put_walk(self, walk: Walk, tag: str | None = None) -> None:
         """Store what a crawl found under one manifest (see ``Walk``) and, with ``tag``
-        (``registry/repo:tag``), point the tag at it, in one transaction."""
-        raw = self._enc.encode(walk)
+        (``registry/repo:tag``), point the tag at it, in one transaction. Its configs are
+        stored in the scrubber's form; a walk with a config the scrubber cannot read is not
+        stored (the tag still is)."""
+        scrubbed = self._scrubbed_walk(walk)
+        raw = None if scrubbed is None else self._enc.encode(scrubbed)
         key = walk_key(walk.digest, walk.analyzers, walk.platform)
         tag_raw = self._enc.encode(TagEntry(digest=walk.digest, seen_at=_now()))
 
         def body(txn: Any) -> None:
-            txn.put(key, raw, db=self._dbs["walks"])
+            if raw is not None:
+                txn.put(key, raw, db=self._dbs["walks"])
             if tag is not None:
                 txn.put(_key(tag), tag_raw, db=self._dbs["tags"])
 
         self._write(body)
+
+    def _scrubbed_walk(self, walk: Walk) -> Walk | None:
+        """``walk`` with every config in this store's form (the crawler hands over configs
+        as fetched, or as it read them back from the store); None if one cannot be."""
+        if all(w.scrub == self.scrub_version for w in walk.images):
+            return walk
+        images = []
+        for w in walk.images:
+            if w.scrub == self.scrub_version:
+                images.append(w)
+                continue
+            data = None if self._scrub is None or w.scrub else self._scrub(w.config)
+            if data is None:
+                return None
+            images.append(msgspec.structs.replace(w, config=data, scrub=self.scrub_version))
+        return msgspec.structs.replace(walk, images=images)
 
     def put_tag(self, ref: str, digest: str, seen_at: datetime | None = None) -> None:
         """Record that ``registry/repo:tag`` pointed to ``digest``."""
@@ -925,9 +1012,17 @@ class StateReader:
 
     def get_doc(self, digest: str) -> Document | None:
         """As ``StateStore.get_doc``."""
+        store = self._store
         doc = self._get("docs", _key(digest), Document)
         if doc is None:
             return None
+        if doc.scrub:
+            # An image config in a scrubber's form: this store's, and whole.
+            if doc.scrub != store.scrub_version:
+                return None
+            return doc if hashlib.sha256(doc.data).hexdigest() == doc.stored_sha256 else None
+        if store.scrub_version and doc.media_type in IMAGE_CONFIG_MEDIA_TYPES:
+            return None  # kept raw (before the store had a scrubber): replaced when fetched
         algorithm, _, hexdigest = digest.partition(":")
         if algorithm != "sha256" or hashlib.sha256(doc.data).hexdigest() != hexdigest:
             return None
@@ -951,6 +1046,9 @@ class StateReader:
             platform,
         ):
             return None
+        version = self._store.scrub_version
+        if any(w.scrub != version for w in walk.images):
+            return None  # configs in another form than this store keeps
         return walk
 
     def get_tag(self, ref: str) -> TagEntry | None:

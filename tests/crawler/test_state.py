@@ -34,6 +34,7 @@ from regsweep.crawler.state import (
     analyzer_set_hash,
     stack_key,
 )
+from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.facts import Problem
 from regsweep.matcher.records import ImageRef, OsInfo, Package
 
@@ -878,3 +879,99 @@ def test_flipped_page_headers_are_misses_with_one_warning_never_an_exception(
         warnings = len(seen.get("events", [None, None]))
         outcomes[offset] = (code, warnings <= 1, wrong, "Traceback" in err)
     assert outcomes == dict.fromkeys(offsets, (0, True, [], False))
+
+
+# -- image configs and their secrets -------------------------------------------------------
+
+_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+_CONFIG = msgspec.json.encode(
+    {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": [f"AWS_SECRET_ACCESS_KEY={_SECRET}"], "User": "app"},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "c" * 64]},
+        "history": [{"created_by": f"/bin/sh -c login --password={_SECRET[:16]}"}],
+    }
+)
+_CONFIG_DIGEST = "sha256:" + hashlib.sha256(_CONFIG).hexdigest()
+_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+def _walk(config: bytes, scrub: str = "") -> state.Walk:
+    return state.Walk(
+        digest=_digest(1),
+        analyzers="h",
+        platform="",
+        manifests=1,
+        images=[state.WalkImage(digest=_digest(2), config=config, layers=1, size=3, scrub=scrub)],
+    )
+
+
+def test_a_store_with_a_scrubber_keeps_configs_only_scrubbed(tmp_path: Path) -> None:
+    """Configs, as documents and in walks, are stored in the scrubber's form (checked on
+    read against what was stored); manifests as fetched; the file holds no secret."""
+    path = tmp_path / "s.lmdb"
+    manifest = b'{"schemaVersion": 2, "note": "' + _SECRET.encode() + b'"}'
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    with StateStore(path, scrub=SCRUB) as s:
+        assert s.scrub_version == SCRUB.version
+        s.put_doc(_CONFIG_DIGEST, Document(media_type=_OCI_CONFIG, data=_CONFIG))
+        s.put_doc(manifest_digest, Document(media_type="application/json", data=manifest))
+        s.put_walk(_walk(_CONFIG))
+        doc = s.get_doc(_CONFIG_DIGEST)
+        walk = s.get_walk(_digest(1), "h", "")
+        assert s.get_doc(manifest_digest) == Document(media_type="application/json", data=manifest)
+    assert doc is not None and walk is not None
+    assert doc.data == SCRUB(_CONFIG) and doc.scrub == SCRUB.version
+    assert walk.images[0].config == SCRUB(_CONFIG) and walk.images[0].scrub == SCRUB.version
+    data = path.read_bytes()
+    assert _SECRET[:16].encode() not in data.replace(manifest, b"")
+
+
+def test_configs_stored_raw_or_in_another_form_are_misses(tmp_path: Path) -> None:
+    """A config kept raw (before the store had a scrubber) or by another scrubber version
+    is a miss, so it is fetched again and stored in the current form; so is a scrubbed
+    document that no longer hashes to what was stored."""
+    path = tmp_path / "s.lmdb"
+    with StateStore(path) as s:  # no scrubber: kept as fetched
+        s.put_doc(_CONFIG_DIGEST, Document(media_type=_OCI_CONFIG, data=_CONFIG))
+        s.put_walk(_walk(_CONFIG))
+        assert s.get_doc(_CONFIG_DIGEST) is not None
+    with StateStore(path, scrub=SCRUB) as s:
+        assert s.get_doc(_CONFIG_DIGEST) is None
+        assert s.get_walk(_digest(1), "h", "") is None
+        s.put_doc(_CONFIG_DIGEST, Document(media_type=_OCI_CONFIG, data=_CONFIG))
+        assert s.get_doc(_CONFIG_DIGEST) is not None
+    _foreign_put(
+        path,
+        [
+            (
+                "docs",
+                _CONFIG_DIGEST.encode(),
+                msgspec.msgpack.encode(
+                    Document(media_type=_OCI_CONFIG, data=b"{}", scrub=SCRUB.version,
+                             stored_sha256="0" * 64)
+                ),
+            )
+        ],
+    )  # fmt: skip
+    with StateStore(path, scrub=SCRUB) as s:
+        assert s.get_doc(_CONFIG_DIGEST) is None
+        s.put_walk(_walk(_CONFIG))
+        assert s.get_walk(_digest(1), "h", "") is not None
+    with StateStore(path) as s:  # a scrubbed form without the scrubber: a miss too
+        assert s.get_walk(_digest(1), "h", "") is None
+
+
+def test_a_store_of_an_older_schema_is_replaced_by_a_new_file(tmp_path: Path) -> None:
+    """Schema 3 kept configs raw. Emptied in place, LMDB would leave their bytes in free
+    pages until reused: the store is replaced by a new file instead."""
+    path = tmp_path / "s.lmdb"
+    with StateStore(path) as s:
+        s.put_doc(_CONFIG_DIGEST, Document(media_type=_OCI_CONFIG, data=_CONFIG))
+    _foreign_put(path, [("meta", b"meta", msgspec.msgpack.encode({"schema_version": 3}))])
+    assert _SECRET.encode() in path.read_bytes()
+    with structlog.testing.capture_logs() as logs, StateStore(path, scrub=SCRUB) as s:
+        assert s.get_doc(_CONFIG_DIGEST) is None
+    assert [e["found"] for e in logs if e["event"] == "state_schema_reset"] == [3]
+    assert _SECRET.encode() not in path.read_bytes()

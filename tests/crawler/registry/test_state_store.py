@@ -1,4 +1,4 @@
-"""The state store as a crawl leaves it: damaged files.
+"""The state store as a crawl leaves it: damaged files, and the secrets of image configs.
 
 The registry is its own (Debian's docker-registry on 127.0.0.1), holding a few small
 images and one whose config carries credentials: an AWS secret key in ``Env``, a
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from regsweep.matcher import lmdbfile
@@ -112,6 +113,44 @@ def first(
     state = tmp_path_factory.mktemp("state") / "state.lmdb"
     records, _ = _crawl(db, registry.url, state)
     return state, records
+
+
+def test_config_secrets_never_reach_the_store_and_cached_images_judge_the_same(
+    db: Path, registry: RegistryServer, first: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The image config's secrets are reported (redacted) but the state store's bytes hold
+    none of them; a second crawl, which takes the image from the store, writes the same
+    records, secret findings and their evidence included."""
+    state, records = first
+    evidence = [r["evidence"] for r in records if r["kind"] == "misconfiguration"]
+    checks = {r["check"]["id"] for r in records if r["kind"] == "misconfiguration"}
+    assert {"RS-IMG-002", "RS-IMG-005"} <= checks  # the AWS key; the password, the URL's
+    assert any("Env AWS_SECRET_ACCESS_KEY" in e for e in evidence)
+    assert any("history[1] created_by" in e for e in evidence)
+    output = msgspec.json.encode(records)
+    assert not [s for s in SECRETS if s.encode() in output]  # redacted in the output
+
+    stored = b"".join(p.read_bytes() for p in state.parent.iterdir() if p.is_file())
+    assert not [s for s in SECRETS if s.encode() in stored]
+
+    again, _ = _crawl(db, registry.url, state)
+    assert again[-1]["layers"]["fetched"] == 0  # every image came from the store
+    assert stable(again[:-1]) == stable(records[:-1])
+    # Under a platform filter the walks recorded do not apply: manifests and configs are
+    # read back from the store's documents, the images' facts from its images.
+    seen = registry.log.stat().st_size
+    code, filtered, err = run(
+        db, "crawl", registry.url, "--state", str(state), "--platform", "linux/amd64"
+    )
+    assert code == 0, err
+    with registry.log.open("rb") as log:
+        log.seek(seen)
+        requests = [line for line in log.read().splitlines() if line.startswith(b"127.0.0.1 ")]
+    # No config (a blob) nor manifest was fetched: they came from the store.
+    fetched = [r for r in requests if b"/blobs/" in r or (b'"GET ' in r and b"/manifests/" in r)]
+    assert requests and not fetched, fetched
+    assert filtered[-1]["layers"]["fetched"] == 0 and filtered[-1]["images"] == 7
+    assert stable(filtered[:-1]) == stable(records[:-1])
 
 
 def _page_flag_offsets(state: Path) -> list[int]:
