@@ -66,6 +66,7 @@ from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
 from regsweep.crawler.outfile import OutputBusy, OutputError, PartialFile
 from regsweep.crawler.refs import registry_url
+from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.judge import Judgement, Policy, judge_all
@@ -437,7 +438,7 @@ def crawl_command(
     except AdvisoryIndexError as exc:
         usage_error(str(exc))
     try:
-        store = state.StateStore(state_path)
+        store = state.StateStore(state_path, scrub=SCRUB)
     except state.StateError as exc:
         usage_error(str(exc))
 

@@ -44,6 +44,7 @@ from regsweep.crawler.images import RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
 from regsweep.crawler.refs import RegistryRef, SourceKind, SourceRef, parse_image_ref
 from regsweep.crawler.sources import open_source
+from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.facts import Problem, problem_of
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
@@ -105,7 +106,7 @@ def scan_command(
     results: list[RefResult] = []
     if remote:
         try:
-            store = state.StateStore(state_path)
+            store = state.StateStore(state_path, scrub=SCRUB)
         except state.StateError as exc:
             usage_error(str(exc))
         with store:

@@ -62,6 +62,8 @@ from regsweep.crawler.oci import (
     ManifestView,
     Platform,
     SourceError,
+    compute_digest,
+    split_digest,
 )
 from regsweep.crawler.registry import ProtocolError, Registry, RegistryError
 from regsweep.crawler.state import (
@@ -207,7 +209,14 @@ class _BlobPipe(io.RawIOBase):
 
 
 def _facts_of_stored(
-    stored: StoredImage, stack: StackFacts, ref: ImageRef, config: bytes, layers: int, size: int
+    stored: StoredImage,
+    stack: StackFacts,
+    ref: ImageRef,
+    config: bytes,
+    layers: int,
+    size: int,
+    *,
+    scrubbed: bool,
 ) -> ImageFacts:
     """An image's facts as the store has them, under the reference that reached it."""
     return ImageFacts(
@@ -220,7 +229,16 @@ def _facts_of_stored(
         os=stack.os,
         ecosystem=stack.ecosystem,
         problems=[*stack.notes, *stored.notes],
+        config_scrubbed=scrubbed,
     )
+
+
+def _is_scrubbed(config: bytes, digest: str) -> bool:
+    """Whether a config the walk handed over is the state store's scrubbed form: every
+    config is checked against its digest when fetched or read back raw, so one that does
+    not hash to it came back scrubbed."""
+    algorithm = split_digest(digest)[0]  # sha256 or sha512: the walk checked it already
+    return compute_digest(config, algorithm) != digest
 
 
 class _Stored:
@@ -470,7 +488,11 @@ class Crawler:
             ref = msgspec.structs.replace(
                 base, digest=w.digest, index_digest=w.index_digest, platform=w.platform
             )
-            images.append(_facts_of_stored(stored, stack, ref, w.config, w.layers, w.size))
+            images.append(
+                _facts_of_stored(
+                    stored, stack, ref, w.config, w.layers, w.size, scrubbed=bool(w.scrub)
+                )
+            )
             done.layers += len(stored.layers)
         done.manifests = walk.manifests
         done.images = len(images)
@@ -483,6 +505,7 @@ class Crawler:
             return None
         if not all(f.complete for f in result.images):
             return None
+        assert self.store is not None  # only called with a store
         return Walk(
             digest=result.digest,
             analyzers=self.analyzer_set,
@@ -496,6 +519,8 @@ class Crawler:
                     config=f.config,
                     layers=f.layers,
                     size=f.size,
+                    # The store scrubs the configs that are not yet in its form.
+                    scrub=self.store.scrub_version if f.config_scrubbed else "",
                 )
                 for f in result.images
             ],
@@ -587,6 +612,8 @@ class Crawler:
         config: bytes,
         ref: ImageRef,
     ) -> ImageFacts:
+        # Without a store, every config is as fetched.
+        scrubbed = self.store is not None and _is_scrubbed(config, manifest.config.digest)
         if self.store is not None:
             with self.store.reading() as r:
                 stored = r.get_image(digest, self.analyzer_set)
@@ -595,8 +622,11 @@ class Crawler:
                 self.counters.images_cached += 1
                 self.counters.layers_cached += len(stored.layers)
                 size = sum(d.size for d in manifest.layers)
-                return _facts_of_stored(stored, stack, ref, config, len(manifest.layers), size)
+                return _facts_of_stored(
+                    stored, stack, ref, config, len(manifest.layers), size, scrubbed=scrubbed
+                )
         facts, diff_ids = begin_facts(ref, config, manifest, view)
+        facts.config_scrubbed = scrubbed
         if not facts.complete:
             return facts
         size = facts.size

@@ -13,7 +13,8 @@ Named databases (LMDB keys are at most 511 bytes; longer keys are replaced by a 
   image, repository or crawl meets it again. An image's packages come from merging its
   layers' facts (``layers.merge``), which parses nothing;
 * ``docs``    digest → ``Document``: small content-addressed documents (manifests, indexes,
-  configs) as fetched, re-hashed when read;
+  configs) as fetched, re-hashed when read; an image config in the scrubber's form (see
+  below) instead, when the store has one;
 * ``stacks``  ``stack_key`` (analyzer set and layer digests) → ``StackFacts``: the packages,
   OS and notes assembled from one stack of layers. Images built on the same layers (every
   tag of a build, every rebuild of its config) share one entry: an image's own entry stays
@@ -56,9 +57,37 @@ Threads and processes (LMDB's rules):
   again (after waiting for this process's in-flight reads, as LMDB requires); a map grown
   by another process is adopted on ``MapResizedError``.
 
-A stored value that does not decode (a damaged file, a foreign writer) is logged
-(``state_entry_corrupt``), counted in ``StateStore.corrupt`` and treated as missing: the
-crawler then fetches and analyses again, and its next write replaces the bad value.
+Damage (the store is a cache: a damaged one is never a reason to fail a crawl):
+
+* a stored value that does not decode (a damaged file, a foreign writer) is counted in
+  ``StateStore.corrupt`` and treated as missing: the crawler then fetches and analyses
+  again, and its next write replaces the bad value. The first one of each database is
+  logged (``state_entry_corrupt``);
+* a file that cannot be used at all when it is opened (truncated: shorter than the pages
+  its last commit uses, which LMDB would meet as a SIGBUS; not an LMDB file; LMDB reports
+  it corrupted; its meta record does not decode) is moved aside to
+  ``PATH.corrupt-<UTC time>-<pid>`` (with its lock file) and a new store is started, with
+  one warning (``state_store_damaged``);
+* an LMDB error while the store is in use (a damaged page met by a read or a write) makes
+  it bypassed for the rest of the run: every read a miss, every write dropped, one
+  warning; a damaged store is moved aside when it is closed, so the next run starts a
+  new one.
+
+Image configs and their secrets: a config's ``Env``, labels, commands and history can
+hold credentials. A store given a scrubber (``Scrub``: the commands give it the checks'
+``scrub.SCRUB``, which the crawler does not import) keeps every image config only in the
+scrubber's form (``docs`` and ``walks`` alike): secrets taken out, what judging needs of
+them kept, flagged with the scrubber's ``version`` and checked on read against the hash
+of what was stored. A config stored raw, or by another version of the scrubber, is then
+a miss (fetched again and stored scrubbed); the crawler tells the judge which configs it
+read back scrubbed (``ImageFacts.config_scrubbed``). A store of another schema is
+replaced by a new file rather than emptied in place: LMDB leaves emptied pages' bytes
+in the file until it reuses them, and schema 3 kept configs raw.
+
+A resumable crawl's checkpoint lives in the store: once the store is moved aside or
+bypassed, an interrupted ``crawl -o`` starts its output over (the warning says so).
+LMDB has no checksums: a flipped byte in a page or node header can still make LMDB read
+past the end of the file, which no check short of walking every page could prevent.
 """
 
 from __future__ import annotations
@@ -79,14 +108,17 @@ import msgspec
 import structlog
 
 from regsweep.crawler.layers import LayerFacts
+from regsweep.crawler.oci import IMAGE_CONFIG_MEDIA_TYPES
 from regsweep.crawler.outfile import PartialFile
+from regsweep.matcher import lmdbfile
 from regsweep.matcher.facts import Problem
 from regsweep.matcher.records import ImageRef, OsInfo, Package
 
 #: 2: layers hold what a layer means (``layers.LayerFacts``), documents have their own db,
 #: images name their stack of layers (``StackFacts``). 3: problems are ``Problem`` Structs
 #: (not JSON text in strings); a stored image has no config summary (the judge makes it).
-SCHEMA_VERSION = 3
+#: 4: image configs are kept in the scrubber's form (``Scrub``), not raw.
+SCHEMA_VERSION = 4
 #: Initial map size. Sparse on disk: LMDB only grows the file as pages are written.
 MAP_SIZE = 1 << 30
 _MAX_KEY = 511
@@ -112,11 +144,43 @@ class OutputMismatch(StateError):
     """The ``-o`` file is shorter than the checkpoint says: it was changed behind the crawl."""
 
 
+class _Damaged(Exception):
+    """The store's file cannot be used as it is (opening moves it aside)."""
+
+
+class _OtherSchema(Exception):
+    """The store was written under another schema version (opening replaces it)."""
+
+
+#: What, met while opening, means the file cannot be used as it is.
+_OPEN_DAMAGE: tuple[type[Exception], ...] = (_Damaged, *lmdbfile.DAMAGE)
+#: What the warning about a damaged store says it means for a resumable crawl.
+_RESUME = "a crawl -o interrupted before this run starts its output over"
+
+
 class Document(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
-    """A manifest, index or config as fetched (its digest is its key)."""
+    """A manifest, index or config as fetched (its digest is its key), or an image config
+    in the store's scrubber's form."""
 
     media_type: str
     data: bytes
+    #: ``""``: ``data`` is the document as fetched (it hashes to its key). Otherwise the
+    #: ``Scrub.version`` that made ``data`` from an image config.
+    scrub: str = ""
+    #: With ``scrub``: the sha256 (hex) of ``data`` as stored, checked when read.
+    stored_sha256: str = ""
+
+
+class Scrub(Protocol):
+    """Turns an image config into the form the store keeps: its secrets taken out, what
+    judging needs of them kept (``matcher.checks.scrub``); None for a config it cannot
+    read, which is then not kept at all."""
+
+    #: Names the form: a config stored under another version is a miss.
+    @property
+    def version(self) -> str: ...
+
+    def __call__(self, config: bytes, /) -> bytes | None: ...
 
 
 class StackFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,11 +228,14 @@ class WalkImage(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=
     #: The index it was reached through (None for the manifest itself).
     index_digest: str | None = None
     platform: str | None = None
-    #: The image config, verified against its digest when it was fetched.
+    #: The image config, verified against its digest when it was fetched; in the
+    #: scrubber's form when ``scrub`` names one.
     config: bytes = b""
     #: Number of layers and their total compressed size.
     layers: int = 0
     size: int = 0
+    #: As ``Document.scrub``: the scrubber version whose form ``config`` is in, or "".
+    scrub: str = ""
 
 
 class Walk(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
@@ -358,29 +425,26 @@ class StateStore:
         *,
         map_size: int = MAP_SIZE,
         sync: bool = False,
+        scrub: Scrub | None = None,
     ) -> None:
         self.path = Path(path)
+        self._scrub = scrub
+        #: The ``Scrub.version`` every stored image config is in ("" without a scrubber:
+        #: kept as fetched).
+        self.scrub_version = "" if scrub is None else scrub.version
         #: Database name (``layers``, ``images`` …) → how many stored values failed to decode.
         self.corrupt: dict[str, int] = {}
+        #: Why the store is bypassed for the rest of the run (an LMDB error while in use),
+        #: None while it is in use.
+        self.bypassed: str | None = None
+        self._move_aside_at_close = False
+        self._damage_lock = threading.Lock()
         self._pid = os.getpid()
         self._writer: int | None = None
         self._closed = False
+        self._opening = True
         self._gate = _ReadGate()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._env = lmdb.open(
-                str(self.path),
-                subdir=False,
-                map_size=map_size,
-                max_dbs=len(_DBS),
-                sync=sync,
-                metasync=sync,
-                # Owner only: the store keeps image configs, whose Env can hold secrets.
-                mode=0o600,
-            )
-            self._dbs = {name.decode(): self._env.open_db(name) for name in _DBS}
-        except lmdb.Error as err:
-            raise StateError(f"cannot open state store {self.path}: {err}") from err
         self._enc = msgspec.msgpack.Encoder()
         self._dec: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {
             t: msgspec.msgpack.Decoder(t)
@@ -395,14 +459,117 @@ class StateStore:
                 StateMeta,
             )
         }
-        self._check_schema()
+        try:
+            self._open(map_size, sync)
+        except _OtherSchema as other:
+            # A cache of another layout: nothing in it can be trusted, and a crawl that
+            # started under another version restarts from the beginning.
+            _log.warning(
+                "state_schema_reset",
+                path=str(self.path),
+                found=other.args[0],
+                expected=SCHEMA_VERSION,
+                resume=_RESUME,
+            )
+            self._remove()
+            self._open(map_size, sync)
+        except _Damaged as err:
+            try:
+                aside = self._move_aside()
+            except OSError as exc:
+                raise StateError(
+                    f"state store {self.path} is damaged ({err}) and cannot be moved aside: {exc}"
+                ) from exc
+            _log.warning(
+                "state_store_damaged",
+                path=str(self.path),
+                error=str(err),
+                moved_to=str(aside),
+                action="moved aside; a new store is started (what was cached is fetched again)",
+                resume=_RESUME,
+            )
+            self._open(map_size, sync)
+        self._opening = False
+
+    def _open(self, map_size: int, sync: bool) -> None:
+        """Open the environment and its databases and check the schema; ``_Damaged`` when
+        the file cannot be used as it is, ``StateError`` when it cannot be opened at all."""
+        try:
+            # An empty file is what LMDB makes a new store of (and what a crash right after
+            # creating one leaves). Anything else must be whole before LMDB maps it.
+            if self.path.exists() and self.path.stat().st_size:
+                lmdbfile.check(self.path)
+        except lmdbfile.LmdbFileError as err:
+            raise _Damaged(str(err)) from None
+        except OSError as err:
+            raise StateError(f"cannot open state store {self.path}: {err}") from err
+        try:
+            self._env = lmdb.open(
+                str(self.path),
+                subdir=False,
+                map_size=map_size,
+                max_dbs=len(_DBS),
+                sync=sync,
+                metasync=sync,
+                # Owner only: the store keeps image configs, whose Env can hold secrets.
+                mode=0o600,
+            )
+        except lmdbfile.DAMAGE as err:
+            raise _Damaged(str(err)) from err
+        except lmdb.Error as err:
+            raise StateError(f"cannot open state store {self.path}: {err}") from err
+        try:
+            self._dbs = {name.decode(): self._env.open_db(name) for name in _DBS}
+            self._check_schema()
+        except _OPEN_DAMAGE as err:
+            self._env.close()
+            raise _Damaged(str(err)) from err
+        except lmdb.Error as err:
+            self._env.close()
+            raise StateError(f"cannot open state store {self.path}: {err}") from err
+
+    def _remove(self) -> None:
+        """Delete the file and its lock file (a new store is then made in their place)."""
+        self.path.unlink(missing_ok=True)
+        self.path.with_name(self.path.name + "-lock").unlink(missing_ok=True)
+
+    def _move_aside(self) -> Path:
+        """Rename the damaged file out of the way, with its lock file: the lock file's
+        reader table and transaction id describe that file, not the new one."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
+        lock = self.path.with_name(self.path.name + "-lock")
+        os.replace(self.path, aside)
+        if lock.exists():
+            os.replace(lock, aside.with_name(aside.name + "-lock"))
+        return aside
+
+    def _damaged(self, err: lmdb.Error) -> None:
+        """An LMDB error while the store is in use: bypass it for the rest of the run (every
+        read a miss, every write dropped), with one warning; move a damaged file aside when
+        it is closed."""
+        with self._damage_lock:
+            if self.bypassed is not None:
+                return
+            self.bypassed = str(err)
+            damage = isinstance(err, lmdbfile.DAMAGE)
+            self._move_aside_at_close = damage
+        _log.warning(
+            "state_store_damaged",
+            path=str(self.path),
+            error=str(err),
+            action="bypassed for the rest of this run"
+            + ("; moved aside when it is closed (a new store next time)" if damage else ""),
+            resume=_RESUME,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def sync(self) -> None:
         """Flush every commit so far to disk (``fsync``)."""
         self._check_pid()
-        self._env.sync(True)
+        if self.bypassed is None:
+            self._env.sync(True)
 
     def close(self) -> None:
         """Flush and release the environment (the file stays).
@@ -416,9 +583,20 @@ class StateStore:
         if self._closed:
             return
         self._closed = True
-        if os.getpid() == self._pid:
+        if os.getpid() != self._pid:
+            self._env.close()
+            return
+        if self.bypassed is None:
             self._env.sync(True)
         self._env.close()
+        if self._move_aside_at_close:
+            try:
+                aside = self._move_aside()
+            except OSError as exc:
+                # The next run meets the damage again and bypasses it again: no worse.
+                _log.warning("state_store_not_moved", path=str(self.path), error=str(exc))
+            else:
+                _log.info("state_store_moved_aside", path=str(self.path), moved_to=str(aside))
 
     def __enter__(self) -> StateStore:
         return self
@@ -458,18 +636,20 @@ class StateStore:
             self._writer = None
 
     def _check_schema(self) -> None:
-        meta = self._get("meta", b"meta", StateMeta)
+        with self._env.begin() as txn:
+            raw = txn.get(b"meta", db=self._dbs["meta"])
+        meta = None
+        if raw is not None:
+            try:
+                meta = self._dec[StateMeta].decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                # The record every store has: not one bad value but a damaged file.
+                raise _Damaged(f"its meta record does not decode: {err}") from None
         if meta is not None and meta.schema_version == SCHEMA_VERSION:
             return
         if meta is not None:
-            # A cache of another layout: nothing in it can be trusted, and a crawl that
-            # started under another version restarts from the beginning.
-            _log.warning(
-                "state_schema_reset",
-                path=str(self.path),
-                found=meta.schema_version,
-                expected=SCHEMA_VERSION,
-            )
+            self._env.close()
+            raise _OtherSchema(meta.schema_version)
 
         def reset(txn: Any) -> None:
             for name, db in self._dbs.items():
@@ -501,11 +681,8 @@ class StateStore:
                 self._env.set_mapsize(0)
 
     def _get(self, db: str, key: bytes, typ: type[_T]) -> _T | None:
-        with self._read_txn() as txn:
-            raw = txn.get(key, db=self._dbs[db])
-        if raw is None:
-            return None
-        return self._decode(db, key, raw, typ)
+        with self.reading() as r:
+            return r._get(db, key, typ)
 
     def reading(self) -> _Reading:
         """Several reads in one read transaction (one consistent view, one transaction's
@@ -519,14 +696,19 @@ class StateStore:
         try:
             value: _T = self._dec[typ].decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as err:
+            first = db not in self.corrupt
             self.corrupt[db] = self.corrupt.get(db, 0) + 1
-            _log.warning(
-                "state_entry_corrupt",
-                path=str(self.path),
-                db=db,
-                key=key.decode(errors="replace"),
-                error=str(err),
-            )
+            if first:
+                # Once per database: a damaged page holds many values, each a miss.
+                _log.warning(
+                    "state_entry_corrupt",
+                    path=str(self.path),
+                    db=db,
+                    key=key.decode(errors="replace"),
+                    error=str(err),
+                    action="read as missing (fetched again and overwritten); "
+                    "later ones in this database are counted, not logged",
+                )
             return None
         return value
 
@@ -577,13 +759,21 @@ class StateStore:
         """The image keys (as ``done_key`` spells them) crawl ``cid`` finished so far."""
         prefix = _done_prefix(cid)
         out: set[str] = set()
-        with self._read_txn() as txn:
-            cur = txn.cursor(db=self._dbs["done"])
-            if cur.set_range(prefix):
-                for k in cur.iternext(values=False):
-                    if not k.startswith(prefix):
-                        break
-                    out.add(k[len(prefix) :].decode(errors="replace"))
+        if self.bypassed is not None:
+            return out
+        try:
+            with self._read_txn() as txn:
+                cur = txn.cursor(db=self._dbs["done"])
+                if cur.set_range(prefix):
+                    for k in cur.iternext(values=False):
+                        if not k.startswith(prefix):
+                            break
+                        out.add(k[len(prefix) :].decode(errors="replace"))
+        except lmdb.Error as err:
+            # ``ResumableOutput`` sees the store bypassed and starts over: half a set of
+            # finished images would write the others' records twice.
+            self._damaged(err)
+            out.clear()
         return out
 
     def counts(self) -> dict[str, int]:
@@ -594,9 +784,10 @@ class StateStore:
     # -- writing -------------------------------------------------------------------------
 
     def _write(self, body: Callable[[Any], None]) -> None:
-        """Run ``body`` in one write transaction, growing the map when it is full."""
+        """Run ``body`` in one write transaction, growing the map when it is full (dropped
+        while the store is bypassed)."""
         self._check_writer()
-        while True:
+        while self.bypassed is None:
             try:
                 with self._env.begin(write=True) as txn:
                     body(txn)
@@ -609,6 +800,11 @@ class StateStore:
             except lmdb.MapResizedError:
                 with self._gate.exclusive():
                     self._env.set_mapsize(0)
+            except lmdb.Error as err:
+                if self._opening:
+                    raise
+                # Aborted whole, so nothing half-written: the store is not used again.
+                self._damaged(err)
 
     def put_layer(self, facts: LayerFacts) -> None:
         """Store a layer's facts (under its digest and analyzer set)."""
@@ -624,7 +820,19 @@ class StateStore:
         self._write(lambda txn: txn.put(_key(facts.key), raw, db=self._dbs["stacks"]))
 
     def put_doc(self, digest: str, doc: Document) -> None:
-        """Store a document under its digest (the caller checked that it hashes to it)."""
+        """Store a document under its digest (the caller checked that it hashes to it): an
+        image config in the scrubber's form, when the store has one (not at all when the
+        scrubber cannot read it)."""
+        if self._scrub is not None and doc.media_type in IMAGE_CONFIG_MEDIA_TYPES:
+            data = self._scrub(doc.data)
+            if data is None:
+                return
+            doc = Document(
+                media_type=doc.media_type,
+                data=data,
+                scrub=self.scrub_version,
+                stored_sha256=hashlib.sha256(data).hexdigest(),
+            )
         raw = self._enc.encode(doc)
         self._write(lambda txn: txn.put(_key(digest), raw, db=self._dbs["docs"]))
 
@@ -646,17 +854,37 @@ class StateStore:
 
     def put_walk(self, walk: Walk, tag: str | None = None) -> None:
         """Store what a crawl found under one manifest (see ``Walk``) and, with ``tag``
-        (``registry/repo:tag``), point the tag at it, in one transaction."""
-        raw = self._enc.encode(walk)
+        (``registry/repo:tag``), point the tag at it, in one transaction. Its configs are
+        stored in the scrubber's form; a walk with a config the scrubber cannot read is not
+        stored (the tag still is)."""
+        scrubbed = self._scrubbed_walk(walk)
+        raw = None if scrubbed is None else self._enc.encode(scrubbed)
         key = walk_key(walk.digest, walk.analyzers, walk.platform)
         tag_raw = self._enc.encode(TagEntry(digest=walk.digest, seen_at=_now()))
 
         def body(txn: Any) -> None:
-            txn.put(key, raw, db=self._dbs["walks"])
+            if raw is not None:
+                txn.put(key, raw, db=self._dbs["walks"])
             if tag is not None:
                 txn.put(_key(tag), tag_raw, db=self._dbs["tags"])
 
         self._write(body)
+
+    def _scrubbed_walk(self, walk: Walk) -> Walk | None:
+        """``walk`` with every config in this store's form (the crawler hands over configs
+        as fetched, or as it read them back from the store); None if one cannot be."""
+        if all(w.scrub == self.scrub_version for w in walk.images):
+            return walk
+        images = []
+        for w in walk.images:
+            if w.scrub == self.scrub_version:
+                images.append(w)
+                continue
+            data = None if self._scrub is None or w.scrub else self._scrub(w.config)
+            if data is None:
+                return None
+            images.append(msgspec.structs.replace(w, config=data, scrub=self.scrub_version))
+        return msgspec.structs.replace(walk, images=images)
 
     def put_tag(self, ref: str, digest: str, seen_at: datetime | None = None) -> None:
         """Record that ``registry/repo:tag`` pointed to ``digest``."""
@@ -682,7 +910,8 @@ class StateStore:
 
         self._write(body)
         # A checkpoint is the one record that must survive an OS crash as well.
-        self._env.sync(True)
+        if self.bypassed is None:
+            self._env.sync(True)
 
     def clear_crawl(self, cid: str) -> None:
         """Forget crawl ``cid`` (it completed): the same command then starts a new crawl."""
@@ -714,7 +943,7 @@ class _Reading:
         store = self._store
         store._check_pid()
         gate = store._gate
-        while True:
+        while store.bypassed is None:
             gate.enter()
             try:
                 txn = store._env.begin()
@@ -724,14 +953,22 @@ class _Reading:
                 with gate.exclusive():
                     store._env.set_mapsize(0)
                 continue
+            except lmdb.Error as err:
+                gate.leave()
+                store._damaged(err)
+                break
             except BaseException:
                 gate.leave()
                 raise
             self._txn = txn
             return StateReader(store, txn)
+        # Bypassed: a reader that misses everything, holding no transaction.
+        return StateReader(store, None)
 
     def __exit__(self, *exc: object) -> None:
         txn, self._txn = self._txn, None
+        if txn is None:
+            return
         try:
             txn.abort()  # read-only: ending it either way releases its reader slot
         finally:
@@ -750,7 +987,14 @@ class StateReader:
 
     def _get(self, db: str, key: bytes, typ: type[_T]) -> _T | None:
         store = self._store
-        raw = self._txn.get(key, db=store._dbs[db])
+        if store.bypassed is not None:
+            return None
+        try:
+            raw = self._txn.get(key, db=store._dbs[db])
+        except lmdb.Error as err:
+            # A damaged page (or a transaction a damaged page already failed): a miss.
+            store._damaged(err)
+            return None
         if raw is None:
             return None
         return store._decode(db, key, raw, typ)
@@ -769,9 +1013,17 @@ class StateReader:
 
     def get_doc(self, digest: str) -> Document | None:
         """As ``StateStore.get_doc``."""
+        store = self._store
         doc = self._get("docs", _key(digest), Document)
         if doc is None:
             return None
+        if doc.scrub:
+            # An image config in a scrubber's form: this store's, and whole.
+            if doc.scrub != store.scrub_version:
+                return None
+            return doc if hashlib.sha256(doc.data).hexdigest() == doc.stored_sha256 else None
+        if store.scrub_version and doc.media_type in IMAGE_CONFIG_MEDIA_TYPES:
+            return None  # kept raw (before the store had a scrubber): replaced when fetched
         algorithm, _, hexdigest = digest.partition(":")
         if algorithm != "sha256" or hashlib.sha256(doc.data).hexdigest() != hexdigest:
             return None
@@ -795,6 +1047,9 @@ class StateReader:
             platform,
         ):
             return None
+        version = self._store.scrub_version
+        if any(w.scrub != version for w in walk.images):
+            return None  # configs in another form than this store keeps
         return walk
 
     def get_tag(self, ref: str) -> TagEntry | None:
@@ -834,6 +1089,11 @@ class ResumableOutput:
         self._fh = self._file.fh
         try:
             cp = store.get_checkpoint(cid)
+            done = set() if cp is None else store.done_images(cid)
+            if store.bypassed is not None:
+                # Found damaged while reading them: the checkpoint, or the set of images it
+                # finished, may be incomplete. Starting over writes every record once.
+                cp = None
             size = os.fstat(self._fh.fileno()).st_size
             if cp is not None and size == 0:
                 # The partial file was removed (the way to start over): so is its crawl.
@@ -857,7 +1117,7 @@ class ResumableOutput:
                 self._records, self._images = cp.records, cp.images
                 self._tally = dict(cp.tally)
                 self._runs = cp.runs + 1
-                self._done = store.done_images(cid)
+                self._done = done
                 self._fh.truncate(cp.offset)
             self._fh.seek(0, os.SEEK_END)
         except BaseException:
@@ -866,8 +1126,6 @@ class ResumableOutput:
         #: Whether this run continues an interrupted crawl.
         self.resumed = cp is not None
         self._pending: list[str] = []
-        self._last_records = self._records
-        self._checkpoint_failed = False
 
     @property
     def partial(self) -> Path:
@@ -943,24 +1201,10 @@ class ResumableOutput:
             tally=self.tally(live),
             runs=self._runs,
         )
-        try:
-            self.store.commit_checkpoint(cp, self._pending)
-        except lmdb.Error as exc:
-            # The store's disk is full (or failing): the output is still right, only its
-            # resume point stays at the last checkpoint that committed. Go on; the next
-            # checkpoint records everything pending since then.
-            if not self._checkpoint_failed:
-                _log.warning(
-                    "checkpoint_failed", path=str(self.store.path), error=str(exc),
-                    resumes_from=self._last_records,
-                )  # fmt: skip
-            self._checkpoint_failed = True
-            return cp
+        # A store that cannot be written (a full disk, damage) is bypassed and drops this:
+        # the output stays right, its resume point the last checkpoint that committed.
+        self.store.commit_checkpoint(cp, self._pending)
         self._pending = []
-        self._last_records = cp.records
-        if self._checkpoint_failed:
-            _log.info("checkpoint_recovered", records=cp.records)
-            self._checkpoint_failed = False
         return cp
 
     def complete(self, last: Iterable[bytes] = ()) -> None:
@@ -977,12 +1221,9 @@ class ResumableOutput:
             self._fh.write(line)
             self._records += 1
         self._file.commit()
-        try:
-            self.store.clear_crawl(self.cid)
-        except lmdb.Error as exc:
-            # The output is complete and in place; a stale checkpoint only makes the next
-            # run find no partial file and start afresh, as it should.
-            _log.warning("checkpoint_not_cleared", path=str(self.store.path), error=str(exc))
+        # Dropped by a bypassed store: the stale checkpoint then finds no partial file, and
+        # the next run starts afresh, as it should.
+        self.store.clear_crawl(self.cid)
 
     def close(self, live: Mapping[str, int] | None = None) -> None:
         """Stop without completing (SIGINT/SIGTERM): checkpoint, so a rerun resumes here."""

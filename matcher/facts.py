@@ -49,7 +49,7 @@ class ImageFacts(msgspec.Struct, kw_only=True):
     such an image must never be reported as clean."""
 
     image: ImageRef
-    #: The image config blob as fetched (digest-checked).
+    #: The image config blob as fetched (digest-checked), or see ``config_scrubbed``.
     config: bytes
     layers: int
     size: int
@@ -59,6 +59,10 @@ class ImageFacts(msgspec.Struct, kw_only=True):
     ecosystem: str | None = None
     problems: list[Problem] = []
     complete: bool = True
+    #: ``config`` is the crawler's state store's form of the config (``checks.scrub``:
+    #: its secrets taken out, what the checks found in them kept), not the blob as
+    #: fetched. Only the crawler sets it, for a config it read back from its store.
+    config_scrubbed: bool = False
 
 
 # Word starts in a class name: before an upper case letter that follows a lower case letter or

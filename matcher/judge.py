@@ -22,12 +22,14 @@ import msgspec
 import structlog
 
 from regsweep.matcher.checks import ConfigError, config_summary, decode_config, run_checks
+from regsweep.matcher.checks.scrub import read_scrubbed
 from regsweep.matcher.facts import ImageFacts, Problem, error_code
 from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.match import Matcher
 from regsweep.matcher.records import (
     SEVERITY_RANK,
     Advisory,
+    ConfigSummary,
     ErrorRecord,
     ImageRecord,
     MisconfigurationRecord,
@@ -169,11 +171,27 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
         out.error(err.record(image, facts.packages[err.package]))
     # Decoded once, for the checks and the image record's summary alike.
     config: ImageConfig | None = None
+    summary: ConfigSummary | None = None
     try:
-        # No config at all (an SBOM): only the checks on packages and the OS run.
-        config = decode_config(facts.config) if facts.config else None
+        if not facts.config:
+            # No config at all (an SBOM, a root filesystem): only the checks on packages
+            # and the OS run.
+            secrets = None
+        elif facts.config_scrubbed:
+            # The state store's form: the secrets' findings and the summary were made from
+            # the whole config before it was stored without them.
+            config, scrubbed = read_scrubbed(facts.config)
+            secrets, summary = scrubbed.secrets, scrubbed.summary
+        else:
+            config = decode_config(facts.config)
+            secrets, summary = None, config_summary(config)
         misconfigs, os_info = run_checks(
-            config, facts.os, facts.packages, image, trusted_bases=policy.trusted_bases
+            config,
+            facts.os,
+            facts.packages,
+            image,
+            trusted_bases=policy.trusted_bases,
+            secrets_found=secrets,
         )
     except ConfigError as exc:
         out.error(
@@ -220,7 +238,7 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
         ImageRecord(
             image=image,
             os=os_info,
-            config=None if config is None else config_summary(config),
+            config=summary,
             layers=facts.layers,
             size=facts.size,
             packages=len(facts.packages),

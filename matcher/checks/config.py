@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from regsweep.matcher.checks.secrets import redact_text
+from regsweep.matcher.checks.secrets import redact_text, show_name
 from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import ConfigSummary
 
@@ -55,9 +55,9 @@ def decode_config(blob: bytes) -> ImageConfig:
 
 def config_summary(config_json: bytes | ImageConfig) -> ConfigSummary | None:
     """The ``image`` record's view of a config (the blob, or its decoded view): environment
-    *names* only, and entrypoint and command arguments with any secret redacted (they can
-    carry credentials too). None for a config that does not decode (the checks report
-    that)."""
+    *names* only (redacted when a name is itself a secret), and entrypoint and command
+    arguments with any secret redacted (they can carry credentials too). None for a config
+    that does not decode (the checks report that)."""
     try:
         view = config_json if isinstance(config_json, ImageConfig) else decode_config(config_json)
     except ConfigError:
@@ -68,7 +68,9 @@ def config_summary(config_json: bytes | ImageConfig) -> ConfigSummary | None:
     return ConfigSummary(
         user=cfg.user,
         exposed_ports=sorted(cfg.exposed_ports or {}),
-        env_keys=[e.partition("=")[0] for e in cfg.env or []],
+        # A bare entry, or a name, can be a token pasted in the wrong place: names are
+        # shown as the secret checks name them (``show_name``), redacted when they are one.
+        env_keys=[show_name(e.partition("=")[0]) for e in cfg.env or []],
         entrypoint=None if cfg.entrypoint is None else [redact_text(a) for a in cfg.entrypoint],
         cmd=None if cfg.cmd is None else [redact_text(a) for a in cfg.cmd],
     )

@@ -30,7 +30,7 @@ from regsweep.matcher.records import (
     Severity,
 )
 
-__all__ = ["CATALOG", "Category", "CheckId", "CheckSpec", "run_checks"]
+__all__ = ["CATALOG", "Category", "CheckId", "CheckSpec", "run_checks", "secret_findings"]
 
 _log = structlog.get_logger("regsweep.matcher.checks")
 
@@ -265,7 +265,11 @@ def _secret_places(view: ImageConfig) -> Iterator[tuple[str, list[secrets.Secret
             yield f"history[{i}] created_by", secrets.scan_text(step.created_by)
 
 
-def _check_secrets(view: ImageConfig, image: ImageRef) -> Iterator[MisconfigurationRecord]:
+def secret_findings(view: ImageConfig) -> list[tuple[CheckId, str]]:
+    """The secret checks' findings on a config, in report order: ``(check, evidence)``, one
+    per (check, place, secret). The evidence shows each secret redacted, so these are what
+    may be kept of a config's secrets (``scrub``)."""
+    found: list[tuple[CheckId, str]] = []
     seen: set[tuple[CheckId, str, str]] = set()
     for where, hits in _secret_places(view):
         for hit in hits:
@@ -273,7 +277,8 @@ def _check_secrets(view: ImageConfig, image: ImageRef) -> Iterator[Misconfigurat
             evidence = f"{where}: {hit.title} {hit.shown}"
             if (cid, where, evidence) not in seen:
                 seen.add((cid, where, evidence))
-                yield _record(image, cid, evidence)
+                found.append((cid, evidence))
+    return found
 
 
 # --- ports ------------------------------------------------------------------------------
@@ -502,7 +507,8 @@ def _check_base(
         return
     if not is_trusted(base_ref, base_digest, trusted):
         shown = " ".join(s for s in (base_ref, base_digest and f"({base_digest})") if s)
-        yield _record(image, CheckId.UNTRUSTED_BASE, f"base image {shown}")
+        # A base named by URL can carry its registry password: evidence never shows one.
+        yield _record(image, CheckId.UNTRUSTED_BASE, f"base image {secrets.redact_text(shown)}")
 
 
 # --- entry point ------------------------------------------------------------------------
@@ -518,6 +524,7 @@ def run_checks(
     trusted_bases: Sequence[str] = (),
     base_ref: str | None = None,
     base_digest: str | None = None,
+    secrets_found: Sequence[tuple[CheckId, str]] | None = None,
 ) -> tuple[list[MisconfigurationRecord], OsInfo | None]:
     """Run every configuration check on one platform image.
 
@@ -528,15 +535,19 @@ def run_checks(
     EOL is judged on (default: today, UTC). The base-image policy is off unless
     ``trusted_bases`` is given; ``base_ref``/``base_digest`` come from the manifest's
     ``org.opencontainers.image.base.*`` annotations, else from the config labels.
+    ``secrets_found`` are the secret checks' findings made before the config was scrubbed
+    of its secrets (``secret_findings``, kept by ``scrub``); None: search the config.
     """
     day = today or datetime.now(UTC).date()
     filled, eol_records = _check_eol(os, day, image)
     if config_json is None:
         return [*eol_records, *_check_services(packages, image)], filled
     view = config_json if isinstance(config_json, ImageConfig) else decode_config(config_json)
+    if secrets_found is None:
+        secrets_found = secret_findings(view)
     records = [
         *_check_user(view, image),
-        *_check_secrets(view, image),
+        *(_record(image, cid, evidence) for cid, evidence in secrets_found),
         *_check_ports(view, image),
         *eol_records,
         *_check_services(packages, image),

@@ -29,7 +29,7 @@ from typing import Any
 import lmdb
 import msgspec
 
-from regsweep.matcher import versions
+from regsweep.matcher import lmdbfile, versions
 from regsweep.matcher.advisories.ecosystems import Ecosystem, normalize_version
 from regsweep.matcher.advisories.model import (
     Advisory,
@@ -63,6 +63,10 @@ class BuildLocked(AdvisoryIndexError):
 
 class IndexMissing(AdvisoryIndexError):
     """No index at the path (never built, or removed)."""
+
+
+class IndexDamaged(AdvisoryIndexError):
+    """The index file is truncated or not an LMDB file: it has to be rebuilt."""
 
 
 class IndexMeta(msgspec.Struct, kw_only=True):
@@ -369,10 +373,21 @@ class AdvisoryIndex:
         self.path = Path(path)
         if not self.path.is_file():
             raise IndexMissing(f"no advisory index at {self.path} (build one: regsweep db build)")
+        unusable = f"advisory index {self.path} is unusable"
+        rebuild = "rebuild it with regsweep db build (or regsweep db update)"
+        try:
+            # Before LMDB maps it: a page past the end of a truncated file is a SIGBUS.
+            lmdbfile.check(self.path)
+        except lmdbfile.LmdbFileError as err:
+            raise IndexDamaged(f"{unusable}: {err}; {rebuild}") from None
+        except OSError as err:
+            raise AdvisoryIndexError(f"cannot read advisory index {self.path}: {err}") from err
         try:
             self._env = lmdb.open(
                 str(self.path), subdir=False, readonly=True, lock=False, max_dbs=4
             )
+        except lmdbfile.DAMAGE as err:
+            raise IndexDamaged(f"{unusable}: {err}; {rebuild}") from err
         except lmdb.Error as err:
             raise AdvisoryIndexError(f"cannot open advisory index {self.path}: {err}") from err
         self._meta_db = self._env.open_db(b"meta", create=False)

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 import pytest
@@ -35,6 +35,7 @@ from regsweep.crawler.state import (
     analyzer_set_hash,
     stack_key,
 )
+from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.facts import Problem
 from regsweep.matcher.records import ImageRef, OsInfo, Package
 
@@ -771,3 +772,209 @@ def test_the_store_is_created_for_its_owner_only(tmp_path: Path) -> None:
         pass
     for f in (path, path.with_name(path.name + "-lock")):
         assert f.stat().st_mode & 0o777 == 0o600, f
+
+
+# -- damaged files -------------------------------------------------------------------------
+
+_USE_STORE = textwrap.dedent(
+    """
+    import sys, msgspec, structlog
+    from regsweep.crawler.state import StateStore
+
+    path, digests = sys.argv[1], sys.argv[2:]
+    with structlog.testing.capture_logs() as logs:
+        with StateStore(path) as s:
+            found = {d: s.get_image(d) for d in digests}
+            s.put_tag("r/new:v1", digests[0])
+            tag = s.get_tag("r/new:v1")
+            s.put_tag("r/new:v2", digests[0])
+    print(msgspec.json.encode({
+        "events": [e["event"] for e in logs if e["log_level"] == "warning"],
+        "found": {d: None if v is None else msgspec.msgpack.encode(v).hex()
+                  for d, v in found.items()},
+        "wrote": tag is not None and tag.digest == digests[0],
+    }).decode())
+    """
+)
+
+
+def _filled_store(path: Path, n: int = 300) -> list[str]:
+    """A store of ``n`` images (about 20 pages), closed; returns their digests."""
+    with StateStore(path) as s:
+        for i in range(n):
+            s.put_image(_image(i, packages=3), tag=f"r/app{i}:v1")
+    return [_digest(i) for i in range(n)]
+
+
+def _use_store(path: Path, digests: list[str]) -> tuple[int, dict[str, Any], str]:
+    """Open, read, write and close the store at ``path`` in a child process: its exit
+    status (a SIGBUS is -7), what it saw, and its stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _USE_STORE, str(path), *digests],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    seen = msgspec.json.decode(proc.stdout) if proc.returncode == 0 else {}
+    return proc.returncode, seen, proc.stderr
+
+
+def test_a_truncated_store_is_moved_aside_and_a_new_one_started(tmp_path: Path) -> None:
+    """A store cut short anywhere is moved aside at open (not mapped: a page past the end
+    would be a SIGBUS) and a new, empty store started in its place, with one warning."""
+    whole = tmp_path / "whole.lmdb"
+    digests = _filled_store(whole)
+    data = whole.read_bytes()
+    page = 4096
+    assert len(data) > 10 * page
+    sizes = (1, page, 2 * page, 3 * page, len(data) // 2, len(data) - page, len(data) - 1)
+    outcomes = {}
+    for size in sizes:
+        run = tmp_path / f"cut-{size}"
+        run.mkdir()
+        path = run / "state.lmdb"
+        path.write_bytes(data[:size])
+        code, seen, err = _use_store(path, digests[:3])
+        aside = [p for p in run.iterdir() if p.name.startswith("state.lmdb.corrupt-")]
+        outcomes[size] = (
+            code,
+            seen.get("events"),
+            seen.get("found") == dict.fromkeys(digests[:3]),  # a new store: all misses
+            seen.get("wrote"),
+            [p.read_bytes() == data[:size] for p in aside],  # the damaged file, kept
+            "Traceback" in err,
+        )
+    # (-7 would be a SIGBUS.)
+    expected = (0, ["state_store_damaged"], True, True, [True], False)
+    assert outcomes == dict.fromkeys(sizes, expected)
+
+
+def _leaf_flag_offsets(data: bytes, page: int) -> list[int]:
+    """The flags byte of every page after the two metas (LMDB's page header: pgno, pad,
+    then the u16 flags at offset 10)."""
+    return [n * page + 10 for n in range(2, len(data) // page)]
+
+
+def test_flipped_page_headers_are_misses_with_one_warning_never_an_exception(
+    tmp_path: Path,
+) -> None:
+    """A byte flipped in any page's header makes LMDB fail reads or writes in the middle
+    of a run (``MDB_CORRUPTED`` …): each read is then a miss, the store is bypassed for
+    the rest of the run with one warning, and it is moved aside when closed. What is read
+    is right or missing: never a wrong value, never an exception."""
+    whole = tmp_path / "whole.lmdb"
+    digests = _filled_store(whole, 25)
+    data = whole.read_bytes()
+    offsets = _leaf_flag_offsets(data, 4096)
+    assert len(offsets) >= 8
+    expected = {
+        d: msgspec.msgpack.encode(_image(i, packages=3)).hex() for i, d in enumerate(digests)
+    }
+    outcomes = {}
+    for offset in offsets:
+        run = tmp_path / f"flip-{offset}"
+        run.mkdir()
+        path = run / "state.lmdb"
+        damaged = bytearray(data)
+        damaged[offset] ^= 0xFF
+        path.write_bytes(damaged)
+        code, seen, err = _use_store(path, digests)
+        found = seen.get("found", {})
+        wrong = [d for d, v in found.items() if v is not None and v != expected[d]]
+        warnings = len(seen.get("events", [None, None]))
+        outcomes[offset] = (code, warnings <= 1, wrong, "Traceback" in err)
+    assert outcomes == dict.fromkeys(offsets, (0, True, [], False))
+
+
+# -- image configs and their secrets -------------------------------------------------------
+
+_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+_CONFIG = msgspec.json.encode(
+    {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": [f"AWS_SECRET_ACCESS_KEY={_SECRET}"], "User": "app"},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "c" * 64]},
+        "history": [{"created_by": f"/bin/sh -c login --password={_SECRET[:16]}"}],
+    }
+)
+_CONFIG_DIGEST = "sha256:" + hashlib.sha256(_CONFIG).hexdigest()
+_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+def _walk(config: bytes, scrub: str = "") -> state.Walk:
+    return state.Walk(
+        digest=_digest(1),
+        analyzers="h",
+        platform="",
+        manifests=1,
+        images=[state.WalkImage(digest=_digest(2), config=config, layers=1, size=3, scrub=scrub)],
+    )
+
+
+def test_a_store_with_a_scrubber_keeps_configs_only_scrubbed(tmp_path: Path) -> None:
+    """Configs, as documents and in walks, are stored in the scrubber's form (checked on
+    read against what was stored); manifests as fetched; the file holds no secret."""
+    path = tmp_path / "s.lmdb"
+    manifest = b'{"schemaVersion": 2, "note": "' + _SECRET.encode() + b'"}'
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    with StateStore(path, scrub=SCRUB) as s:
+        assert s.scrub_version == SCRUB.version
+        s.put_doc(_CONFIG_DIGEST, Document(media_type=_OCI_CONFIG, data=_CONFIG))
+        s.put_doc(manifest_digest, Document(media_type="application/json", data=manifest))
+        s.put_walk(_walk(_CONFIG))
+        doc = s.get_doc(_CONFIG_DIGEST)
+        walk = s.get_walk(_digest(1), "h", "")
+        assert s.get_doc(manifest_digest) == Document(media_type="application/json", data=manifest)
+    assert doc is not None and walk is not None
+    assert doc.data == SCRUB(_CONFIG) and doc.scrub == SCRUB.version
+    assert walk.images[0].config == SCRUB(_CONFIG) and walk.images[0].scrub == SCRUB.version
+    data = path.read_bytes()
+    assert _SECRET[:16].encode() not in data.replace(manifest, b"")
+
+
+def test_configs_stored_raw_or_in_another_form_are_misses(tmp_path: Path) -> None:
+    """A config kept raw (before the store had a scrubber) or by another scrubber version
+    is a miss, so it is fetched again and stored in the current form; so is a scrubbed
+    document that no longer hashes to what was stored."""
+    path = tmp_path / "s.lmdb"
+    with StateStore(path) as s:  # no scrubber: kept as fetched
+        s.put_doc(_CONFIG_DIGEST, Document(media_type=_OCI_CONFIG, data=_CONFIG))
+        s.put_walk(_walk(_CONFIG))
+        assert s.get_doc(_CONFIG_DIGEST) is not None
+    with StateStore(path, scrub=SCRUB) as s:
+        assert s.get_doc(_CONFIG_DIGEST) is None
+        assert s.get_walk(_digest(1), "h", "") is None
+        s.put_doc(_CONFIG_DIGEST, Document(media_type=_OCI_CONFIG, data=_CONFIG))
+        assert s.get_doc(_CONFIG_DIGEST) is not None
+    _foreign_put(
+        path,
+        [
+            (
+                "docs",
+                _CONFIG_DIGEST.encode(),
+                msgspec.msgpack.encode(
+                    Document(media_type=_OCI_CONFIG, data=b"{}", scrub=SCRUB.version,
+                             stored_sha256="0" * 64)
+                ),
+            )
+        ],
+    )  # fmt: skip
+    with StateStore(path, scrub=SCRUB) as s:
+        assert s.get_doc(_CONFIG_DIGEST) is None
+        s.put_walk(_walk(_CONFIG))
+        assert s.get_walk(_digest(1), "h", "") is not None
+    with StateStore(path) as s:  # a scrubbed form without the scrubber: a miss too
+        assert s.get_walk(_digest(1), "h", "") is None
+
+
+def test_a_store_of_an_older_schema_is_replaced_by_a_new_file(tmp_path: Path) -> None:
+    """Schema 3 kept configs raw. Emptied in place, LMDB would leave their bytes in free
+    pages until reused: the store is replaced by a new file instead."""
+    path = tmp_path / "s.lmdb"
+    with StateStore(path) as s:
+        s.put_doc(_CONFIG_DIGEST, Document(media_type=_OCI_CONFIG, data=_CONFIG))
+    _foreign_put(path, [("meta", b"meta", msgspec.msgpack.encode({"schema_version": 3}))])
+    assert _SECRET.encode() in path.read_bytes()
+    with structlog.testing.capture_logs() as logs, StateStore(path, scrub=SCRUB) as s:
+        assert s.get_doc(_CONFIG_DIGEST) is None
+    assert [e["found"] for e in logs if e["event"] == "state_schema_reset"] == [3]
+    assert _SECRET.encode() not in path.read_bytes()

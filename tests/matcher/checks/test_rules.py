@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regsweep.matcher.checks import CATALOG, CheckId, ConfigError, decode_config, run_checks
+from regsweep.matcher.checks import (
+    CATALOG,
+    CheckId,
+    ConfigError,
+    config_summary,
+    decode_config,
+    run_checks,
+)
 from regsweep.matcher.checks.config import MAX_CONFIG_BYTES
 from regsweep.matcher.checks.rules import is_root_user, is_trusted, split_reference
 from regsweep.matcher.records import MisconfigurationRecord, Package
@@ -157,6 +164,33 @@ def test_untrusted_bases(base: str, trusted: list[str]) -> None:
     records = _run(image_config(user="app"), trusted_bases=trusted, base_ref=base)
     assert _ids(records) == ["RS-IMG-040"]
     assert records[0].evidence == f"base image {base}"
+
+
+def test_untrusted_base_evidence_never_shows_a_secret_whole() -> None:
+    """A base named with credentials in it (a label or annotation holding a registry URL
+    with its password) is reported with the secret redacted, as every evidence is."""
+    secret = "Sup3rS3cretPassw0rd"
+    base = f"https://ci:{secret}@registry.test/team/base:1"
+    labels = {"org.opencontainers.image.base.name": base}
+    for records in (
+        _run(image_config(user="app"), trusted_bases=["debian"], base_ref=base),
+        _run(image_config(user="app", labels=labels), trusted_bases=["debian"]),
+    ):
+        [untrusted] = [r for r in records if r.check.id == "RS-IMG-040"]
+        assert secret not in untrusted.evidence
+        assert (
+            untrusted.evidence == "base image https://ci:Sup3…(19 chars)@registry.test/team/base:1"
+        )
+
+
+def test_env_names_in_the_config_summary_never_show_a_secret_whole() -> None:
+    """The image record lists Env names; an entry that is a bare token, or whose name is
+    one, is listed redacted (as the secret checks name it), every other name as it is."""
+    aws_id, ghp = "AKIAIOSFODNN7EXAMPLE", "ghp_" + "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"
+    blob = image_config(env=["PATH=/usr/bin", aws_id, f"{ghp}_TOKEN=x1y2z3", "JAVA_HOME=/j"])
+    summary = config_summary(blob)
+    assert summary is not None
+    assert summary.env_keys == ["PATH", "AKIA…(20 chars)", "ghp_…(46 chars)", "JAVA_HOME"]
 
 
 def test_base_digest_from_annotation_is_trusted() -> None:

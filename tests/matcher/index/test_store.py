@@ -11,6 +11,9 @@ import multiprocessing
 import os
 import random
 import re
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -372,6 +375,80 @@ def test_missing_or_foreign_index_is_a_clear_error(tmp_path: Path) -> None:
     junk.write_bytes(os.urandom(8192))
     with pytest.raises(store.AdvisoryIndexError):
         store.AdvisoryIndex(junk)
+
+
+_READ_ALL = textwrap.dedent(
+    """
+    import sys
+    from regsweep.matcher.index import store
+    from regsweep.matcher.index.errors import AdvisoryIndexError
+    try:
+        with store.AdvisoryIndex(sys.argv[1]) as index:
+            for _, _, raw in index.package_tables():
+                for hit in index.hits(raw):
+                    index.advisory(hit.advisory)
+    except AdvisoryIndexError as err:
+        print(err)
+        sys.exit(3)
+    print("read whole")
+    """
+)
+
+
+def _many_advisories(n: int) -> list[Advisory]:
+    return [
+        advisory(
+            f"DSA-{i}-1",
+            affected("Debian:12", f"pkg{i}", [("introduced", "0"), ("fixed", f"1.{i}-1")]),
+            summary="x" * 200,
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_truncated_index_is_refused_at_open_with_a_rebuild_hint(tmp_path: Path) -> None:
+    """An index cut short anywhere (a copy interrupted, a full disk) is refused when it is
+    opened, naming the file and how to rebuild it, instead of killing the process with
+    SIGBUS when a read reaches a page past the end. Run in a child process so that a
+    SIGBUS shows as its exit status, not as a crashed test run."""
+    whole = tmp_path / "whole.lmdb"
+    store.build(whole, _many_advisories(3000))
+    data = whole.read_bytes()
+    page = 4096
+    assert len(data) > 20 * page
+    run = [sys.executable, "-c", _READ_ALL]
+    proc = subprocess.run([*run, str(whole)], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "read whole"), proc.stderr
+    sizes = (1, page, 2 * page, 3 * page, len(data) // 2, len(data) - page, len(data) - 1)
+    outcomes = {}
+    for size in sizes:
+        cut = tmp_path / f"cut-{size}.lmdb"
+        cut.write_bytes(data[:size])
+        proc = subprocess.run([*run, str(cut)], capture_output=True, text=True, timeout=60)
+        # -7 is SIGBUS; 3 is a refusal, which must name the file and the way out.
+        hinted = str(cut) in proc.stdout and "regsweep db build" in proc.stdout
+        outcomes[size] = (proc.returncode, hinted, "Traceback" in proc.stderr)
+    assert outcomes == dict.fromkeys(sizes, (3, True, False))
+
+
+def test_commands_refuse_a_truncated_index_as_they_refuse_any_unusable_one(
+    tmp_path: Path,
+) -> None:
+    """``match`` (like ``scan`` and ``crawl``) exits 2 and ``db info`` exits 1, with one line
+    naming the file and saying to rebuild it: what they do for a missing index."""
+    whole = tmp_path / "adv.lmdb"
+    store.build(whole, _many_advisories(3000))
+    data = whole.read_bytes()
+    whole.write_bytes(data[: len(data) // 2])
+    regsweep = str(Path(sys.executable).parent / "regsweep")
+    for args, code in ((["match", "-i", os.devnull], 2), (["db", "info"], 1)):
+        proc = subprocess.run(
+            [regsweep, *args, "--db", str(whole)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == code, (args, proc.returncode, proc.stderr)
+        [line] = proc.stderr.splitlines()
+        assert line.startswith("regsweep: error: ") and str(whole) in line
+        assert "truncated" in line and "regsweep db build" in line
 
 
 # ----------------------------------------------------------------- differential test
