@@ -51,7 +51,7 @@ from regsweep.matcher.checks.config import (
     decode_config,
 )
 from regsweep.matcher.checks.rules import CATALOG, Category, CheckId, CheckSpec, run_checks
-from regsweep.matcher.checks.secrets import redact, redact_text
+from regsweep.matcher.secrets import redact, redact_text
 
 __all__ = [
     "config_summary",

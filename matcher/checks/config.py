@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import msgspec
 
-from regsweep.matcher.checks.secrets import redact_text, show_name
 from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import ConfigSummary
+from regsweep.matcher.secrets import redact_text, show_name
 
 __all__ = ["MAX_CONFIG_BYTES", "ConfigError", "config_summary", "decode_config"]
 

@@ -17,8 +17,8 @@ from typing import assert_never
 import msgspec
 import structlog
 
+from regsweep.matcher import secrets
 from regsweep.matcher.checks import eol as eol_table
-from regsweep.matcher.checks import secrets
 from regsweep.matcher.checks.config import decode_config
 from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import (

@@ -42,9 +42,9 @@ from regsweep.matcher.checks.rules import (
     CheckId,
     secret_findings,
 )
-from regsweep.matcher.checks.secrets import redact_text
 from regsweep.matcher.imageconfig import ContainerConfig, ImageConfig
 from regsweep.matcher.records import ConfigSummary
+from regsweep.matcher.secrets import redact_text
 
 __all__ = ["SCRUB", "VERSION", "ConfigScrub", "Scrubbed", "read_scrubbed", "scrub_config"]
 

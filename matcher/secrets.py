@@ -1,4 +1,5 @@
-"""Secret detection and redaction for image config strings (Env, labels, history, commands).
+"""Secret detection and redaction, for image config strings (Env, labels, history, commands)
+and, through ``scan_formats``, the text files of layers (``crawler.analyzers.secrets``).
 
 Two ways a string is judged a secret:
 
@@ -43,6 +44,7 @@ from typing import TypeVar
 import msgspec
 
 __all__ = [
+    "FORMAT_ANCHORS",
     "SecretHit",
     "SecretKind",
     "is_placeholder",
@@ -50,6 +52,7 @@ __all__ = [
     "redact",
     "redact_text",
     "scan_assignment",
+    "scan_formats",
     "scan_text",
     "show_name",
 ]
@@ -367,6 +370,22 @@ def _keep_disjoint(hits: Iterator[SecretHit]) -> list[SecretHit]:
             kept.append(hit)
     kept.sort(key=lambda h: h.start)
     return kept
+
+
+#: Literals at least one of which every format rule's match contains: a text holding none of
+#: them has no format hit, whatever its length (the prefilter of file scanning).
+FORMAT_ANCHORS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [a for _, _, anchors, _ in _PROVIDER_RULES for a in anchors] + ["-----BEGIN ", "eyJ", "://"]
+    )
+)
+
+
+def scan_formats(text: str) -> list[SecretHit]:
+    """Secrets recognised by their format alone (provider credentials, private keys, JWTs,
+    passwords in URLs): for text whose ``NAME=value`` pairs are code or prose, not settings
+    (a file's). Spans are offsets in ``text``."""
+    return _keep_disjoint(_format_hits(text))
 
 
 def scan_text(text: str) -> list[SecretHit]:

@@ -13,7 +13,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from regsweep.matcher.checks import ConfigError, run_checks
-from regsweep.matcher.checks.secrets import (
+from regsweep.matcher.records import ImageRef, MisconfigurationRecord
+from regsweep.matcher.secrets import (
     SecretKind,
     is_placeholder,
     is_secret_name,
@@ -22,7 +23,6 @@ from regsweep.matcher.checks.secrets import (
     scan_assignment,
     scan_text,
 )
-from regsweep.matcher.records import ImageRef, MisconfigurationRecord
 from tests.matcher.checks.helpers import IMAGE, image_config, make_jwt
 
 AWS_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -340,7 +340,7 @@ def test_answers_for_short_strings_are_remembered_and_long_ones_never_are() -> N
     """A registry repeats the same Env entries and history lines in every image: a short
     string is scanned once and its answer reused (the same hits, a cache hit); a string
     over the memo's length is scanned every time, so a hostile config cannot fill memory."""
-    from regsweep.matcher.checks import secrets
+    from regsweep.matcher import secrets
 
     info = secrets._scan_text.cache_info  # type: ignore[attr-defined]
     text = f"RUN git clone https://ci:{'Tr0ub4dor' * 2}@git.example/x # {id(info)}"
