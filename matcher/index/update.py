@@ -362,10 +362,16 @@ async def fetch(
         error = str(err)
     except (aiohttp.ClientError, TimeoutError) as err:
         error = f"{target.url}: {type(err).__name__}: {err}".rstrip(": ")
+    except OSError as err:
+        # The local side: a full disk, an unwritable cache. The cached copy is untouched
+        # (a download only ever replaces it whole).
+        error = f"{target.url}: {err}"
     finally:
         progress.end(target.name)
     failed = msgspec.structs.replace(state, failed_at=_now(), error=error)
-    _write_atomic(_state_path(path), msgspec.json.encode(failed))
+    with contextlib.suppress(OSError):
+        # Best effort: the failure is reported on stderr whether or not it can be recorded.
+        _write_atomic(_state_path(path), msgspec.json.encode(failed))
     # A copy that does not match the pin is not one to build from.
     has_copy = state.sha256 is not None and (target.pin is None or state.sha256 == target.pin)
     return FeedResult(

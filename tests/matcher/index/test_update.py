@@ -411,3 +411,23 @@ def test_the_index_and_the_feed_cache_stay_beside_each_other(tmp_path: Path) -> 
         assert srv.requests[-1].status == 304
     assert code == 0 and "Debian: not modified" in out
     assert has(db, "DSA-5044-1")
+
+
+def test_a_feed_that_cannot_be_written_locally_fails_alone(
+    mirror: MirrorServer, tmp_path: Path
+) -> None:
+    """A download due while its partial file cannot be written (here a directory stands in
+    its way; a full disk is the same error) fails that feed with the system's reason; the
+    other feed is fetched, the old copy and index stay."""
+    db = tmp_path / "adv.lmdb"
+    args = ["db", "update", "--db", str(db), "--mirror", mirror.base]
+    args += ["--ecosystem", "Debian", "--ecosystem", "PyPI"]
+    assert cli(*args)[0] == 0
+    before = fingerprint(db)
+    _changed_debian(mirror)
+    (update.feed_dir(db) / "osv-Debian-all.zip.partial").mkdir()
+    code, out = cli(*args)
+    assert code == 1, out
+    assert "Debian: FAILED" in out and "Is a directory" in out
+    assert "PyPI: not modified" in out
+    assert fingerprint(db) == before and has(db, "DSA-5044-1")
