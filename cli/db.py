@@ -252,10 +252,14 @@ def db_update(
                 )
                 sys.exit(1)
             if update.needs_rebuild(db, targets, results):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 _build(db, usable)
                 update.write_manifest(db, targets, results)
-                click.echo(f"index built in {time.perf_counter() - started:.1f} s", err=True)
+                click.echo(
+                    f"index built in {time.perf_counter() - started:.1f} s "
+                    f"({time.process_time() - cpu:.1f} s CPU)",
+                    err=True,
+                )
             else:
                 click.echo(f"{db} is up to date: no feed changed, no rebuild", err=True)
     except AdvisoryIndexError as err:
