@@ -1,6 +1,6 @@
 """``regsweep db update`` at osv.dev's scale, from a mirror on 127.0.0.1.
 
-    python -m benchmarks.bench_feeds [--replicas N] [--work DIR] [--no-write]
+    python -m benchmarks.bench_feeds [--replicas N] [--repeat N] [--work DIR] [--no-write]
 
 osv.dev's exports of the ecosystems regsweep matches are several hundred thousand records;
 ``../shared/data`` holds 17,000 real ones (Debian, PyPI, Go, crates.io and samples of the
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         default=Path.home() / ".cache" / "regsweep-bench" / "feeds",
         help="where the corpora are kept between runs",
     )
+    ap.add_argument("--repeat", type=int, default=2, help="updates per size; the fastest is kept")
     ap.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     args = ap.parse_args(argv)
     if not OSV.is_dir():
@@ -161,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         for replicas in sizes:
             root, records = corpus(args.work, replicas)
             with MirrorServer(root) as server:
-                db = Path(tmp) / f"x{replicas}" / "advisories.lmdb"
-                run = update(server, db, records)
+                tries = []
+                for i in range(max(1, args.repeat)):
+                    db = Path(tmp) / f"x{replicas}-{i}" / "advisories.lmdb"
+                    tries.append(update(server, db, records))
+                # The fastest: on a shared machine the slower ones measured the neighbours.
+                run = min(tries, key=lambda r: r.wall)
                 print(
                     f"  x{replicas}: {records} records, {run.zip_mb:.0f} MB of zips: "
                     f"wall {run.wall:.1f} s (fetch {run.fetch_s:.1f}, index {run.index_s:.1f}), "
@@ -197,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             "records), served by aiohttp's static files on 127.0.0.1. Each row is "
             "`regsweep db update --mirror http://127.0.0.1:PORT/ --db DB` in a fresh "
             "process with an empty feed cache: the whole catalog fetched (4 at a time, "
-            "each zip checked member by member), then one index build.",
+            "each zip checked member by member), then one index build; the fastest of "
+            f"{max(1, args.repeat)}.",
             "",
             "| records | zips MB | wall s | CPU s | fetch + verify s | index s | index CPU s | "
             "index CPU ms per 1k records | peak RSS MB (VmHWM) | ru_maxrss MB |",
@@ -217,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{again.wall:.1f} s, peak RSS {again.rss_mb:.0f} MB; it said "
             f"`DB is {again.stderr_tail.splitlines()[-1].split(' is ', 1)[-1]}`",
             "",
-            f"Command: `python -m benchmarks.bench_feeds --replicas {full}`",
+            f"Command: `python -m benchmarks.bench_feeds --replicas {full} "
+            f"--repeat {max(1, args.repeat)}`",
         ]
     )
     print(body)
