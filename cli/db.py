@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import msgspec
 
 from regsweep.cli.common import DB_OPTION, run_async, usage_error
 from regsweep.matcher import advisories
-from regsweep.matcher.index import store, update
+from regsweep.matcher.index import catalog, store, update
 from regsweep.matcher.index.errors import AdvisoryIndexError
 
 
@@ -66,8 +69,12 @@ def db_info(db: Path, as_json: bool) -> None:
     except AdvisoryIndexError as err:
         click.echo(f"regsweep: error: {err}", err=True)
         sys.exit(1)
+    feeds = update.feeds_report(db)
     if as_json:
-        click.echo(msgspec.json.encode(meta).decode())
+        doc: dict[str, Any] = msgspec.to_builtins(meta)
+        if feeds is not None:
+            doc["feeds"] = msgspec.to_builtins(feeds)
+        click.echo(msgspec.json.encode(doc).decode())
         return
     click.echo(f"index:      {db} (schema v{meta.schema_version}, built {meta.built_at})")
     click.echo(
@@ -80,6 +87,120 @@ def db_info(db: Path, as_json: bool) -> None:
         click.echo("not indexed:")
         for reason, n in sorted(meta.build_skipped.items()):
             click.echo(f"  {reason}: {n}")
+    if feeds is not None:
+        click.echo(f"feeds:      built by db update from {update.feed_dir(db)}")
+        width = max(len(f.name) for f in feeds)
+        for f in feeds:
+            click.echo(f"  {f.name:<{width}}  {_feed_line(f)}")
+
+
+def _when(t: datetime | None) -> str:
+    return "-" if t is None else t.isoformat().replace("+00:00", "Z")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def _feed_line(f: update.FeedReport) -> str:
+    if f.in_index:
+        line = f"{_mb(f.size)}, fetched {_when(f.fetched_at)}, checked {_when(f.checked_at)}"
+    else:
+        line = "NOT IN THE INDEX: no copy was ever fetched"
+    if f.error is not None:
+        line += f"; last update FAILED at {_when(f.failed_at)}: {f.error}"
+        if f.in_index:
+            line += " (the index holds the copy above)"
+    return line
+
+
+class _DownloadBars:
+    """One progress bar per feed on stderr while the feeds download, only when stderr is a
+    terminal: a non-interactive run (CI, cron, a pipe) prints only the per-feed lines."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _DownloadBars:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def begin(self, name: str, total: int | None, done: int) -> None:
+        """A bar for ``name``, ``done`` of ``total`` bytes already there (a resumed one)."""
+        if self._progress is not None:
+            self._tasks[name] = self._progress.add_task(name, total=total, completed=done)
+
+    def advance(self, name: str, n: int) -> None:
+        """``n`` more bytes of ``name``."""
+        task = self._tasks.get(name)
+        if task is not None:
+            self._progress.advance(task, n)
+
+    def end(self, name: str) -> None:
+        """``name`` is done (its bar stays, full or not, until every feed is; the lines that
+        say how each ended are printed after the bars are gone)."""
+
+
+def _targets(
+    urls: tuple[str, ...], mirror: str | None, ecosystems: tuple[str, ...]
+) -> list[update.Target]:
+    if urls:
+        if mirror is not None or ecosystems:
+            usage_error("--from names its own feeds: it does not go with --mirror or --ecosystem")
+        targets = []
+        for url in urls:
+            try:
+                target = update.target_of_url(url)
+            except update.FeedError as err:
+                usage_error(str(err))
+            if not target.url.startswith(("http://", "https://")):
+                usage_error(f"{url}: only http:// and https:// feeds can be downloaded")
+            targets.append(target)
+        return targets
+    try:
+        return [update.target_of_feed(f, mirror) for f in catalog.select(ecosystems)]
+    except catalog.CatalogError as err:
+        usage_error(str(err))
+
+
+def _describe(r: update.FeedResult) -> str:
+    match r.outcome:
+        case update.Outcome.NOT_MODIFIED:
+            return f"{r.name}: not modified ({_mb(r.size)})"
+        case update.Outcome.DOWNLOADED:
+            return f"{r.name}: downloaded {_mb(r.size)}" + ("" if r.changed else ", unchanged")
+        case update.Outcome.RESUMED:
+            return f"{r.name}: resumed at {_mb(r.resumed_at)}, {_mb(r.size)} in all"
+        case update.Outcome.FAILED:
+            if r.path is None:
+                return f"{r.name}: FAILED: {r.error}; no earlier copy, so it is not in the index"
+            return (
+                f"{r.name}: FAILED: {r.error}; "
+                f"the index keeps the copy fetched {_when(r.fetched_at)}"
+            )
 
 
 @db_group.command(name="update")
@@ -88,33 +209,116 @@ def db_info(db: Path, as_json: bool) -> None:
     "--from",
     "urls",
     multiple=True,
-    required=True,
     metavar="URL",
-    help="A feed URL (repeatable); pin its content with URL#sha256=HEX.",
+    help="Fetch this feed instead of the catalog (repeatable); pin it with URL#sha256=HEX.",
 )
-def db_update(db: Path, urls: tuple[str, ...]) -> None:
-    """Download the feeds (conditional GET) and rebuild the index if any changed."""
-    for url in urls:
-        try:
-            base, _ = update.split_pin(url)
-        except update.FeedError as err:
-            usage_error(str(err))
-        if not base.startswith(("http://", "https://")):
-            usage_error(f"{url}: only http:// and https:// feeds can be downloaded")
+@click.option(
+    "--mirror",
+    metavar="BASE",
+    help="Fetch the catalog's feeds from a mirror with the same paths (BASE/Debian/all.zip …).",
+)
+@click.option(
+    "--ecosystem",
+    "ecosystems",
+    multiple=True,
+    metavar="NAME",
+    help="Only this catalog feed (repeatable; the names db feeds lists).",
+)
+def db_update(
+    db: Path, urls: tuple[str, ...], mirror: str | None, ecosystems: tuple[str, ...]
+) -> None:
+    """Download the advisory feeds and rebuild the index once if any changed.
+
+    Without --from, the built-in catalog (regsweep db feeds): osv.dev's export of every
+    ecosystem regsweep matches. Feeds download in parallel with conditional GET (a feed
+    that did not change costs no transfer), an interrupted download resumes where it
+    stopped, and a download is verified before it replaces the cached copy. A feed that
+    fails keeps its previous copy in the index, says so, and makes the exit status 1.
+    """
+    targets = _targets(urls, mirror, ecosystems)
     cache = update.feed_dir(db)
     try:
-        results = run_async(update.fetch_all(list(urls), cache))
-    except update.FeedError as err:
-        click.echo(f"regsweep: error: {err}", err=True)
-        sys.exit(1)
-    for r in results:
-        state = "changed" if r.changed else "unchanged"
-        click.echo(f"{r.url}: HTTP {r.status}, {r.size} bytes, {state}", err=True)
-    if db.exists() and not any(r.changed for r in results):
-        click.echo(f"{db} is up to date", err=True)
-        return
-    try:
-        _build(db, [r.path for r in results])
+        with update.update_lock(cache):
+            started = time.perf_counter()
+            with _DownloadBars() as bars:
+                results = run_async(update.fetch_all(targets, cache, bars))
+            fetch_s = time.perf_counter() - started
+            _report(results, fetch_s)
+            usable = [r.path for r in results if r.path is not None]
+            if not usable:
+                click.echo(
+                    "regsweep: error: no feed could be fetched and none is cached: no index built",
+                    err=True,
+                )
+                sys.exit(1)
+            if update.needs_rebuild(db, targets, results):
+                started, cpu = time.perf_counter(), time.process_time()
+                _build(db, usable)
+                update.write_manifest(db, targets, results)
+                click.echo(
+                    f"index built in {time.perf_counter() - started:.1f} s "
+                    f"({time.process_time() - cpu:.1f} s CPU)",
+                    err=True,
+                )
+            else:
+                click.echo(f"{db} is up to date: no feed changed, no rebuild", err=True)
     except AdvisoryIndexError as err:
         click.echo(f"regsweep: error: {err}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo(
+            "regsweep: interrupted; the next db update resumes the downloads cut off", err=True
+        )
+        sys.exit(130)
+    failed = [r.name for r in results if r.outcome is update.Outcome.FAILED]
+    if failed:
+        click.echo(
+            f"regsweep: error: {len(failed)} of {len(results)} feeds failed "
+            f"({', '.join(failed)}): the index holds their previous copies, where there were any",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _report(results: list[update.FeedResult], seconds: float) -> None:
+    for r in results:
+        click.echo(_describe(r), err=True)
+    counts = {o: sum(r.outcome is o for r in results) for o in update.Outcome}
+    moved = sum(r.transferred for r in results)
+    click.echo(
+        f"{len(results)} feeds in {seconds:.1f} s: "
+        f"{counts[update.Outcome.DOWNLOADED] + counts[update.Outcome.RESUMED]} downloaded "
+        f"({_mb(moved)}), {counts[update.Outcome.NOT_MODIFIED]} not modified, "
+        f"{counts[update.Outcome.FAILED]} failed",
+        err=True,
+    )
+
+
+@db_group.command(name="feeds")
+@click.option(
+    "--mirror", metavar="BASE", help="Show the URLs as they are on a mirror with the same paths."
+)
+@click.option(
+    "--ecosystem", "ecosystems", multiple=True, metavar="NAME", help="Only this feed (repeatable)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the feeds as a JSON array.")
+def db_feeds(mirror: str | None, ecosystems: tuple[str, ...], as_json: bool) -> None:
+    """List the built-in feed catalog: what db update fetches when no --from is given."""
+    try:
+        feeds = catalog.select(ecosystems)
+        rows = [(f, f.url if mirror is None else catalog.mirrored(f.url, mirror)) for f in feeds]
+    except catalog.CatalogError as err:
+        usage_error(str(err))
+    if as_json:
+        doc = [
+            {"name": f.name, "url": url, "ecosystems": [e.value for e in f.families]}
+            for f, url in rows
+        ]
+        click.echo(msgspec.json.encode(doc).decode())
+        return
+    width = max(len(f.name) for f, _ in rows)
+    for f, url in rows:
+        click.echo(f"{f.name:<{width}}  {url}")
+    if not ecosystems:
+        for family, why in catalog.NOT_IN_CATALOG.items():
+            click.echo(f"not in the catalog: {family.value}: {why}", err=True)

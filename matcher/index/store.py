@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import glob
 import os
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -137,12 +138,19 @@ def package_key(ecosystem: str, name: str) -> bytes:
 class _Table:
     """One package's rows while the build collects them."""
 
-    __slots__ = ("exact", "payloads", "ranges")
+    __slots__ = ("exact_keys", "exact_payloads", "payloads", "ranges")
 
     def __init__(self) -> None:
         self.ranges: list[tuple[intervals.Interval, int]] = []
-        self.exact: list[tuple[bytes, int]] = []
+        # Two columns, not a list of (key, payload) tuples: a full osv.dev export lists
+        # millions of versions, and a tuple each was a third of the build's memory.
+        self.exact_keys: list[bytes] = []
+        self.exact_payloads = array("I")
         self.payloads: list[Hit] = []
+
+    def exact(self) -> list[tuple[bytes, int]]:
+        """The exact rows as ``table.build`` takes them (made per table, at write time)."""
+        return list(zip(self.exact_keys, self.exact_payloads, strict=True))
 
 
 def _event_key(
@@ -157,7 +165,11 @@ def _event_key(
     return mod.key(normalize_version(family, version))
 
 
-def _compile_affected(advisory: str, aff: Affected, tab: _Table, skipped: Counter[str]) -> None:
+def _compile_affected(
+    advisory: str, aff: Affected, tab: _Table, skipped: Counter[str], keys: dict[bytes, bytes]
+) -> None:
+    # ``keys`` interns version keys over the whole build: osv.dev lists a package's versions
+    # in every advisory of it, so most keys repeat, and one bytes object each is enough.
     mod = versions.module(aff.scheme)
     exact_keys: list[bytes] = []
     range_rows: list[intervals.Interval] = []
@@ -171,6 +183,7 @@ def _compile_affected(advisory: str, aff: Affected, tab: _Table, skipped: Counte
             # The whole range goes: half a range would invert its meaning.
             skipped[f"invalid {aff.scheme.value} version in range"] += 1
             continue
+        keyed = [(kind, k if k is None else keys.setdefault(k, k)) for kind, k in keyed]
         if not any(k is intervals.EventKind.INTRODUCED for k, _ in keyed):
             skipped["range without introduced event"] += 1
             continue
@@ -189,7 +202,8 @@ def _compile_affected(advisory: str, aff: Affected, tab: _Table, skipped: Counte
     good_versions = []
     for v in aff.versions:
         try:
-            exact_keys.append(mod.key(normalize_version(aff.family, v)))
+            key = mod.key(normalize_version(aff.family, v))
+            exact_keys.append(keys.setdefault(key, key))
         except InvalidVersion:
             skipped[f"invalid {aff.scheme.value} version in versions list"] += 1
         else:
@@ -209,7 +223,8 @@ def _compile_affected(advisory: str, aff: Affected, tab: _Table, skipped: Counte
     idx = len(tab.payloads)
     tab.payloads.append(hit)
     tab.ranges += [(row, idx) for row in range_rows]
-    tab.exact += [(k, idx) for k in exact_keys]
+    tab.exact_keys += exact_keys
+    tab.exact_payloads.extend([idx] * len(exact_keys))
 
 
 @contextlib.contextmanager
@@ -293,7 +308,10 @@ def _when(adv: StoredAdvisory) -> datetime:
 def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None) -> IndexMeta:
     skipped: Counter[str] = Counter()
     tables: dict[bytes, _Table] = defaultdict(_Table)
-    aliases: dict[bytes, set[bytes]] = defaultdict(set)
+    # Lists, not sets (a set is 216 bytes even with one member, and most aliases name one
+    # advisory); repeats are dropped when written.
+    aliases: dict[bytes, list[bytes]] = defaultdict(list)
+    keys: dict[bytes, bytes] = {}
     n_advisories = 0
     enc = msgspec.msgpack.Encoder()
     # Owner only, like the state store: nobody else needs to read or swap a user's index.
@@ -303,6 +321,7 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
         with env.begin(write=True, db=adv_db) as txn:
             for adv in advisories:
                 akey = advisory_key(adv.source, adv.id)
+                akey_str = akey.decode()
                 n_advisories += 1
                 stored = StoredAdvisory(
                     id=adv.id,
@@ -323,7 +342,7 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
                     old = msgspec.msgpack.decode(txn.get(akey, b""), type=StoredAdvisory)
                     txn.put(akey, enc.encode(merge_duplicates(old, stored)))
                 for alias in (adv.id, *adv.aliases):
-                    aliases[alias.encode()].add(akey)
+                    aliases[alias.encode()].append(akey)
                 for aff in adv.affected:
                     if aff.status is Status.NOT_AFFECTED:
                         continue
@@ -331,20 +350,20 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
                     if len(pkey) > _MAX_KEY:
                         skipped["package key longer than 511 bytes"] += 1
                         continue
-                    _compile_affected(akey.decode(), aff, tables[pkey], skipped)
+                    _compile_affected(akey_str, aff, tables[pkey], skipped, keys)
         n_ranges = n_exact = 0
         pkg_db = env.open_db(b"packages")
         with env.begin(write=True, db=pkg_db) as txn:
             for pkey in sorted(tables):
                 tab = tables[pkey]
                 n_ranges += len(tab.ranges)
-                n_exact += len(tab.exact)
-                txn.put(pkey, table.build(tab.ranges, tab.exact, tab.payloads))
+                n_exact += len(tab.exact_keys)
+                txn.put(pkey, table.build(tab.ranges, tab.exact(), tab.payloads))
         alias_db = env.open_db(b"aliases")
         with env.begin(write=True, db=alias_db) as txn:
             for name in sorted(aliases):
                 if len(name) <= _MAX_KEY:
-                    txn.put(name, enc.encode(sorted(aliases[name])))
+                    txn.put(name, enc.encode(sorted(set(aliases[name]))))
         meta = IndexMeta(
             built_at=datetime.now(UTC).replace(microsecond=0),
             advisories=n_advisories,

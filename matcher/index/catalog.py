@@ -1,0 +1,123 @@
+"""The built-in feed catalog: what ``regsweep db update`` downloads when no ``--from`` is given.
+
+One feed per OSV ecosystem the matcher knows (``advisories.Ecosystem``): osv.dev's export of
+that ecosystem, ``https://osv-vulnerabilities.storage.googleapis.com/<Ecosystem>/all.zip``,
+the ecosystem spelled as OSV spells it and percent-encoded (``Rocky%20Linux``, ``Red%20Hat``).
+osv.dev stopped exporting the ``<Ecosystem>:<release>`` folders (``Debian:12``,
+``Alpine:v3.20``) in 2024: the main ecosystem's zip holds every release, so that is the one
+fetched. The bucket also lists its ecosystems in ``ecosystems.txt`` at its root; the catalog
+does not read it, because regsweep can only match the ecosystems it knows, and a new name
+there means nothing to the matcher until ``Ecosystem`` learns it.
+
+No distro feed beyond OSV is needed:
+
+- **Alpine**: osv.dev converts Alpine's secdb (``secdb.alpinelinux.org``) into
+  ``Alpine/all.zip``, every release and repository in one file. Fetching the secdb too
+  would report each Alpine finding twice, under osv.dev's id and under the secdb reader's
+  ``Alpine:v3.x/<package>/<CVE>`` id, which the matcher cannot merge.
+- **Wolfi and Chainguard**: osv.dev exports their ``CGA-…`` advisories, which carry the
+  advisory documents' verdicts. Their ``security.json`` secdb is a flattened copy of the
+  same data that keeps only fixes and false positives (see ``advisories.wolfi``), and would
+  double every finding in the same way.
+
+Not in the catalog: **DHI** (Docker Hardened Images), which osv.dev does not export; build
+from its advisory files with ``db build``, or name a URL with ``db update --from``.
+
+``--mirror BASE`` puts every feed on a mirror with the same paths (``BASE/Debian/all.zip``),
+for machines that cannot reach the internet; ``--ecosystem`` keeps some of the feeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import quote, urlsplit
+
+import msgspec
+
+from regsweep.matcher.advisories.ecosystems import Ecosystem
+from regsweep.matcher.index.errors import AdvisoryIndexError
+
+__all__ = [
+    "CATALOG",
+    "NOT_IN_CATALOG",
+    "OSV_EXPORTS",
+    "CatalogError",
+    "Feed",
+    "mirrored",
+    "select",
+]
+
+#: osv.dev's export bucket, served over HTTPS.
+OSV_EXPORTS = "https://osv-vulnerabilities.storage.googleapis.com/"
+
+#: Ecosystems the matcher knows that have no feed here, and why.
+NOT_IN_CATALOG: dict[Ecosystem, str] = {
+    Ecosystem.DHI: "osv.dev does not export Docker Hardened Images advisories; "
+    "use db build on its files, or db update --from URL",
+}
+
+
+class CatalogError(AdvisoryIndexError):
+    """An ecosystem not in the catalog, or a mirror URL that cannot be used."""
+
+
+class Feed(msgspec.Struct, frozen=True, kw_only=True):
+    """One feed of the catalog."""
+
+    #: The ecosystem as OSV spells it (``Rocky Linux``): what ``--ecosystem`` names.
+    name: str
+    #: Where it is published.
+    url: str
+    #: The ecosystem families its records are in.
+    families: tuple[Ecosystem, ...]
+
+    @property
+    def cache_name(self) -> str:
+        """The file the feed is cached as, beside the index: one per feed whatever the host
+        (a mirror serves the same file), ending in ``.zip`` so that ingest reads it as one."""
+        return f"osv-{quote(self.name, safe='')}-all.zip"
+
+
+def _osv_feed(family: Ecosystem) -> Feed:
+    # ``quote`` leaves ``.`` (crates.io) alone and writes the space as %20, as the bucket wants.
+    return Feed(
+        name=family.value,
+        url=f"{OSV_EXPORTS}{quote(family.value, safe='')}/all.zip",
+        families=(family,),
+    )
+
+
+#: Every feed, in ``Ecosystem`` order.
+CATALOG: tuple[Feed, ...] = tuple(_osv_feed(e) for e in Ecosystem if e not in NOT_IN_CATALOG)
+
+
+def select(names: Iterable[str] = ()) -> list[Feed]:
+    """The feeds named (case-insensitively, as OSV spells them), or all of them.
+
+    Raises ``CatalogError`` naming the catalog's feeds when a name is not one of them.
+    """
+    wanted = [n.strip() for n in names]
+    if not wanted:
+        return list(CATALOG)
+    by_name = {f.name.casefold(): f for f in CATALOG}
+    unknown = [n for n in wanted if n.casefold() not in by_name]
+    if unknown:
+        known = ", ".join(f.name for f in CATALOG)
+        raise CatalogError(f"not in the feed catalog: {', '.join(unknown)} (known: {known})")
+    chosen = {by_name[n.casefold()].name for n in wanted}
+    return [f for f in CATALOG if f.name in chosen]
+
+
+def mirrored(url: str, base: str) -> str:
+    """``url`` moved onto the mirror at ``base``, path kept: ``mirrored(
+    "https://osv-vulnerabilities.storage.googleapis.com/Red%20Hat/all.zip",
+    "http://mirror.internal/osv/")`` is ``http://mirror.internal/osv/Red%20Hat/all.zip``.
+    """
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CatalogError(f"{base}: a mirror must be an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise CatalogError(f"{base}: a mirror URL has no query or fragment")
+    src = urlsplit(url)
+    path = src.path + (f"?{src.query}" if src.query else "")
+    return base.rstrip("/") + path
