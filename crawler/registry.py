@@ -252,10 +252,12 @@ class _RateLimiter:
 class Registry:
     """A client for one registry (``https://host[:port]``, ``http://…``, or a bare host).
 
-    TLS is verified (system roots, or ``ca_file``). Plain HTTP is used only for an explicit
-    ``http://`` URL, or with ``insecure=True`` (which also skips certificate checks and lets
-    a bare host that does not speak TLS fall back to HTTP). Create one instance per host and
-    share it: the concurrency limit, rate limit and token cache live in the instance.
+    TLS is verified (system roots, plus ``ca_file`` when given). Plain HTTP is used only for
+    an explicit ``http://`` URL, or with ``insecure=True`` (which also skips certificate
+    checks and lets a bare host that does not speak TLS fall back to HTTP). The bearer token
+    realm, wherever it is hosted, gets the same trust as the registry. Create one instance
+    per host and share it: the concurrency limit, rate limit and token cache live in the
+    instance.
 
     ``credentials`` override anything found in the Docker config; with
     ``use_docker_config`` (default) the Docker CLI config (``docker_config`` or
@@ -303,8 +305,11 @@ class Registry:
             if insecure:
                 self._ssl = False
             elif ca_file is not None:
+                # The CA is added to the system roots (as Docker's certs.d does): it is
+                # trusted for the token realm too, which may be a public server.
+                self._ssl = ssl.create_default_context()
                 try:
-                    self._ssl = ssl.create_default_context(cafile=str(ca_file))
+                    self._ssl.load_verify_locations(cafile=str(ca_file))
                 except (OSError, ssl.SSLError) as exc:
                     raise TLSError(f"cannot load CA file {ca_file}: {exc}") from exc
         self._insecure = insecure
@@ -318,6 +323,9 @@ class Registry:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._challenge: auth.Challenge | None = None
+        #: The bearer token realm's origin: it gets the registry's TLS trust (CA file,
+        #: ``insecure``), being the registry's own sign-in service wherever it is hosted.
+        self._realm_origin: URL | None = None
         self._pinged = False
         self._ping_lock = asyncio.Lock()
         self._creds_lock = asyncio.Lock()
@@ -366,7 +374,7 @@ class Registry:
             resp = await self._send("GET", url, None, limits=self._request_timeout())
             async with resp:
                 if resp.status == 401:
-                    self._challenge = self._parse_challenge(resp, url)
+                    self._take_challenge(resp, url)
                 elif resp.status >= 500:
                     raise _ServerBusy(resp.status)
                 elif resp.status >= 400:
@@ -374,14 +382,21 @@ class Registry:
 
         await self._with_retries(f"GET {url}", once)
 
-    def _parse_challenge(self, resp: aiohttp.ClientResponse, url: URL) -> auth.Challenge:
+    def _take_challenge(self, resp: aiohttp.ClientResponse, url: URL) -> None:
         header = resp.headers.get("WWW-Authenticate")
         if not header:
             raise AuthError("401 without a WWW-Authenticate challenge", url=str(url), status=401)
         try:
-            return auth.parse_challenge(header)
+            challenge = auth.parse_challenge(header)
         except ValueError as exc:
             raise AuthError(str(exc), url=str(url), status=401) from exc
+        realm: URL | None = None
+        if challenge.scheme is auth.AuthScheme.BEARER:
+            try:
+                realm = URL(challenge.realm).origin()
+            except ValueError:
+                realm = None  # no origin to trust; the token request says what is wrong
+        self._challenge, self._realm_origin = challenge, realm
 
     async def _authorization(self, scope: str | None, *, fresh: bool = False) -> str | None:
         challenge = self._challenge
@@ -514,12 +529,13 @@ class Registry:
         return self._stream_limits
 
     def _ssl_for(self, url: URL) -> ssl.SSLContext | bool:
-        # The registry's CA/insecure setting applies to the registry only; blob storage
-        # elsewhere is verified against the system roots (``True``, the default, needs no
-        # origin check).
+        # The registry's CA/insecure setting applies to the registry and its token realm
+        # only; blob storage elsewhere is verified against the system roots (``True``, the
+        # default, needs no origin check).
         if self._ssl is True:
             return True
-        return self._ssl if url.origin() == self.base else True
+        origin = url.origin()
+        return self._ssl if origin == self.base or origin == self._realm_origin else True
 
     def _send(
         self, method: str, url: URL, headers: dict[str, str] | None, *,
@@ -625,7 +641,7 @@ class Registry:
                     # (e.g. scope-specific): take the new challenge and try once more.
                     reauthed = True
                     if "WWW-Authenticate" in resp.headers and resp.url.origin() == self.base:
-                        self._challenge = self._parse_challenge(resp, url)
+                        self._take_challenge(resp, url)
                     fresh = True
                     continue
                 if status == 429:
