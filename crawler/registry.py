@@ -11,7 +11,9 @@ What it guarantees:
 - at most ``concurrency`` requests in flight to the host, and at most ``rate`` request
   starts per second when a rate is set;
 - transient failures (connection errors, timeouts, 5xx, 429) are retried with capped
-  exponential backoff and full jitter; 429 waits for ``Retry-After``;
+  exponential backoff and full jitter; 429 waits for ``Retry-After``; a blob transfer that
+  breaks off mid-body is resumed where it stopped (``Range``), so its consumer never sees
+  the break;
 - redirects (blob storage on another host) are followed by hand, and the Authorization
   header is only ever sent to the registry's own origin;
 - every failure is a :class:`RegistryError` subclass with a ``retryable`` flag.
@@ -174,6 +176,8 @@ _REPO_NAME: Final = re.compile(
 #: A path part that needs no percent-encoding and is no ``.``/``..`` segment.
 _PLAIN_PART: Final = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*")
 _LINK_NEXT: Final = re.compile(r'<([^>]*)>\s*;[^,]*rel="?next"?')
+#: The first byte of a 206 answer (``Content-Range: bytes FIRST-LAST/SIZE``).
+_RANGE_START: Final = re.compile(r"\s*bytes\s+(\d+)-")
 _CHUNK: Final = 256 * 1024
 _T = TypeVar("_T")
 _MAX_TOKEN_BYTES: Final = 1024 * 1024
@@ -590,11 +594,13 @@ class Registry:
 
     async def _open(
         self, method: str, url: URL, scope: str | None, *, accept: str | None = None,
-        stream: bool = False,
+        stream: bool = False, start: int = 0,
     ) -> aiohttp.ClientResponse:  # fmt: skip
         """Send with auth, retries and redirects; return an open 2xx response.
 
-        Non-2xx answers become typed errors. The caller must ``release()`` the response.
+        ``start`` > 0 asks for the body from that byte on (``Range``); the server may still
+        answer 200 with all of it. Non-2xx answers become typed errors. The caller must
+        ``release()`` the response.
         """
         if not self._pinged:
             await self.ping()
@@ -613,6 +619,8 @@ class Registry:
             headers: dict[str, str] = {}
             if accept:
                 headers["Accept"] = accept
+            if start:
+                headers["Range"] = f"bytes={start}-"
             target = url
             sent_auth = await self._authorization(scope, fresh=fresh)
             fresh = False
@@ -874,6 +882,13 @@ class Registry:
     ) -> AsyncGenerator[bytes, None]:
         """Stream a blob's bytes; the digest is verified after the last chunk.
 
+        A transfer that breaks off mid-body (connection reset, timeout) is resumed where it
+        stopped: the blob is asked for again from the first byte not yet handed out
+        (``Range: bytes=N-``; from a server that answers 200 instead of 206, the first N
+        bytes of the new body are skipped), up to ``RetryPolicy.attempts`` tries in all;
+        then :class:`TransientError`. The consumer sees each byte once, and the digest check
+        covers them all.
+
         The final check raises :class:`DigestMismatch` *after* the chunks were yielded, so
         a consumer must treat what it computed as provisional until iteration ends cleanly.
         Use ``contextlib.aclosing`` to release the connection and concurrency slot when
@@ -881,27 +896,80 @@ class Registry:
         """
         _check_digest_ref(digest)
         url = self._path(repo, "blobs", digest)
+        scope = f"repository:{repo}:pull"
+        h = hashlib.sha256()
+        total = 0
+        attempt = 0
         async with self._sem:
-            resp = await self._open("GET", url, f"repository:{repo}:pull", stream=True)
-            try:
-                if max_bytes is not None and (resp.content_length or 0) > max_bytes:
-                    raise TooLarge(
-                        f"blob {digest}: {resp.content_length} > {max_bytes}", url=str(url)
-                    )
-                h = hashlib.sha256()
-                total = 0
+            while True:
+                resp = await self._open("GET", url, scope, stream=True, start=total)
+                broke: BaseException | None = None
                 try:
-                    async for chunk in resp.content.iter_chunked(_CHUNK):
+                    skip = self._resumed_at(resp, total, url) if total else 0
+                    if (
+                        max_bytes is not None
+                        and not total
+                        and (resp.content_length or 0) > max_bytes
+                    ):
+                        raise TooLarge(
+                            f"blob {digest}: {resp.content_length} > {max_bytes}", url=str(url)
+                        )
+                    while True:
+                        # Only the read is guarded: an error the consumer throws in at the
+                        # ``yield`` is the consumer's, not the transfer's.
+                        try:
+                            chunk = await resp.content.read(_CHUNK)
+                        except _TRANSIENT as exc:
+                            broke = exc
+                            break
+                        except aiohttp.ClientError as exc:  # not a broken transfer: no resume
+                            raise TransientError(f"blob {digest}: {exc}", url=str(url)) from exc
+                        if not chunk:
+                            break
+                        if skip:
+                            # A 200 to a resumed request: these bytes were handed out already.
+                            cut = min(skip, len(chunk))
+                            skip -= cut
+                            chunk = chunk[cut:]
+                            if not chunk:
+                                continue
                         h.update(chunk)
                         total += len(chunk)
                         if max_bytes is not None and total > max_bytes:
                             raise TooLarge(f"blob {digest}: above {max_bytes} bytes", url=str(url))
                         yield chunk
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    # Bytes were already handed out, so this cannot be retried here.
-                    raise TransientError(f"blob {digest}: {exc}", url=str(url)) from exc
-            finally:
-                resp.release()
+                finally:
+                    if broke is None:
+                        resp.release()
+                    else:
+                        resp.close()  # a broken connection is not reused
+                if broke is None:
+                    break
+                attempt += 1
+                if attempt >= self._retry.attempts:
+                    raise TransientError(
+                        f"blob {digest}: transfer broke off at byte {total}, {attempt} tries: "
+                        f"{type(broke).__name__}: {broke}",
+                        url=str(url),
+                    ) from broke
+                await self._backoff(attempt - 1)
         got = "sha256:" + h.hexdigest()
         if got != digest:
             raise DigestMismatch(f"blob {digest}: {total} bytes hash to {got}", url=str(url))
+
+    @staticmethod
+    def _resumed_at(resp: aiohttp.ClientResponse, start: int, url: URL) -> int:
+        """How many leading bytes of ``resp``, the answer to a request for a blob from byte
+        ``start`` on, were handed out already: none for a 206 that starts there, all of
+        ``start`` for a 200 (a server that ignores ``Range``)."""
+        if resp.status != 206:
+            return start
+        m = _RANGE_START.match(resp.headers.get("Content-Range", ""))
+        first = int(m.group(1)) if m else -1
+        if not 0 <= first <= start:
+            raise ProtocolError(
+                f"{url}: asked for bytes from {start}, got Content-Range "
+                f"{resp.headers.get('Content-Range')!r}",
+                url=str(url),
+            )
+        return start - first

@@ -9,6 +9,7 @@ import email.utils
 import json
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -17,7 +18,9 @@ import aiohttp
 import pytest
 import uvloop
 
+from regsweep.crawler.analyze import default_analyzers
 from regsweep.crawler.auth import Credentials
+from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.registry import (
     AuthError,
     DigestMismatch,
@@ -423,17 +426,126 @@ def test_body_cut_short_is_retried_for_manifests(plain_proxy: FaultProxy, images
     assert manifest_gets(plain_proxy) == 2
 
 
-def test_blob_cut_short_is_retryable_error(plain_proxy: FaultProxy, images: ImageSet) -> None:
-    """A blob cut mid-stream cannot be retried inside the stream (bytes were handed out):
-    ``TransientError`` with ``retryable``, never a silent short blob."""
-    plain_proxy.reset(Fault(r"GET .*/blobs/", "truncate"))
+def test_registry_serves_blob_ranges(plain_registry: RegistryServer, images: ImageSet) -> None:
+    """What resuming a blob relies on: the real registry answers ``Range: bytes=N-`` on a
+    blob with 206, the right ``Content-Range`` and the bytes from N on."""
+    digest = layer_of(images)
+    data = images.blobs[digest].data
+    start = len(data) // 3
+
+    async def body(s: aiohttp.ClientSession) -> tuple[int, str | None, bytes]:
+        url = f"{plain_registry.url}/v2/{OCI}/blobs/{digest}"
+        async with s.get(url, headers={"Range": f"bytes={start}-"}) as resp:
+            return resp.status, resp.headers.get("Content-Range"), await resp.read()
+
+    status, content_range, got = run(body)
+    assert status == 206
+    assert content_range == f"bytes {start}-{len(data) - 1}/{len(data)}"
+    assert got == data[start:]
+
+
+def blob_ranges(proxy: FaultProxy) -> list[str | None]:
+    """The ``Range`` header of every blob GET that reached the proxy."""
+    return [s.range for s in proxy.seen if s.method == "GET" and "/blobs/" in s.path_qs]
+
+
+@pytest.mark.parametrize("server", ["206", "200"])
+def test_blob_cut_short_is_resumed_where_it_stopped(
+    plain_proxy: FaultProxy, images: ImageSet, server: str
+) -> None:
+    """A blob whose connection breaks mid-body is asked for again from the first byte not
+    yet received (``Range: bytes=N-``) and the stream goes on: the consumer gets every
+    byte once and the digest check passes. The real registry answers 206; a server that
+    ignores ``Range`` answers 200 with the whole blob, whose first N bytes are skipped.
+    (The transfer used to fail with ``TransientError``, and the image with it.)"""
+    digest = layer_of(images)
+    data = images.blobs[digest].data
+    faults = [Fault(r"GET .*/blobs/", "truncate")]
+    if server == "200":
+        faults.append(Fault(r"GET .*/blobs/", "ignore_range"))
+    plain_proxy.reset(*faults)
+    assert run(lambda s: read_blob(client(s, plain_proxy), OCI, digest)) == data
+    # The proxy sent exactly the first half before cutting the connection.
+    assert blob_ranges(plain_proxy) == [None, f"bytes={len(data) // 2}-"]
+
+
+def test_blob_cut_short_every_time_is_retryable_error(
+    plain_proxy: FaultProxy, images: ImageSet
+) -> None:
+    """A blob whose connection breaks on every try: each try resumes where the last one
+    stopped, and when the retry budget is spent the stream ends with ``TransientError``
+    (retryable), never a silent short blob; what was handed out is the blob's start,
+    each byte once."""
+    digest = layer_of(images)
+    data = images.blobs[digest].data
+    plain_proxy.reset(Fault(r"GET .*/blobs/", "truncate", times=-1))
+    got = bytearray()
 
     async def body(s: aiohttp.ClientSession) -> None:
         with pytest.raises(TransientError) as exc:
-            await read_blob(client(s, plain_proxy), OCI, layer_of(images))
+            async with aclosing(client(s, plain_proxy).get_blob(OCI, digest)) as chunks:
+                async for chunk in chunks:
+                    got.extend(chunk)
         assert exc.value.retryable
+        assert f"{FAST.attempts} tries" in str(exc.value)
 
     run(body)
+    ranges = blob_ranges(plain_proxy)
+    assert len(ranges) == FAST.attempts
+    starts = [0] + [int(r.removeprefix("bytes=").removesuffix("-")) for r in ranges[1:] if r]
+    assert len(starts) == FAST.attempts and starts == sorted(set(starts))
+    assert 0 < len(got) < len(data) and bytes(got) == data[: len(got)]
+
+
+def scan(proxy: FaultProxy, refs: list[str], **kw: Any) -> list[RefResult]:
+    """``Crawler.scan_ref`` of each ``REPO:TAG`` in turn, by one crawler (no state store)
+    with every analyzer, through ``proxy``."""
+    executor = ThreadPoolExecutor(max_workers=10)
+
+    async def main(s: aiohttp.ClientSession) -> list[RefResult]:
+        crawler = Crawler(client(s, proxy, **kw), default_analyzers(), executor=executor)
+        out = []
+        for ref in refs:
+            repo, _, tag = ref.partition(":")
+            out.append(await crawler.scan_ref(repo, tag, ref_text=ref))
+        return out
+
+    try:
+        return run(main)
+    finally:
+        executor.shutdown()
+
+
+def blob_problems(result: RefResult) -> list[tuple[str, str, bool]]:
+    """``(stage, error, retryable)`` of a scanned reference's failures and its images'
+    problems, analyzers' notes left out."""
+    problems = [*result.failures, *(p for f in result.images for p in f.problems)]
+    return [(p.stage, p.error, p.retryable) for p in problems if p.stage != "analyzer"]
+
+
+def test_crawl_resumes_a_layer_cut_once_and_goes_on_past_one_cut_for_good(
+    plain_proxy: FaultProxy, images: ImageSet
+) -> None:
+    """Through the crawler and its layer scanners: an image whose biggest layer is cut
+    mid-body once is scanned whole (it was lost as ``transient_error``); cut on every try,
+    that layer is a retryable ``transient_error`` problem of its image, and the next image
+    of the crawl is scanned whole."""
+    big = layer_of(images)
+    plain_proxy.reset(Fault(r"GET .*/blobs/" + big, "truncate"))
+    [once] = scan(plain_proxy, ["test/oci:1.0"])
+    assert [r for r in blob_ranges(plain_proxy) if r] == [
+        f"bytes={len(images.blobs[big].data) // 2}-"
+    ]
+    assert [f.complete for f in once.images] == [True]
+    assert blob_problems(once) == []
+    assert [p.name for p in once.images[0].packages] == ["base-files"]
+
+    plain_proxy.reset(Fault(r"GET .*/blobs/" + big, "truncate", times=-1))
+    broken, other = scan(plain_proxy, ["test/oci:1.0", "test/docker:1.0"])
+    assert [f.complete for f in broken.images] == [False]
+    assert blob_problems(broken) == [("blob", "transient_error", True)]
+    assert [f.complete for f in other.images] == [True]
+    assert blob_problems(other) == []
 
 
 def test_tls_registry_refuses_redirect_to_plain_http(
