@@ -14,6 +14,11 @@ What it guarantees:
   exponential backoff and full jitter; 429 waits for ``Retry-After``; a blob transfer that
   breaks off mid-body is resumed where it stopped (``Range``), so its consumer never sees
   the break;
+- no server holds a request for long (see :class:`Timeouts`): a small-document exchange
+  (ping, manifest, listing page, token) ends within ``total`` seconds whatever its retries,
+  and a blob stream slower than a floor (``stall_bytes`` per ``stall`` seconds) is
+  abandoned and resumed, within the retry budget: a slow-loris server gets a retryable
+  ``TransientError``, not a worker;
 - redirects (blob storage on another host) are followed by hand, and the Authorization
   header is only ever sent to the registry's own origin;
 - every failure is a :class:`RegistryError` subclass with a ``retryable`` flag.
@@ -29,6 +34,7 @@ import re
 import ssl
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Final, TypeVar, assert_never
@@ -130,13 +136,23 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class Timeouts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Per-request timeouts (seconds)."""
+    """How long a server may take (seconds), and the slowest blob transfer accepted."""
 
     connect: float = 10.0
-    #: Whole-request limit for small documents (ping, manifests, lists, tokens).
+    #: Whole-request limit for small documents (ping, manifests, lists, tokens), per try.
     request: float = 30.0
+    #: The longest a small-document exchange may take, every try and backoff included (a
+    #: slow-loris server answering one byte at a time keeps a worker this long at most);
+    #: also the longest a blob request may take to get its answer's headers.
+    total: float = 60.0
     #: Longest silence between two chunks of a blob (blobs have no total limit: size varies).
     read: float = 30.0
+    #: The rate floor of a blob transfer: every ``stall_bytes`` bytes must come within
+    #: ``stall`` seconds spent waiting for the network (the consumer's time does not count).
+    #: A slower stream (a trickle that no read timeout catches) is abandoned and resumed,
+    #: within the retry budget. The default floor is about 2 KiB/s.
+    stall: float = 30.0
+    stall_bytes: int = 64 * 1024
 
 
 class ManifestHead(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -184,6 +200,9 @@ _MAX_TOKEN_BYTES: Final = 1024 * 1024
 #: Failures worth another try: the connection broke, or nothing came back in time.
 _TLS_FAILURES: Final = (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)
 _TRANSIENT: Final = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+#: When the small-document exchange running in this task must be over (event loop time), if
+#: one is running: a ``Retry-After`` that would outlast it is not waited for.
+_DEADLINE: Final[ContextVar[float | None]] = ContextVar("registry_deadline", default=None)
 
 
 class _ServerBusy(Exception):
@@ -192,6 +211,49 @@ class _ServerBusy(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status}")
         self.status = status
+
+
+class _Stalled(TimeoutError):
+    """A blob stream below the rate floor (internal: resumed, or ``TransientError`` when
+    the retry budget is spent)."""
+
+
+class _Pace:
+    """The rate floor of one blob response (``Timeouts.stall``/``stall_bytes``).
+
+    Only time spent waiting for the network counts, not the consumer's time between two
+    reads: a busy layer scanner is not a slow server. Checked with a timer on each read,
+    which costs a few microseconds per chunk of up to 256 KiB.
+    """
+
+    __slots__ = ("_floor", "_left", "_need", "_window")
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        self._window = timeouts.stall
+        self._floor = timeouts.stall_bytes
+        self._need = self._floor
+        self._left = self._window
+
+    async def read(self, content: aiohttp.StreamReader) -> bytes:
+        """The next chunk (empty at the end); :class:`_Stalled` when the floor is missed."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        limit = asyncio.timeout(self._left)
+        try:
+            async with limit:
+                chunk = await content.read(_CHUNK)
+        except TimeoutError as exc:
+            if not limit.expired():
+                raise  # the read timeout between two chunks: silence, not a trickle
+            raise _Stalled(
+                f"too slow: fewer than {self._floor} bytes in {self._window:g} s"
+            ) from exc
+        self._need -= len(chunk)
+        if self._need <= 0:  # this window's bytes arrived in time: a new window begins
+            self._need, self._left = self._floor, self._window
+        else:
+            self._left -= loop.time() - started
+        return chunk
 
 
 _MAX_REDIRECTS: Final = 5
@@ -556,8 +618,46 @@ class Registry:
             timeout=limits, data=data,
         )  # fmt: skip
 
+    async def _bounded(self, what: str, work: Awaitable[_T], url: URL | None = None) -> _T:
+        """Await ``work`` (an exchange with all its retries) for ``Timeouts.total`` seconds
+        at most (or until an enclosing exchange's limit, if sooner); then
+        :class:`TransientError`. A per-try timeout cannot bound this: a slow-loris server
+        makes every try last its whole limit, ``attempts`` times over."""
+        loop = asyncio.get_running_loop()
+        limit = self._timeouts.total
+        end = loop.time() + limit
+        outer = _DEADLINE.get()
+        if outer is not None and outer < end:
+            end = outer
+        token = _DEADLINE.set(end)
+        timer = asyncio.timeout_at(end)
+        try:
+            async with timer:
+                return await work
+        except TimeoutError as exc:
+            if not timer.expired():
+                raise
+            raise TransientError(
+                f"{what}: no complete answer within {limit:g} s (every try included)",
+                url=None if url is None else str(url),
+            ) from exc
+        finally:
+            _DEADLINE.reset(token)
+
+    def _fits(self, wait: float) -> bool:
+        """Whether a ``Retry-After`` of ``wait`` seconds is worth waiting for: within the
+        policy's limit, and over before the running exchange's time is up."""
+        if wait > self._retry.max_retry_after:
+            return False
+        end = _DEADLINE.get()
+        return end is None or asyncio.get_running_loop().time() + wait < end
+
     async def _with_retries(self, what: str, fn: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``fn`` again on connection errors, timeouts and 5xx (raised as ``_ServerBusy``)."""
+        """Run ``fn`` again on connection errors, timeouts and 5xx (raised as ``_ServerBusy``),
+        all within ``Timeouts.total``."""
+        return await self._bounded(what, self._retrying(what, fn))
+
+    async def _retrying(self, what: str, fn: Callable[[], Awaitable[_T]]) -> _T:
         attempt = 0
         while True:
             try:
@@ -654,10 +754,10 @@ class Registry:
                     continue
                 if status == 429:
                     wait = parse_retry_after(resp.headers.get("Retry-After"))
-                    if wait is not None and wait > self._retry.max_retry_after:
+                    if wait is not None and not self._fits(wait):
                         raise RateLimited(
-                            f"429: Retry-After {wait:.0f} s exceeds the limit", url=str(url),
-                            status=429, retry_after=wait,
+                            f"429: Retry-After {wait:.0f} s exceeds the time allowed",
+                            url=str(url), status=429, retry_after=wait,
                         )  # fmt: skip
                     if attempt + 1 >= self._retry.attempts:
                         raise RateLimited(
@@ -672,7 +772,7 @@ class Registry:
                 if status >= 500 and attempt + 1 < self._retry.attempts:
                     # A 503 may say when to come back; otherwise back off with jitter.
                     wait = parse_retry_after(resp.headers.get("Retry-After"))
-                    if wait is not None and wait <= self._retry.max_retry_after:
+                    if wait is not None and self._fits(wait):
                         await self._sleep(wait)
                     else:
                         await self._backoff(attempt)
@@ -751,7 +851,11 @@ class Registry:
         """
         url = self._path(repo, "manifests", ref)
         async with self._sem:
-            resp = await self._open("HEAD", url, f"repository:{repo}:pull", accept=MANIFEST_ACCEPT)
+            resp = await self._bounded(
+                f"HEAD {url}",
+                self._open("HEAD", url, f"repository:{repo}:pull", accept=MANIFEST_ACCEPT),
+                url,
+            )
             try:
                 digest = resp.headers.get("Docker-Content-Digest")
                 media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
@@ -882,12 +986,12 @@ class Registry:
     ) -> AsyncGenerator[bytes, None]:
         """Stream a blob's bytes; the digest is verified after the last chunk.
 
-        A transfer that breaks off mid-body (connection reset, timeout) is resumed where it
-        stopped: the blob is asked for again from the first byte not yet handed out
-        (``Range: bytes=N-``; from a server that answers 200 instead of 206, the first N
-        bytes of the new body are skipped), up to ``RetryPolicy.attempts`` tries in all;
-        then :class:`TransientError`. The consumer sees each byte once, and the digest check
-        covers them all.
+        A transfer that breaks off mid-body (connection reset, timeout, a stream below the
+        rate floor of :class:`Timeouts`) is resumed where it stopped: the blob is asked for
+        again from the first byte not yet handed out (``Range: bytes=N-``; from a server
+        that answers 200 instead of 206, the first N bytes of the new body are skipped), up
+        to ``RetryPolicy.attempts`` tries in all; then :class:`TransientError`. The consumer
+        sees each byte once, and the digest check covers them all.
 
         The final check raises :class:`DigestMismatch` *after* the chunks were yielded, so
         a consumer must treat what it computed as provisional until iteration ends cleanly.
@@ -902,7 +1006,10 @@ class Registry:
         attempt = 0
         async with self._sem:
             while True:
-                resp = await self._open("GET", url, scope, stream=True, start=total)
+                resp = await self._bounded(
+                    f"GET {url}", self._open("GET", url, scope, stream=True, start=total), url
+                )
+                pace = _Pace(self._timeouts)
                 broke: BaseException | None = None
                 try:
                     skip = self._resumed_at(resp, total, url) if total else 0
@@ -918,7 +1025,7 @@ class Registry:
                         # Only the read is guarded: an error the consumer throws in at the
                         # ``yield`` is the consumer's, not the transfer's.
                         try:
-                            chunk = await resp.content.read(_CHUNK)
+                            chunk = await pace.read(resp.content)
                         except _TRANSIENT as exc:
                             broke = exc
                             break
@@ -947,9 +1054,14 @@ class Registry:
                     break
                 attempt += 1
                 if attempt >= self._retry.attempts:
+                    why = (
+                        str(broke)
+                        if isinstance(broke, _Stalled)
+                        else f"{type(broke).__name__}: {broke}"
+                    )
                     raise TransientError(
                         f"blob {digest}: transfer broke off at byte {total}, {attempt} tries: "
-                        f"{type(broke).__name__}: {broke}",
+                        + why,
                         url=str(url),
                     ) from broke
                 await self._backoff(attempt - 1)

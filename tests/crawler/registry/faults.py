@@ -228,9 +228,12 @@ class FaultProxy:
                 resp = web.StreamResponse(status=status, headers=headers)
                 resp.content_length = len(body)
                 await resp.prepare(request)
-                for i in range(len(body)):
-                    await resp.write(body[i : i + 1])
-                    await asyncio.sleep(fault.delay)
+                try:
+                    for i in range(len(body)):
+                        await resp.write(body[i : i + 1])
+                        await asyncio.sleep(fault.delay)
+                except ConnectionResetError:
+                    pass  # the client gave up, as it should
                 return resp
             case "redirect":
                 digest = request.path.rsplit("/", 1)[-1]

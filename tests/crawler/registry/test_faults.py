@@ -499,7 +499,7 @@ def test_blob_cut_short_every_time_is_retryable_error(
 
 def scan(proxy: FaultProxy, refs: list[str], **kw: Any) -> list[RefResult]:
     """``Crawler.scan_ref`` of each ``REPO:TAG`` in turn, by one crawler (no state store)
-    with every analyzer, through ``proxy``."""
+    with every analyzer, through ``proxy`` (stopped after 60 s, if it hangs)."""
     executor = ThreadPoolExecutor(max_workers=10)
 
     async def main(s: aiohttp.ClientSession) -> list[RefResult]:
@@ -507,7 +507,7 @@ def scan(proxy: FaultProxy, refs: list[str], **kw: Any) -> list[RefResult]:
         out = []
         for ref in refs:
             repo, _, tag = ref.partition(":")
-            out.append(await crawler.scan_ref(repo, tag, ref_text=ref))
+            out.append(await asyncio.wait_for(crawler.scan_ref(repo, tag, ref_text=ref), 60))
         return out
 
     try:
@@ -544,6 +544,132 @@ def test_crawl_resumes_a_layer_cut_once_and_goes_on_past_one_cut_for_good(
     broken, other = scan(plain_proxy, ["test/oci:1.0", "test/docker:1.0"])
     assert [f.complete for f in broken.images] == [False]
     assert blob_problems(broken) == [("blob", "transient_error", True)]
+    assert [f.complete for f in other.images] == [True]
+    assert blob_problems(other) == []
+
+
+#: Small limits, so that the slow-loris tests take seconds: a whole small-document exchange
+#: 1 s (each try could take 5 s), and a blob must bring 4 KiB per 0.5 s of waiting.
+SLOW_LIMITS = Timeouts(request=5.0, total=1.0, stall=0.5, stall_bytes=4096)
+#: Comfortably above what ``SLOW_LIMITS`` allow, far below what the old limits took (each
+#: try ran to its own 5 s ``request`` limit, and a blob had no limit at all).
+HELD_AT_MOST = 4.0
+
+
+def timed(fn: Callable[[aiohttp.ClientSession], Awaitable[_T]]) -> tuple[_T, float]:
+    """``run(fn)`` and how many seconds it took (stopped after 60 s, if it hangs)."""
+    started = time.monotonic()
+
+    async def bounded(s: aiohttp.ClientSession) -> _T:
+        return await asyncio.wait_for(fn(s), 60)
+
+    return run(bounded), time.monotonic() - started
+
+
+def test_slow_loris_manifest_is_given_up_within_the_total_limit(plain_proxy: FaultProxy) -> None:
+    """A manifest sent one byte at a time (no read ever times out): the whole exchange,
+    every try included, ends at ``Timeouts.total`` with a retryable ``TransientError``
+    (each try used to run to the ``request`` limit, ``attempts`` times over)."""
+    plain_proxy.reset(Fault(r"GET .*/manifests/", "trickle", times=-1, delay=0.1))
+
+    async def body(s: aiohttp.ClientSession) -> TransientError:
+        with pytest.raises(TransientError) as exc:
+            await client(s, plain_proxy, timeouts=SLOW_LIMITS).get_manifest(OCI, "1.0")
+        return exc.value
+
+    error, held = timed(body)
+    assert error.retryable and "within 1 s" in str(error)
+    assert held < HELD_AT_MOST
+
+
+def test_slow_loris_token_realm_is_given_up_within_the_total_limit(
+    proxied_token_registry: RegistryServer, realm_proxy: FaultProxy
+) -> None:
+    """A token realm that answers one byte at a time cannot hold the request that needs
+    the token past ``Timeouts.total``: a retryable ``TransientError``."""
+    realm_proxy.reset(Fault(r"GET /token", "trickle", times=-1, delay=0.1))
+    creds = Credentials(username=USER, password=PASSWORD)
+
+    async def body(s: aiohttp.ClientSession) -> TransientError:
+        reg = Registry(
+            s, proxied_token_registry.url, credentials=creds, retry=FAST, timeouts=SLOW_LIMITS
+        )
+        with pytest.raises(TransientError) as exc:
+            await reg.get_manifest(OCI, "1.0")
+        return exc.value
+
+    try:
+        error, held = timed(body)
+        asked = [seen.path_qs.split("?")[0] for seen in realm_proxy.seen]
+    finally:
+        realm_proxy.reset()
+        realm_proxy.wait_idle()
+    assert error.retryable and "within 1 s" in str(error)
+    assert held < HELD_AT_MOST
+    assert asked[:1] == ["/token"]
+
+
+def test_429_whose_wait_outlasts_the_total_limit_is_rate_limited_at_once(
+    plain_proxy: FaultProxy,
+) -> None:
+    """A ``Retry-After`` the total limit cannot cover is not slept through (to fail at the
+    limit anyway): ``RateLimited`` at once, carrying the wait."""
+    plain_proxy.reset(Fault(r"/manifests/", "respond", status=429, headers={"Retry-After": "30"}))
+    waits, sleep = _sleeps()
+
+    async def body(s: aiohttp.ClientSession) -> None:
+        reg = client(s, plain_proxy, sleep=sleep, timeouts=Timeouts(total=5.0))
+        with pytest.raises(RateLimited) as exc:
+            await reg.get_manifest(OCI, "1.0")
+        assert exc.value.retryable and exc.value.retry_after == 30
+
+    run(body)
+    assert waits == []
+
+
+def test_slow_loris_blob_is_abandoned_and_resumed_then_given_up(
+    plain_proxy: FaultProxy, images: ImageSet
+) -> None:
+    """A blob sent one byte at a time (too fast for the read timeout, far below the rate
+    floor): each try is abandoned after ``Timeouts.stall`` seconds with fewer than
+    ``stall_bytes`` bytes and resumed from where it was; after the retry budget, a
+    retryable ``TransientError`` (the transfer used to go on for as long as the server
+    liked)."""
+    digest = layer_of(images)
+    plain_proxy.reset(Fault(r"GET .*/blobs/", "trickle", times=-1, delay=0.05))
+
+    async def body(s: aiohttp.ClientSession) -> TransientError:
+        with pytest.raises(TransientError) as exc:
+            await read_blob(client(s, plain_proxy, timeouts=SLOW_LIMITS), OCI, digest)
+        return exc.value
+
+    error, held = timed(body)
+    assert error.retryable and "fewer than 4096 bytes in 0.5 s" in str(error)
+    assert held < HELD_AT_MOST
+    assert len(blob_ranges(plain_proxy)) == FAST.attempts
+
+
+def test_blob_stalled_once_is_resumed(plain_proxy: FaultProxy, images: ImageSet) -> None:
+    """A blob that trickles on the first try only: abandoned, resumed, and read whole."""
+    digest = layer_of(images)
+    plain_proxy.reset(Fault(r"GET .*/blobs/", "trickle", delay=0.05))
+    data, held = timed(
+        lambda s: read_blob(client(s, plain_proxy, timeouts=SLOW_LIMITS), OCI, digest)
+    )
+    assert data == images.blobs[digest].data
+    assert len(blob_ranges(plain_proxy)) == 2
+    assert held < HELD_AT_MOST
+
+
+def test_crawl_goes_on_past_a_slow_loris_layer(plain_proxy: FaultProxy, images: ImageSet) -> None:
+    """Through the crawler: a layer that trickles forever is a retryable ``transient_error``
+    problem of its image, in bounded time, and the next image is scanned whole."""
+    plain_proxy.reset(Fault(r"GET .*/blobs/" + layer_of(images), "trickle", times=-1, delay=0.05))
+    started = time.monotonic()
+    slow, other = scan(plain_proxy, ["test/oci:1.0", "test/docker:1.0"], timeouts=SLOW_LIMITS)
+    assert time.monotonic() - started < 2 * HELD_AT_MOST
+    assert [f.complete for f in slow.images] == [False]
+    assert blob_problems(slow) == [("blob", "transient_error", True)]
     assert [f.complete for f in other.images] == [True]
     assert blob_problems(other) == []
 
