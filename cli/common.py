@@ -362,7 +362,7 @@ def registry_access(f: F) -> F:
         click.option(
             "--ca-file",
             type=click.Path(path_type=Path, dir_okay=False, exists=True),
-            help="CA bundle to verify the registry's TLS certificate.",
+            help="CA bundle to verify the registry's (and its token server's) TLS certificate.",
         ),
         click.option("--username", help="Registry user (with --password-stdin)."),
         click.option(

@@ -11,7 +11,14 @@ What it guarantees:
 - at most ``concurrency`` requests in flight to the host, and at most ``rate`` request
   starts per second when a rate is set;
 - transient failures (connection errors, timeouts, 5xx, 429) are retried with capped
-  exponential backoff and full jitter; 429 waits for ``Retry-After``;
+  exponential backoff and full jitter; 429 waits for ``Retry-After``; a blob transfer that
+  breaks off mid-body is resumed where it stopped (``Range``), so its consumer never sees
+  the break;
+- no server holds a request for long (see :class:`Timeouts`): a small-document exchange
+  (ping, manifest, listing page, token) ends within ``total`` seconds whatever its retries,
+  and a blob stream slower than a floor (``stall_bytes`` per ``stall`` seconds) is
+  abandoned and resumed, within the retry budget: a slow-loris server gets a retryable
+  ``TransientError``, not a worker;
 - redirects (blob storage on another host) are followed by hand, and the Authorization
   header is only ever sent to the registry's own origin;
 - every failure is a :class:`RegistryError` subclass with a ``retryable`` flag.
@@ -27,6 +34,7 @@ import re
 import ssl
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Final, TypeVar, assert_never
@@ -128,13 +136,23 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class Timeouts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Per-request timeouts (seconds)."""
+    """How long a server may take (seconds), and the slowest blob transfer accepted."""
 
     connect: float = 10.0
-    #: Whole-request limit for small documents (ping, manifests, lists, tokens).
+    #: Whole-request limit for small documents (ping, manifests, lists, tokens), per try.
     request: float = 30.0
+    #: The longest a small-document exchange may take, every try and backoff included (a
+    #: slow-loris server answering one byte at a time keeps a worker this long at most);
+    #: also the longest a blob request may take to get its answer's headers.
+    total: float = 60.0
     #: Longest silence between two chunks of a blob (blobs have no total limit: size varies).
     read: float = 30.0
+    #: The rate floor of a blob transfer: every ``stall_bytes`` bytes must come within
+    #: ``stall`` seconds spent waiting for the network (the consumer's time does not count).
+    #: A slower stream (a trickle that no read timeout catches) is abandoned and resumed,
+    #: within the retry budget. The default floor is about 2 KiB/s.
+    stall: float = 30.0
+    stall_bytes: int = 64 * 1024
 
 
 class ManifestHead(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -174,12 +192,17 @@ _REPO_NAME: Final = re.compile(
 #: A path part that needs no percent-encoding and is no ``.``/``..`` segment.
 _PLAIN_PART: Final = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*")
 _LINK_NEXT: Final = re.compile(r'<([^>]*)>\s*;[^,]*rel="?next"?')
+#: The first byte of a 206 answer (``Content-Range: bytes FIRST-LAST/SIZE``).
+_RANGE_START: Final = re.compile(r"\s*bytes\s+(\d+)-")
 _CHUNK: Final = 256 * 1024
 _T = TypeVar("_T")
 _MAX_TOKEN_BYTES: Final = 1024 * 1024
 #: Failures worth another try: the connection broke, or nothing came back in time.
 _TLS_FAILURES: Final = (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)
 _TRANSIENT: Final = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+#: When the small-document exchange running in this task must be over (event loop time), if
+#: one is running: a ``Retry-After`` that would outlast it is not waited for.
+_DEADLINE: Final[ContextVar[float | None]] = ContextVar("registry_deadline", default=None)
 
 
 class _ServerBusy(Exception):
@@ -188,6 +211,49 @@ class _ServerBusy(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status}")
         self.status = status
+
+
+class _Stalled(TimeoutError):
+    """A blob stream below the rate floor (internal: resumed, or ``TransientError`` when
+    the retry budget is spent)."""
+
+
+class _Pace:
+    """The rate floor of one blob response (``Timeouts.stall``/``stall_bytes``).
+
+    Only time spent waiting for the network counts, not the consumer's time between two
+    reads: a busy layer scanner is not a slow server. Checked with a timer on each read,
+    which costs a few microseconds per chunk of up to 256 KiB.
+    """
+
+    __slots__ = ("_floor", "_left", "_need", "_window")
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        self._window = timeouts.stall
+        self._floor = timeouts.stall_bytes
+        self._need = self._floor
+        self._left = self._window
+
+    async def read(self, content: aiohttp.StreamReader) -> bytes:
+        """The next chunk (empty at the end); :class:`_Stalled` when the floor is missed."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        limit = asyncio.timeout(self._left)
+        try:
+            async with limit:
+                chunk = await content.read(_CHUNK)
+        except TimeoutError as exc:
+            if not limit.expired():
+                raise  # the read timeout between two chunks: silence, not a trickle
+            raise _Stalled(
+                f"too slow: fewer than {self._floor} bytes in {self._window:g} s"
+            ) from exc
+        self._need -= len(chunk)
+        if self._need <= 0:  # this window's bytes arrived in time: a new window begins
+            self._need, self._left = self._floor, self._window
+        else:
+            self._left -= loop.time() - started
+        return chunk
 
 
 _MAX_REDIRECTS: Final = 5
@@ -252,10 +318,12 @@ class _RateLimiter:
 class Registry:
     """A client for one registry (``https://host[:port]``, ``http://…``, or a bare host).
 
-    TLS is verified (system roots, or ``ca_file``). Plain HTTP is used only for an explicit
-    ``http://`` URL, or with ``insecure=True`` (which also skips certificate checks and lets
-    a bare host that does not speak TLS fall back to HTTP). Create one instance per host and
-    share it: the concurrency limit, rate limit and token cache live in the instance.
+    TLS is verified (system roots, plus ``ca_file`` when given). Plain HTTP is used only for
+    an explicit ``http://`` URL, or with ``insecure=True`` (which also skips certificate
+    checks and lets a bare host that does not speak TLS fall back to HTTP). The bearer token
+    realm, wherever it is hosted, gets the same trust as the registry. Create one instance
+    per host and share it: the concurrency limit, rate limit and token cache live in the
+    instance.
 
     ``credentials`` override anything found in the Docker config; with
     ``use_docker_config`` (default) the Docker CLI config (``docker_config`` or
@@ -303,8 +371,11 @@ class Registry:
             if insecure:
                 self._ssl = False
             elif ca_file is not None:
+                # The CA is added to the system roots (as Docker's certs.d does): it is
+                # trusted for the token realm too, which may be a public server.
+                self._ssl = ssl.create_default_context()
                 try:
-                    self._ssl = ssl.create_default_context(cafile=str(ca_file))
+                    self._ssl.load_verify_locations(cafile=str(ca_file))
                 except (OSError, ssl.SSLError) as exc:
                     raise TLSError(f"cannot load CA file {ca_file}: {exc}") from exc
         self._insecure = insecure
@@ -318,6 +389,9 @@ class Registry:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._challenge: auth.Challenge | None = None
+        #: The bearer token realm's origin: it gets the registry's TLS trust (CA file,
+        #: ``insecure``), being the registry's own sign-in service wherever it is hosted.
+        self._realm_origin: URL | None = None
         self._pinged = False
         self._ping_lock = asyncio.Lock()
         self._creds_lock = asyncio.Lock()
@@ -366,7 +440,7 @@ class Registry:
             resp = await self._send("GET", url, None, limits=self._request_timeout())
             async with resp:
                 if resp.status == 401:
-                    self._challenge = self._parse_challenge(resp, url)
+                    self._take_challenge(resp, url)
                 elif resp.status >= 500:
                     raise _ServerBusy(resp.status)
                 elif resp.status >= 400:
@@ -374,14 +448,21 @@ class Registry:
 
         await self._with_retries(f"GET {url}", once)
 
-    def _parse_challenge(self, resp: aiohttp.ClientResponse, url: URL) -> auth.Challenge:
+    def _take_challenge(self, resp: aiohttp.ClientResponse, url: URL) -> None:
         header = resp.headers.get("WWW-Authenticate")
         if not header:
             raise AuthError("401 without a WWW-Authenticate challenge", url=str(url), status=401)
         try:
-            return auth.parse_challenge(header)
+            challenge = auth.parse_challenge(header)
         except ValueError as exc:
             raise AuthError(str(exc), url=str(url), status=401) from exc
+        realm: URL | None = None
+        if challenge.scheme is auth.AuthScheme.BEARER:
+            try:
+                realm = URL(challenge.realm).origin()
+            except ValueError:
+                realm = None  # no origin to trust; the token request says what is wrong
+        self._challenge, self._realm_origin = challenge, realm
 
     async def _authorization(self, scope: str | None, *, fresh: bool = False) -> str | None:
         challenge = self._challenge
@@ -514,12 +595,13 @@ class Registry:
         return self._stream_limits
 
     def _ssl_for(self, url: URL) -> ssl.SSLContext | bool:
-        # The registry's CA/insecure setting applies to the registry only; blob storage
-        # elsewhere is verified against the system roots (``True``, the default, needs no
-        # origin check).
+        # The registry's CA/insecure setting applies to the registry and its token realm
+        # only; blob storage elsewhere is verified against the system roots (``True``, the
+        # default, needs no origin check).
         if self._ssl is True:
             return True
-        return self._ssl if url.origin() == self.base else True
+        origin = url.origin()
+        return self._ssl if origin == self.base or origin == self._realm_origin else True
 
     def _send(
         self, method: str, url: URL, headers: dict[str, str] | None, *,
@@ -536,8 +618,46 @@ class Registry:
             timeout=limits, data=data,
         )  # fmt: skip
 
+    async def _bounded(self, what: str, work: Awaitable[_T], url: URL | None = None) -> _T:
+        """Await ``work`` (an exchange with all its retries) for ``Timeouts.total`` seconds
+        at most (or until an enclosing exchange's limit, if sooner); then
+        :class:`TransientError`. A per-try timeout cannot bound this: a slow-loris server
+        makes every try last its whole limit, ``attempts`` times over."""
+        loop = asyncio.get_running_loop()
+        limit = self._timeouts.total
+        end = loop.time() + limit
+        outer = _DEADLINE.get()
+        if outer is not None and outer < end:
+            end = outer
+        token = _DEADLINE.set(end)
+        timer = asyncio.timeout_at(end)
+        try:
+            async with timer:
+                return await work
+        except TimeoutError as exc:
+            if not timer.expired():
+                raise
+            raise TransientError(
+                f"{what}: no complete answer within {limit:g} s (every try included)",
+                url=None if url is None else str(url),
+            ) from exc
+        finally:
+            _DEADLINE.reset(token)
+
+    def _fits(self, wait: float) -> bool:
+        """Whether a ``Retry-After`` of ``wait`` seconds is worth waiting for: within the
+        policy's limit, and over before the running exchange's time is up."""
+        if wait > self._retry.max_retry_after:
+            return False
+        end = _DEADLINE.get()
+        return end is None or asyncio.get_running_loop().time() + wait < end
+
     async def _with_retries(self, what: str, fn: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``fn`` again on connection errors, timeouts and 5xx (raised as ``_ServerBusy``)."""
+        """Run ``fn`` again on connection errors, timeouts and 5xx (raised as ``_ServerBusy``),
+        all within ``Timeouts.total``."""
+        return await self._bounded(what, self._retrying(what, fn))
+
+    async def _retrying(self, what: str, fn: Callable[[], Awaitable[_T]]) -> _T:
         attempt = 0
         while True:
             try:
@@ -574,11 +694,13 @@ class Registry:
 
     async def _open(
         self, method: str, url: URL, scope: str | None, *, accept: str | None = None,
-        stream: bool = False,
+        stream: bool = False, start: int = 0,
     ) -> aiohttp.ClientResponse:  # fmt: skip
         """Send with auth, retries and redirects; return an open 2xx response.
 
-        Non-2xx answers become typed errors. The caller must ``release()`` the response.
+        ``start`` > 0 asks for the body from that byte on (``Range``); the server may still
+        answer 200 with all of it. Non-2xx answers become typed errors. The caller must
+        ``release()`` the response.
         """
         if not self._pinged:
             await self.ping()
@@ -597,6 +719,8 @@ class Registry:
             headers: dict[str, str] = {}
             if accept:
                 headers["Accept"] = accept
+            if start:
+                headers["Range"] = f"bytes={start}-"
             target = url
             sent_auth = await self._authorization(scope, fresh=fresh)
             fresh = False
@@ -625,15 +749,15 @@ class Registry:
                     # (e.g. scope-specific): take the new challenge and try once more.
                     reauthed = True
                     if "WWW-Authenticate" in resp.headers and resp.url.origin() == self.base:
-                        self._challenge = self._parse_challenge(resp, url)
+                        self._take_challenge(resp, url)
                     fresh = True
                     continue
                 if status == 429:
                     wait = parse_retry_after(resp.headers.get("Retry-After"))
-                    if wait is not None and wait > self._retry.max_retry_after:
+                    if wait is not None and not self._fits(wait):
                         raise RateLimited(
-                            f"429: Retry-After {wait:.0f} s exceeds the limit", url=str(url),
-                            status=429, retry_after=wait,
+                            f"429: Retry-After {wait:.0f} s exceeds the time allowed",
+                            url=str(url), status=429, retry_after=wait,
                         )  # fmt: skip
                     if attempt + 1 >= self._retry.attempts:
                         raise RateLimited(
@@ -648,7 +772,7 @@ class Registry:
                 if status >= 500 and attempt + 1 < self._retry.attempts:
                     # A 503 may say when to come back; otherwise back off with jitter.
                     wait = parse_retry_after(resp.headers.get("Retry-After"))
-                    if wait is not None and wait <= self._retry.max_retry_after:
+                    if wait is not None and self._fits(wait):
                         await self._sleep(wait)
                     else:
                         await self._backoff(attempt)
@@ -727,7 +851,11 @@ class Registry:
         """
         url = self._path(repo, "manifests", ref)
         async with self._sem:
-            resp = await self._open("HEAD", url, f"repository:{repo}:pull", accept=MANIFEST_ACCEPT)
+            resp = await self._bounded(
+                f"HEAD {url}",
+                self._open("HEAD", url, f"repository:{repo}:pull", accept=MANIFEST_ACCEPT),
+                url,
+            )
             try:
                 digest = resp.headers.get("Docker-Content-Digest")
                 media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
@@ -858,6 +986,13 @@ class Registry:
     ) -> AsyncGenerator[bytes, None]:
         """Stream a blob's bytes; the digest is verified after the last chunk.
 
+        A transfer that breaks off mid-body (connection reset, timeout, a stream below the
+        rate floor of :class:`Timeouts`) is resumed where it stopped: the blob is asked for
+        again from the first byte not yet handed out (``Range: bytes=N-``; from a server
+        that answers 200 instead of 206, the first N bytes of the new body are skipped), up
+        to ``RetryPolicy.attempts`` tries in all; then :class:`TransientError`. The consumer
+        sees each byte once, and the digest check covers them all.
+
         The final check raises :class:`DigestMismatch` *after* the chunks were yielded, so
         a consumer must treat what it computed as provisional until iteration ends cleanly.
         Use ``contextlib.aclosing`` to release the connection and concurrency slot when
@@ -865,27 +1000,88 @@ class Registry:
         """
         _check_digest_ref(digest)
         url = self._path(repo, "blobs", digest)
+        scope = f"repository:{repo}:pull"
+        h = hashlib.sha256()
+        total = 0
+        attempt = 0
         async with self._sem:
-            resp = await self._open("GET", url, f"repository:{repo}:pull", stream=True)
-            try:
-                if max_bytes is not None and (resp.content_length or 0) > max_bytes:
-                    raise TooLarge(
-                        f"blob {digest}: {resp.content_length} > {max_bytes}", url=str(url)
-                    )
-                h = hashlib.sha256()
-                total = 0
+            while True:
+                resp = await self._bounded(
+                    f"GET {url}", self._open("GET", url, scope, stream=True, start=total), url
+                )
+                pace = _Pace(self._timeouts)
+                broke: BaseException | None = None
                 try:
-                    async for chunk in resp.content.iter_chunked(_CHUNK):
+                    skip = self._resumed_at(resp, total, url) if total else 0
+                    if (
+                        max_bytes is not None
+                        and not total
+                        and (resp.content_length or 0) > max_bytes
+                    ):
+                        raise TooLarge(
+                            f"blob {digest}: {resp.content_length} > {max_bytes}", url=str(url)
+                        )
+                    while True:
+                        # Only the read is guarded: an error the consumer throws in at the
+                        # ``yield`` is the consumer's, not the transfer's.
+                        try:
+                            chunk = await pace.read(resp.content)
+                        except _TRANSIENT as exc:
+                            broke = exc
+                            break
+                        except aiohttp.ClientError as exc:  # not a broken transfer: no resume
+                            raise TransientError(f"blob {digest}: {exc}", url=str(url)) from exc
+                        if not chunk:
+                            break
+                        if skip:
+                            # A 200 to a resumed request: these bytes were handed out already.
+                            cut = min(skip, len(chunk))
+                            skip -= cut
+                            chunk = chunk[cut:]
+                            if not chunk:
+                                continue
                         h.update(chunk)
                         total += len(chunk)
                         if max_bytes is not None and total > max_bytes:
                             raise TooLarge(f"blob {digest}: above {max_bytes} bytes", url=str(url))
                         yield chunk
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    # Bytes were already handed out, so this cannot be retried here.
-                    raise TransientError(f"blob {digest}: {exc}", url=str(url)) from exc
-            finally:
-                resp.release()
+                finally:
+                    if broke is None:
+                        resp.release()
+                    else:
+                        resp.close()  # a broken connection is not reused
+                if broke is None:
+                    break
+                attempt += 1
+                if attempt >= self._retry.attempts:
+                    why = (
+                        str(broke)
+                        if isinstance(broke, _Stalled)
+                        else f"{type(broke).__name__}: {broke}"
+                    )
+                    raise TransientError(
+                        f"blob {digest}: transfer broke off at byte {total}, {attempt} tries: "
+                        + why,
+                        url=str(url),
+                    ) from broke
+                await self._backoff(attempt - 1)
         got = "sha256:" + h.hexdigest()
         if got != digest:
             raise DigestMismatch(f"blob {digest}: {total} bytes hash to {got}", url=str(url))
+
+    @staticmethod
+    def _resumed_at(resp: aiohttp.ClientResponse, start: int, url: URL) -> int:
+        """How many leading bytes of ``resp``, the answer to a request for a blob from byte
+        ``start`` on, were handed out already: none for a 206 that starts there, all of
+        ``start`` for a 200 (a server that ignores ``Range``)."""
+        if resp.status != 206:
+            return start
+        m = _RANGE_START.match(resp.headers.get("Content-Range", ""))
+        first = int(m.group(1)) if m else -1
+        if not 0 <= first <= start:
+            raise ProtocolError(
+                f"{url}: asked for bytes from {start}, got Content-Range "
+                f"{resp.headers.get('Content-Range')!r}",
+                url=str(url),
+            )
+        return start - first

@@ -1,12 +1,16 @@
 """Real-registry fixtures: Debian's ``docker-registry`` (Distribution 2.8) on 127.0.0.1.
 
-Four variants share one storage root (like an HA pair on shared storage), so the images
+Six variants share one storage root (like an HA pair on shared storage), so the images
 pushed once through the plain registry can be read through every auth front-end:
 
 - ``plain_registry``: HTTP, anonymous;
 - ``basic_registry``: HTTP + htpasswd (bcrypt, made with ``htpasswd -B`` from apache2-utils);
 - ``token_registry``: HTTP + bearer tokens from :class:`TokenIssuer` (RS256, x5c);
-- ``tls_registry``: HTTPS with a trustme CA + htpasswd.
+- ``tls_registry``: HTTPS with a trustme CA + htpasswd;
+- ``tls_token_registry``: HTTPS (the same CA) + bearer tokens from an HTTPS realm on
+  another port (``tls_realm``, a TLS proxy in front of the issuer);
+- ``proxied_token_registry``: HTTP + bearer tokens through ``realm_proxy``, a fault proxy
+  in front of the issuer.
 
 Each process is session-scoped, logs to a file in its run directory, and is killed at the
 end. Servers that tests talk to on their own loops (issuer, proxy, sink) run on one
@@ -232,6 +236,83 @@ def token_registry(
         f"    issuer: {ISSUER}\n    rootcertbundle: {bundle}\n"
     )
     server = _start(registry_run_dir, registry_run_dir / "storage", "token", extra)
+    yield server
+    _stop(server)
+
+
+def _realm(
+    loop_thread: LoopThread,
+    issuer: TokenIssuer,
+    sink: BlobSink,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(f"http://127.0.0.1:{issuer.port}", sink.url, ssl_context)
+    loop_thread.call(proxy.start())
+    yield proxy
+    loop_thread.call(proxy.stop())
+
+
+def _token_auth(realm: str, bundle: Path) -> str:
+    """The ``auth: token`` config section for a realm of :func:`token_issuer`."""
+    return (
+        f"auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n"
+        f"    issuer: {ISSUER}\n    rootcertbundle: {bundle}\n"
+    )
+
+
+@pytest.fixture(scope="session")
+def tls_realm(
+    loop_thread: LoopThread,
+    token_issuer: TokenIssuer,
+    blob_sink: BlobSink,
+    tls_server_context: ssl.SSLContext,
+) -> Iterator[FaultProxy]:
+    """The token issuer behind HTTPS on a port of its own: a token realm on another origin
+    than the registry, with a certificate from the TLS registry's test CA."""
+    yield from _realm(loop_thread, token_issuer, blob_sink, tls_server_context)
+
+
+@pytest.fixture(scope="session")
+def realm_proxy(
+    loop_thread: LoopThread, token_issuer: TokenIssuer, blob_sink: BlobSink
+) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the token issuer (plain HTTP): a token realm that can
+    misbehave."""
+    yield from _realm(loop_thread, token_issuer, blob_sink)
+
+
+@pytest.fixture(scope="session")
+def proxied_token_registry(
+    registry_run_dir: Path,
+    plain_registry: RegistryServer,
+    token_issuer: TokenIssuer,
+    realm_proxy: FaultProxy,
+) -> Iterator[RegistryServer]:
+    """HTTP registry with bearer tokens from :func:`realm_proxy`."""
+    bundle = token_issuer.write_cert(registry_run_dir / "issuer.pem")
+    extra = _token_auth(f"{realm_proxy.url}/token", bundle)
+    server = _start(registry_run_dir, registry_run_dir / "storage", "proxied-token", extra)
+    yield server
+    _stop(server)
+
+
+@pytest.fixture(scope="session")
+def tls_token_registry(
+    registry_run_dir: Path,
+    plain_registry: RegistryServer,
+    tls_registry: RegistryServer,
+    token_issuer: TokenIssuer,
+    tls_realm: FaultProxy,
+) -> Iterator[RegistryServer]:
+    """HTTPS registry (the TLS registry's certificate) with bearer tokens from
+    :func:`tls_realm`, an HTTPS realm on another port."""
+    tls_dir = registry_run_dir / "tls"
+    bundle = token_issuer.write_cert(registry_run_dir / "issuer.pem")
+    extra = (
+        f"  tls:\n    certificate: {tls_dir / 'cert.pem'}\n    key: {tls_dir / 'key.pem'}\n"
+    ) + _token_auth(f"{tls_realm.url}/token", bundle)
+    server = _start(registry_run_dir, registry_run_dir / "storage", "tls-token", extra, tls=True)
+    server.ca_file = tls_registry.ca_file
     yield server
     _stop(server)
 

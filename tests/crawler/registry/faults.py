@@ -69,13 +69,16 @@ async def start_site(
     return runner, port
 
 
-Action = Literal["respond", "drop", "truncate", "corrupt", "slow", "redirect"]
+Action = Literal[
+    "respond", "drop", "truncate", "corrupt", "slow", "redirect", "ignore_range", "trickle"
+]
 
 
 @dataclass
 class Fault:
     """One rule: requests whose ``METHOD path?query`` matches ``pattern`` get ``action``
-    (``times`` times; ``-1`` forever)."""
+    (``times`` times; ``-1`` forever). ``delay``: how long before answering, or for
+    ``trickle`` the pause between two body bytes."""
 
     pattern: str
     action: Action
@@ -94,6 +97,8 @@ class Seen:
     method: str
     path_qs: str
     authorization: str | None
+    #: The ``Range`` header (a resumed blob transfer).
+    range: str | None = None
 
 
 class FaultProxy:
@@ -101,8 +106,9 @@ class FaultProxy:
 
     Faults: a canned answer (500, 429 + ``Retry-After``, a fake page with a ``Link``, a
     schema 1 manifest), a dropped connection, a body cut in half, a corrupted body (one byte
-    flipped), a slow answer, and a 307 redirect of blob GETs to :class:`BlobSink` on another
-    port (another origin).
+    flipped), a slow answer, a slow-loris answer (headers at once, then one body byte per
+    ``delay`` seconds), a server that ignores ``Range`` (200 and the whole body), and a 307
+    redirect of blob GETs to :class:`BlobSink` on another port (another origin).
     """
 
     def __init__(
@@ -165,7 +171,12 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(
-            Seen(request.method, request.path_qs, request.headers.get("Authorization"))
+            Seen(
+                request.method,
+                request.path_qs,
+                request.headers.get("Authorization"),
+                request.headers.get("Range"),
+            )
         )
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -179,7 +190,7 @@ class FaultProxy:
         if fault is None:
             status, headers, body = await self._forward(request)
             return web.Response(status=status, headers=headers, body=body)
-        if fault.delay:
+        if fault.delay and fault.action != "trickle":
             await asyncio.sleep(fault.delay)
         match fault.action:
             case "respond":
@@ -207,14 +218,38 @@ class FaultProxy:
             case "slow":
                 status, headers, body = await self._forward(request)
                 return web.Response(status=status, headers=headers, body=body)
+            case "ignore_range":
+                status, headers, body = await self._forward(request, ranged=False)
+                return web.Response(status=status, headers=headers, body=body)
+            case "trickle":
+                # Slow loris: the headers at once, then the body a byte at a time, slowly
+                # enough that no read timeout between two bytes ever fires.
+                status, headers, body = await self._forward(request)
+                resp = web.StreamResponse(status=status, headers=headers)
+                resp.content_length = len(body)
+                await resp.prepare(request)
+                try:
+                    for i in range(len(body)):
+                        await resp.write(body[i : i + 1])
+                        await asyncio.sleep(fault.delay)
+                except ConnectionResetError:
+                    pass  # the client gave up, as it should
+                return resp
             case "redirect":
                 digest = request.path.rsplit("/", 1)[-1]
                 location = f"{self.sink_url}/storage/{digest}?signature=x"
                 return web.Response(status=307, headers={"Location": location})
 
-    async def _forward(self, request: web.Request) -> tuple[int, dict[str, str], bytes]:
+    async def _forward(
+        self, request: web.Request, *, ranged: bool = True
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send ``request`` upstream (without its ``Range`` unless ``ranged``); the answer."""
         assert self._client is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in _HOP and (ranged or k.lower() != "range")
+        }
         async with self._client.request(
             request.method,
             self.upstream + request.path_qs,

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import aclosing
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -28,6 +28,7 @@ from regsweep.crawler.registry import (
     Unsupported,
 )
 from tests.crawler.registry.conftest import PASSWORD, USER, RegistryServer
+from tests.crawler.registry.faults import FaultProxy
 from tests.crawler.registry.images import OCI_INDEX, ImageSet
 from tests.crawler.registry.token_issuer import SERVICE, TokenIssuer
 from tests.example import advisory_index
@@ -334,6 +335,33 @@ def test_tls_unknown_ca_fails_fast_and_insecure_skips_verification(
         assert await insecure.ping() is AuthScheme.BASIC
 
     run(body)
+
+
+@pytest.mark.parametrize("trust", ["ca_file", "insecure"])
+def test_https_token_realm_on_another_origin_has_the_registrys_trust(
+    tls_token_registry: RegistryServer,
+    tls_realm: FaultProxy,
+    issuer: TokenIssuer,
+    images: ImageSet,
+    trust: str,
+) -> None:
+    """An HTTPS registry whose bearer realm is an HTTPS server on another port, with a
+    certificate from the registry's own test CA: the CA file (or ``insecure``) given for
+    the registry applies to the realm too, so the token requests pass TLS and everything
+    reads back (the realm's certificate was checked against the system roots, and every
+    token request failed with ``TLSError``)."""
+    tls_realm.reset()
+    trusted: dict[str, Any] = (
+        {"ca_file": tls_token_registry.ca_file} if trust == "ca_file" else {"insecure": True}
+    )
+
+    async def body(s: aiohttp.ClientSession) -> AuthScheme | None:
+        reg = Registry(s, tls_token_registry.url, credentials=CREDS, **trusted)
+        return await walk_everything(reg, images)
+
+    assert run(body) is AuthScheme.BEARER
+    assert [seen.path_qs.split("?")[0] for seen in tls_realm.seen][:1] == ["/token"]
+    assert "repository:test/oci:pull" in issuer.issued
 
 
 def test_non_sha256_digest_is_unsupported(plain_registry: RegistryServer) -> None:

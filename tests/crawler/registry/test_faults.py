@@ -9,6 +9,7 @@ import email.utils
 import json
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -17,7 +18,9 @@ import aiohttp
 import pytest
 import uvloop
 
+from regsweep.crawler.analyze import default_analyzers
 from regsweep.crawler.auth import Credentials
+from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.registry import (
     AuthError,
     DigestMismatch,
@@ -423,17 +426,252 @@ def test_body_cut_short_is_retried_for_manifests(plain_proxy: FaultProxy, images
     assert manifest_gets(plain_proxy) == 2
 
 
-def test_blob_cut_short_is_retryable_error(plain_proxy: FaultProxy, images: ImageSet) -> None:
-    """A blob cut mid-stream cannot be retried inside the stream (bytes were handed out):
-    ``TransientError`` with ``retryable``, never a silent short blob."""
-    plain_proxy.reset(Fault(r"GET .*/blobs/", "truncate"))
+def test_registry_serves_blob_ranges(plain_registry: RegistryServer, images: ImageSet) -> None:
+    """What resuming a blob relies on: the real registry answers ``Range: bytes=N-`` on a
+    blob with 206, the right ``Content-Range`` and the bytes from N on."""
+    digest = layer_of(images)
+    data = images.blobs[digest].data
+    start = len(data) // 3
+
+    async def body(s: aiohttp.ClientSession) -> tuple[int, str | None, bytes]:
+        url = f"{plain_registry.url}/v2/{OCI}/blobs/{digest}"
+        async with s.get(url, headers={"Range": f"bytes={start}-"}) as resp:
+            return resp.status, resp.headers.get("Content-Range"), await resp.read()
+
+    status, content_range, got = run(body)
+    assert status == 206
+    assert content_range == f"bytes {start}-{len(data) - 1}/{len(data)}"
+    assert got == data[start:]
+
+
+def blob_ranges(proxy: FaultProxy) -> list[str | None]:
+    """The ``Range`` header of every blob GET that reached the proxy."""
+    return [s.range for s in proxy.seen if s.method == "GET" and "/blobs/" in s.path_qs]
+
+
+@pytest.mark.parametrize("server", ["206", "200"])
+def test_blob_cut_short_is_resumed_where_it_stopped(
+    plain_proxy: FaultProxy, images: ImageSet, server: str
+) -> None:
+    """A blob whose connection breaks mid-body is asked for again from the first byte not
+    yet received (``Range: bytes=N-``) and the stream goes on: the consumer gets every
+    byte once and the digest check passes. The real registry answers 206; a server that
+    ignores ``Range`` answers 200 with the whole blob, whose first N bytes are skipped.
+    (The transfer used to fail with ``TransientError``, and the image with it.)"""
+    digest = layer_of(images)
+    data = images.blobs[digest].data
+    faults = [Fault(r"GET .*/blobs/", "truncate")]
+    if server == "200":
+        faults.append(Fault(r"GET .*/blobs/", "ignore_range"))
+    plain_proxy.reset(*faults)
+    assert run(lambda s: read_blob(client(s, plain_proxy), OCI, digest)) == data
+    # The proxy sent exactly the first half before cutting the connection.
+    assert blob_ranges(plain_proxy) == [None, f"bytes={len(data) // 2}-"]
+
+
+def test_blob_cut_short_every_time_is_retryable_error(
+    plain_proxy: FaultProxy, images: ImageSet
+) -> None:
+    """A blob whose connection breaks on every try: each try resumes where the last one
+    stopped, and when the retry budget is spent the stream ends with ``TransientError``
+    (retryable), never a silent short blob; what was handed out is the blob's start,
+    each byte once."""
+    digest = layer_of(images)
+    data = images.blobs[digest].data
+    plain_proxy.reset(Fault(r"GET .*/blobs/", "truncate", times=-1))
+    got = bytearray()
 
     async def body(s: aiohttp.ClientSession) -> None:
         with pytest.raises(TransientError) as exc:
-            await read_blob(client(s, plain_proxy), OCI, layer_of(images))
+            async with aclosing(client(s, plain_proxy).get_blob(OCI, digest)) as chunks:
+                async for chunk in chunks:
+                    got.extend(chunk)
         assert exc.value.retryable
+        assert f"{FAST.attempts} tries" in str(exc.value)
 
     run(body)
+    ranges = blob_ranges(plain_proxy)
+    assert len(ranges) == FAST.attempts
+    starts = [0] + [int(r.removeprefix("bytes=").removesuffix("-")) for r in ranges[1:] if r]
+    assert len(starts) == FAST.attempts and starts == sorted(set(starts))
+    assert 0 < len(got) < len(data) and bytes(got) == data[: len(got)]
+
+
+def scan(proxy: FaultProxy, refs: list[str], **kw: Any) -> list[RefResult]:
+    """``Crawler.scan_ref`` of each ``REPO:TAG`` in turn, by one crawler (no state store)
+    with every analyzer, through ``proxy`` (stopped after 60 s, if it hangs)."""
+    executor = ThreadPoolExecutor(max_workers=10)
+
+    async def main(s: aiohttp.ClientSession) -> list[RefResult]:
+        crawler = Crawler(client(s, proxy, **kw), default_analyzers(), executor=executor)
+        out = []
+        for ref in refs:
+            repo, _, tag = ref.partition(":")
+            out.append(await asyncio.wait_for(crawler.scan_ref(repo, tag, ref_text=ref), 60))
+        return out
+
+    try:
+        return run(main)
+    finally:
+        executor.shutdown()
+
+
+def blob_problems(result: RefResult) -> list[tuple[str, str, bool]]:
+    """``(stage, error, retryable)`` of a scanned reference's failures and its images'
+    problems, analyzers' notes left out."""
+    problems = [*result.failures, *(p for f in result.images for p in f.problems)]
+    return [(p.stage, p.error, p.retryable) for p in problems if p.stage != "analyzer"]
+
+
+def test_crawl_resumes_a_layer_cut_once_and_goes_on_past_one_cut_for_good(
+    plain_proxy: FaultProxy, images: ImageSet
+) -> None:
+    """Through the crawler and its layer scanners: an image whose biggest layer is cut
+    mid-body once is scanned whole (it was lost as ``transient_error``); cut on every try,
+    that layer is a retryable ``transient_error`` problem of its image, and the next image
+    of the crawl is scanned whole."""
+    big = layer_of(images)
+    plain_proxy.reset(Fault(r"GET .*/blobs/" + big, "truncate"))
+    [once] = scan(plain_proxy, ["test/oci:1.0"])
+    assert [r for r in blob_ranges(plain_proxy) if r] == [
+        f"bytes={len(images.blobs[big].data) // 2}-"
+    ]
+    assert [f.complete for f in once.images] == [True]
+    assert blob_problems(once) == []
+    assert [p.name for p in once.images[0].packages] == ["base-files"]
+
+    plain_proxy.reset(Fault(r"GET .*/blobs/" + big, "truncate", times=-1))
+    broken, other = scan(plain_proxy, ["test/oci:1.0", "test/docker:1.0"])
+    assert [f.complete for f in broken.images] == [False]
+    assert blob_problems(broken) == [("blob", "transient_error", True)]
+    assert [f.complete for f in other.images] == [True]
+    assert blob_problems(other) == []
+
+
+#: Small limits, so that the slow-loris tests take seconds: a whole small-document exchange
+#: 1 s (each try could take 5 s), and a blob must bring 4 KiB per 0.5 s of waiting.
+SLOW_LIMITS = Timeouts(request=5.0, total=1.0, stall=0.5, stall_bytes=4096)
+#: Comfortably above what ``SLOW_LIMITS`` allow, far below what the old limits took (each
+#: try ran to its own 5 s ``request`` limit, and a blob had no limit at all).
+HELD_AT_MOST = 4.0
+
+
+def timed(fn: Callable[[aiohttp.ClientSession], Awaitable[_T]]) -> tuple[_T, float]:
+    """``run(fn)`` and how many seconds it took (stopped after 60 s, if it hangs)."""
+    started = time.monotonic()
+
+    async def bounded(s: aiohttp.ClientSession) -> _T:
+        return await asyncio.wait_for(fn(s), 60)
+
+    return run(bounded), time.monotonic() - started
+
+
+def test_slow_loris_manifest_is_given_up_within_the_total_limit(plain_proxy: FaultProxy) -> None:
+    """A manifest sent one byte at a time (no read ever times out): the whole exchange,
+    every try included, ends at ``Timeouts.total`` with a retryable ``TransientError``
+    (each try used to run to the ``request`` limit, ``attempts`` times over)."""
+    plain_proxy.reset(Fault(r"GET .*/manifests/", "trickle", times=-1, delay=0.1))
+
+    async def body(s: aiohttp.ClientSession) -> TransientError:
+        with pytest.raises(TransientError) as exc:
+            await client(s, plain_proxy, timeouts=SLOW_LIMITS).get_manifest(OCI, "1.0")
+        return exc.value
+
+    error, held = timed(body)
+    assert error.retryable and "within 1 s" in str(error)
+    assert held < HELD_AT_MOST
+
+
+def test_slow_loris_token_realm_is_given_up_within_the_total_limit(
+    proxied_token_registry: RegistryServer, realm_proxy: FaultProxy
+) -> None:
+    """A token realm that answers one byte at a time cannot hold the request that needs
+    the token past ``Timeouts.total``: a retryable ``TransientError``."""
+    realm_proxy.reset(Fault(r"GET /token", "trickle", times=-1, delay=0.1))
+    creds = Credentials(username=USER, password=PASSWORD)
+
+    async def body(s: aiohttp.ClientSession) -> TransientError:
+        reg = Registry(
+            s, proxied_token_registry.url, credentials=creds, retry=FAST, timeouts=SLOW_LIMITS
+        )
+        with pytest.raises(TransientError) as exc:
+            await reg.get_manifest(OCI, "1.0")
+        return exc.value
+
+    try:
+        error, held = timed(body)
+        asked = [seen.path_qs.split("?")[0] for seen in realm_proxy.seen]
+    finally:
+        realm_proxy.reset()
+        realm_proxy.wait_idle()
+    assert error.retryable and "within 1 s" in str(error)
+    assert held < HELD_AT_MOST
+    assert asked[:1] == ["/token"]
+
+
+def test_429_whose_wait_outlasts_the_total_limit_is_rate_limited_at_once(
+    plain_proxy: FaultProxy,
+) -> None:
+    """A ``Retry-After`` the total limit cannot cover is not slept through (to fail at the
+    limit anyway): ``RateLimited`` at once, carrying the wait."""
+    plain_proxy.reset(Fault(r"/manifests/", "respond", status=429, headers={"Retry-After": "30"}))
+    waits, sleep = _sleeps()
+
+    async def body(s: aiohttp.ClientSession) -> None:
+        reg = client(s, plain_proxy, sleep=sleep, timeouts=Timeouts(total=5.0))
+        with pytest.raises(RateLimited) as exc:
+            await reg.get_manifest(OCI, "1.0")
+        assert exc.value.retryable and exc.value.retry_after == 30
+
+    run(body)
+    assert waits == []
+
+
+def test_slow_loris_blob_is_abandoned_and_resumed_then_given_up(
+    plain_proxy: FaultProxy, images: ImageSet
+) -> None:
+    """A blob sent one byte at a time (too fast for the read timeout, far below the rate
+    floor): each try is abandoned after ``Timeouts.stall`` seconds with fewer than
+    ``stall_bytes`` bytes and resumed from where it was; after the retry budget, a
+    retryable ``TransientError`` (the transfer used to go on for as long as the server
+    liked)."""
+    digest = layer_of(images)
+    plain_proxy.reset(Fault(r"GET .*/blobs/", "trickle", times=-1, delay=0.05))
+
+    async def body(s: aiohttp.ClientSession) -> TransientError:
+        with pytest.raises(TransientError) as exc:
+            await read_blob(client(s, plain_proxy, timeouts=SLOW_LIMITS), OCI, digest)
+        return exc.value
+
+    error, held = timed(body)
+    assert error.retryable and "fewer than 4096 bytes in 0.5 s" in str(error)
+    assert held < HELD_AT_MOST
+    assert len(blob_ranges(plain_proxy)) == FAST.attempts
+
+
+def test_blob_stalled_once_is_resumed(plain_proxy: FaultProxy, images: ImageSet) -> None:
+    """A blob that trickles on the first try only: abandoned, resumed, and read whole."""
+    digest = layer_of(images)
+    plain_proxy.reset(Fault(r"GET .*/blobs/", "trickle", delay=0.05))
+    data, held = timed(
+        lambda s: read_blob(client(s, plain_proxy, timeouts=SLOW_LIMITS), OCI, digest)
+    )
+    assert data == images.blobs[digest].data
+    assert len(blob_ranges(plain_proxy)) == 2
+    assert held < HELD_AT_MOST
+
+
+def test_crawl_goes_on_past_a_slow_loris_layer(plain_proxy: FaultProxy, images: ImageSet) -> None:
+    """Through the crawler: a layer that trickles forever is a retryable ``transient_error``
+    problem of its image, in bounded time, and the next image is scanned whole."""
+    plain_proxy.reset(Fault(r"GET .*/blobs/" + layer_of(images), "trickle", times=-1, delay=0.05))
+    started = time.monotonic()
+    slow, other = scan(plain_proxy, ["test/oci:1.0", "test/docker:1.0"], timeouts=SLOW_LIMITS)
+    assert time.monotonic() - started < 2 * HELD_AT_MOST
+    assert [f.complete for f in slow.images] == [False]
+    assert blob_problems(slow) == [("blob", "transient_error", True)]
+    assert [f.complete for f in other.images] == [True]
+    assert blob_problems(other) == []
 
 
 def test_tls_registry_refuses_redirect_to_plain_http(

@@ -69,6 +69,7 @@ def test_crawl_writes_the_golden_records(
     artifacts, Docker and OCI media types), with packages, as the golden file has them.
     Its findings and failures are covered by the scan golden and the crawl tests."""
     _plain_proxy.wait_idle()
+    _plain_proxy.reset()  # no fault an earlier test installed may reach this crawl
     state, out = tmp_path / "state.lmdb", tmp_path / "out.ndjson"
     code, _, err = run(
         db, "crawl", _plain_proxy.url, "--packages", "--state", str(state), "-o", str(out)
