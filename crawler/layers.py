@@ -332,6 +332,8 @@ class _Inflater:
         )
         self._max = max_uncompressed
         self._size = size
+        #: Compressed bytes read so far.
+        self._blob_read = 0
         self.total = 0
         self._source_done = False
         self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(_QUEUE_DEPTH)
@@ -389,6 +391,7 @@ class _Inflater:
         chunk = self._stream.read(_READ_SIZE)
         if chunk:
             self._blob_hash.update(chunk)
+            self._blob_read += len(chunk)
         else:
             self._source_done = True
         return chunk
@@ -399,6 +402,13 @@ class _Inflater:
             ratio = f", {MAX_EXPANSION}x its {self._size}-byte blob" if self._size else ""
             raise LayerTooLarge(
                 f"layer inflates beyond the cap of {self._max} bytes{ratio} (decompression bomb?)"
+            )
+        # The same ratio against the bytes read so far: a descriptor that overstates its
+        # blob (a registry's manifest says what it likes) does not buy a bomb more room.
+        if self.total > MIN_UNCOMPRESSED_CAP and self.total > MAX_EXPANSION * self._blob_read:
+            raise LayerTooLarge(
+                f"layer inflates to {self.total} bytes from the first {self._blob_read} bytes "
+                f"of its blob, over {MAX_EXPANSION}x (decompression bomb?)"
             )
         return out
 

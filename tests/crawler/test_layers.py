@@ -817,6 +817,23 @@ def test_gzip_bomb_is_refused_at_its_expansion_cap_as_an_error(tmp_path: Path) -
     assert "beyond the cap of 1073741824 bytes, 100x its" in problem.message
 
 
+def test_a_bomb_whose_descriptor_overstates_its_size_is_refused_all_the_same(
+    tmp_path: Path,
+) -> None:
+    """A manifest can claim any size for a blob (a registry serves what it likes): the
+    ratio also holds against the bytes read so far, so a 2 MB bomb claimed to be 1 TB is
+    refused once it has inflated past max(1 GiB, 100x what was read). (Before, the claim
+    raised the cap to the 32 GiB absolute one and the 2 GB of zeros passed whole.)"""
+    bomb = tmp_path / "bomb.gz"
+    with bomb.open("wb") as f:
+        _, diff_id = hostile.gzip_bomb(f, 2_000_000_000)
+    with bomb.open("rb") as f, pytest.raises(LayerTooLarge, match="from the first"):
+        scan_layer(
+            f, media_type=GZIP, digest=hostile.file_digest(bomb), diff_id=diff_id,
+            analyzers=[], size=1 << 40,
+        )  # fmt: skip
+
+
 def test_mostly_zero_layer_under_the_floor_is_read() -> None:
     """A real layer can be mostly zeros (a lastlog of a high UID: ~1000x under gzip): under
     the 1 GiB floor it is read, whatever its ratio."""
