@@ -35,6 +35,7 @@ from regsweep.crawler.analyzers.python import PythonAnalyzer
 from regsweep.crawler.analyzers.rpm import RpmAnalyzer
 from regsweep.crawler.analyzers.ruby import GemspecAnalyzer
 from regsweep.crawler.analyzers.rust import RustBinaryAnalyzer
+from regsweep.crawler.analyzers.secrets import SecretsAnalyzer, file_secrets
 from regsweep.crawler.oci import OCI_LAYER_MEDIA_TYPE, Compression, ManifestView
 from regsweep.crawler.sources import ResolvedImage
 from regsweep.matcher.facts import ImageFacts, Problem, error_code, problem_of
@@ -57,6 +58,7 @@ def default_analyzers() -> list[Analyzer]:
         GemspecAnalyzer(),
         ComposerAnalyzer(),
         DotnetDepsAnalyzer(),
+        SecretsAnalyzer(),
     ]
 
 
@@ -273,3 +275,6 @@ def assemble(
             for n in result.notes
         ]
     facts.os, facts.ecosystem = ctx.os, ctx.ecosystem
+    if any(a.NAME == SecretsAnalyzer.NAME for a in analyzers):
+        # From every layer, not only the files the merged image shows (see the analyzer).
+        facts.secrets = file_secrets([s.found for s in scanned], view.found(SecretsAnalyzer.NAME))

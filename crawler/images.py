@@ -229,6 +229,7 @@ def _facts_of_stored(
         os=stack.os,
         ecosystem=stack.ecosystem,
         problems=[*stack.notes, *stored.notes],
+        secrets=list(stack.secrets),
         config_scrubbed=scrubbed,
     )
 
@@ -652,6 +653,7 @@ class Crawler:
         facts.packages = list(stack.packages)
         facts.problems += stack.notes
         facts.os, facts.ecosystem = stack.os, stack.ecosystem
+        facts.secrets = list(stack.secrets)
         self.counters.images_analysed += 1
         if self.store is not None:
             assert self.writer is not None
@@ -689,6 +691,7 @@ class Crawler:
             packages=done.packages,
             notes=done.problems,
             analyzers=self.analyzer_set,
+            secrets=done.secrets,
         )
         _remember(self._stacks, key, stack, _MAX_STACKS)
         return stack, True

@@ -111,7 +111,7 @@ from regsweep.crawler.layers import LayerFacts
 from regsweep.crawler.oci import IMAGE_CONFIG_MEDIA_TYPES
 from regsweep.crawler.outfile import PartialFile
 from regsweep.matcher import lmdbfile
-from regsweep.matcher.facts import Problem
+from regsweep.matcher.facts import FileSecret, Problem
 from regsweep.matcher.records import ImageRef, OsInfo, Package
 
 #: 2: layers hold what a layer means (``layers.LayerFacts``), documents have their own db,
@@ -196,6 +196,8 @@ class StackFacts(msgspec.Struct, frozen=True, kw_only=True):
     notes: list[Problem] = []
     #: ``analyzer_set_hash`` of the analyzers that produced ``packages``.
     analyzers: str
+    #: Secrets in the stack's files, redacted.
+    secrets: list[FileSecret] = []
 
 
 class StoredImage(msgspec.Struct, frozen=True, kw_only=True):

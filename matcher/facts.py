@@ -44,6 +44,25 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         )
 
 
+class FileSecret(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A secret left in a file of an image's layers, redacted (``crawler.analyzers.secrets``)."""
+
+    path: str
+    #: Digest of the layer that holds it.
+    layer: str
+    line: int
+    #: ``matcher.secrets`` rule id and title.
+    rule: str
+    title: str
+    #: ``matcher.secrets.SecretKind`` value.
+    kind: str
+    #: The redacted form.
+    shown: str
+    #: A later layer deletes or replaces the file: the secret is still in this layer's
+    #: blob, for anyone who pulls it.
+    removed: bool = False
+
+
 class ImageFacts(msgspec.Struct, kw_only=True):
     """What one platform image holds. ``complete`` is False when a layer could not be read:
     such an image must never be reported as clean."""
@@ -59,6 +78,8 @@ class ImageFacts(msgspec.Struct, kw_only=True):
     ecosystem: str | None = None
     problems: list[Problem] = []
     complete: bool = True
+    #: Secrets in the layers' files.
+    secrets: list[FileSecret] = []
     #: ``config`` is the crawler's state store's form of the config (``checks.scrub``:
     #: its secrets taken out, what the checks found in them kept), not the blob as
     #: fetched. Only the crawler sets it, for a config it read back from its store.

@@ -192,6 +192,7 @@ def _judge(facts: ImageFacts, matcher: Matcher, policy: Policy) -> Judgement:
             image,
             trusted_bases=policy.trusted_bases,
             secrets_found=secrets,
+            file_secrets=facts.secrets,
         )
     except ConfigError as exc:
         out.error(

@@ -104,8 +104,9 @@ _PROVIDER_RULES: tuple[tuple[str, str, tuple[str, ...], re.Pattern[str]], ...] =
         (
             "aws-secret-access-key",
             "AWS secret access key",
-            ("aws", "AWS", "Aws"),
-            r"(?:aws|AWS|Aws)[\w.-]{0,24}?(?i:secret)[\w.-]{0,24}?[\"']?\s*[=:]\s*[\"']?"
+            # Anchored on "secret", not "aws": "aws" is in every licence ("laws", "draws").
+            ("secret", "SECRET", "Secret"),
+            r"(?:aws|AWS|Aws)[\w.-]{0,24}?(?:secret|SECRET|Secret)[\w.-]{0,24}?[\"']?\s*[=:]\s*[\"']?"
             r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
         ),
         (

@@ -51,6 +51,20 @@ class LayerFile(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     truncated: bool = False
 
 
+class SecretFound(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):
+    """A secret in a file, as the layer cache keeps it: where and what, never the secret."""
+
+    #: ``matcher.secrets`` rule id (``aws-access-key-id``, ``private-key`` …).
+    rule: str
+    title: str
+    #: ``matcher.secrets.SecretKind`` value: which check reports it.
+    kind: str
+    #: 1-based line of the secret's start.
+    line: int
+    #: The redacted form (``wJal…(40 chars)``).
+    shown: str
+
+
 class FileFacts(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """What one analyzer read in one file of one layer: small, and the same whatever the
     other layers hold (it is cached by layer digest).
@@ -75,6 +89,8 @@ class FileFacts(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaul
     #: Why the file could not be read at all (a database in no format the analyzer knows);
     #: ``assemble`` raises ``AnalyzerError`` with it if the image uses this file.
     error: str | None = None
+    #: Secrets in the file (the secrets analyzer), redacted.
+    secrets: tuple[SecretFound, ...] = ()
 
 
 class Found(msgspec.Struct, frozen=True, kw_only=True, gc=False, array_like=True):

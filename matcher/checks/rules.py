@@ -20,6 +20,7 @@ import structlog
 from regsweep.matcher import secrets
 from regsweep.matcher.checks import eol as eol_table
 from regsweep.matcher.checks.config import decode_config
+from regsweep.matcher.facts import FileSecret
 from regsweep.matcher.imageconfig import ImageConfig
 from regsweep.matcher.records import (
     Check,
@@ -63,6 +64,10 @@ class CheckId(enum.StrEnum):
     FILE_TRANSFER_SERVICE = "RS-IMG-031"
     UNTRUSTED_BASE = "RS-IMG-040"
     UNDECLARED_BASE = "RS-IMG-041"
+    FILE_PROVIDER_CREDENTIAL = "RS-IMG-050"
+    FILE_PRIVATE_KEY = "RS-IMG-051"
+    FILE_JWT = "RS-IMG-052"
+    FILE_SECRET_VALUE = "RS-IMG-053"
 
 
 class CheckSpec(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -78,6 +83,10 @@ def _spec(cid: CheckId) -> CheckSpec:
         return CheckSpec(check=check, remediation=fix)
 
     rotate = "Rotate the credential now: it ships to everyone who can pull the image. "
+    in_file = (
+        "Keep it out of the build context (.dockerignore) and mount it at run time, or use "
+        "`docker build --secret`; deleting it in a later layer leaves it in the layer below."
+    )
     match cid:
         case CheckId.ROOT_USER:
             return spec(
@@ -116,6 +125,26 @@ def _spec(cid: CheckId) -> CheckSpec:
                 rotate + "Use a `*_FILE` variable pointing at a mounted secret, "
                 "or `docker build --secret` for build-time secrets.",
             )
+        case CheckId.FILE_PROVIDER_CREDENTIAL:
+            return spec(
+                "Cloud or service credential in a layer file", Severity.CRITICAL,
+                Category.SECRET, rotate + in_file,
+            )  # fmt: skip
+        case CheckId.FILE_PRIVATE_KEY:
+            return spec(
+                "Private key in a layer file", Severity.CRITICAL, Category.SECRET,
+                "Replace the key pair. " + in_file,
+            )  # fmt: skip
+        case CheckId.FILE_JWT:
+            return spec(
+                "JSON Web Token in a layer file", Severity.HIGH, Category.SECRET,
+                rotate + in_file,
+            )  # fmt: skip
+        case CheckId.FILE_SECRET_VALUE:
+            return spec(
+                "Password or secret value in a layer file", Severity.HIGH, Category.SECRET,
+                rotate + in_file,
+            )  # fmt: skip
         case CheckId.REMOTE_LOGIN_PORT:
             return spec(
                 "Remote login port exposed",
@@ -224,6 +253,29 @@ def _check_user(view: ImageConfig, image: ImageRef) -> Iterator[Misconfiguration
 
 
 # --- secrets ----------------------------------------------------------------------------
+
+
+def _file_kind_check(kind: str) -> CheckId:
+    return {
+        secrets.SecretKind.PROVIDER: CheckId.FILE_PROVIDER_CREDENTIAL,
+        secrets.SecretKind.PRIVATE_KEY: CheckId.FILE_PRIVATE_KEY,
+        secrets.SecretKind.JWT: CheckId.FILE_JWT,
+    }.get(secrets.SecretKind(kind), CheckId.FILE_SECRET_VALUE)
+
+
+def file_secret_records(
+    image: ImageRef, found: Sequence[FileSecret]
+) -> list[MisconfigurationRecord]:
+    """One record per secret in the layers' files: the file, line and layer in the
+    evidence, the secret redacted (it was never kept whole)."""
+    out = []
+    for s in found:
+        layer = s.layer.removeprefix("sha256:")[:12]
+        where = f"{s.path}:{s.line} (layer {layer}" + (
+            ", removed by a later layer but still in this one)" if s.removed else ")"
+        )
+        out.append(_record(image, _file_kind_check(s.kind), f"{where}: {s.title} {s.shown}"))
+    return out
 
 
 def _kind_check(kind: secrets.SecretKind) -> CheckId:
@@ -525,6 +577,7 @@ def run_checks(
     base_ref: str | None = None,
     base_digest: str | None = None,
     secrets_found: Sequence[tuple[CheckId, str]] | None = None,
+    file_secrets: Sequence[FileSecret] = (),
 ) -> tuple[list[MisconfigurationRecord], OsInfo | None]:
     """Run every configuration check on one platform image.
 
@@ -537,17 +590,20 @@ def run_checks(
     ``org.opencontainers.image.base.*`` annotations, else from the config labels.
     ``secrets_found`` are the secret checks' findings made before the config was scrubbed
     of its secrets (``secret_findings``, kept by ``scrub``); None: search the config.
+    ``file_secrets`` are the secrets the crawler found in the layers' files.
     """
     day = today or datetime.now(UTC).date()
     filled, eol_records = _check_eol(os, day, image)
+    in_files = file_secret_records(image, file_secrets)
     if config_json is None:
-        return [*eol_records, *_check_services(packages, image)], filled
+        return [*in_files, *eol_records, *_check_services(packages, image)], filled
     view = config_json if isinstance(config_json, ImageConfig) else decode_config(config_json)
     if secrets_found is None:
         secrets_found = secret_findings(view)
     records = [
         *_check_user(view, image),
         *(_record(image, cid, evidence) for cid, evidence in secrets_found),
+        *in_files,
         *_check_ports(view, image),
         *eol_records,
         *_check_services(packages, image),

@@ -280,7 +280,8 @@ def test_catalog_ids_are_stable_and_complete() -> None:
     assert [c.value for c in CheckId] == [
         "RS-IMG-001", "RS-IMG-002", "RS-IMG-003", "RS-IMG-004", "RS-IMG-005",
         "RS-IMG-010", "RS-IMG-011", "RS-IMG-012", "RS-IMG-013", "RS-IMG-020",
-        "RS-IMG-030", "RS-IMG-031", "RS-IMG-040", "RS-IMG-041",
+        "RS-IMG-030", "RS-IMG-031", "RS-IMG-040", "RS-IMG-041", "RS-IMG-050",
+        "RS-IMG-051", "RS-IMG-052", "RS-IMG-053",
     ]  # fmt: skip
 
 

@@ -1,0 +1,6 @@
+from collections.abc import Iterable
+
+class AnchorSet:
+    anchors: tuple[bytes, ...]
+    def __init__(self, anchors: Iterable[bytes]) -> None: ...
+    def search(self, data: bytes) -> bool: ...
