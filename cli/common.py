@@ -131,8 +131,8 @@ def output_options(f: F) -> F:
 
 
 def finding_options(f: F) -> F:
-    """``--packages``, ``--trusted-base``, ``--fail-on`` and the triage options (see
-    ``matcher.triage``), shared by ``scan`` and ``crawl``."""
+    """``--packages``, ``--trusted-base``, ``--fail-on`` and the triage options, shared by
+    ``scan`` and ``crawl``."""
     return _stack(
         [
             click.option(
@@ -149,6 +149,17 @@ def finding_options(f: F) -> F:
                 type=click.Choice(SEVERITIES, case_sensitive=False),
                 help="Exit 1 when a finding at or above this severity exists.",
             ),
+            triage_options,
+        ],
+        f,
+    )
+
+
+def triage_options(f: F) -> F:
+    """``--severity``, ``--ignore-unfixed``, ``--ignore-file``, ``--vex`` and
+    ``--show-suppressed`` (see ``matcher.triage``): on ``scan``, ``crawl`` and ``match``."""
+    return _stack(
+        [
             click.option(
                 "--severity",
                 "severities",

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from regsweep.cli.common import DB_OPTION, output_options, output_sink, usage_error
+from regsweep.cli.common import (
+    DB_OPTION,
+    make_triage,
+    output_options,
+    output_sink,
+    triage_options,
+    usage_error,
+)
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.match import Matcher
@@ -25,8 +32,23 @@ from regsweep.matcher.stream import match_stream
     help="NDJSON with package records (default: stdin).",
 )
 @output_options
-def match_command(db: Path, input_path: Path, fmt: str, output: Path) -> None:
+@triage_options
+def match_command(
+    db: Path,
+    input_path: Path,
+    fmt: str,
+    output: Path,
+    severities: str | None,
+    ignore_unfixed: bool,
+    ignore_file: Path | None,
+    vex_files: tuple[Path, ...],
+    show_suppressed: bool,
+) -> None:
     """Read package records (NDJSON) and write the vulnerability records that match them."""
+    triage = make_triage(
+        severities=severities, ignore_unfixed=ignore_unfixed, ignore_file=ignore_file,
+        vex_files=vex_files, show_suppressed=show_suppressed,
+    )  # fmt: skip
     try:
         index = AdvisoryIndex(db)
     except AdvisoryIndexError as err:
@@ -42,4 +64,4 @@ def match_command(db: Path, input_path: Path, fmt: str, output: Path) -> None:
         index.close()
         usage_error(f"{output} is both the input and the output")
     with index, lines, output_sink(output, fmt) as sink:
-        match_stream(Matcher(index), lines, sink)
+        match_stream(Matcher(index), lines, sink, triage=None if triage.idle else triage)

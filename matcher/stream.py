@@ -15,7 +15,16 @@ import msgspec
 
 from regsweep.matcher.match import Matcher
 from regsweep.matcher.output import Sink
-from regsweep.matcher.records import SCHEMA_VERSION, ErrorRecord, PackageRecord, Record
+from regsweep.matcher.records import (
+    SCHEMA_VERSION,
+    Advisory,
+    ErrorRecord,
+    PackageRecord,
+    Record,
+    Status,
+    VulnerabilityRecord,
+)
+from regsweep.matcher.triage import SHOWN, Triage
 
 #: Packages matched per batch: large enough to share table reads, small enough to stream and
 #: for the batch's freshly decoded records to stay in the CPU cache until they are freed
@@ -24,7 +33,13 @@ BATCH = 4096
 _PACKAGE = attrgetter("package")
 
 
-def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BATCH) -> None:
+def match_stream(
+    matcher: Matcher,
+    lines: BinaryIO,
+    sink: Sink,
+    batch: int = BATCH,
+    triage: Triage | None = None,
+) -> None:
     """Match every ``package`` record of ``lines`` and write the ``vulnerability`` records to
     ``sink``; records of other kinds are read and passed over.
 
@@ -32,6 +47,8 @@ def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BAT
     ``error`` record (stage ``input``) and the stream goes on; so does a package that cannot
     be matched (stage ``match``). The sink is flushed after every batch. With a sink
     that describes packages (``Sink.wants_packages``), the package records go to it too.
+    ``triage`` sets findings aside as ``scan`` does (``--show-suppressed`` writes those
+    a VEX statement or an ignore rule set aside).
     """
     decoder = msgspec.json.Decoder(Record)
     pending: list[PackageRecord] = []
@@ -45,7 +62,10 @@ def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BAT
         # Most packages have no finding: ``compress`` skips them in C.
         for i in compress(range(len(found)), found):
             rec = pending[i]
-            sink.write_matches(rec.image, rec.package, found[i])
+            if triage is None:
+                sink.write_matches(rec.image, rec.package, found[i])
+            else:
+                _triaged(sink, triage, rec, found[i])
         for err in errors:
             rec = pending[err.package]
             sink.write(err.record(rec.image, rec.package))
@@ -93,3 +113,22 @@ def match_stream(matcher: Matcher, lines: BinaryIO, sink: Sink, batch: int = BAT
                 flush()
     if pending:
         flush()
+
+
+def _triaged(sink: Sink, triage: Triage, rec: PackageRecord, found: tuple[Advisory, ...]) -> None:
+    # The findings that stand go the fast way; those set aside are written, as not
+    # affected and saying why, only when asked for.
+    standing = []
+    for adv in found:
+        why = triage.vulnerability(rec.image, rec.package, adv)
+        if why is None:
+            standing.append(adv)
+        elif triage.show and why.kind in SHOWN:
+            set_aside = msgspec.structs.replace(adv, status=Status.NOT_AFFECTED)
+            sink.write(
+                VulnerabilityRecord(
+                    image=rec.image, package=rec.package, advisory=set_aside, suppressed=why
+                )
+            )
+    if standing:
+        sink.write_matches(rec.image, rec.package, standing)

@@ -374,6 +374,13 @@ class Triage:
             self._rules.setdefault(r.id, []).append(r)
         self._vex_ids = frozenset().union(*(s.ids for s in self.vex))
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is ever set aside by this triage (no option, rule or statement)."""
+        return (
+            self.severities is None and not self.ignore_unfixed and not self._rules and not self.vex
+        )
+
     def vulnerability(
         self, image: ImageRef | None, pkg: Package, adv: Advisory
     ) -> Suppression | None:

@@ -311,3 +311,35 @@ def test_cyclonedx_vex_and_sarif_suppressions(setup: tuple[Path, Path], tmp_path
     )
     code, _, err = scan(setup, "--vex", str(bad))
     assert code == 2 and "bad.json" in err
+
+
+def test_match_takes_the_same_triage_options(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """``regsweep match`` over the image's package records: --severity, --vex and
+    --show-suppressed set findings aside as ``scan`` does."""
+    _, db = setup
+    _, records, _ = scan(setup, "--packages")
+    inventory = tmp_path / "packages.ndjson"
+    inventory.write_bytes(
+        b"".join(msgspec.json.encode(r) + b"\n" for r in records if r["kind"] == "package")
+    )
+
+    def match(*args: str) -> list[Record]:
+        proc = subprocess.run(
+            [REGSWEEP, "match", "--db", str(db), "-i", str(inventory), *args],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        return [msgspec.json.decode(x) for x in proc.stdout.splitlines()]
+
+    assert findings(match()) == ALL_VULNS
+    assert findings(match("--severity", "CRITICAL")) == {"PYSEC-2020-342"}
+    vex = tmp_path / "vex.json"
+    vex.write_bytes(
+        _openvex(
+            [{"vulnerability": {"name": "GHSA-75v8-2h7p-7m2m"},
+              "products": [{"@id": "pkg:npm/formidable"}], "status": "not_affected",
+              "justification": "vulnerable_code_not_present"}]
+        )
+    )  # fmt: skip
+    assert findings(match("--vex", str(vex))) == ALL_VULNS - {"GHSA-75v8-2h7p-7m2m"}
+    shown = match("--vex", str(vex), "--show-suppressed")
+    assert set(set_aside(shown)) == {"GHSA-75v8-2h7p-7m2m"}
