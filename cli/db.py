@@ -170,7 +170,9 @@ def _targets(
     if urls:
         if mirror is not None or ecosystems:
             usage_error("--from names its own feeds: it does not go with --mirror or --ecosystem")
-        targets = []
+        # By cache file (one per URL): two downloads of one URL would write the same
+        # partial file at once.
+        targets: dict[str, update.Target] = {}
         for url in urls:
             try:
                 target = update.target_of_url(url)
@@ -178,8 +180,10 @@ def _targets(
                 usage_error(str(err))
             if not target.url.startswith(("http://", "https://")):
                 usage_error(f"{url}: only http:// and https:// feeds can be downloaded")
-            targets.append(target)
-        return targets
+            seen = targets.setdefault(target.cache_name, target)
+            if seen.pin != target.pin:
+                usage_error(f"{target.url} is given twice with different sha256 pins")
+        return list(targets.values())
     try:
         return [update.target_of_feed(f, mirror) for f in catalog.select(ecosystems)]
     except catalog.CatalogError as err:

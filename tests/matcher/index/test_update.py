@@ -431,3 +431,25 @@ def test_a_feed_that_cannot_be_written_locally_fails_alone(
     assert "Debian: FAILED" in out and "Is a directory" in out
     assert "PyPI: not modified" in out
     assert fingerprint(db) == before and has(db, "DSA-5044-1")
+
+
+def test_a_url_given_twice_is_fetched_once(tmp_path: Path) -> None:
+    """``--from URL --from URL``: one download (two would write the same partial file at
+    once), one feed in the report; the same URL with two different pins is a usage error."""
+    root = tmp_path / "mirror"
+    write_osv_mirror(root, [SAMPLES / "debian"], only=["Debian"])
+    pin = hashlib.sha256((root / "Debian" / "all.zip").read_bytes()).hexdigest()
+    db = tmp_path / "adv.lmdb"
+    with MirrorServer(root) as srv:
+        url = srv.url("/Debian/all.zip")
+        code, out = cli("db", "update", "--db", str(db), "--from", url, "--from", url)
+        assert code == 0, out
+        assert [r.status for r in srv.requests] == [200]
+        assert out.count(f"{url}: downloaded") == 1 and "1 feeds in" in out
+        assert has(db, "DSA-5044-1")
+        code, out = cli(
+            "db", "update", "--db", str(db),
+            "--from", f"{url}#sha256={pin}", "--from", f"{url}#sha256={'0' * 64}",
+        )  # fmt: skip
+        assert code == 2 and "given twice with different sha256 pins" in out, out
+        assert len(srv.requests) == 1
