@@ -178,8 +178,6 @@ def _targets(
                 target = update.target_of_url(url)
             except update.FeedError as err:
                 usage_error(str(err))
-            if not target.url.startswith(("http://", "https://")):
-                usage_error(f"{url}: only http:// and https:// feeds can be downloaded")
             seen = targets.setdefault(target.cache_name, target)
             if seen.pin != target.pin:
                 usage_error(f"{target.url} is given twice with different sha256 pins")

@@ -30,7 +30,7 @@ for machines that cannot reach the internet; ``--ecosystem`` keeps some of the f
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import msgspec
 
@@ -43,6 +43,7 @@ __all__ = [
     "OSV_EXPORTS",
     "CatalogError",
     "Feed",
+    "check_url",
     "mirrored",
     "select",
 ]
@@ -108,14 +109,27 @@ def select(names: Iterable[str] = ()) -> list[Feed]:
     return [f for f in CATALOG if f.name in chosen]
 
 
+def check_url(url: str, what: str = "a feed") -> SplitResult:
+    """``url`` split, if it is one ``db update`` can fetch: ``http://`` or ``https://``, a
+    host, a port in range. ``CatalogError`` otherwise (``what`` says what it was meant to
+    be), never the ``ValueError`` that ``urlsplit`` raises for ``http://[::1/``."""
+    try:
+        parts = urlsplit(url)
+        # The port is only parsed when asked for: a bad one is found here, not mid-update.
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise CatalogError(f"{url}: {what} must be an http:// or https:// URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise CatalogError(f"{url}: {what} must be an http:// or https:// URL")
+    return parts
+
+
 def mirrored(url: str, base: str) -> str:
     """``url`` moved onto the mirror at ``base``, path kept: ``mirrored(
     "https://osv-vulnerabilities.storage.googleapis.com/Red%20Hat/all.zip",
     "http://mirror.internal/osv/")`` is ``http://mirror.internal/osv/Red%20Hat/all.zip``.
     """
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise CatalogError(f"{base}: a mirror must be an http:// or https:// URL")
+    parts = check_url(base, "a mirror")
     if parts.query or parts.fragment:
         raise CatalogError(f"{base}: a mirror URL has no query or fragment")
     src = urlsplit(url)

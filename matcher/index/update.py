@@ -38,12 +38,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
 
-from regsweep.matcher.index.catalog import Feed, mirrored
+from regsweep.matcher.index.catalog import CatalogError, Feed, check_url, mirrored
 from regsweep.matcher.index.errors import AdvisoryIndexError
 
 __all__ = [
@@ -199,11 +198,16 @@ def feed_dir(db_path: Path) -> Path:
 
 
 def target_of_url(url_with_pin: str) -> Target:
-    """A ``--from`` URL as a target, named by its URL and cached under a name of its own."""
+    """A ``--from`` URL as a target, named by its URL and cached under a name of its own;
+    ``FeedError`` for a URL that cannot be fetched (not http(s), no host, malformed)."""
     url, pin = split_pin(url_with_pin)
+    try:
+        parts = check_url(url)
+    except CatalogError as err:
+        raise FeedError(str(err)) from None
     # A stable file name per URL, keeping the extension so format detection still works.
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]
-    name = Path(urlsplit(url).path).name or "feed"
+    name = Path(parts.path).name or "feed"
     return Target(name=url, url=url, pin=pin, cache_name=f"{digest}-{name}")
 
 
@@ -303,9 +307,13 @@ def verify_file(path: Path, name: str) -> None:
 @contextlib.contextmanager
 def update_lock(cache: Path) -> Iterator[None]:
     """Hold the feed cache for one update; a second update of the same index fails at once
-    (``UpdateLocked``) instead of writing the same partial files."""
-    cache.mkdir(parents=True, exist_ok=True)
-    fd = os.open(cache / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    (``UpdateLocked``) instead of writing the same partial files. ``FeedError`` when the
+    cache cannot be created (a ``--db`` under a path that cannot exist, a full disk)."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd = os.open(cache / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise FeedError(f"cannot use {cache} as the feed cache: {err}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -609,12 +617,22 @@ def needs_rebuild(db: Path, targets: Sequence[Target], results: Sequence[FeedRes
 
 
 def write_manifest(db: Path, targets: Sequence[Target], results: Sequence[FeedResult]) -> None:
-    """Record that the index just built at ``db`` was made of these feed copies."""
+    """Record that the index just built at ``db`` was made of these feed copies.
+
+    ``FeedError`` if the record cannot be written (a full disk): the index stays, and as
+    no record describes it, the next update rebuilds it.
+    """
     fingerprint = _fingerprint(db)
     if fingerprint is None:
         raise FeedError(f"{db}: no index to describe")
     manifest = _Manifest(index=fingerprint, feeds=_used(targets, results))
-    _write_atomic(feed_dir(db) / _MANIFEST, msgspec.json.encode(manifest))
+    try:
+        _write_atomic(feed_dir(db) / _MANIFEST, msgspec.json.encode(manifest))
+    except OSError as err:
+        raise FeedError(
+            f"built {db}, but cannot record which feed copies it holds ({err}): "
+            "the next db update rebuilds it"
+        ) from None
 
 
 class FeedReport(msgspec.Struct, kw_only=True):

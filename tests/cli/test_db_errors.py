@@ -1,0 +1,113 @@
+"""``regsweep db`` on bad input and a hostile system, run as the user runs it (a real
+``regsweep`` process): a URL that does not parse, a ``--db`` that cannot be created, a disk
+that fills up. Each is one ``regsweep: error:`` line and a non-zero exit (2 for a usage
+error), never a traceback."""
+
+from __future__ import annotations
+
+import resource
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from regsweep.matcher.index import store, update
+from tests import paths
+from tests.example import REGSWEEP
+from tests.feeds import MirrorServer, write_osv_mirror
+
+SAMPLES = paths.DATA / "advisories" / "osv"
+
+
+def run(*args: str, fsize: int | None = None) -> tuple[int, str]:
+    """``regsweep ARGS``: its exit status and stderr. ``fsize`` caps the size of any file
+    it writes, as a full disk does (``EFBIG`` instead of ``ENOSPC``, the same failure)."""
+
+    def limit() -> None:
+        if fsize is not None:
+            # Ignored, SIGXFSZ stays ignored across exec: a write past the limit fails
+            # with EFBIG instead of killing the process.
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    done = subprocess.run(
+        [REGSWEEP, *args], capture_output=True, text=True, check=False, preexec_fn=limit
+    )
+    return done.returncode, done.stderr
+
+
+def last_error(stderr: str) -> str:
+    """The last line of stderr, which must be the one error line; nothing of a traceback."""
+    assert "Traceback" not in stderr, stderr
+    line = stderr.rstrip("\n").splitlines()[-1]
+    assert line.startswith("regsweep: error: "), stderr
+    return line
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["db", "update", "--mirror", "http://[::1/"], "a mirror must be an http:// or https://"),
+        (["db", "feeds", "--mirror", "http://[::1/"], "a mirror must be an http:// or https://"),
+        (["db", "update", "--from", "http://[::1/x.zip"], "Invalid IPv6 URL"),
+        (["db", "update", "--from", "http://127.0.0.1:99999/x.zip"], "Port out of range"),
+        (["db", "update", "--mirror", "http://127.0.0.1:http/"], "a mirror must be"),
+        (["db", "update", "--from", "http:///x.zip"], "a feed must be an http:// or https://"),
+    ],
+)
+def test_a_url_that_does_not_parse_is_a_usage_error(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    """Caught before any request: exit 2, the URL and the reason on one line."""
+    if args[1] == "update":
+        args = [*args, "--db", str(tmp_path / "adv.lmdb")]
+    code, err = run(*args)
+    assert code == 2, err
+    assert err.count("\n") == 1 and says in last_error(err), err
+    assert not (tmp_path / "adv.lmdb.feeds").exists()
+
+
+def test_a_db_under_a_path_that_cannot_be_created() -> None:
+    """``/proc`` takes no new directory: update and build each say which path, exit 1."""
+    db = "/proc/r15/adv.lmdb"
+    code, err = run("db", "update", "--db", db, "--mirror", "http://127.0.0.1:9/")
+    assert code == 1 and "cannot use /proc/r15/adv.lmdb.feeds as the feed cache" in last_error(err)
+    code, err = run("db", "build", "--db", db, str(SAMPLES / "debian"))
+    assert code == 1 and "cannot build the index /proc/r15/adv.lmdb" in last_error(err)
+
+
+def test_a_full_disk_during_a_build_keeps_the_old_index(tmp_path: Path) -> None:
+    """The disk fills while the new index is written: one error line, exit 1, and the
+    index that was there is still the one a reader opens."""
+    db = tmp_path / "adv.lmdb"
+    assert run("db", "build", "--db", str(db), str(SAMPLES / "debian"))[0] == 0
+    before = db.read_bytes()
+    code, err = run("db", "build", "--db", str(db), str(SAMPLES), fsize=32 * 1024)
+    assert code == 1 and f"cannot build the index {db}" in last_error(err)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adv.lmdb", "adv.lmdb.build-lock"]
+    with store.AdvisoryIndex(db) as index:
+        assert index.lookup_alias("DSA-5044-1")
+
+
+def test_a_manifest_that_cannot_be_written_after_a_build(tmp_path: Path) -> None:
+    """The index is built, but the record of which feed copies it holds cannot be written
+    (a path in its way; a full disk fails the same call): one error line, exit 1; the next
+    update, with the way clear, rebuilds (no record describes the index) and succeeds."""
+    root = tmp_path / "mirror"
+    write_osv_mirror(root, [SAMPLES / "debian"], only=["Debian"])
+    db = tmp_path / "adv.lmdb"
+    blocker = update.feed_dir(db) / "index-feeds.json"
+    (blocker / "in-the-way").mkdir(parents=True)
+    with MirrorServer(root) as srv:
+        args = ["db", "update", "--db", str(db), "--mirror", srv.base, "--ecosystem", "Debian"]
+        code, err = run(*args)
+        assert code == 1, err
+        assert f"built {db}, but cannot record which feed copies it holds" in last_error(err)
+        assert db.is_file()
+        (blocker / "in-the-way").rmdir()
+        blocker.rmdir()
+        code, err = run(*args)
+    assert code == 0, err
+    assert "Debian: not modified" in err and "index built in" in err
