@@ -200,8 +200,11 @@ def feed_dir(db_path: Path) -> Path:
 def target_of_url(url_with_pin: str) -> Target:
     """A ``--from`` URL as a target, named by its URL and cached under a name of its own;
     ``FeedError`` for a URL that cannot be fetched (not http(s), no host, malformed)."""
-    url, pin = split_pin(url_with_pin)
     try:
+        # The whole argument first: credentials are refused before anything else is said
+        # about it (a bad pin too), and never echoed.
+        check_url(url_with_pin)
+        url, pin = split_pin(url_with_pin)
         parts = check_url(url)
     except CatalogError as err:
         raise FeedError(str(err)) from None

@@ -111,3 +111,54 @@ def test_a_manifest_that_cannot_be_written_after_a_build(tmp_path: Path) -> None
         code, err = run(*args)
     assert code == 0, err
     assert "Debian: not modified" in err and "index built in" in err
+
+
+SECRET = "s3cret-pw"
+
+
+def test_credentials_in_a_feed_url_are_refused_and_never_stored_or_shown(tmp_path: Path) -> None:
+    """``--mirror`` or ``--from`` with ``user:password@`` (or a bare token) in the URL: exit 2
+    before any request, the URL shown as ``user:***@`` / ``***@``; the password is in no
+    file beside the index (a state file of an earlier update included) and in no output,
+    even when the URL does not parse either."""
+    root = tmp_path / "mirror"
+    write_osv_mirror(root, [SAMPLES / "debian"], only=["Debian"])
+    db = tmp_path / "adv.lmdb"
+    with MirrorServer(root) as srv:
+        base = ["db", "update", "--db", str(db)]
+        debian = ["--ecosystem", "Debian"]
+        assert run(*base, "--mirror", srv.base, *debian)[0] == 0
+        served = len(srv.requests)
+        port = srv.port
+        cases = [
+            (
+                [*base, "--mirror", f"http://alice:{SECRET}@127.0.0.1:{port}/", *debian],
+                f"http://alice:***@127.0.0.1:{port}/",
+            ),
+            (
+                [*base, "--from", f"http://alice:{SECRET}@127.0.0.1:{port}/Debian/all.zip"],
+                "http://alice:***@127.0.0.1",
+            ),
+            (
+                [*base, "--mirror", f"http://{SECRET}@127.0.0.1:{port}/", *debian],
+                "http://***@127.0.0.1",
+            ),
+            (
+                [*base, "--from", f"http://a:{SECRET}@127.0.0.1:{port}/x.zip#sha256=00"],
+                "http://a:***@127.0.0.1",
+            ),
+            ([*base, "--mirror", f"http://alice:{SECRET}@[::1/"], "http://alice:***@[::1/"),
+            (["db", "feeds", "--mirror", f"https://alice:{SECRET}@mirror.internal/osv"], "***@"),
+        ]
+        for args, shown in cases:
+            done = subprocess.run([REGSWEEP, *args], capture_output=True, text=True, check=False)
+            assert done.returncode == 2, (args, done.stderr)
+            line = last_error(done.stderr)
+            assert shown in line and "credentials do not belong in" in line, line
+            assert SECRET not in done.stdout + done.stderr
+        assert len(srv.requests) == served
+    stored = [p for p in tmp_path.rglob("*") if p.is_file() and root not in p.parents]
+    assert any(p.name.endswith(".state") for p in stored)
+    assert not [p for p in stored if SECRET.encode() in p.read_bytes()]
+    info = subprocess.run([REGSWEEP, "db", "info", "--db", str(db)], capture_output=True, text=True)
+    assert info.returncode == 0 and SECRET not in info.stdout + info.stderr
