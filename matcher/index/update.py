@@ -18,8 +18,10 @@ instead). A download replaces the cached copy only when it is whole and verified
 
 A feed that fails in any way (HTTP error, cut off, corrupt) keeps its previous copy, which
 the rebuild uses; the failure is written into its state file, and ``feeds_report`` shows it
-(``db info``). Nothing here builds the index: ``needs_rebuild`` says whether one is due, and
-``write_manifest`` records which copies the new index was built from.
+(``db info``). A previous copy that does not match the feed's pin (a pin given or changed
+since it was fetched) is not used: the feed then has no copy, and an index built with that
+copy is rebuilt without it. Nothing here builds the index: ``needs_rebuild`` says whether
+one is due, and ``write_manifest`` records which copies the new index was built from.
 """
 
 from __future__ import annotations
@@ -155,6 +157,9 @@ class FeedResult(msgspec.Struct, kw_only=True):
     error: str | None = None
     #: When the copy in ``path`` was downloaded.
     fetched_at: datetime | None = None
+    #: A cached copy there is does not match the target's pin, so it is not used: ``path``
+    #: is ``None`` and the index is built without this feed.
+    ruled_out: bool = False
 
 
 class Progress(Protocol):
@@ -383,7 +388,8 @@ async def fetch(
     with contextlib.suppress(OSError):
         # Best effort: the failure is reported on stderr whether or not it can be recorded.
         _write_atomic(_state_path(path), msgspec.json.encode(failed))
-    # A copy that does not match the pin is not one to build from.
+    # A copy that does not match the pin is not one to build from: it is reported as no
+    # copy at all (no hash either), so that an index built from it is rebuilt without it.
     has_copy = state.sha256 is not None and (target.pin is None or state.sha256 == target.pin)
     return FeedResult(
         name=target.name,
@@ -392,9 +398,10 @@ async def fetch(
         path=path if has_copy else None,
         changed=False,
         size=state.size if has_copy else 0,
-        sha256=state.sha256 or "",
+        sha256=(state.sha256 or "") if has_copy else "",
         error=error,
-        fetched_at=state.fetched_at,
+        fetched_at=state.fetched_at if has_copy else None,
+        ruled_out=state.sha256 is not None and not has_copy,
     )
 
 

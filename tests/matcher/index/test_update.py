@@ -218,8 +218,10 @@ def test_a_feed_that_fails_leaves_the_old_index_intact(
     code, out = cli(*args)
     assert code == 1, out
     assert "Debian: FAILED" in out and expected in out, out
-    assert "the index keeps the copy fetched" in out
-    assert "1 of 2 feeds failed (Debian)" in out
+    assert "Debian: FAILED" in out and "using the copy fetched" in out
+    assert "1 of 2 feeds failed (Debian); the index holds the previous copy of Debian" in out
+    assert "not rebuilt: it holds every copy this update could use" in out
+    assert "up to date" not in out
     assert "PyPI: not modified" in out
     assert fingerprint(db) == before
     assert cached.read_bytes() == cached_bytes
@@ -453,3 +455,42 @@ def test_a_url_given_twice_is_fetched_once(tmp_path: Path) -> None:
         )  # fmt: skip
         assert code == 2 and "given twice with different sha256 pins" in out, out
         assert len(srv.requests) == 1
+
+
+def test_a_cached_copy_that_a_new_pin_rules_out_leaves_the_index(tmp_path: Path) -> None:
+    """A feed first fetched without a pin, then named with a pin its copy does not match
+    (and the server still sends that copy): the copy is not used, so the index is rebuilt
+    without it, and what stderr and ``db info`` say agrees with what the index holds. With
+    no other feed to build from, the index is left as it was, and the error says it still
+    holds that feed."""
+    root = tmp_path / "mirror"
+    write_osv_mirror(root, [SAMPLES / "debian", SAMPLES / "pypi"], only=["Debian", "PyPI"])
+    wrong = "0" * 64
+    db = tmp_path / "adv.lmdb"
+    with MirrorServer(root) as srv:
+        debian, pypi = srv.url("/Debian/all.zip"), srv.url("/PyPI/all.zip")
+        assert cli("db", "update", "--db", str(db), "--from", debian, "--from", pypi)[0] == 0
+        assert has(db, "DSA-5044-1") and has(db, "PYSEC-2020-342")
+
+        args = ["db", "update", "--db", str(db), "--from", f"{debian}#sha256={wrong}"]
+        code, out = cli(*args, "--from", pypi)
+        assert code == 1, out
+        assert f"{debian}: FAILED" in out and f"does not match the pinned {wrong}" in out
+        assert "the cached copy does not match the pin: unused" in out
+        assert "index built in" in out and "up to date" not in out
+        assert f"1 of 2 feeds failed ({debian}); not in the index: {debian}" in out
+        assert not has(db, "DSA-5044-1") and has(db, "PYSEC-2020-342")
+        info = cli("db", "info", "--db", str(db))[1]
+        line = next(ln for ln in info.splitlines() if ln.strip().startswith(debian))
+        assert "NOT IN THE INDEX" in line and "does not match the pinned" in line
+        doc = msgspec.json.decode(cli("db", "info", "--db", str(db), "--json")[1])
+        assert {f["name"]: f["in_index"] for f in doc["feeds"]} == {debian: False, pypi: True}
+
+        # Back without the pin: the copy is usable again and the index holds it again.
+        assert cli("db", "update", "--db", str(db), "--from", debian, "--from", pypi)[0] == 0
+        assert has(db, "DSA-5044-1")
+        before = fingerprint(db)
+        code, out = cli(*args)
+    assert code == 1
+    assert f"{db} is left as it was, still holding the copy of {debian}" in out
+    assert fingerprint(db) == before
