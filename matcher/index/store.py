@@ -180,7 +180,9 @@ def _compile_affected(
                 (_EVENT[e.kind], _event_key(mod, aff.family, e.kind, e.version)) for e in rng.events
             ]
         except InvalidVersion:
-            # The whole range goes: half a range would invert its meaning.
+            # The whole range goes: half a range would invert its meaning. The readers
+            # (OSV, secdb, Wolfi) refuse such ranges first and name each one in the ingest
+            # stats; this count only catches advisories that did not come through them.
             skipped[f"invalid {aff.scheme.value} version in range"] += 1
             continue
         keyed = [(kind, k if k is None else keys.setdefault(k, k)) for kind, k in keyed]
