@@ -232,8 +232,13 @@ def _now() -> datetime:
 def _write_atomic(path: Path, data: bytes) -> None:
     # State files are replaced whole: a crash leaves the old one or the new one.
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        # A full disk, a path in the way: the half-written file is nobody's.
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read(path: Path, typ: type[_S]) -> _S | None:

@@ -106,6 +106,8 @@ def test_a_manifest_that_cannot_be_written_after_a_build(tmp_path: Path) -> None
         assert code == 1, err
         assert f"built {db}, but cannot record which feed copies it holds" in last_error(err)
         assert db.is_file()
+        # Nor is the manifest's temporary file left behind.
+        assert not list(update.feed_dir(db).glob("*.tmp-*"))
         (blocker / "in-the-way").rmdir()
         blocker.rmdir()
         code, err = run(*args)
