@@ -150,7 +150,9 @@ def test_ecosystem_limits_the_feeds_and_another_set_rebuilds(
     assert "up to date" not in out
     assert set(summary(db)["sources"]) == {"osv:Debian"}
 
-    code, out = cli("db", "update", "--db", str(db), "--ecosystem", "Gentoo")
+    code, out = cli(
+        "db", "update", "--db", str(db), "--mirror", mirror.base, "--ecosystem", "Gentoo"
+    )
     assert code == 2 and "not in the feed catalog: Gentoo" in out and "Rocky Linux" in out
 
 
@@ -493,4 +495,24 @@ def test_a_cached_copy_that_a_new_pin_rules_out_leaves_the_index(tmp_path: Path)
         code, out = cli(*args)
     assert code == 1
     assert f"{db} is left as it was, still holding the copy of {debian}" in out
+    assert fingerprint(db) == before
+
+
+def test_when_every_feed_fails_the_update_does_not_say_up_to_date(
+    mirror: MirrorServer, tmp_path: Path
+) -> None:
+    """Both feeds answer 500: nothing is rebuilt (their copies are the index's), and stderr
+    says so without calling the index up to date; the error names both."""
+    db = tmp_path / "adv.lmdb"
+    args = ["db", "update", "--db", str(db), "--mirror", mirror.base]
+    args += ["--ecosystem", "Debian", "--ecosystem", "PyPI"]
+    assert cli(*args)[0] == 0
+    before = fingerprint(db)
+    mirror.faults["/Debian/all.zip"] = Fault(status=500)
+    mirror.faults["/PyPI/all.zip"] = Fault(status=500)
+    code, out = cli(*args)
+    assert code == 1, out
+    assert "up to date" not in out
+    assert f"{db} not rebuilt: it holds every copy this update could use" in out
+    assert "2 of 2 feeds failed (Debian, PyPI); the index holds the previous copy of " in out
     assert fingerprint(db) == before
