@@ -134,7 +134,6 @@ class _PartialState(msgspec.Struct, kw_only=True):
     url: str
     etag: str | None = None
     last_modified: str | None = None
-    total: int | None = None
     md5: str | None = None
 
 
@@ -476,7 +475,6 @@ async def _fetch(
                 url=url,
                 etag=resp.headers.get("ETag"),
                 last_modified=resp.headers.get("Last-Modified"),
-                total=total,
                 md5=md5_expected,
             )
             # Written before the body: if the transfer is cut off, the next update knows
