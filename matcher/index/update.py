@@ -388,7 +388,9 @@ async def fetch(
         error = f"{target.url}: {err}"
     finally:
         progress.end(target.name)
-    failed = msgspec.structs.replace(state, failed_at=_now(), error=error)
+    # The URL tried now, not the stored one: a feed's cache is shared by every mirror of it,
+    # and a state written by an older regsweep may hold a URL with credentials in it.
+    failed = msgspec.structs.replace(state, url=target.url, failed_at=_now(), error=error)
     with contextlib.suppress(OSError):
         # Best effort: the failure is reported on stderr whether or not it can be recorded.
         _write_atomic(_state_path(path), msgspec.json.encode(failed))
@@ -439,7 +441,9 @@ async def _fetch(
             # The server's file is the cached one: a partial of another version is useless.
             partial.unlink(missing_ok=True)
             pstate_path.unlink(missing_ok=True)
-            checked = msgspec.structs.replace(state, checked_at=_now(), failed_at=None, error=None)
+            checked = msgspec.structs.replace(
+                state, url=url, checked_at=_now(), failed_at=None, error=None
+            )
             _write_atomic(_state_path(path), msgspec.json.encode(checked))
             return FeedResult(
                 name=target.name,

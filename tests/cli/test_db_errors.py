@@ -10,12 +10,13 @@ import signal
 import subprocess
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from regsweep.matcher.index import store, update
 from tests import paths
 from tests.example import REGSWEEP
-from tests.feeds import MirrorServer, write_osv_mirror
+from tests.feeds import Fault, MirrorServer, write_osv_mirror
 
 SAMPLES = paths.DATA / "advisories" / "osv"
 
@@ -164,3 +165,27 @@ def test_credentials_in_a_feed_url_are_refused_and_never_stored_or_shown(tmp_pat
     assert not [p for p in stored if SECRET.encode() in p.read_bytes()]
     info = subprocess.run([REGSWEEP, "db", "info", "--db", str(db)], capture_output=True, text=True)
     assert info.returncode == 0 and SECRET not in info.stdout + info.stderr
+
+
+def test_a_state_file_with_credentials_from_an_older_update_is_rewritten_without(
+    tmp_path: Path,
+) -> None:
+    """State files written before credentials were refused may hold them: the next update
+    of the feed, answered 304 or failed, records the URL it used instead."""
+    root = tmp_path / "mirror"
+    write_osv_mirror(root, [SAMPLES], only=["Debian", "PyPI"])
+    db = tmp_path / "adv.lmdb"
+    with MirrorServer(root) as srv:
+        args = ["db", "update", "--db", str(db), "--mirror", srv.base]
+        args += ["--ecosystem", "Debian", "--ecosystem", "PyPI"]
+        assert run(*args)[0] == 0
+        states = sorted(update.feed_dir(db).glob("*.state"))
+        assert len(states) == 2
+        for state in states:
+            doc = msgspec.json.decode(state.read_bytes())
+            doc["url"] = doc["url"].replace("http://", f"http://alice:{SECRET}@")
+            state.write_bytes(msgspec.json.encode(doc))
+        srv.faults["/PyPI/all.zip"] = Fault(status=500)
+        code, err = run(*args)
+    assert code == 1 and "Debian: not modified" in err and "PyPI: FAILED" in err
+    assert [s for s in states if SECRET.encode() in s.read_bytes()] == []
