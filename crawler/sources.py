@@ -23,7 +23,9 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -311,20 +313,38 @@ class _TarArchive:
             fh = path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(f"archive {str(path)!r} does not exist") from None
+        files: list[IO[bytes]] = [fh]
+        given = path
+        if not fh.seekable():
+            # A pipe (docker save … | regsweep scan docker-archive:/dev/stdin): spooled to a
+            # private temporary file, deleted when the archive is closed, and read in place
+            # from there like any archive.
+            spool = tempfile.NamedTemporaryFile(prefix="regsweep-archive-")  # noqa: SIM115
+            try:
+                shutil.copyfileobj(fh, spool, 1 << 20)
+                spool.flush()
+            except OSError as exc:
+                spool.close()
+                raise CorruptArchive(f"{path}: cannot be spooled ({exc.strerror})") from None
+            finally:
+                fh.close()
+            path = Path(spool.name)
+            fh = path.open("rb")
+            files = [fh, cast("IO[bytes]", spool)]
         compressed = fh.read(2) == _GZIP_MAGIC
         fh.seek(0)
         stream = _gunzip(fh) if compressed else fh
         try:
             tf = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115 - closed by close()
-            archive = cls(path, tf, compressed, [stream, fh])
+            archive = cls(path, tf, compressed, [stream, *files])
             archive._check_end(stream)
         except _READ_ERRORS as e:
-            stream.close()
-            fh.close()
-            raise CorruptArchive(f"{path}: not a readable tar archive ({e})") from None
+            for f in (stream, *files):
+                f.close()
+            raise CorruptArchive(f"{given}: not a readable tar archive ({e})") from None
         except BaseException:
-            stream.close()
-            fh.close()
+            for f in (stream, *files):
+                f.close()
             raise
         return archive
 

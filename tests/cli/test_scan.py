@@ -264,3 +264,67 @@ def test_standard_output_on_a_full_disk_is_one_line(example: tuple[Path, Path]) 
     assert proc.returncode == 2, proc.stderr
     assert "cannot write stdout: No space left on device" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_records_reach_a_pipe_image_by_image(example: tuple[Path, Path], tmp_path: Path) -> None:
+    """Each image's records are flushed when judged: with the next source blocked (a
+    docker-archive that is a FIFO nobody writes yet), the first image's records are
+    already readable from the pipe; a consumer sees them as they are known."""
+    import select
+
+    layout, db = example
+    fifo = tmp_path / "blocked.tar"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [REGSWEEP, "scan", "--db", str(db), f"oci:{layout}:latest", f"docker-archive:{fifo}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = b""
+    try:
+        while seen.count(b'"kind":"image"') < 2:
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            assert ready, f"no records while the next source blocks: {seen[-200:]!r}"
+            chunk = os.read(proc.stdout.fileno(), 1 << 16)
+            assert chunk, "the scan ended before the blocked source was opened"
+            seen += chunk
+        assert proc.poll() is None  # still blocked on the FIFO
+    finally:
+        with open(fifo, "wb"):  # unblock it: an empty archive, an error record
+            pass
+        rest, _ = proc.communicate(timeout=30)
+    seen += rest
+    assert b'"kind":"error"' in seen and seen.rstrip().endswith(b"}"), seen[-300:]
+    assert seen.splitlines()[-1].startswith(b'{"kind":"summary"')
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
+def test_a_docker_archive_piped_in_is_scanned_as_the_file(
+    example: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``docker save IMAGE | regsweep scan docker-archive:/dev/stdin``: a pipe cannot be
+    read in place, so it is spooled to a private temporary file (gone afterwards)."""
+    layout, db = example
+    archive = tmp_path / "saved.tar"
+    subprocess.run(
+        ["skopeo", "--insecure-policy", "copy", "--quiet", f"oci:{layout}:latest",
+         f"docker-archive:{archive}:example/app:1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    code, from_file, err = scan(db, f"docker-archive:{archive}")
+    assert code == 0, err
+    with archive.open("rb") as stdin:
+        proc = subprocess.run(
+            [REGSWEEP, "scan", "--db", str(db), "docker-archive:/dev/stdin"],
+            stdin=stdin, capture_output=True, check=False,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    piped = [msgspec.json.decode(x) for x in proc.stdout.splitlines()]
+
+    def findings(records: list[dict[str, object]]) -> list[object]:
+        return sorted(str(r.get("advisory", r.get("check"))) for r in records
+                      if r["kind"] in ("vulnerability", "misconfiguration"))  # fmt: skip
+
+    assert findings(piped) and findings(piped) == findings(from_file)
+    assert not list(tmp_path.glob("regsweep-archive-*"))
