@@ -16,6 +16,7 @@ file, so every package carries the layer of the database's last rewrite.
 
 from __future__ import annotations
 
+import io
 import re
 from typing import ClassVar
 
@@ -41,6 +42,11 @@ PATHS = ("lib/apk/db/installed", "usr/lib/apk/db/installed")
 #: Alpine's database with file lists is ~100 KB per 20 packages; 64 MiB is far beyond real.
 SIZE_CAP = 64 * 1024 * 1024
 
+#: No system has more installed packages (the largest real images hold a few thousand), nor
+#: more owned files: past these, a database is hostile and is read no further.
+MAX_PACKAGES = 50_000
+MAX_FILES = 2_000_000
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]*")
 _VERSION = re.compile(r"[A-Za-z0-9.+~_-]+")
 _LINE = re.compile(r"[A-Za-z]:")
@@ -61,15 +67,24 @@ class ApkEntry:
 
 
 def parse_installed(text: str, notes: Notes, path: str) -> list[ApkEntry]:
-    """The entries of an installed database; a line that is not ``X:value`` is noted."""
+    """The entries of an installed database; a line that is not ``X:value`` is noted.
+
+    Lines are read one at a time (a split into a list held tens of millions of strings
+    for a hostile 50 MB database: 2.3 GB), and reading stops at ``MAX_PACKAGES`` entries
+    or ``MAX_FILES`` file lines, with a note: what is kept is what costs memory.
+    """
     entries: list[ApkEntry] = []
     entry: ApkEntry | None = None
     directory = ""
-    for lineno, raw in enumerate(text.split("\n"), 1):
-        line = raw.rstrip("\r")
+    files = 0
+    for lineno, raw in enumerate(io.StringIO(text, newline="\n"), 1):
+        line = raw.rstrip("\r\n")
         if not line:
             if entry is not None:
                 entries.append(entry)
+                if len(entries) >= MAX_PACKAGES:
+                    notes.add(f"{path}: more than {MAX_PACKAGES} packages; the rest not read")
+                    return entries
             entry, directory = None, ""
             continue
         if entry is None:
@@ -89,6 +104,10 @@ def parse_installed(text: str, notes: Notes, path: str) -> list[ApkEntry]:
         elif key == "F":
             directory = value.strip("/")
         elif key == "R":
+            files += 1
+            if files > MAX_FILES:
+                notes.add(f"{path}: more than {MAX_FILES} file lines; the rest not read")
+                return entries  # the entry being read is left out whole
             entry.files.append(f"{directory}/{value}" if directory else value)
     if entry is not None:
         entries.append(entry)
@@ -99,7 +118,7 @@ class ApkAnalyzer(BufferedAnalyzer):
     """Installed apk packages, their origins and the files each one owns."""
 
     NAME: ClassVar[str] = "apk"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4
 
     def wants(self, path: str) -> int | None:
         """The installed database, under either spelling of its directory."""

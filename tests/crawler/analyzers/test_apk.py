@@ -160,3 +160,23 @@ def test_a_nul_byte_in_one_entry_skips_that_entry_only() -> None:
     r = _analyze(b"\n\n".join(entries))
     assert len(r.packages) == len(whole.packages) - 1 > 1
     assert any("NUL byte" in n for n in r.notes)
+
+
+def test_a_hostile_database_is_read_in_bounded_memory_and_capped() -> None:
+    """A 20 MB database of a million tiny entries (a hostile layer's): the lines are read
+    one at a time and the entries stop at ``MAX_PACKAGES`` with a note (a split into a
+    list of lines and every entry kept reached 2.3 GB for 50 MB)."""
+    import tracemalloc
+
+    from regsweep.crawler.analyzers.apk import MAX_PACKAGES
+
+    data = b"".join(b"P:p%d\nV:1.0-r0\n\n" % i for i in range(1_000_000))
+    tracemalloc.start()
+    try:
+        facts = ApkAnalyzer().read("lib/apk/db/installed", data, False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert facts is not None and len(facts.packages) == MAX_PACKAGES
+    assert any("more than 50000 packages" in n for n in facts.notes)
+    assert peak < 120 << 20, peak
