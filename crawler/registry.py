@@ -200,9 +200,11 @@ _MAX_TOKEN_BYTES: Final = 1024 * 1024
 #: Failures worth another try: the connection broke, or nothing came back in time.
 _TLS_FAILURES: Final = (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)
 _TRANSIENT: Final = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
-#: When the small-document exchange running in this task must be over (event loop time), if
-#: one is running: a ``Retry-After`` that would outlast it is not waited for.
-_DEADLINE: Final[ContextVar[float | None]] = ContextVar("registry_deadline", default=None)
+#: The time limits of the small-document exchanges running in this task (outermost first):
+#: a slow server's silence counts against them, a wait the server asked for does not.
+_DEADLINES: Final[ContextVar[tuple[asyncio.Timeout, ...]]] = ContextVar(
+    "registry_deadlines", default=()
+)
 
 
 class _ServerBusy(Exception):
@@ -626,11 +628,11 @@ class Registry:
         loop = asyncio.get_running_loop()
         limit = self._timeouts.total
         end = loop.time() + limit
-        outer = _DEADLINE.get()
-        if outer is not None and outer < end:
-            end = outer
-        token = _DEADLINE.set(end)
+        outer = _DEADLINES.get()
+        if outer and (when := outer[-1].when()) is not None and when < end:
+            end = when
         timer = asyncio.timeout_at(end)
+        token = _DEADLINES.set((*outer, timer))
         try:
             async with timer:
                 return await work
@@ -642,15 +644,21 @@ class Registry:
                 url=None if url is None else str(url),
             ) from exc
         finally:
-            _DEADLINE.reset(token)
+            _DEADLINES.reset(token)
 
     def _fits(self, wait: float) -> bool:
-        """Whether a ``Retry-After`` of ``wait`` seconds is worth waiting for: within the
-        policy's limit, and over before the running exchange's time is up."""
-        if wait > self._retry.max_retry_after:
-            return False
-        end = _DEADLINE.get()
-        return end is None or asyncio.get_running_loop().time() + wait < end
+        """Whether a ``Retry-After`` of ``wait`` seconds is waited for: within the policy's
+        ``max_retry_after``."""
+        return wait <= self._retry.max_retry_after
+
+    async def _wait_as_asked(self, wait: float) -> None:
+        """Wait the ``Retry-After`` a server asked for. It is the server's rate limit, not
+        its slowness: the running exchanges' time limits move on by as much, so the wait
+        does not use up the time ``Timeouts.total`` gives an exchange."""
+        for timer in _DEADLINES.get():
+            if (when := timer.when()) is not None:
+                timer.reschedule(when + wait)
+        await self._sleep(wait)
 
     async def _with_retries(self, what: str, fn: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``fn`` again on connection errors, timeouts and 5xx (raised as ``_ServerBusy``),
@@ -767,13 +775,13 @@ class Registry:
                     if wait is None:
                         await self._backoff(attempt)
                     else:
-                        await self._sleep(wait)
+                        await self._wait_as_asked(wait)
                     continue
                 if status >= 500 and attempt + 1 < self._retry.attempts:
                     # A 503 may say when to come back; otherwise back off with jitter.
                     wait = parse_retry_after(resp.headers.get("Retry-After"))
                     if wait is not None and self._fits(wait):
-                        await self._sleep(wait)
+                        await self._wait_as_asked(wait)
                     else:
                         await self._backoff(attempt)
                     attempt += 1
