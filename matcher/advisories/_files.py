@@ -16,10 +16,13 @@ from typing import NamedTuple
 
 from regsweep.matcher.advisories.stats import IngestStats, SkipReason
 
-__all__ = ["DATA_SUFFIXES", "Blob", "iter_blobs", "suffix_of"]
+__all__ = ["DATA_SUFFIXES", "NOT_DATA", "Blob", "iter_blobs", "suffix_of"]
 
 #: File name endings that may hold advisory records.
 DATA_SUFFIXES = frozenset({".json", ".yaml", ".yml"})
+#: JSON files that are no records: the CVE List's change logs (``cves/delta.json``, a list
+#: of recent changes that would otherwise read as a list of id-less OSV records).
+NOT_DATA = frozenset({"delta.json", "deltaLog.json"})
 _ZIP = ".zip"
 # What reading one corrupt member can raise; none of it may end the load.
 _MEMBER_ERRORS = (
@@ -78,7 +81,7 @@ def _iter_file(path: str, name: str, stats: IngestStats) -> Iterator[Blob]:
     if suffix == _ZIP:
         yield from _iter_zip(path, stats)
         return
-    if suffix not in DATA_SUFFIXES:
+    if suffix not in DATA_SUFFIXES or name in NOT_DATA:
         stats.ignored_files += 1
         return
     try:
@@ -109,7 +112,12 @@ def _iter_zip(path: str, stats: IngestStats) -> Iterator[Blob]:
             if suffix == _ZIP:
                 stats.skip(SkipReason.UNSUPPORTED_FORMAT, location, "zip inside a zip")
                 continue
-            if suffix not in DATA_SUFFIXES or base.startswith("."):
+            # Hidden folders hold no advisories here either (a GitHub archive of a feed
+            # repository has its ``.github/`` workflows in it).
+            hidden = any(
+                p.startswith(".") and p not in (".", "..") for p in info.filename.split("/")
+            )
+            if suffix not in DATA_SUFFIXES or hidden or base in NOT_DATA:
                 stats.ignored_files += 1
                 continue
             try:
