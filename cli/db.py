@@ -13,6 +13,7 @@ import msgspec
 
 from regsweep.cli.common import DB_OPTION, run_async, usage_error
 from regsweep.matcher import advisories
+from regsweep.matcher.advisories import cve
 from regsweep.matcher.index import catalog, store, update
 from regsweep.matcher.index.errors import AdvisoryIndexError
 
@@ -23,9 +24,11 @@ def db_group() -> None:
 
 
 def _build(db: Path, sources: list[Path]) -> store.IndexMeta:
-    records, stats = advisories.load(sources)
-    meta = store.build(db, records, stats)
+    cves = cve.CveSeverities()
+    records, stats = advisories.load(sources, cves=cves)
+    meta = store.build(db, records, stats, cves)
     click.echo(stats.report(), err=True)
+    click.echo(_severity_report(meta), err=True)
     if meta.build_skipped:
         click.echo("not indexed:", err=True)
         for reason, n in sorted(meta.build_skipped.items()):
@@ -87,11 +90,27 @@ def db_info(db: Path, as_json: bool) -> None:
         click.echo("not indexed:")
         for reason, n in sorted(meta.build_skipped.items()):
             click.echo(f"  {reason}: {n}")
+    click.echo(_severity_report(meta))
     if feeds is not None:
         click.echo(f"feeds:      built by db update from {update.feed_dir(db)}")
         width = max(len(f.name) for f in feeds)
         for f in feeds:
             click.echo(f"  {f.name:<{width}}  {_feed_line(f)}")
+
+
+def _severity_report(meta: store.IndexMeta) -> str:
+    """How many CVEs the index rates, and how many advisories still lack a severity."""
+    sev = meta.severity
+    if sev is None:
+        return "severity:   not counted (an index built before CVE ratings: rebuild it)"
+    raters = ", ".join(f"{k} {n}" for k, n in sev.cve_ratings.items()) or "none"
+    lines = [
+        f"severity:   {meta.cves} CVEs rated ({raters}); {sev.unrated} advisories rate "
+        f"nothing themselves, {sev.rated_by_cve} of them take a CVE's rating, "
+        f"{sev.still_unrated} still lack a severity"
+    ]
+    lines += [f"  {src}: {n} without a severity" for src, n in sev.still_unrated_by_source.items()]
+    return "\n".join(lines)
 
 
 def _when(t: datetime | None) -> str:
