@@ -17,13 +17,14 @@ Python objects.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from regsweep.matcher.advisories import cvss as cvsslib
-from regsweep.matcher.advisories.ecosystems import normalize_name, parse_ecosystem
+from regsweep.matcher.advisories.ecosystems import Ecosystem, normalize_name, parse_ecosystem
 from regsweep.matcher.advisories.model import (
     Advisory,
     Affected,
@@ -189,6 +190,9 @@ def convert(rec: OsvRecord, stats: IngestStats, *, include_withdrawn: bool = Fal
     vendor: list[tuple[Severity, str]] = []
     for sev in rec.severity or ():
         _severity_entry(sev, stats, cvss, vendor)
+    impact = _impact(affected[0].family, rec.summary)
+    if impact is not None:
+        vendor.append(impact)
 
     severity, source, word = _choose_severity(rec, vendor, affected, list(cvss.values()))
     return Advisory(
@@ -366,6 +370,23 @@ def severity_word(value: object) -> Severity | None:
     if not isinstance(value, str):
         return None
     return _WORDS.get(value.strip().rstrip("*").strip().lower())
+
+
+# Red Hat rates an advisory by its "impact", and its OSV records (and AlmaLinux's and Rocky
+# Linux's, rebuilds of the same errata) carry it only as the summary's first word:
+# "Important: nodejs:22 security update".
+_IMPACT_FAMILIES = frozenset({Ecosystem.REDHAT, Ecosystem.ALMA, Ecosystem.ROCKY})
+_IMPACT = re.compile(r"\s*(Critical|Important|Moderate|Low):\s")
+
+
+def _impact(family: Ecosystem, summary: str | None) -> tuple[Severity, str] | None:
+    if family not in _IMPACT_FAMILIES or not summary:
+        return None
+    m = _IMPACT.match(summary)
+    if m is None:
+        return None
+    mapped = severity_word(m.group(1))
+    return None if mapped is None else (mapped, m.group(1))
 
 
 def _highest(values: list[Severity]) -> Severity:
