@@ -241,7 +241,7 @@ def _describe(r: update.FeedResult) -> str:
     "ecosystems",
     multiple=True,
     metavar="NAME",
-    help="Only this catalog feed (repeatable; the names db feeds lists).",
+    help="Only this catalog feed (repeatable; the names db feeds lists, NVD for every NVD year).",
 )
 def db_update(
     db: Path, urls: tuple[str, ...], mirror: str | None, ecosystems: tuple[str, ...]
@@ -249,7 +249,7 @@ def db_update(
     """Download the advisory feeds and rebuild the index once if any changed.
 
     Without --from, the built-in catalog (regsweep db feeds): osv.dev's export of every
-    ecosystem regsweep matches. Feeds download in parallel with conditional GET (a feed
+    ecosystem regsweep matches, and NVD's CVE feeds, which rate the CVEs. Feeds download in parallel with conditional GET (a feed
     that did not change costs no transfer), an interrupted download resumes where it
     stopped, and a download is verified before it replaces the cached copy. A feed that
     fails keeps its previous copy in the index, says so, and makes the exit status 1.
@@ -341,3 +341,13 @@ def db_feeds(mirror: str | None, ecosystems: tuple[str, ...], as_json: bool) -> 
     if not ecosystems:
         for family, why in catalog.NOT_IN_CATALOG.items():
             click.echo(f"not in the catalog: {family.value}: {why}", err=True)
+        _by_name_only(mirror)
+
+
+def _by_name_only(mirror: str | None) -> None:
+    # The catalog feeds db update fetches only when --ecosystem names them, on stderr
+    # like the ecosystems left out, so that stdout stays the default list.
+    for f in catalog.CVE_FEEDS:
+        if f.by_name_only:
+            url = f.url if mirror is None else catalog.mirrored(f.url, mirror)
+            click.echo(f"only when named: {f.name} {url}: {f.by_name_only}", err=True)

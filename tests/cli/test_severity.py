@@ -19,8 +19,10 @@ import lmdb
 import msgspec
 import pytest
 
+from regsweep.matcher.index import catalog
 from tests import paths
 from tests.example import REGSWEEP, example_image
+from tests.feeds import MirrorServer, write_cve_mirror, write_osv_mirror
 
 ADV = paths.DATA / "advisories"
 CVE = paths.DATA / "cve"
@@ -158,3 +160,30 @@ def test_an_index_without_cve_ratings_still_matches(tmp_path: Path, image: Path)
     code, found, err = scan(db, image)
     assert code == 0, err
     assert found["DSA-5044-1"]["severity"] == "UNKNOWN"
+
+
+def test_db_update_fetches_the_nvd_feeds_by_default(tmp_path: Path, image: Path) -> None:
+    """``db update`` with no ``--ecosystem`` fetches every NVD year from the mirror, at
+    NVD's paths, and the index it builds rates the DSA: the catalog's CVE feeds are what
+    makes a Debian finding rated without any ``db build`` by hand. The CVE List, only
+    fetched when named, is not asked for."""
+    root = tmp_path / "mirror"
+    names = [f.name for f in catalog.CATALOG]
+    write_osv_mirror(root, [ADV / "osv"], only=names, empty=names)
+    write_cve_mirror(root, [CVE / "nvd"])
+    db = tmp_path / "adv.lmdb"
+    with MirrorServer(root) as srv:
+        proc = subprocess.run(
+            [REGSWEEP, "db", "update", "--db", str(db), "--mirror", srv.base],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        asked = {r.path for r in srv.requests}
+    assert proc.returncode == 0, proc.stderr
+    nvd = {f"/feeds/json/cve/2.0/nvdcve-2.0-{f.name[4:]}.json.zip" for f in catalog.GROUPS["NVD"]}
+    assert nvd <= asked and not any("cvelistV5" in p for p in asked)
+    assert info(db)["cves"] == 7  # the NVD sample's CVEs, one of them rejected
+    _, found, err = scan(db, image)
+    dsa = found["DSA-5044-1"]
+    assert (dsa["severity"], dsa["severity_source"]) == ("CRITICAL", "nvd"), err
