@@ -249,10 +249,11 @@ def db_update(
     """Download the advisory feeds and rebuild the index once if any changed.
 
     Without --from, the built-in catalog (regsweep db feeds): osv.dev's export of every
-    ecosystem regsweep matches, and NVD's CVE feeds, which rate the CVEs. Feeds download in parallel with conditional GET (a feed
-    that did not change costs no transfer), an interrupted download resumes where it
-    stopped, and a download is verified before it replaces the cached copy. A feed that
-    fails keeps its previous copy in the index, says so, and makes the exit status 1.
+    ecosystem regsweep matches, and NVD's CVE feeds, which rate the CVEs. Feeds download
+    in parallel with conditional GET (a feed that did not change costs no transfer), an
+    interrupted download resumes where it stopped, and a download is verified before it
+    replaces the cached copy. A feed that fails keeps its previous copy in the index,
+    says so, and makes the exit status 1.
     """
     targets = _targets(urls, mirror, ecosystems)
     cache = update.feed_dir(db)

@@ -177,7 +177,7 @@ def select(names: Iterable[str] = ()) -> list[Feed]:
     wanted = [n.strip() for n in names]
     if not wanted:
         return [f for f in every if not (isinstance(f, CveFeed) and f.by_name_only)]
-    by_name = {f.name.casefold(): (f,) for f in every}
+    by_name: dict[str, tuple[Feed, ...]] = {f.name.casefold(): (f,) for f in every}
     by_name |= {group.casefold(): feeds for group, feeds in GROUPS.items()}
     unknown = [n for n in wanted if n.casefold() not in by_name]
     if unknown:
