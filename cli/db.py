@@ -104,8 +104,10 @@ def _severity_report(meta: store.IndexMeta) -> str:
     if sev is None:
         return "severity:   not counted (an index built before CVE ratings: rebuild it)"
     raters = ", ".join(f"{k} {n}" for k, n in sev.cve_ratings.items()) or "none"
+    read = sum(sev.cve_records.values())
     lines = [
-        f"severity:   {meta.cves} CVEs rated ({raters}); {sev.unrated} advisories rate "
+        f"severity:   {meta.cves} CVEs rated ({raters}) from {read} CVE records "
+        f"({sev.rejected} rejected); {sev.unrated} advisories rate "
         f"nothing themselves, {sev.rated_by_cve} of them take a CVE's rating, "
         f"{sev.still_unrated} still lack a severity"
     ]

@@ -103,6 +103,10 @@ class CveRating(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=F
 class SeverityStats(msgspec.Struct, kw_only=True):
     """How much of an index is rated, as ``db info`` shows it."""
 
+    #: CVE records read, per format (``nvd``, ``cve5``; one CVE in both counts twice), and
+    #: how many of them were rejected CVEs.
+    cve_records: dict[str, int] = {}
+    rejected: int = 0
     #: CVE ids rated, by who gave the rating kept (``nvd``, ``cna``, ``cisa-adp``, ``adp``).
     cve_ratings: dict[str, int] = {}
     #: Advisories the feed rated neither as a whole nor per package, nor by a CVSS vector.

@@ -417,7 +417,11 @@ def _write_cves(
             key = cve_id.encode()
             if len(key) <= _MAX_KEY:
                 txn.put(key, enc.encode(rating))
-    stats = cve.SeverityStats(cve_ratings=cves.by_rater())
+    stats = cve.SeverityStats(
+        cve_records=dict(sorted(cves.records.items())),
+        rejected=cves.rejected,
+        cve_ratings=cves.by_rater(),
+    )
     still: Counter[str] = Counter()
     dec = msgspec.msgpack.Decoder(StoredAdvisory)
     with env.begin(db=adv_db) as txn:

@@ -133,6 +133,11 @@ def test_db_info_says_how_many_advisories_still_lack_a_severity(tmp_path: Path) 
     assert before["cves"] == 0 and before["severity"]["rated_by_cve"] == 0
     assert after["cves"] == 8
     assert after["severity"]["cve_ratings"] == {"cisa-adp": 2, "cna": 2, "nvd": 4}
+    # CVE-2019-14856, rejected, is in both formats; CVE-2019-14858 too, rated.
+    assert (after["severity"]["cve_records"], after["severity"]["rejected"]) == (
+        {"cve5": 3, "nvd": 8},
+        2,
+    )
     b, a = before["severity"], after["severity"]
     assert a["unrated"] == b["unrated"] == b["still_unrated"]
     assert a["still_unrated"] == a["unrated"] - a["rated_by_cve"]
@@ -146,7 +151,7 @@ def test_db_info_says_how_many_advisories_still_lack_a_severity(tmp_path: Path) 
         [REGSWEEP, "db", "info", "--db", str(db)], check=True, capture_output=True, text=True
     ).stdout
     assert f"{a['still_unrated']} still lack a severity" in text
-    assert "8 CVEs rated (cisa-adp 2, cna 2, nvd 4)" in text
+    assert "8 CVEs rated (cisa-adp 2, cna 2, nvd 4) from 11 CVE records (2 rejected)" in text
 
 
 def test_an_index_without_cve_ratings_still_matches(tmp_path: Path, image: Path) -> None:
