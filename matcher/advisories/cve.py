@@ -281,7 +281,9 @@ _NVD_PAGE = msgspec.json.Decoder(_NvdPage)
 _NVD_ITEM = msgspec.json.Decoder(_NvdItem)
 
 
-def read_nvd(data: bytes, location: str, stats: IngestStats, table: CveSeverities) -> None:
+def read_nvd(
+    data: bytes | bytearray, location: str, stats: IngestStats, table: CveSeverities
+) -> None:
     """Read an NVD JSON 2.0 document (a feed, an API page or one CVE) into ``table``.
 
     Never raises for bad data: a document that does not parse, or a record of the wrong
@@ -305,7 +307,9 @@ def read_nvd(data: bytes, location: str, stats: IngestStats, table: CveSeveritie
         _nvd_record(item.cve, location, stats, table)
 
 
-def _read_nvd_items(data: bytes, location: str, stats: IngestStats, table: CveSeverities) -> None:
+def _read_nvd_items(
+    data: bytes | bytearray, location: str, stats: IngestStats, table: CveSeverities
+) -> None:
     try:
         page = _NVD_PAGE.decode(data)
     except msgspec.DecodeError as exc:  # ValidationError included: not even a list of items
@@ -424,7 +428,9 @@ _CVE5_KINDS = (
 )
 
 
-def read_cve5(data: bytes, location: str, stats: IngestStats, table: CveSeverities) -> None:
+def read_cve5(
+    data: bytes | bytearray, location: str, stats: IngestStats, table: CveSeverities
+) -> None:
     """Read one CVE JSON 5 record (a CVE List file) into ``table``. Never raises for bad
     data: it is a skip in ``stats``."""
     try:

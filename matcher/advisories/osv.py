@@ -105,6 +105,7 @@ class OsvRecord(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(OsvRecord)
+_SPACE = re.compile(rb"[ \t\r\n\x0b\x0c]*")
 _LIST_DECODER = msgspec.json.Decoder(list[OsvRecord])
 
 
@@ -112,13 +113,20 @@ _LIST_DECODER = msgspec.json.Decoder(list[OsvRecord])
 
 
 def read_json(
-    data: bytes, location: str, stats: IngestStats, *, include_withdrawn: bool = False
+    data: bytes | bytearray,
+    location: str,
+    stats: IngestStats,
+    *,
+    include_withdrawn: bool = False,
 ) -> list[Advisory]:
     """Read one OSV JSON document: a record, or a list of records (some exports write one).
 
     Never raises for bad data: what cannot be read is counted in ``stats``.
     """
-    is_list = data.lstrip()[:1] == b"["
+    # The first byte past the whitespace, without ``lstrip``'s copy of a large document.
+    space = _SPACE.match(data)
+    first = space.end() if space is not None else 0
+    is_list = data[first : first + 1] == b"["
     try:
         records = _LIST_DECODER.decode(data) if is_list else [_DECODER.decode(data)]
     except msgspec.ValidationError as exc:

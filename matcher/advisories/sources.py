@@ -62,12 +62,12 @@ _OSV_KEYS = frozenset({"id", "affected", "modified", "schema_version"})
 _NVD_CVE_KEYS = frozenset({"sourceIdentifier", "vulnStatus"})
 
 
-def detect_json(data: bytes) -> Format:
+def detect_json(data: bytes | bytearray) -> Format:
     """The format of a JSON document, from its top-level keys only."""
     return _probe_json(data)[0]
 
 
-def _probe_json(data: bytes) -> tuple[Format, str]:
+def _probe_json(data: bytes | bytearray) -> tuple[Format, str]:
     try:
         top = _PROBE.decode(data)
     except msgspec.DecodeError as exc:
@@ -152,7 +152,7 @@ def _read_blob(
         return _read_json(fmt, error, blob, stats, include_withdrawn, cves)
     # .yaml / .yml (the walker yields nothing else)
     try:
-        doc = load_yaml(blob.data)
+        doc = load_yaml(bytes(blob.data))  # a copy only of a huge member (a bytearray)
     except YAMLError as exc:
         _count(stats, Format.MALFORMED)
         stats.skip(SkipReason.MALFORMED_YAML, blob.location, str(exc).replace("\n", " "))

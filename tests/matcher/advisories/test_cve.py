@@ -8,6 +8,7 @@ before NVD's copy of it, then the newer copy.
 
 from __future__ import annotations
 
+import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,52 @@ def test_the_cve_list_is_read_as_githubs_archive_of_it(tmp_path: Path) -> None:
     assert stats.skipped == {} and stats.formats == {"cve-json5": 3}
     assert stats.ignored_files == 3  # the workflow, the README, the change log
     assert rated(table, "CVE-2019-14904")[:2] == (Severity.CRITICAL, "cisa-adp")
+
+
+def _big_feed(tmp_path: Path) -> tuple[Path, int]:
+    """A zipped NVD feed over the large-member threshold, and its unzipped size."""
+    # The NVD sample as a zipped feed larger than _files' large-member threshold (32 MiB):
+    # its descriptions padded, as a real year's feed is mostly text.
+    feed: dict[str, Any] = msgspec.json.decode((NVD / "nvdcve-2.0-sample.json").read_bytes())
+    for item in feed["vulnerabilities"]:
+        item["cve"]["descriptions"].append({"lang": "es", "value": "x" * (5 << 20)})
+    data = msgspec.json.encode(feed)
+    assert len(data) > 32 << 20
+    archive = tmp_path / "nvdcve-2.0-2022.json.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("nvdcve-2.0-2022.json", data)
+    return archive, len(data)
+
+
+def test_a_large_feed_in_a_zip_is_read_whole_and_a_damaged_one_is_a_skip(tmp_path: Path) -> None:
+    """A member too large to inflate twice over (an NVD year) is read a slice at a time
+    into one buffer: the same ratings as the small file; its CRC is still checked, so a
+    damaged member is an ``unreadable`` skip, never a half-read feed."""
+    archive, _ = _big_feed(tmp_path)
+    table, stats = load(archive)
+    small, _ = load(NVD / "nvdcve-2.0-sample.json")
+    assert stats.skipped == {} and list(table.items()) == list(small.items())
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.infolist()[0]
+    raw = bytearray(archive.read_bytes())
+    # A byte of the deflate stream, past the local header and the name: the data is
+    # damaged, the header and directory intact.
+    raw[info.header_offset + 30 + len(info.filename) + info.compress_size // 2] ^= 0xFF
+    archive.write_bytes(bytes(raw))
+    table, stats = load(archive)
+    assert stats.skipped == {SkipReason.UNREADABLE: 1} and len(table) == 0
+
+
+def test_a_large_member_is_held_once_while_it_is_read(tmp_path: Path) -> None:
+    """Reading an NVD year costs about its own size, not twice it (``ZipFile.read`` holds
+    the inflated stream and the result at once): traced, the load peaks under 1.5 times
+    the member."""
+    archive, size = _big_feed(tmp_path)
+    tracemalloc.start()
+    try:
+        table, _ = load(archive)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(table) == 6
+    assert peak < 1.5 * size, f"peak {peak / size:.2f} x the member"
