@@ -121,8 +121,17 @@ class SeverityStats(msgspec.Struct, kw_only=True):
 
 class _Kept(msgspec.Struct, gc=False, array_like=True):
     rank: int
-    modified: str
+    #: The record's modification time to the second as a number (``2024-11-21T04:27:32.000``
+    #: → 20241121042732): ordered as the times are, and smaller than the string.
+    modified: int
     rating: CveRating
+
+
+def _seconds(timestamp: str) -> int:
+    # Fractions and zones dropped: records of one format write one zone (NVD none, the CVE
+    # List UTC), and only two copies of one record are ever compared.
+    digits = "".join(c for c in timestamp[:19] if c.isdigit())
+    return int(digits.ljust(14, "0")) if digits else 0
 
 
 class CveSeverities:
@@ -134,6 +143,9 @@ class CveSeverities:
 
     def __init__(self) -> None:
         self._kept: dict[str, _Kept] = {}
+        # Equal ratings are one object: NVD's feeds hold ~300,000 CVEs, and far fewer
+        # distinct (severity, rater, vector) triples.
+        self._shared: dict[CveRating, CveRating] = {}
         #: CVE records read, per format (``nvd``, ``cve5``), and how many were rejected ones.
         self.records: Counter[str] = Counter()
         self.rejected = 0
@@ -141,8 +153,10 @@ class CveSeverities:
     def offer(self, cve_id: str, rank: int, modified: str, rating: CveRating) -> None:
         """Keep ``rating`` for ``cve_id`` if it is preferred to the one kept."""
         old = self._kept.get(cve_id)
-        if old is None or rank < old.rank or (rank == old.rank and modified > old.modified):
-            self._kept[cve_id] = _Kept(rank, modified, rating)
+        when = _seconds(modified)
+        if old is None or rank < old.rank or (rank == old.rank and when > old.modified):
+            rating = self._shared.setdefault(rating, rating)
+            self._kept[cve_id] = _Kept(rank, when, rating)
 
     def get(self, cve_id: str) -> CveRating | None:
         """The rating kept for ``cve_id``, if any."""
