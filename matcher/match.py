@@ -433,7 +433,9 @@ class Matcher:
             for key, s in loaded.items()
             if s.severity is Severity.UNKNOWN
         }
-        ratings = self.index.cve_ratings({i for ids in wanted.values() for i in ids})
+        ratings = (
+            self.index.cve_ratings({i for ids in wanted.values() for i in ids}) if wanted else {}
+        )
         for key, stored in loaded.items():
             # ``CvssType`` is a StrEnum: a str that encodes as its value, no ``.value`` needed.
             cvss = tuple(Cvss(type=c.type, vector=c.vector, score=c.score) for c in stored.cvss)
