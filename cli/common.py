@@ -3,6 +3,7 @@ event loop."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from regsweep.crawler.outfile import OutputError, PartialFile
+from regsweep.crawler.outfile import OutputError, PartialFile, direct, special
 from regsweep.matcher.index.store import default_path
 from regsweep.matcher.output import Format, Sink, open_sink
 from regsweep.matcher.records import (
@@ -256,13 +257,25 @@ def output_sink(output: Path, fmt: str) -> Iterator[Sink]:
     A file is written as ``FILE.partial`` and renamed onto ``FILE`` once the sink has ended
     (``outfile.PartialFile``): a previous result is replaced only by a complete one, a run
     that fails leaves its half in the partial file, and two runs into one file refuse to
-    share it. A failed write (disk full) exits 2 naming the file.
+    share it. Standard output, a device or a FIFO is written through. A failed write (disk
+    full) exits 2 naming the file.
     """
-    if str(output) == "-":
-        sink = open_sink(fmt, sys.stdout.buffer)
-        sink.begin()
-        yield sink
-        sink.end()
+    if str(output) == "-" or special(output):
+        # Standard output, a device or a FIFO: written through, nothing to replace.
+        try:
+            stream = direct(None if str(output) == "-" else output)
+        except OutputError as exc:
+            usage_error(str(exc))
+        try:
+            sink = open_sink(fmt, stream)
+            sink.begin()
+            yield sink
+            sink.end()
+        except OutputError as exc:
+            usage_error(str(exc))
+        finally:
+            with contextlib.suppress(OutputError):
+                stream.close()
         return
     try:
         file = PartialFile(output)

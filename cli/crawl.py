@@ -64,7 +64,7 @@ from regsweep.crawler import state
 from regsweep.crawler.crawl import CrawlFatal, RegistryCrawl, RegistryOptions, connect
 from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
-from regsweep.crawler.outfile import OutputBusy, OutputError, PartialFile
+from regsweep.crawler.outfile import OutputBusy, OutputError, PartialFile, direct, special
 from regsweep.crawler.refs import registry_url
 from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.index.errors import AdvisoryIndexError
@@ -409,7 +409,10 @@ def crawl_command(
         registry_url(url)
     except SourceError as exc:
         usage_error(str(exc))
-    out_path = None if str(output) == "-" else output.resolve()
+    # Standard output, a device or a FIFO is written through (``outfile.special``): nothing to
+    # replace or resume there. A file is written beside itself and put in place at the end.
+    through = str(output) == "-" or special(output)
+    out_path = None if through else output.resolve()
     cid = state.crawl_id(
         url,
         *sorted(repos),
@@ -444,12 +447,13 @@ def crawl_command(
 
     def open_output() -> _Output:
         # After the registry answered: a crawl that cannot start writes nothing.
-        if fmt == Format.NDJSON:
-            if out_path is None:
-                return _StdoutOutput(sys.stdout.buffer)
-            return state.ResumableOutput(store, cid, out_path)
         if out_path is None:
-            return _DocumentOutput(open_sink(fmt, sys.stdout.buffer))
+            stream = direct(None if str(output) == "-" else output)
+            if fmt == Format.NDJSON:
+                return _StdoutOutput(stream)
+            return _DocumentOutput(open_sink(fmt, stream))
+        if fmt == Format.NDJSON:
+            return state.ResumableOutput(store, cid, out_path)
         file = PartialFile(out_path)
         file.fh.truncate(0)  # a document is never resumed: a stopped one's is started over
         return _DocumentOutput(open_sink(fmt, file.fh), file)
@@ -479,6 +483,8 @@ def crawl_command(
         except (CrawlFatal, state.StateError, OutputBusy) as exc:
             usage_error(str(exc))
         except OutputError as exc:
+            if out_path is None:
+                usage_error(str(exc))
             resumes = fmt == Format.NDJSON
             again = "run the same command again to resume" if resumes else "run it again"
             usage_error(f"{exc}; {out_path} is as it was before this run: {again}")

@@ -127,7 +127,7 @@ def _feed_line(f: update.FeedReport) -> str:
     if f.in_index:
         line = f"{_mb(f.size)}, fetched {_when(f.fetched_at)}, checked {_when(f.checked_at)}"
     else:
-        line = "NOT IN THE INDEX: no copy was ever fetched"
+        line = "NOT IN THE INDEX: no usable copy (none fetched, or none that matches its pin)"
     if f.error is not None:
         line += f"; last update FAILED at {_when(f.failed_at)}: {f.error}"
         if f.in_index:
@@ -191,16 +191,18 @@ def _targets(
     if urls:
         if mirror is not None or ecosystems:
             usage_error("--from names its own feeds: it does not go with --mirror or --ecosystem")
-        targets = []
+        # By cache file (one per URL): two downloads of one URL would write the same
+        # partial file at once.
+        targets: dict[str, update.Target] = {}
         for url in urls:
             try:
                 target = update.target_of_url(url)
             except update.FeedError as err:
                 usage_error(str(err))
-            if not target.url.startswith(("http://", "https://")):
-                usage_error(f"{url}: only http:// and https:// feeds can be downloaded")
-            targets.append(target)
-        return targets
+            seen = targets.setdefault(target.cache_name, target)
+            if seen.pin != target.pin:
+                usage_error(f"{target.url} is given twice with different sha256 pins")
+        return list(targets.values())
     try:
         return [update.target_of_feed(f, mirror) for f in catalog.select(ecosystems)]
     except catalog.CatalogError as err:
@@ -216,12 +218,14 @@ def _describe(r: update.FeedResult) -> str:
         case update.Outcome.RESUMED:
             return f"{r.name}: resumed at {_mb(r.resumed_at)}, {_mb(r.size)} in all"
         case update.Outcome.FAILED:
+            # What becomes of the index is said once every feed is known (see db_update).
+            if r.ruled_out:
+                return (
+                    f"{r.name}: FAILED: {r.error}; the cached copy does not match the pin: unused"
+                )
             if r.path is None:
-                return f"{r.name}: FAILED: {r.error}; no earlier copy, so it is not in the index"
-            return (
-                f"{r.name}: FAILED: {r.error}; "
-                f"the index keeps the copy fetched {_when(r.fetched_at)}"
-            )
+                return f"{r.name}: FAILED: {r.error}; no earlier copy to use"
+            return f"{r.name}: FAILED: {r.error}; using the copy fetched {_when(r.fetched_at)}"
 
 
 @db_group.command(name="update")
@@ -268,10 +272,7 @@ def db_update(
             _report(results, fetch_s)
             usable = [r.path for r in results if r.path is not None]
             if not usable:
-                click.echo(
-                    "regsweep: error: no feed could be fetched and none is cached: no index built",
-                    err=True,
-                )
+                click.echo(f"regsweep: error: {_nothing_to_build(db, targets, results)}", err=True)
                 sys.exit(1)
             if update.needs_rebuild(db, targets, results):
                 started, cpu = time.perf_counter(), time.process_time()
@@ -282,6 +283,9 @@ def db_update(
                     f"({time.process_time() - cpu:.1f} s CPU)",
                     err=True,
                 )
+            elif any(r.outcome is update.Outcome.FAILED for r in results):
+                # Not "up to date": the feeds that failed may well have changed.
+                click.echo(f"{db} not rebuilt: it holds every copy this update could use", err=True)
             else:
                 click.echo(f"{db} is up to date: no feed changed, no rebuild", err=True)
     except AdvisoryIndexError as err:
@@ -292,14 +296,51 @@ def db_update(
             "regsweep: interrupted; the next db update resumes the downloads cut off", err=True
         )
         sys.exit(130)
-    failed = [r.name for r in results if r.outcome is update.Outcome.FAILED]
+    failed = [r for r in results if r.outcome is update.Outcome.FAILED]
     if failed:
-        click.echo(
-            f"regsweep: error: {len(failed)} of {len(results)} feeds failed "
-            f"({', '.join(failed)}): the index holds their previous copies, where there were any",
-            err=True,
+        kept = [r.name for r in failed if r.path is not None]
+        left_out = [r.name for r in failed if r.path is None]
+        message = (
+            f"{len(failed)} of {len(results)} feeds failed ({', '.join(r.name for r in failed)})"
         )
+        if kept:
+            message += f"; the index holds the previous copy of {', '.join(kept)}"
+        if left_out:
+            message += f"; not in the index: {', '.join(left_out)}"
+        click.echo(f"regsweep: error: {message}", err=True)
         sys.exit(1)
+
+
+def _nothing_to_build(
+    db: Path, targets: list[update.Target], results: list[update.FeedResult]
+) -> str:
+    """Why no index is built when no feed has a usable copy, and what ``db`` still holds.
+
+    An index already there is left as it was rather than emptied (an empty index would
+    read as "no vulnerabilities"); so when it holds a copy that a pin given now rules out,
+    the message names that feed instead of implying the index is without it.
+    """
+    if not db.exists():
+        return "no feed could be fetched and none is cached: no index built"
+    said = (
+        "no feed could be fetched and none has a usable copy: no index built; "
+        f"{db} is left as it was"
+    )
+    report = {f.name: f for f in update.feeds_report(db) or ()}
+    held = [
+        t.name
+        for t, r in zip(targets, results, strict=True)
+        if r.ruled_out
+        and (f := report.get(t.name)) is not None
+        and f.in_index
+        and f.sha256 != t.pin
+    ]
+    if held:
+        said += (
+            f", still holding the copy of {', '.join(held)} that the pin given now does not "
+            "match: update with the right pin, or remove the index"
+        )
+    return said
 
 
 def _report(results: list[update.FeedResult], seconds: float) -> None:

@@ -11,6 +11,11 @@ complete. So:
   locked and refuses (``OutputBusy``) before writing anything;
 * a write that fails (disk full, quota, I/O error) is an ``OutputError`` naming the file,
   never a traceback.
+
+Only a regular file (or a path not there yet) is written this way. A device, a FIFO or a
+socket (``-o /dev/null``, ``-o /dev/stdout``, a named pipe) is written through as it is
+(``special``): it cannot be replaced, and replacing it would break it. A symlink is
+followed: the file it points at is the one replaced, and the link stays.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import contextlib
 import fcntl
 import io
 import os
+import stat
+import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["OutputBusy", "OutputError", "PartialFile", "partial_path"]
+__all__ = ["OutputBusy", "OutputError", "PartialFile", "direct", "partial_path", "special"]
 
 
 class OutputError(Exception):
@@ -38,20 +45,66 @@ class _Checked(io.BufferedRandom):
     file, wherever it happens (a sink's write, a checkpoint's flush, the close)."""
 
     def write(self, data: Any) -> int:
+        """Write, or raise ``OutputError``."""
         try:
             return super().write(data)
         except OSError as exc:
             raise _failed(self.name, exc) from None
 
     def flush(self) -> None:
+        """Flush, or raise ``OutputError``."""
         try:
             super().flush()
         except OSError as exc:
             raise _failed(self.name, exc) from None
 
 
+class _CheckedWriter(io.BufferedWriter):
+    """A stream written through (standard output, a device, a FIFO): a failed write or
+    flush is an ``OutputError`` naming it (``scan > /dev/full`` says so in one line)."""
+
+    def __init__(self, raw: io.FileIO, shown: str) -> None:
+        super().__init__(raw, 1 << 16)
+        self.shown = shown
+
+    def write(self, data: Any) -> int:
+        """Write, or raise ``OutputError``."""
+        try:
+            return super().write(data)
+        except OSError as exc:
+            raise _failed(self.shown, exc) from None
+
+    def flush(self) -> None:
+        """Flush, or raise ``OutputError``."""
+        try:
+            super().flush()
+        except OSError as exc:
+            raise _failed(self.shown, exc) from None
+
+
+def direct(path: str | os.PathLike[str] | None) -> BinaryIO:
+    """Standard output (``path`` None) or a ``special`` file, written through: its failed
+    writes raise ``OutputError``. Closing it leaves standard output open."""
+    try:
+        if path is None:
+            return _CheckedWriter(io.FileIO(sys.stdout.fileno(), "w", closefd=False), "stdout")
+        return _CheckedWriter(io.FileIO(path, "w"), str(path))
+    except OSError as exc:
+        raise _failed("stdout" if path is None else path, exc) from None
+
+
 def _failed(name: object, exc: OSError) -> OutputError:
     return OutputError(f"cannot write {name}: {exc.strerror or exc}")
+
+
+def special(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names something other than a regular file once symlinks are
+    followed (a device, a FIFO, a socket): an output written through, never replaced."""
+    try:
+        st = os.stat(path)
+    except OSError:  # not there yet (or not reachable): a new file, written the usual way
+        return False
+    return not stat.S_ISREG(st.st_mode)
 
 
 def partial_path(path: Path) -> Path:
@@ -65,7 +118,8 @@ class PartialFile:
     leaves it where it is."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        # The file a symlink points at is the one replaced: the link itself stays.
+        self.path = Path(os.path.realpath(path))
         self.partial = partial_path(self.path)
         self.fh: BinaryIO = self._open_locked()
 
@@ -111,6 +165,9 @@ class PartialFile:
         previous result in one step), make the rename durable, release the lock."""
         self.sync()
         try:
+            with contextlib.suppress(FileNotFoundError):
+                # The new result keeps the permissions the previous one was given.
+                os.chmod(self.fh.fileno(), stat.S_IMODE(os.stat(self.path).st_mode))
             os.replace(self.partial, self.path)
             dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
             try:

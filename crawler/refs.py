@@ -196,27 +196,32 @@ def is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
-#: ``[scheme://]userinfo@`` at the start of a reference or URL (``user:password`` or a
-#: bare token): an ``@`` before the first ``/`` is never part of a registry host.
-_USERINFO: Final = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<info>[^/@]*)@")
+_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# An ``@`` that starts a digest: the only one a registry reference may hold.
+_DIGEST_AT: Final = re.compile(r"@(?:sha256|sha512):")
 
 
 def refuse_credentials(text: str) -> None:
-    """``InvalidReference`` for a reference or registry URL that carries a password
-    (``https://user:secret@host/…``); the message shows it as ``***``: it is refused
-    without being echoed into a terminal, a CI log or a bug report."""
-    if text.startswith(("oci:", "docker-archive:")):
-        return  # a local path may hold any character
-    m = _USERINFO.match(text)
-    if m is not None:
-        user, colon, _ = m["info"].partition(":")
-        # A user name is shown (it helps to see which); a bare token or a password is not.
-        who = f"{user}:***" if colon else "***"
-        shown = f"{m['scheme'] or ''}{who}@{text[m.end() :]}"
-        raise InvalidReference(
-            f"{shown!r}: credentials do not belong in a reference (use --username and "
-            "--password-stdin, or a docker config)"
-        )
+    """``InvalidReference`` for a reference or registry URL that carries credentials
+    (``https://user:secret@host/…``, a bare token ``tok@host``): every ``@`` that does not
+    start a digest. The message shows none of what comes before the last such ``@`` (a
+    password may itself hold ``/``, ``:`` or ``@``): it is refused without being echoed into
+    a terminal, a CI log or a bug report. A local source's path may hold any character."""
+    if text.partition(":")[0] in _LOCAL:
+        return
+    last = max((i for i, c in enumerate(text) if c == "@" and not _DIGEST_AT.match(text, i)),
+               default=-1)  # fmt: skip
+    if last < 0:
+        return
+    scheme = m.group() if (m := _SCHEME.match(text)) else ""
+    # A user name is shown (it helps to see which): it ends at the first ":", which a
+    # password follows. A bare token, or a password, never is.
+    user, colon, _ = text[len(scheme) : last].partition(":")
+    who = f"{user}:***" if colon else "***"
+    raise InvalidReference(
+        f"{scheme}{who}@{text[last + 1 :]}: credentials do not belong in a reference (use "
+        "--username and --password-stdin, or a docker config; a digest is @sha256:…)"
+    )
 
 
 def parse_image_ref(text: str) -> SourceRef | RegistryRef:

@@ -89,7 +89,6 @@ def write_osv_mirror(
     replicas: int = 1,
     only: Iterable[str] | None = None,
     empty: Iterable[str] = (),
-    compresslevel: int = 6,
 ) -> dict[str, int]:
     """Write ``root/<Ecosystem>/all.zip`` for the records under ``sources``.
 
@@ -117,7 +116,6 @@ def write_osv_mirror(
                                 root / eco / "all.zip",
                                 "w",
                                 compression=zipfile.ZIP_DEFLATED,
-                                compresslevel=compresslevel,
                             )
                         name = f"{renamed['id']}.json"
                         if name in names.setdefault(eco, set()):
@@ -255,10 +253,6 @@ class MirrorServer:
         tmp.write_bytes(data)
         os.replace(tmp, target)
         return target
-
-    def served(self, path: str) -> list[Request]:
-        """The requests of ``path`` (decoded, as ``/Rocky Linux/all.zip``), in order."""
-        return [r for r in self.requests if r.path == path]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         target = (self.root / request.path.lstrip("/")).resolve()

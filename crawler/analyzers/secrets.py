@@ -30,6 +30,7 @@ replaces: the layer blob still holds them for anyone who pulls it (``removed`` s
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar, Final
@@ -304,14 +305,8 @@ def _line_starts(text: str) -> list[int]:
 
 
 def _line_of(starts: list[int], offset: int) -> int:
-    lo, hi = 0, len(starts)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if starts[mid] <= offset:
-            lo = mid
-        else:
-            hi = mid
-    return lo + 1
+    # 1-based: the number of lines that start at or before ``offset``.
+    return bisect.bisect_right(starts, offset)
 
 
 def file_secrets(

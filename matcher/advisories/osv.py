@@ -10,6 +10,16 @@ ecosystems regsweep does not know. Skipped, with a ``SkipReason``: withdrawn rec
 without an id, with no usable ``affected`` entry, or with an event or range that cannot be
 read without guessing.
 
+A range bound (``introduced``, ``fixed``, ``last_affected``, ``limit``) that the package's
+version scheme cannot order (an Alpine ``2.7.16-33``, which not even apk-tools orders) is
+refused here, as the secdb reader refuses it, rather than left to the index, which could
+only count it: each one is listed in ``IngestStats.refused_versions`` with the record, the
+package and the place, and the range it bounds is dropped whole (half a range would invert
+its meaning). An ``affected`` entry left with no range and no ``versions`` list is dropped,
+and a record left with no entry is skipped as ``BAD_VERSION``: it is never indexed as an
+advisory that affects nothing, which would read as "not affected" where the feed says the
+package is vulnerable below a fix regsweep cannot place.
+
 Records are decoded into small "view" Structs holding only the fields used, so the large
 free-text and reference fields are skipped by msgspec's C decoder rather than built as
 Python objects.
@@ -23,8 +33,15 @@ from typing import Any
 
 import msgspec
 
+from regsweep.matcher import versions as schemes
 from regsweep.matcher.advisories import cvss as cvsslib
-from regsweep.matcher.advisories.ecosystems import Ecosystem, normalize_name, parse_ecosystem
+from regsweep.matcher.advisories.ecosystems import (
+    Ecosystem,
+    EcosystemInfo,
+    normalize_name,
+    normalize_version,
+    parse_ecosystem,
+)
 from regsweep.matcher.advisories.model import (
     Advisory,
     Affected,
@@ -159,7 +176,7 @@ def _convert_all(
     out: list[Advisory] = []
     for rec in records:
         try:
-            out.append(convert(rec, stats, include_withdrawn=include_withdrawn))
+            out.append(convert(rec, stats, include_withdrawn=include_withdrawn, location=location))
         except RecordError as exc:
             where = f"{location} ({rec.id})" if rec.id else location
             stats.skip(exc.reason, where, exc.detail)
@@ -169,10 +186,14 @@ def _convert_all(
 # --- conversion -----------------------------------------------------------------------------
 
 
-def convert(rec: OsvRecord, stats: IngestStats, *, include_withdrawn: bool = False) -> Advisory:
+def convert(
+    rec: OsvRecord, stats: IngestStats, *, include_withdrawn: bool = False, location: str = ""
+) -> Advisory:
     """Turn one decoded OSV record into an ``Advisory``.
 
-    Raises ``RecordError`` when the record must be skipped; counts notes in ``stats``.
+    Raises ``RecordError`` when the record must be skipped; counts notes in ``stats``, and
+    lists there each range bound its version scheme cannot order, at ``location`` (the file
+    the record came from).
     """
     rec_id = rec.id.strip()
     if not rec_id:
@@ -185,11 +206,20 @@ def convert(rec: OsvRecord, stats: IngestStats, *, include_withdrawn: bool = Fal
     affected: list[Affected] = []
     cvss: dict[tuple[CvssType, str], Cvss] = {}
     unknown: list[str] = []
-    for raw in rec.affected or ():
-        entry = _affected(raw, stats, unknown, cvss)
+    refused = 0
+    for index, raw in enumerate(rec.affected or ()):
+        where = _Where(rec_id, location, index)
+        entry = _affected(raw, stats, unknown, cvss, where)
         if entry is not None:
             affected.append(entry)
+        refused += where.refused
     if not affected:
+        if refused:
+            # Not "affects nothing": the feed says vulnerable, below bounds regsweep cannot
+            # place (each one listed in ``stats.refused_versions``).
+            raise RecordError(
+                SkipReason.BAD_VERSION, "no range whose bounds its version scheme can order"
+            )
         if unknown:
             names = ", ".join(dict.fromkeys(unknown))
             raise RecordError(SkipReason.UNKNOWN_ECOSYSTEM, f"only unknown ecosystems: {names}")
@@ -229,11 +259,23 @@ def _ids(ids: list[str] | None) -> list[str]:
     return list(dict.fromkeys(i.strip() for i in ids if i and i.strip()))
 
 
+class _Where:
+    # Which record, file and entry a range belongs to, for a refused bound; counts them.
+    __slots__ = ("advisory", "entry", "file", "refused")
+
+    def __init__(self, advisory: str, file: str, entry: int) -> None:
+        self.advisory = advisory
+        self.file = file
+        self.entry = entry
+        self.refused = 0
+
+
 def _affected(
     raw: _Affected,
     stats: IngestStats,
     unknown: list[str],
     cvss: dict[tuple[CvssType, str], Cvss],
+    where: _Where,
 ) -> Affected | None:
     pkg = raw.package
     if pkg is None or not pkg.name.strip() or not pkg.ecosystem.strip():
@@ -249,10 +291,14 @@ def _affected(
     ranges: list[Range] = []
     for r in raw.ranges or ():
         kept = _range(r, stats)
-        if kept is not None:
+        if kept is not None and _orderable(kept, info, pkg.name, stats, where):
             ranges.append(kept)
     versions = list(dict.fromkeys(v.strip() for v in raw.versions or () if v and v.strip()))
     if not ranges and not versions:
+        if where.refused:
+            # Every range went for a bound its scheme cannot order: kept, the entry would
+            # name the package with no version, which the index reads as nothing at all.
+            return None
         stats.note(Note.AFFECTED_WITHOUT_VERSIONS)
 
     # Per-package severity: OSV 1.5 ``affected[].severity``, else a vendor word.
@@ -305,6 +351,35 @@ def _range(r: _Range, stats: IngestStats) -> Range | None:
         written = [{e.kind.value: e.version} for e in events]
         raise RecordError(SkipReason.BAD_RANGE, f"{kind} range without 'introduced': {written}")
     return Range(type=RangeType(kind), events=events)
+
+
+def _orderable(
+    rng: Range, info: EcosystemInfo, package: str, stats: IngestStats, where: _Where
+) -> bool:
+    """Whether the package's scheme orders every bound of ``rng``, keyed as the index keys
+    them (``store._event_key``: ``introduced: "0"`` and a ``limit`` with ``*`` need no
+    key); each bound it does not is listed in ``stats``."""
+    mod = schemes.module(info.scheme)
+    ok = True
+    for e in rng.events:
+        if (e.kind is EventKind.INTRODUCED and e.version == "0") or (
+            e.kind is EventKind.LIMIT and "*" in e.version
+        ):
+            continue
+        try:
+            mod.key(normalize_version(info.family, e.version))
+        except schemes.InvalidVersion as exc:
+            where.refused += 1
+            ok = False
+            stats.refuse_version(
+                advisory=where.advisory,
+                package=package,
+                version=e.version,
+                location=f"{where.file} (affected[{where.entry}], {info.ecosystem})",
+                reason=exc.reason,
+                event=e.kind.value,
+            )
+    return ok
 
 
 def _event(e: _Event) -> Event:

@@ -4,10 +4,11 @@ Nothing is dropped silently: every record or file that does not become an ``Advi
 ``SkipReason`` count (with the first few locations kept as examples), and every smaller
 adjustment made while reading a record (a git range dropped, a CVSS vector that does not
 parse) is a ``Note`` count. Notes and unknown ecosystems describe what was *read*: a record
-skipped later for another reason has still been counted in them. A fixed version that the
-record's version scheme cannot order is more than a count: each one is listed by advisory,
-package and place (``refused_versions``), and ``report`` prints them all as warnings,
-because each is a vulnerability that will never be found. ``IngestStats`` is a
+skipped later for another reason has still been counted in them. A range bound (a fixed
+version, mostly) that the record's version scheme cannot order is more than a count: each
+one is listed by advisory, package and place (``refused_versions``), whichever reader met
+it (OSV, secdb, Wolfi), and ``report`` prints them all as warnings, because each is a
+vulnerability that will never be found. ``IngestStats`` is a
 mutable Struct so that it encodes straight into the run summary (``db.sources``).
 """
 
@@ -123,7 +124,8 @@ class RecordError(AdvisoryError):
 
     It never escapes ``load``: it becomes a ``SkipReason`` count and an example, and, when
     the record fell for a fixed version its scheme cannot order (``refused``: the version
-    and the scheme's objection), an entry of ``IngestStats.refused_versions``.
+    and the scheme's objection), an entry of ``IngestStats.refused_versions``. (The OSV
+    reader lists its refused bounds itself, as it may refuse several in one record.)
     """
 
     def __init__(
@@ -144,10 +146,12 @@ class SkipExample(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class VersionRefusal(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A fixed version left out because its scheme cannot order it, and whose fix it was.
+    """A range bound left out because its scheme cannot order it, and whose it was.
 
     ``advisory`` is the id of the advisory it belonged to, ``package`` the package as the
-    feed writes it, ``location`` the file and entry, ``reason`` the scheme's objection.
+    feed writes it, ``location`` the file and entry, ``reason`` the scheme's objection,
+    ``event`` the kind of bound (``fixed``; an OSV range's ``introduced``,
+    ``last_affected`` or ``limit`` too).
     """
 
     advisory: str
@@ -155,6 +159,7 @@ class VersionRefusal(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     version: str
     location: str
     reason: str
+    event: str = "fixed"
 
 
 class SourceStats(msgspec.Struct, kw_only=True):
@@ -181,7 +186,7 @@ class IngestStats(msgspec.Struct, kw_only=True):
     unknown_ecosystems: dict[str, int] = {}
     notes: dict[Note, int] = {}
     examples: list[SkipExample] = []
-    #: Every fixed version refused by its version scheme, each named (never only counted).
+    #: Every range bound refused by its version scheme, each named (never only counted).
     refused_versions: list[VersionRefusal] = []
 
     @property
@@ -202,9 +207,17 @@ class IngestStats(msgspec.Struct, kw_only=True):
             self.examples.append(SkipExample(reason=reason, location=location, detail=detail))
 
     def refuse_version(
-        self, *, advisory: str, package: str, version: str, location: str, reason: str
+        self,
+        *,
+        advisory: str,
+        package: str,
+        version: str,
+        location: str,
+        reason: str,
+        event: str = "fixed",
     ) -> None:
-        """List one fixed version that the advisory's version scheme cannot order.
+        """List one range bound (``event``: a fixed version unless said otherwise) that the
+        advisory's version scheme cannot order.
 
         The caller drops the range it bounds, and skips the advisory (``BAD_VERSION``) when
         no range is left: matching it against any other bound could only mislead.
@@ -216,6 +229,7 @@ class IngestStats(msgspec.Struct, kw_only=True):
                 version=version,
                 location=location,
                 reason=reason,
+                event=event,
             )
         )
 
@@ -255,11 +269,11 @@ class IngestStats(msgspec.Struct, kw_only=True):
             lines.extend(f"  {k.value}: {n}" for k, n in sorted(self.notes.items()))
         if self.refused_versions:
             lines.append(
-                f"warning: {len(self.refused_versions)} fixed versions not indexed, "
-                "their version scheme cannot order them:"
+                f"warning: {len(self.refused_versions)} versions not indexed, their version "
+                "scheme cannot order them (the ranges they bound are left out):"
             )
             lines.extend(
-                f"  {r.advisory} ({r.package} {r.version!r}, {r.location}): {r.reason}"
+                f"  {r.advisory} ({r.package} {r.event} {r.version!r}, {r.location}): {r.reason}"
                 for r in self.refused_versions
             )
         return "\n".join(lines)

@@ -40,14 +40,17 @@ The CVE feeds come first: an NVD year is one JSON document, read whole, and is b
 while the build holds nothing else.
 
 ``--mirror BASE`` puts every feed on a mirror with the same paths (``BASE/Debian/all.zip``),
-for machines that cannot reach the internet; ``--ecosystem`` keeps some of the feeds.
+for machines that cannot reach the internet; ``--ecosystem`` keeps some of the feeds. A
+mirror (or ``--from``) URL with credentials in it is refused, without echoing them
+(``check_url`` says why).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import msgspec
 
@@ -66,9 +69,15 @@ __all__ = [
     "CatalogError",
     "CveFeed",
     "Feed",
+    "check_url",
     "mirrored",
+    "redacted",
     "select",
 ]
+
+#: ``scheme://userinfo@`` at the start of a URL (``user:password`` or a bare token): an
+#: ``@`` before the first ``/`` after the scheme is never part of a host.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<info>[^/@]*)@")
 
 #: osv.dev's export bucket, served over HTTPS.
 OSV_EXPORTS = "https://osv-vulnerabilities.storage.googleapis.com/"
@@ -192,14 +201,51 @@ def select(names: Iterable[str] = ()) -> list[Feed]:
     return [f for f in every if f.name in chosen]
 
 
+def redacted(url: str) -> str:
+    """``url`` as it may be shown: a password or a bare token before ``@`` as ``***``
+    (``http://user:***@host/``, ``http://***@host/``), even in a URL that does not parse."""
+    m = _USERINFO.match(url)
+    if m is None:
+        return url
+    user, colon, _ = m["info"].partition(":")
+    # A user name is shown (it tells which account); a bare token or a password is not.
+    who = f"{user}:***" if colon else "***"
+    return f"{m['scheme'] or ''}{who}@{url[m.end() :]}"
+
+
+def check_url(url: str, what: str = "a feed") -> SplitResult:
+    """``url`` split, if it is one ``db update`` can fetch: ``http://`` or ``https://``, a
+    host, a port in range, no credentials. ``CatalogError`` otherwise (``what`` says what it
+    was meant to be), never the ``ValueError`` that ``urlsplit`` raises for ``http://[::1/``.
+
+    Credentials are refused rather than used: a feed's URL is written into its state file
+    and the index's manifest, and shown by ``db feeds``, ``db info`` and every error about
+    the feed (some of which the HTTP library words), so a password in it would end up in
+    files and CI logs. The message shows the URL without it (``redacted``).
+    """
+    shown = redacted(url)
+    if shown != url:
+        raise CatalogError(
+            f"{shown}: credentials do not belong in {what} URL (it is stored beside the index "
+            "and shown in messages); use a mirror that needs none"
+        )
+    try:
+        parts = urlsplit(url)
+        # The port is only parsed when asked for: a bad one is found here, not mid-update.
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise CatalogError(f"{url}: {what} must be an http:// or https:// URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise CatalogError(f"{url}: {what} must be an http:// or https:// URL")
+    return parts
+
+
 def mirrored(url: str, base: str) -> str:
     """``url`` moved onto the mirror at ``base``, path kept: ``mirrored(
     "https://osv-vulnerabilities.storage.googleapis.com/Red%20Hat/all.zip",
     "http://mirror.internal/osv/")`` is ``http://mirror.internal/osv/Red%20Hat/all.zip``.
     """
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise CatalogError(f"{base}: a mirror must be an http:// or https:// URL")
+    parts = check_url(base, "a mirror")
     if parts.query or parts.fragment:
         raise CatalogError(f"{base}: a mirror URL has no query or fragment")
     src = urlsplit(url)

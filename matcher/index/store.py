@@ -194,7 +194,9 @@ def _compile_affected(
                 (_EVENT[e.kind], _event_key(mod, aff.family, e.kind, e.version)) for e in rng.events
             ]
         except InvalidVersion:
-            # The whole range goes: half a range would invert its meaning.
+            # The whole range goes: half a range would invert its meaning. The readers
+            # (OSV, secdb, Wolfi) refuse such ranges first and name each one in the ingest
+            # stats; this count only catches advisories that did not come through them.
             skipped[f"invalid {aff.scheme.value} version in range"] += 1
             continue
         keyed = [(kind, k if k is None else keys.setdefault(k, k)) for kind, k in keyed]
@@ -267,23 +269,28 @@ def build(
     once they are consumed); it is recorded in the meta so that ``db info`` shows what was
     read and what was left out, and why. ``cves`` is the same load's CVE ratings (complete
     once ``advisories`` are), stored beside them. Raises ``BuildLocked`` if another build
-    of ``path`` is running.
+    of ``path`` is running, ``AdvisoryIndexError`` if the index cannot be written (a path
+    that cannot be created, a full disk); the index that was there then stays.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(path):
-        # Holding the lock, no other build of ``path`` runs: any temporary file beside it is
-        # a killed build's (up to the index's size, left forever otherwise).
-        for stale in path.parent.glob(f"{glob.escape(path.name)}.tmp-*"):
-            stale.unlink(missing_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
-            table = cve.CveSeverities() if cves is None else cves
-            meta = _write(tmp, advisories, ingest, table)
-            os.replace(tmp, path)
-        finally:
-            for leftover in (tmp, tmp.with_name(tmp.name + "-lock")):
-                leftover.unlink(missing_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _build_lock(path):
+            # Holding the lock, no other build of ``path`` runs: any temporary file beside
+            # it is a killed build's (up to the index's size, left forever otherwise).
+            for stale in path.parent.glob(f"{glob.escape(path.name)}.tmp-*"):
+                stale.unlink(missing_ok=True)
+            tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+            try:
+                table = cve.CveSeverities() if cves is None else cves
+                meta = _write(tmp, advisories, ingest, table)
+                os.replace(tmp, path)
+            finally:
+                for leftover in (tmp, tmp.with_name(tmp.name + "-lock")):
+                    leftover.unlink(missing_ok=True)
+    except (OSError, lmdb.Error) as err:
+        # lmdb reports a full disk as its own error (``mdb_txn_commit: …``), not OSError.
+        raise AdvisoryIndexError(f"cannot build the index {path}: {err}") from None
     return meta
 
 

@@ -18,8 +18,10 @@ instead). A download replaces the cached copy only when it is whole and verified
 
 A feed that fails in any way (HTTP error, cut off, corrupt) keeps its previous copy, which
 the rebuild uses; the failure is written into its state file, and ``feeds_report`` shows it
-(``db info``). Nothing here builds the index: ``needs_rebuild`` says whether one is due, and
-``write_manifest`` records which copies the new index was built from.
+(``db info``). A previous copy that does not match the feed's pin (a pin given or changed
+since it was fetched) is not used: the feed then has no copy, and an index built with that
+copy is rebuilt without it. Nothing here builds the index: ``needs_rebuild`` says whether
+one is due, and ``write_manifest`` records which copies the new index was built from.
 """
 
 from __future__ import annotations
@@ -38,12 +40,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
 
-from regsweep.matcher.index.catalog import Feed, mirrored
+from regsweep.matcher.index.catalog import CatalogError, Feed, check_url, mirrored
 from regsweep.matcher.index.errors import AdvisoryIndexError
 
 __all__ = [
@@ -133,7 +134,6 @@ class _PartialState(msgspec.Struct, kw_only=True):
     url: str
     etag: str | None = None
     last_modified: str | None = None
-    total: int | None = None
     md5: str | None = None
 
 
@@ -156,6 +156,9 @@ class FeedResult(msgspec.Struct, kw_only=True):
     error: str | None = None
     #: When the copy in ``path`` was downloaded.
     fetched_at: datetime | None = None
+    #: A cached copy there is does not match the target's pin, so it is not used: ``path``
+    #: is ``None`` and the index is built without this feed.
+    ruled_out: bool = False
 
 
 class Progress(Protocol):
@@ -199,11 +202,19 @@ def feed_dir(db_path: Path) -> Path:
 
 
 def target_of_url(url_with_pin: str) -> Target:
-    """A ``--from`` URL as a target, named by its URL and cached under a name of its own."""
-    url, pin = split_pin(url_with_pin)
+    """A ``--from`` URL as a target, named by its URL and cached under a name of its own;
+    ``FeedError`` for a URL that cannot be fetched (not http(s), no host, malformed)."""
+    try:
+        # The whole argument first: credentials are refused before anything else is said
+        # about it (a bad pin too), and never echoed.
+        check_url(url_with_pin)
+        url, pin = split_pin(url_with_pin)
+        parts = check_url(url)
+    except CatalogError as err:
+        raise FeedError(str(err)) from None
     # A stable file name per URL, keeping the extension so format detection still works.
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]
-    name = Path(urlsplit(url).path).name or "feed"
+    name = Path(parts.path).name or "feed"
     return Target(name=url, url=url, pin=pin, cache_name=f"{digest}-{name}")
 
 
@@ -220,8 +231,13 @@ def _now() -> datetime:
 def _write_atomic(path: Path, data: bytes) -> None:
     # State files are replaced whole: a crash leaves the old one or the new one.
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        # A full disk, a path in the way: the half-written file is nobody's.
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read(path: Path, typ: type[_S]) -> _S | None:
@@ -303,9 +319,13 @@ def verify_file(path: Path, name: str) -> None:
 @contextlib.contextmanager
 def update_lock(cache: Path) -> Iterator[None]:
     """Hold the feed cache for one update; a second update of the same index fails at once
-    (``UpdateLocked``) instead of writing the same partial files."""
-    cache.mkdir(parents=True, exist_ok=True)
-    fd = os.open(cache / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    (``UpdateLocked``) instead of writing the same partial files. ``FeedError`` when the
+    cache cannot be created (a ``--db`` under a path that cannot exist, a full disk)."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd = os.open(cache / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise FeedError(f"cannot use {cache} as the feed cache: {err}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -368,11 +388,14 @@ async def fetch(
         error = f"{target.url}: {err}"
     finally:
         progress.end(target.name)
-    failed = msgspec.structs.replace(state, failed_at=_now(), error=error)
+    # The URL tried now, not the stored one: a feed's cache is shared by every mirror of it,
+    # and a state written by an older regsweep may hold a URL with credentials in it.
+    failed = msgspec.structs.replace(state, url=target.url, failed_at=_now(), error=error)
     with contextlib.suppress(OSError):
         # Best effort: the failure is reported on stderr whether or not it can be recorded.
         _write_atomic(_state_path(path), msgspec.json.encode(failed))
-    # A copy that does not match the pin is not one to build from.
+    # A copy that does not match the pin is not one to build from: it is reported as no
+    # copy at all (no hash either), so that an index built from it is rebuilt without it.
     has_copy = state.sha256 is not None and (target.pin is None or state.sha256 == target.pin)
     return FeedResult(
         name=target.name,
@@ -381,9 +404,10 @@ async def fetch(
         path=path if has_copy else None,
         changed=False,
         size=state.size if has_copy else 0,
-        sha256=state.sha256 or "",
+        sha256=(state.sha256 or "") if has_copy else "",
         error=error,
-        fetched_at=state.fetched_at,
+        fetched_at=state.fetched_at if has_copy else None,
+        ruled_out=state.sha256 is not None and not has_copy,
     )
 
 
@@ -417,7 +441,9 @@ async def _fetch(
             # The server's file is the cached one: a partial of another version is useless.
             partial.unlink(missing_ok=True)
             pstate_path.unlink(missing_ok=True)
-            checked = msgspec.structs.replace(state, checked_at=_now(), failed_at=None, error=None)
+            checked = msgspec.structs.replace(
+                state, url=url, checked_at=_now(), failed_at=None, error=None
+            )
             _write_atomic(_state_path(path), msgspec.json.encode(checked))
             return FeedResult(
                 name=target.name,
@@ -453,7 +479,6 @@ async def _fetch(
                 url=url,
                 etag=resp.headers.get("ETag"),
                 last_modified=resp.headers.get("Last-Modified"),
-                total=total,
                 md5=md5_expected,
             )
             # Written before the body: if the transfer is cut off, the next update knows
@@ -609,12 +634,22 @@ def needs_rebuild(db: Path, targets: Sequence[Target], results: Sequence[FeedRes
 
 
 def write_manifest(db: Path, targets: Sequence[Target], results: Sequence[FeedResult]) -> None:
-    """Record that the index just built at ``db`` was made of these feed copies."""
+    """Record that the index just built at ``db`` was made of these feed copies.
+
+    ``FeedError`` if the record cannot be written (a full disk): the index stays, and as
+    no record describes it, the next update rebuilds it.
+    """
     fingerprint = _fingerprint(db)
     if fingerprint is None:
         raise FeedError(f"{db}: no index to describe")
     manifest = _Manifest(index=fingerprint, feeds=_used(targets, results))
-    _write_atomic(feed_dir(db) / _MANIFEST, msgspec.json.encode(manifest))
+    try:
+        _write_atomic(feed_dir(db) / _MANIFEST, msgspec.json.encode(manifest))
+    except OSError as err:
+        raise FeedError(
+            f"built {db}, but cannot record which feed copies it holds ({err}): "
+            "the next db update rebuilds it"
+        ) from None
 
 
 class FeedReport(msgspec.Struct, kw_only=True):

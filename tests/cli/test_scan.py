@@ -221,3 +221,46 @@ def test_a_bug_while_matching_one_image_is_an_error_record_and_the_scan_goes_on(
     [error] = [r for r in records if r["kind"] == "error"]
     assert (error["stage"], error["error"]) == ("match", "runtime_error")
     assert records[-1]["kind"] == "summary" and records[-1]["images"] == 1
+
+
+def test_a_fifo_or_a_symlink_given_to_o_is_written_through_not_replaced(
+    example: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``-o`` names a FIFO (as ``/dev/stdout`` or a device can): it is written, never
+    replaced by a regular file (its reader would hang); a symlink stays a link and the
+    file it points at gets the new result."""
+    import stat
+    import threading
+
+    layout, db = example
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    code, _, err = scan(db, "-o", str(fifo), f"oci:{layout}:latest")
+    reader.join(30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and not Path(f"{fifo}.partial").exists()
+    assert got and got[0].count(b'"kind":"image"') == 2
+    real, link = tmp_path / "real.ndjson", tmp_path / "link.ndjson"
+    real.write_bytes(b"old\n")
+    real.chmod(0o640)
+    link.symlink_to(real)
+    code, _, err = scan(db, "-o", str(link), f"oci:{layout}:latest")
+    assert code == 0, err
+    assert link.is_symlink() and real.read_bytes().count(b'"kind":"image"') == 2
+    assert real.stat().st_mode & 0o777 == 0o640  # the new result keeps the old one's mode
+
+
+def test_standard_output_on_a_full_disk_is_one_line(example: tuple[Path, Path]) -> None:
+    """``scan > /dev/full``: exit 2 and one line saying stdout could not be written."""
+    layout, db = example
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [REGSWEEP, "scan", "--db", str(db), f"oci:{layout}:latest"],
+            stdout=full, stderr=subprocess.PIPE, text=True, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot write stdout: No space left on device" in proc.stderr
+    assert "Traceback" not in proc.stderr

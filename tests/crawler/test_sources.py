@@ -870,3 +870,12 @@ def test_json_nested_too_deep_in_a_config_fails_that_image_only(tmp_path: Path) 
     assert [i.ref.platform for i in res.images] == ["linux/amd64"]
     [failure] = res.failures
     assert failure.error == code(MalformedManifest) and "nested too deeply" in failure.message
+
+
+@pytest.mark.parametrize(
+    "text", ["dir:/srv/a@b", "sbom:app@1.0.json", "oci-archive:/srv/a@b.tar", "oci:/srv/a@b"]
+)
+def test_a_local_path_with_an_at_sign_is_no_credential(text: str) -> None:
+    """Every local transport's path may hold "@": it is a path, never a user name."""
+    ref = parse_image_ref(text)
+    assert not hasattr(ref, "host") and "@" in ref.path  # type: ignore[union-attr]

@@ -59,8 +59,10 @@ byte    token                                    value bytes
 zero bytes, so longer means larger. Every value is prefix-free and equal exactly when the
 walk calls the tokens equal, so the first byte where two keys differ is where the walk
 decides, and the key ends with 05: a version ``a`` matches apk's fuzzy ``~ b`` exactly when
-``key(a)`` starts with ``key(b)`` minus that last byte. (Bytes 0E, 0F and 10 never meet at
-one position: a letter follows only a number, and the number after it only the letter.)
+``key(a)`` starts with ``key(b)`` minus that last byte. (0E and 0F do meet, as in ``1.0a``
+against ``1.0.1``, where 0F > 0E makes ``1.0.1`` the newer. 10 never meets either: the
+number after a letter follows only that letter, which neither a letter nor a ``.`` number
+can follow, so 10 is only ever compared with 01-0D, all of which it must exceed.)
 """
 
 from __future__ import annotations

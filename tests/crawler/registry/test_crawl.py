@@ -416,6 +416,27 @@ def test_disk_full_is_a_clear_error_and_the_rerun_resumes_exactly(
     _assert_summary_is_the_whole_files(records, runs=2)
 
 
+def test_a_crawl_into_a_fifo_writes_through_it(
+    db: Path, plain_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """``crawl -o FIFO`` (as ``-o /dev/stdout`` or a device): written through, nothing to
+    resume or replace; the FIFO stays one."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    code, err = _crawl_page(db, plain_proxy, tmp_path / "s.lmdb", fifo)
+    reader.join(30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and not partial_path(fifo).exists()
+    records = [msgspec.json.decode(line) for line in got[0].splitlines()]
+    assert len(refs_of(records)) == 12 and records[-1]["kind"] == "summary"
+
+
 def test_a_full_disk_under_the_state_store_only_costs_the_cache(
     db: Path, plain_proxy: FaultProxy, tmp_path: Path, small_disk: Path
 ) -> None:

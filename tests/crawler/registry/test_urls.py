@@ -51,6 +51,9 @@ def test_a_dot_segment_or_nothing_is_not_a_reference(ref: str) -> None:
         ("https://user:s3cret-pw@reg.example:5000/team/app:1.0", "https://user:***@"),
         ("user:s3cret-pw@127.0.0.1:5000/team/app:1.0", "user:***@"),
         ("docker://s3cret-pw@reg.example/app", "docker://***@"),
+        # A password holding "/" or "@": none of it shown either.
+        ("https://user:abc/s3cret-pw@reg.example:5000/team/app:1.0", "https://user:***@reg"),
+        ("https://user:ss@s3cret-pw@reg.example:5000/team/app:1.0", "https://user:***@reg"),
     ],
 )
 def test_a_reference_with_a_password_is_refused_without_echoing_it(text: str, shown: str) -> None:

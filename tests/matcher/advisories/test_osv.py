@@ -23,6 +23,7 @@ from regsweep.matcher.advisories import (
     osv,
 )
 from regsweep.matcher.versions.interface import Scheme
+from tests import paths
 from tests.matcher.advisories.helpers import by_id, events, load_all
 
 INTRO, FIX, LAST, LIMIT = "introduced", "fixed", "last_affected", "limit"
@@ -430,3 +431,74 @@ def test_arbitrary_documents_never_raise_and_every_record_is_accounted_for(doc: 
         for aff in adv.affected:
             for r in aff.ranges:
                 assert any(e.kind.value == INTRO for e in r.events)
+
+
+# --- range bounds the version scheme cannot order ------------------------------------------
+
+
+def test_a_bound_the_scheme_cannot_order_drops_its_range_and_is_named() -> None:
+    """Any bound (fixed, introduced, last_affected, limit) the package's scheme cannot order
+    drops the range it is in, whole, and is listed with the record, package, entry and the
+    scheme's objection; the entry keeps its other ranges and its versions list; an entry
+    left with nothing is dropped; ``introduced: 0`` and a ``*`` limit need no key."""
+    rng = [
+        {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0.-r2"}]},
+        {"type": "ECOSYSTEM", "events": [{"introduced": "2.0-r0"}, {"fixed": "2.1-r0"}]},
+        {"type": "ECOSYSTEM", "events": [{"introduced": "3.0-r0"}, {"limit": "*"}]},
+    ]
+    record = {
+        "id": "SYN-REFUSED",
+        "affected": [
+            {"package": {"ecosystem": "Alpine:v3.20", "name": "a"}, "ranges": rng},
+            {
+                "package": {"ecosystem": "Alpine:v3.20", "name": "b"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "x y"}, {"fixed": "2"}]}
+                ],
+            },
+            {
+                "package": {"ecosystem": "Alpine:v3.20", "name": "c"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"last_affected": "1-"}]}
+                ],
+                "versions": ["1.0-r0"],
+            },
+        ],
+    }
+    stats = IngestStats()
+    (adv,) = osv.read_json(msgspec.json.encode(record), "f.json", stats)
+    assert [(a.package, len(a.ranges), a.versions) for a in adv.affected] == [
+        ("a", 2, []),
+        ("c", 0, ["1.0-r0"]),
+    ]
+    assert events(adv, 0, 0) == [(INTRO, "2.0-r0"), (FIX, "2.1-r0")]
+    assert [
+        (r.advisory, r.package, r.event, r.version, r.location) for r in stats.refused_versions
+    ] == [
+        ("SYN-REFUSED", "a", FIX, "1.0.-r2", "f.json (affected[0], Alpine:v3.20)"),
+        ("SYN-REFUSED", "b", INTRO, "x y", "f.json (affected[1], Alpine:v3.20)"),
+        ("SYN-REFUSED", "c", LAST, "1-", "f.json (affected[2], Alpine:v3.20)"),
+    ]
+    assert all(r.reason for r in stats.refused_versions)
+    assert stats.skipped == {}
+
+
+def test_a_record_whose_every_range_is_refused_is_skipped_not_read_as_affecting_nothing() -> None:
+    """osv.dev's Alpine record of CVE-2019-16935, python2 in v3.11 fixed in the misspelt
+    ``2.7.16-33``: no advisory at all (``bad_version``), as the secdb reader does with the
+    same entry; never a record with no range, which the index would hold as affecting
+    nothing. The record of CVE-2019-16056 keeps its python3 entries."""
+    got, stats = load_all(paths.DATA / "osv-alpine")
+    assert [a.id for a in got] == ["ALPINE-CVE-2019-16056"]
+    assert [(a.ecosystem, a.package) for a in got[0].affected] == [
+        ("Alpine:v3.8", "python3"),
+        ("Alpine:v3.9", "python3"),
+        ("Alpine:v3.10", "python3"),
+        ("Alpine:v3.11", "python3"),
+    ]
+    assert stats.skipped == {SkipReason.BAD_VERSION: 1}
+    assert [(r.advisory, r.package, r.version) for r in stats.refused_versions] == [
+        ("ALPINE-CVE-2019-16056", "python2", "2.7.16-33"),
+        ("ALPINE-CVE-2019-16935", "python2", "2.7.16-33"),
+    ]
+    assert stats.refused_versions[0].reason == "'-' may only start an '-rN' revision at offset 6"

@@ -144,8 +144,8 @@ def test_fixed_version_no_scheme_orders_is_refused_and_named() -> None:
     assert refused.location.endswith("main.yaml (packages[1])")
     assert refused.reason == "'-' may only start an '-rN' revision at offset 6"
     report = stats.report()
-    assert "warning: 2 fixed versions not indexed" in report
-    assert "Alpine:v3.11/python2/CVE-2019-16935 (python2 '2.7.16-33', " in report
+    assert "warning: 2 versions not indexed" in report
+    assert "Alpine:v3.11/python2/CVE-2019-16935 (python2 fixed '2.7.16-33', " in report
 
 
 def test_a_refused_fix_keeps_the_ids_other_fixes_and_never_reads_as_not_affected() -> None:

@@ -237,7 +237,7 @@ def test_real_typo_in_a_fixed_version_is_a_bad_version_skip() -> None:
     )
     assert refused.location.endswith("opa-envoy.advisories.yaml")
     assert refused.reason == "a second '-r' revision at offset 8"
-    assert "CGA-f73f-594w-h296 (opa-envoy '1.1.0-r1-r0'" in stats.report()
+    assert "CGA-f73f-594w-h296 (opa-envoy fixed '1.1.0-r1-r0'" in stats.report()
 
 
 # --- Wolfi's secdb beside the advisory documents ----------------------------------------------

@@ -52,6 +52,14 @@ def test_a_mirror_keeps_the_paths() -> None:
     for bad in ("file:///srv/osv", "mirror.internal/osv", "http://m/?x=1", "http:///osv"):
         with pytest.raises(catalog.CatalogError):
             catalog.mirrored(rocky, bad)
+    with pytest.raises(catalog.CatalogError, match=r"^https://u:\*\*\*@m/osv: credentials"):
+        catalog.mirrored(rocky, "https://u:pw@m/osv")
+
+
+def test_redacted_hides_a_password_or_a_token_only() -> None:
+    assert catalog.redacted("http://u:pw@m:8/a@b") == "http://u:***@m:8/a@b"
+    assert catalog.redacted("https://tok@m/") == "https://***@m/"
+    assert catalog.redacted("http://m/path@x") == "http://m/path@x"
 
 
 def test_select_names_feeds_in_any_case_and_refuses_unknown_ones() -> None:

@@ -167,7 +167,9 @@ def test_ecosystem_limits_the_feeds_and_another_set_rebuilds(
     assert "up to date" not in out
     assert set(summary(db)["sources"]) == {"osv:Debian"}
 
-    code, out = cli("db", "update", "--db", str(db), "--ecosystem", "Gentoo")
+    code, out = cli(
+        "db", "update", "--db", str(db), "--mirror", mirror.base, "--ecosystem", "Gentoo"
+    )
     assert code == 2 and "not in the feed catalog: Gentoo" in out and "Rocky Linux" in out
 
 
@@ -235,8 +237,10 @@ def test_a_feed_that_fails_leaves_the_old_index_intact(
     code, out = cli(*args)
     assert code == 1, out
     assert "Debian: FAILED" in out and expected in out, out
-    assert "the index keeps the copy fetched" in out
-    assert "1 of 2 feeds failed (Debian)" in out
+    assert "Debian: FAILED" in out and "using the copy fetched" in out
+    assert "1 of 2 feeds failed (Debian); the index holds the previous copy of Debian" in out
+    assert "not rebuilt: it holds every copy this update could use" in out
+    assert "up to date" not in out
     assert "PyPI: not modified" in out
     assert fingerprint(db) == before
     assert cached.read_bytes() == cached_bytes
@@ -449,3 +453,84 @@ def test_a_feed_that_cannot_be_written_locally_fails_alone(
     assert "Debian: FAILED" in out and "Is a directory" in out
     assert "PyPI: not modified" in out
     assert fingerprint(db) == before and has(db, "DSA-5044-1")
+
+
+def test_a_url_given_twice_is_fetched_once(tmp_path: Path) -> None:
+    """``--from URL --from URL``: one download (two would write the same partial file at
+    once), one feed in the report; the same URL with two different pins is a usage error."""
+    root = tmp_path / "mirror"
+    write_osv_mirror(root, [SAMPLES / "debian"], only=["Debian"])
+    pin = hashlib.sha256((root / "Debian" / "all.zip").read_bytes()).hexdigest()
+    db = tmp_path / "adv.lmdb"
+    with MirrorServer(root) as srv:
+        url = srv.url("/Debian/all.zip")
+        code, out = cli("db", "update", "--db", str(db), "--from", url, "--from", url)
+        assert code == 0, out
+        assert [r.status for r in srv.requests] == [200]
+        assert out.count(f"{url}: downloaded") == 1 and "1 feeds in" in out
+        assert has(db, "DSA-5044-1")
+        code, out = cli(
+            "db", "update", "--db", str(db),
+            "--from", f"{url}#sha256={pin}", "--from", f"{url}#sha256={'0' * 64}",
+        )  # fmt: skip
+        assert code == 2 and "given twice with different sha256 pins" in out, out
+        assert len(srv.requests) == 1
+
+
+def test_a_cached_copy_that_a_new_pin_rules_out_leaves_the_index(tmp_path: Path) -> None:
+    """A feed first fetched without a pin, then named with a pin its copy does not match
+    (and the server still sends that copy): the copy is not used, so the index is rebuilt
+    without it, and what stderr and ``db info`` say agrees with what the index holds. With
+    no other feed to build from, the index is left as it was, and the error says it still
+    holds that feed."""
+    root = tmp_path / "mirror"
+    write_osv_mirror(root, [SAMPLES / "debian", SAMPLES / "pypi"], only=["Debian", "PyPI"])
+    wrong = "0" * 64
+    db = tmp_path / "adv.lmdb"
+    with MirrorServer(root) as srv:
+        debian, pypi = srv.url("/Debian/all.zip"), srv.url("/PyPI/all.zip")
+        assert cli("db", "update", "--db", str(db), "--from", debian, "--from", pypi)[0] == 0
+        assert has(db, "DSA-5044-1") and has(db, "PYSEC-2020-342")
+
+        args = ["db", "update", "--db", str(db), "--from", f"{debian}#sha256={wrong}"]
+        code, out = cli(*args, "--from", pypi)
+        assert code == 1, out
+        assert f"{debian}: FAILED" in out and f"does not match the pinned {wrong}" in out
+        assert "the cached copy does not match the pin: unused" in out
+        assert "index built in" in out and "up to date" not in out
+        assert f"1 of 2 feeds failed ({debian}); not in the index: {debian}" in out
+        assert not has(db, "DSA-5044-1") and has(db, "PYSEC-2020-342")
+        info = cli("db", "info", "--db", str(db))[1]
+        line = next(ln for ln in info.splitlines() if ln.strip().startswith(debian))
+        assert "NOT IN THE INDEX" in line and "does not match the pinned" in line
+        doc = msgspec.json.decode(cli("db", "info", "--db", str(db), "--json")[1])
+        assert {f["name"]: f["in_index"] for f in doc["feeds"]} == {debian: False, pypi: True}
+
+        # Back without the pin: the copy is usable again and the index holds it again.
+        assert cli("db", "update", "--db", str(db), "--from", debian, "--from", pypi)[0] == 0
+        assert has(db, "DSA-5044-1")
+        before = fingerprint(db)
+        code, out = cli(*args)
+    assert code == 1
+    assert f"{db} is left as it was, still holding the copy of {debian}" in out
+    assert fingerprint(db) == before
+
+
+def test_when_every_feed_fails_the_update_does_not_say_up_to_date(
+    mirror: MirrorServer, tmp_path: Path
+) -> None:
+    """Both feeds answer 500: nothing is rebuilt (their copies are the index's), and stderr
+    says so without calling the index up to date; the error names both."""
+    db = tmp_path / "adv.lmdb"
+    args = ["db", "update", "--db", str(db), "--mirror", mirror.base]
+    args += ["--ecosystem", "Debian", "--ecosystem", "PyPI"]
+    assert cli(*args)[0] == 0
+    before = fingerprint(db)
+    mirror.faults["/Debian/all.zip"] = Fault(status=500)
+    mirror.faults["/PyPI/all.zip"] = Fault(status=500)
+    code, out = cli(*args)
+    assert code == 1, out
+    assert "up to date" not in out
+    assert f"{db} not rebuilt: it holds every copy this update could use" in out
+    assert "2 of 2 feeds failed (Debian, PyPI); the index holds the previous copy of " in out
+    assert fingerprint(db) == before
