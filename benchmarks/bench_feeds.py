@@ -7,7 +7,9 @@ osv.dev's exports of the ecosystems regsweep matches are several hundred thousan
 others). The corpus is those records written ``N`` times (default 24, about 408,000
 records), each copy under renamed ids and aliases (``DSA-5044-1-R7``), as one ``all.zip``
 per ecosystem in osv.dev's layout (``tests.feeds.write_osv_mirror``; an empty zip for each
-catalog ecosystem with no record). It is served by aiohttp's static files on 127.0.0.1
+catalog ecosystem with no record), beside NVD's yearly CVE feeds, which the catalog fetches
+too, written empty (``tests.feeds.write_cve_mirror``: no NVD corpus is measured here). It
+is served by aiohttp's static files on 127.0.0.1
 (``tests.feeds.MirrorServer``) and fetched by the product command, as a user runs it::
 
     regsweep db update --mirror http://127.0.0.1:PORT/ --db DB
@@ -40,7 +42,7 @@ import msgspec
 
 from benchmarks._common import SHARED, PeakRss, write_section
 from regsweep.matcher.index import catalog
-from tests.feeds import MirrorServer, write_osv_mirror
+from tests.feeds import MirrorServer, write_cve_mirror, write_osv_mirror
 
 OSV = SHARED / "data" / "advisories" / "osv"
 REGSWEEP = str(Path(sys.executable).parent / "regsweep")
@@ -85,6 +87,9 @@ def corpus(work: Path, replicas: int) -> tuple[Path, int]:
         if child.exitcode != 0:
             raise RuntimeError(f"writing the x{replicas} corpus failed")
         print(f"  wrote the x{replicas} corpus in {time.perf_counter() - t0:.0f} s", flush=True)
+    if not (root / "feeds").is_dir():
+        # A corpus kept from before the catalog had CVE feeds: add them (empty, small).
+        write_cve_mirror(root)
     return root, int(stamp.read_text())
 
 

@@ -13,6 +13,7 @@ import msgspec
 
 from regsweep.cli.common import DB_OPTION, run_async, usage_error
 from regsweep.matcher import advisories
+from regsweep.matcher.advisories import cve
 from regsweep.matcher.index import catalog, store, update
 from regsweep.matcher.index.errors import AdvisoryIndexError
 
@@ -23,9 +24,11 @@ def db_group() -> None:
 
 
 def _build(db: Path, sources: list[Path]) -> store.IndexMeta:
-    records, stats = advisories.load(sources)
-    meta = store.build(db, records, stats)
+    cves = cve.CveSeverities()
+    records, stats = advisories.load(sources, cves=cves)
+    meta = store.build(db, records, stats, cves)
     click.echo(stats.report(), err=True)
+    click.echo(_severity_report(meta), err=True)
     if meta.build_skipped:
         click.echo("not indexed:", err=True)
         for reason, n in sorted(meta.build_skipped.items()):
@@ -87,11 +90,29 @@ def db_info(db: Path, as_json: bool) -> None:
         click.echo("not indexed:")
         for reason, n in sorted(meta.build_skipped.items()):
             click.echo(f"  {reason}: {n}")
+    click.echo(_severity_report(meta))
     if feeds is not None:
         click.echo(f"feeds:      built by db update from {update.feed_dir(db)}")
         width = max(len(f.name) for f in feeds)
         for f in feeds:
             click.echo(f"  {f.name:<{width}}  {_feed_line(f)}")
+
+
+def _severity_report(meta: store.IndexMeta) -> str:
+    """How many CVEs the index rates, and how many advisories still lack a severity."""
+    sev = meta.severity
+    if sev is None:
+        return "severity:   not counted (an index built before CVE ratings: rebuild it)"
+    raters = ", ".join(f"{k} {n}" for k, n in sev.cve_ratings.items()) or "none"
+    read = sum(sev.cve_records.values())
+    lines = [
+        f"severity:   {meta.cves} CVEs rated ({raters}) from {read} CVE records "
+        f"({sev.rejected} rejected); {sev.unrated} advisories rate "
+        f"nothing themselves, {sev.rated_by_cve} of them take a CVE's rating, "
+        f"{sev.still_unrated} still lack a severity"
+    ]
+    lines += [f"  {src}: {n} without a severity" for src, n in sev.still_unrated_by_source.items()]
+    return "\n".join(lines)
 
 
 def _when(t: datetime | None) -> str:
@@ -226,7 +247,7 @@ def _describe(r: update.FeedResult) -> str:
     "ecosystems",
     multiple=True,
     metavar="NAME",
-    help="Only this catalog feed (repeatable; the names db feeds lists).",
+    help="Only this catalog feed (repeatable; the names db feeds lists, NVD for every NVD year).",
 )
 def db_update(
     db: Path, urls: tuple[str, ...], mirror: str | None, ecosystems: tuple[str, ...]
@@ -234,10 +255,11 @@ def db_update(
     """Download the advisory feeds and rebuild the index once if any changed.
 
     Without --from, the built-in catalog (regsweep db feeds): osv.dev's export of every
-    ecosystem regsweep matches. Feeds download in parallel with conditional GET (a feed
-    that did not change costs no transfer), an interrupted download resumes where it
-    stopped, and a download is verified before it replaces the cached copy. A feed that
-    fails keeps its previous copy in the index, says so, and makes the exit status 1.
+    ecosystem regsweep matches, and NVD's CVE feeds, which rate the CVEs. Feeds download
+    in parallel with conditional GET (a feed that did not change costs no transfer), an
+    interrupted download resumes where it stopped, and a download is verified before it
+    replaces the cached copy. A feed that fails keeps its previous copy in the index,
+    says so, and makes the exit status 1.
     """
     targets = _targets(urls, mirror, ecosystems)
     cache = update.feed_dir(db)
@@ -363,3 +385,13 @@ def db_feeds(mirror: str | None, ecosystems: tuple[str, ...], as_json: bool) -> 
     if not ecosystems:
         for family, why in catalog.NOT_IN_CATALOG.items():
             click.echo(f"not in the catalog: {family.value}: {why}", err=True)
+        _by_name_only(mirror)
+
+
+def _by_name_only(mirror: str | None) -> None:
+    # The catalog feeds db update fetches only when --ecosystem names them, on stderr
+    # like the ecosystems left out, so that stdout stays the default list.
+    for f in catalog.CVE_FEEDS:
+        if f.by_name_only:
+            url = f.url if mirror is None else catalog.mirrored(f.url, mirror)
+            click.echo(f"only when named: {f.name} {url}: {f.by_name_only}", err=True)

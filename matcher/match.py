@@ -8,7 +8,13 @@ The rules that decide accuracy live here:
 * a language package owned by the OS package manager (``owner`` set: a python module that
   dpkg installed) is not matched against upstream language advisories — the distro's
   backport is what counts, and the distro advisory matches its source package instead;
-* names are normalised exactly as the index normalised them (PEP 503 for PyPI …).
+* names are normalised exactly as the index normalised them (PEP 503 for PyPI …);
+* a finding's severity is the vendor's rating of the package or the advisory (Debian
+  urgency, Ubuntu priority, Red Hat impact, GHSA severity), else the advisory's own CVSS,
+  else the rating the CVE records give the CVEs it names (its id, aliases, upstream and
+  related ids: ``advisories.cve``; the worst of them for a DSA that fixes several), with
+  ``severity_source`` saying which. The CVE ratings are read from the index here, at match
+  time, so the same stored advisory takes whatever CVE data the index was built with.
 
 A batch is deduplicated to unique ``(ecosystem, name, version)`` before any lookup, every
 package table is read once per batch, versions are keyed once, and the compiled table query
@@ -27,6 +33,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from regsweep.matcher import reference, versions
+from regsweep.matcher.advisories import cve
 from regsweep.matcher.advisories.ecosystems import (
     name_normalizer,
     normalize_version,
@@ -35,7 +42,7 @@ from regsweep.matcher.advisories.ecosystems import (
 from regsweep.matcher.identity import Fold, IdentityTable, LineScanner
 from regsweep.matcher.index import table
 from regsweep.matcher.index.store import AdvisoryIndex, Hit, StoredAdvisory, package_key
-from regsweep.matcher.records import Advisory, Cvss, ErrorRecord, ImageRef, Package
+from regsweep.matcher.records import Advisory, Cvss, ErrorRecord, ImageRef, Package, Severity
 from regsweep.matcher.versions import InvalidVersion
 
 #: Package types whose advisories are keyed by source package and release.
@@ -192,6 +199,14 @@ class _Loaded:
         self.advisories = [None] * len(self.hits)
 
 
+class _Stored(NamedTuple):
+    # An advisory's fields as findings show them, converted once per advisory.
+    stored: StoredAdvisory
+    cvss: tuple[Cvss, ...]
+    severity: Severity
+    source: str | None
+
+
 class _Failure(msgspec.Struct, frozen=True, gc=False):
     # Why an identity cannot be matched; every package with it gets a MatchError.
     error: str
@@ -214,7 +229,7 @@ class Matcher:
 
     def __init__(self, index: AdvisoryIndex) -> None:
         self.index = index
-        self._stored: dict[str, tuple[StoredAdvisory, tuple[Cvss, ...], str | None]] = {}
+        self._stored: dict[str, _Stored] = {}
         self._ids = IdentityTable(Package, IDENTITY_FIELDS, IDENTITY_FOLD)
         #: Per identity slot: its advisories, or why it cannot be matched. The index is
         #: immutable, so an answer never goes stale.
@@ -411,19 +426,36 @@ class Matcher:
             return
         if len(self._stored) + len(keys) >= _CACHE_MAX:
             self._stored.clear()
-        for key, stored in self.index.advisories(sorted(keys)).items():
+        loaded = self.index.advisories(sorted(keys))
+        # Unrated advisories take their CVEs' ratings: all of them read in one transaction.
+        wanted = {
+            key: cve.cve_ids((s.id,), s.aliases, s.upstream, s.related)
+            for key, s in loaded.items()
+            if s.severity is Severity.UNKNOWN
+        }
+        ratings = (
+            self.index.cve_ratings({i for ids in wanted.values() for i in ids}) if wanted else {}
+        )
+        for key, stored in loaded.items():
             # ``CvssType`` is a StrEnum: a str that encodes as its value, no ``.value`` needed.
             cvss = tuple(Cvss(type=c.type, vector=c.vector, score=c.score) for c in stored.cvss)
+            severity = stored.severity
             source = None if stored.severity_source is None else stored.severity_source.value
-            self._stored[key] = (stored, cvss, source)
+            rated = cve.best(ratings[i] for i in wanted.get(key, ()) if i in ratings)
+            if rated is not None:
+                severity, source = rated.severity, rated.source
+                if not cvss and rated.cvss is not None:
+                    # The score the rating came from, where the advisory had none of its own.
+                    c = rated.cvss
+                    cvss = (Cvss(type=c.type, vector=c.vector, score=c.score),)
+            self._stored[key] = _Stored(stored, cvss, severity, source)
 
     def _advisory(self, hit: Hit) -> Advisory:
         base = self._stored.get(hit.advisory)
         if base is None:  # a caller that did not load it first (or a cache that started over)
             self._load_advisories({hit.advisory})
             base = self._stored[hit.advisory]
-        stored, cvss, source = base
-        severity = stored.severity
+        stored, cvss, severity, source = base
         if hit.severity is not None:
             # The feed rated this package itself (Debian urgency, affected[].severity).
             severity, source = hit.severity, "affected"

@@ -7,6 +7,9 @@ ecosystem (a record affecting two ecosystems is in both zips, as on osv.dev), pl
 ``ecosystems.txt`` at the root. With ``replicas`` > 1 every record is written again under
 renamed ids, for a corpus of osv.dev's size from the real records we have.
 
+``write_cve_mirror`` adds the CVE feeds ``db update`` fetches by default at their paths
+(NVD's ``/feeds/json/cve/2.0/nvdcve-2.0-<year>.json.zip``), made from NVD documents.
+
 ``MirrorServer`` serves such a directory with aiohttp's own static-file response (ETag,
 Last-Modified, ``If-None-Match``, ``If-Modified-Since``, ``Range`` and ``If-Range`` as aiohttp
 implements them, nothing re-implemented here), records every request, and can be told to
@@ -26,11 +29,13 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import web
 
 from regsweep.matcher.advisories._yaml import load_yaml
+from regsweep.matcher.index import catalog
 
 _JSON = msgspec.json.Decoder()
 _ENC = msgspec.json.Encoder()
@@ -130,6 +135,48 @@ def write_osv_mirror(
             zf.close()
     (root / "ecosystems.txt").write_text("".join(f"{e}\n" for e in sorted(zips)))
     return counts
+
+
+def _nvd_items(sources: Iterable[Path]) -> Iterator[dict[str, Any]]:
+    # The ``vulnerabilities`` items of NVD documents: a feed's, or a lone CVE object as one.
+    for src in sources:
+        files = [src] if src.is_file() else sorted(src.rglob("*.json"))
+        for path in files:
+            doc = _JSON.decode(path.read_bytes())
+            if isinstance(doc, dict) and "vulnerabilities" in doc:
+                yield from doc["vulnerabilities"]
+            elif isinstance(doc, dict) and "sourceIdentifier" in doc:
+                yield {"cve": doc}
+
+
+def write_cve_mirror(root: Path, sources: Iterable[Path] = ()) -> list[Path]:
+    """Write every CVE feed of ``catalog.select()`` at its URL's path under ``root``: each
+    NVD year a zip of ``nvdcve-2.0-<year>.json`` holding the records of ``sources``' NVD
+    documents whose CVE id is of that year (as NVD splits them), empty for a year with
+    none. Returns the files written."""
+    by_year: dict[str, list[dict[str, Any]]] = {}
+    for item in _nvd_items(sources):
+        by_year.setdefault(item["cve"]["id"].split("-")[1], []).append(item)
+    written = []
+    for feed in catalog.select():
+        if not isinstance(feed, catalog.CveFeed):
+            continue
+        items = by_year.get(feed.name.removeprefix("NVD-"), [])
+        doc = {
+            "resultsPerPage": len(items),
+            "startIndex": 0,
+            "totalResults": len(items),
+            "format": "NVD_CVE",
+            "version": "2.0",
+            "timestamp": "2026-08-01T00:00:00.000",
+            "vulnerabilities": items,
+        }
+        target = root / urlsplit(feed.url).path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(target.name.removesuffix(".zip"), _ENC.encode(doc))
+        written.append(target)
+    return written
 
 
 class Fault(msgspec.Struct, kw_only=True):

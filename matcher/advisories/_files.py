@@ -16,11 +16,20 @@ from typing import NamedTuple
 
 from regsweep.matcher.advisories.stats import IngestStats, SkipReason
 
-__all__ = ["DATA_SUFFIXES", "Blob", "iter_blobs", "suffix_of"]
+__all__ = ["DATA_SUFFIXES", "NOT_DATA", "Blob", "iter_blobs", "suffix_of"]
 
 #: File name endings that may hold advisory records.
 DATA_SUFFIXES = frozenset({".json", ".yaml", ".yml"})
+#: JSON files that are no records: the CVE List's change logs (``cves/delta.json``, a list
+#: of recent changes that would otherwise read as a list of id-less OSV records).
+NOT_DATA = frozenset({"delta.json", "deltaLog.json"})
 _ZIP = ".zip"
+#: Zip members at least this large are inflated into one buffer of their size, a slice at a
+#: time: ``ZipFile.read`` holds about twice a member while it inflates it, and an NVD
+#: year's feed is one JSON document of hundreds of MB (266 MB: 527 MB peak RSS read whole,
+#: 309 MB read this way).
+_LARGE = 32 << 20
+_SLICE = 1 << 20
 # What reading one corrupt member can raise; none of it may end the load.
 _MEMBER_ERRORS = (
     OSError,
@@ -33,11 +42,12 @@ _MEMBER_ERRORS = (
 
 
 class Blob(NamedTuple):
-    """One candidate file: where it came from (for reports), its name, and its bytes."""
+    """One candidate file: where it came from (for reports), its name, and its bytes (a
+    ``bytearray`` for a large zip member, see ``_read_member``)."""
 
     location: str
     name: str
-    data: bytes
+    data: bytes | bytearray
 
 
 def suffix_of(name: str) -> str:
@@ -78,7 +88,7 @@ def _iter_file(path: str, name: str, stats: IngestStats) -> Iterator[Blob]:
     if suffix == _ZIP:
         yield from _iter_zip(path, stats)
         return
-    if suffix not in DATA_SUFFIXES:
+    if suffix not in DATA_SUFFIXES or name in NOT_DATA:
         stats.ignored_files += 1
         return
     try:
@@ -109,11 +119,16 @@ def _iter_zip(path: str, stats: IngestStats) -> Iterator[Blob]:
             if suffix == _ZIP:
                 stats.skip(SkipReason.UNSUPPORTED_FORMAT, location, "zip inside a zip")
                 continue
-            if suffix not in DATA_SUFFIXES or base.startswith("."):
+            # Hidden folders hold no advisories here either (a GitHub archive of a feed
+            # repository has its ``.github/`` workflows in it).
+            hidden = any(
+                p.startswith(".") and p not in (".", "..") for p in info.filename.split("/")
+            )
+            if suffix not in DATA_SUFFIXES or hidden or base in NOT_DATA:
                 stats.ignored_files += 1
                 continue
             try:
-                data = zf.read(info)
+                data = _read_member(zf, info)
             except _MEMBER_ERRORS as exc:
                 # A corrupt member (CRC mismatch, truncated archive, unknown compression)
                 # spoils that member only.
@@ -121,3 +136,20 @@ def _iter_zip(path: str, stats: IngestStats) -> Iterator[Blob]:
                 continue
             stats.files += 1
             yield Blob(location, base, data)
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | bytearray:
+    if info.file_size < _LARGE:
+        return zf.read(info)
+    buf = bytearray(info.file_size)
+    with zf.open(info) as member:
+        pos = 0
+        while pos < len(buf) and (chunk := member.read(min(_SLICE, len(buf) - pos))):
+            buf[pos : pos + len(chunk)] = chunk
+            pos += len(chunk)
+        # One read past the end: the member's CRC is checked when its stream ends, and a
+        # member longer than its header says is as damaged as a shorter one.
+        extra = member.read(1)
+    if pos != len(buf) or extra:
+        raise zipfile.BadZipFile(f"member is not the {info.file_size} bytes its header says")
+    return buf

@@ -56,12 +56,16 @@ class SeveritySource(enum.StrEnum):
     """Where an advisory's ``severity`` came from (the contract's ``severity_source``).
 
     Listed in the order they are preferred: a vendor's own rating of its own package beats a
-    score computed from a generic CVSS vector.
+    score computed from a generic CVSS vector. An advisory with none of these takes, at match
+    time, the rating of the CVEs it names (``cve.py``: ``nvd``, ``cna:<CNA>``, ``cisa-adp``,
+    ``adp:<ADP>``), which are no members here: the CNA's name is data.
     """
 
     #: The record's ``database_specific.severity`` (GHSA, DHI …).
     DATABASE_SPECIFIC = "database_specific"
-    #: A non-CVSS ``severity`` entry of the record (Ubuntu's priority: ``{"type": "Ubuntu"}``).
+    #: The vendor's qualitative rating: a non-CVSS ``severity`` entry of the record (Ubuntu's
+    #: priority: ``{"type": "Ubuntu"}``), or Red Hat's impact as its summaries begin
+    #: (``Important: …``, also AlmaLinux's and Rocky Linux's).
     VENDOR = "vendor"
     #: ``affected[].database_specific`` / ``ecosystem_specific`` severity or urgency.
     AFFECTED = "affected"

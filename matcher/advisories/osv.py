@@ -27,6 +27,7 @@ Python objects.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ import msgspec
 from regsweep.matcher import versions as schemes
 from regsweep.matcher.advisories import cvss as cvsslib
 from regsweep.matcher.advisories.ecosystems import (
+    Ecosystem,
     EcosystemInfo,
     normalize_name,
     normalize_version,
@@ -120,6 +122,7 @@ class OsvRecord(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(OsvRecord)
+_SPACE = re.compile(rb"[ \t\r\n\x0b\x0c]*")
 _LIST_DECODER = msgspec.json.Decoder(list[OsvRecord])
 
 
@@ -127,13 +130,20 @@ _LIST_DECODER = msgspec.json.Decoder(list[OsvRecord])
 
 
 def read_json(
-    data: bytes, location: str, stats: IngestStats, *, include_withdrawn: bool = False
+    data: bytes | bytearray,
+    location: str,
+    stats: IngestStats,
+    *,
+    include_withdrawn: bool = False,
 ) -> list[Advisory]:
     """Read one OSV JSON document: a record, or a list of records (some exports write one).
 
     Never raises for bad data: what cannot be read is counted in ``stats``.
     """
-    is_list = data.lstrip()[:1] == b"["
+    # The first byte past the whitespace, without ``lstrip``'s copy of a large document.
+    space = _SPACE.match(data)
+    first = space.end() if space is not None else 0
+    is_list = data[first : first + 1] == b"["
     try:
         records = _LIST_DECODER.decode(data) if is_list else [_DECODER.decode(data)]
     except msgspec.ValidationError as exc:
@@ -218,6 +228,9 @@ def convert(
     vendor: list[tuple[Severity, str]] = []
     for sev in rec.severity or ():
         _severity_entry(sev, stats, cvss, vendor)
+    impact = _impact(affected[0].family, rec.summary)
+    if impact is not None:
+        vendor.append(impact)
 
     severity, source, word = _choose_severity(rec, vendor, affected, list(cvss.values()))
     return Advisory(
@@ -440,6 +453,23 @@ def severity_word(value: object) -> Severity | None:
     if not isinstance(value, str):
         return None
     return _WORDS.get(value.strip().rstrip("*").strip().lower())
+
+
+# Red Hat rates an advisory by its "impact", and its OSV records (and AlmaLinux's and Rocky
+# Linux's, rebuilds of the same errata) carry it only as the summary's first word:
+# "Important: nodejs:22 security update".
+_IMPACT_FAMILIES = frozenset({Ecosystem.REDHAT, Ecosystem.ALMA, Ecosystem.ROCKY})
+_IMPACT = re.compile(r"\s*(Critical|Important|Moderate|Low):\s")
+
+
+def _impact(family: Ecosystem, summary: str | None) -> tuple[Severity, str] | None:
+    if family not in _IMPACT_FAMILIES or not summary:
+        return None
+    m = _IMPACT.match(summary)
+    if m is None:
+        return None
+    mapped = severity_word(m.group(1))
+    return None if mapped is None else (mapped, m.group(1))
 
 
 def _highest(values: list[Severity]) -> Severity:

@@ -23,6 +23,22 @@ No distro feed beyond OSV is needed:
 Not in the catalog: **DHI** (Docker Hardened Images), which osv.dev does not export; build
 from its advisory files with ``db build``, or name a URL with ``db update --from``.
 
+Beside the advisories, the **CVE records** that rate the CVEs they name (``advisories.cve``;
+Debian's DSAs and Alpine's secdb rate nothing themselves):
+
+- **NVD** (``NVD-<year>``, fetched by default; ``NVD`` names them all): NVD's JSON 2.0 feeds,
+  one per CVE year from 2002 (which also holds 1999–2001) to this one,
+  ``https://nvd.nist.gov/feeds/json/cve/2.0/nvdcve-2.0-<year>.json.zip``. Besides NVD's own
+  analysis they republish the CNA's scores and CISA-ADP's, so they carry every rater.
+- **CVE List** (``CVE-List``, only when named): GitHub's archive of the ``cvelistV5``
+  repository's main branch, the CVE JSON 5 records themselves. It rates nothing the NVD
+  feeds do not, only hours sooner, for a download of every record (~300,000 files) each
+  time one changes; the CVE List's own releases have a new file name every hour, which no
+  catalog URL can follow.
+
+The CVE feeds come first: an NVD year is one JSON document, read whole, and is best read
+while the build holds nothing else.
+
 ``--mirror BASE`` puts every feed on a mirror with the same paths (``BASE/Debian/all.zip``),
 for machines that cannot reach the internet; ``--ecosystem`` keeps some of the feeds. A
 mirror (or ``--from``) URL with credentials in it is refused, without echoing them
@@ -33,6 +49,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from urllib.parse import SplitResult, quote, urlsplit
 
 import msgspec
@@ -42,9 +59,15 @@ from regsweep.matcher.index.errors import AdvisoryIndexError
 
 __all__ = [
     "CATALOG",
+    "CVE_FEEDS",
+    "CVE_LIST",
+    "GROUPS",
     "NOT_IN_CATALOG",
+    "NVD_FEEDS",
+    "NVD_FIRST_YEAR",
     "OSV_EXPORTS",
     "CatalogError",
+    "CveFeed",
     "Feed",
     "check_url",
     "mirrored",
@@ -100,21 +123,82 @@ def _osv_feed(family: Ecosystem) -> Feed:
 CATALOG: tuple[Feed, ...] = tuple(_osv_feed(e) for e in Ecosystem if e not in NOT_IN_CATALOG)
 
 
+class CveFeed(Feed, frozen=True, kw_only=True):
+    """A feed of CVE records: ratings for the CVEs every ecosystem's advisories name, no
+    package of its own (``families`` is empty)."""
+
+    #: The file it is cached as (the name it is published under, so that ingest reads it
+    #: by its suffix).
+    cache_as: str
+    #: Why it is fetched only when named, or ``None`` for a feed fetched by default.
+    by_name_only: str | None = None
+
+    @property
+    def cache_name(self) -> str:
+        """The cached file's name (see ``cache_as``)."""
+        return self.cache_as
+
+
+#: NVD's JSON 2.0 feeds, and the first CVE year it has one for.
+NVD_FEEDS = "https://nvd.nist.gov/feeds/json/cve/2.0/"
+NVD_FIRST_YEAR = 2002
+#: GitHub's archive of the CVE List repository's main branch.
+CVE_LIST = "https://github.com/CVEProject/cvelistV5/archive/refs/heads/main.zip"
+
+
+def _cve_feeds(this_year: int) -> tuple[CveFeed, ...]:
+    nvd = tuple(
+        CveFeed(
+            name=f"NVD-{year}",
+            url=f"{NVD_FEEDS}nvdcve-2.0-{year}.json.zip",
+            families=(),
+            cache_as=f"nvdcve-2.0-{year}.json.zip",
+        )
+        for year in range(NVD_FIRST_YEAR, this_year + 1)
+    )
+    cve_list = CveFeed(
+        name="CVE-List",
+        url=CVE_LIST,
+        families=(),
+        cache_as="cvelistV5-main.zip",
+        by_name_only="the NVD feeds carry its CNA and CISA-ADP scores too; it is every "
+        "CVE record (~300,000 files) again, for ratings a few hours sooner",
+    )
+    return (*nvd, cve_list)
+
+
+#: The CVE feeds: an NVD feed per CVE year up to this one, and the CVE List.
+CVE_FEEDS: tuple[CveFeed, ...] = _cve_feeds(datetime.now(UTC).year)
+#: Names that stand for several feeds (``--ecosystem NVD``).
+GROUPS: dict[str, tuple[Feed, ...]] = {
+    "NVD": tuple(f for f in CVE_FEEDS if f.name.startswith("NVD-")),
+}
+
+
 def select(names: Iterable[str] = ()) -> list[Feed]:
-    """The feeds named (case-insensitively, as OSV spells them), or all of them.
+    """The feeds named (case-insensitively, as OSV spells them; ``NVD`` for every NVD
+    year), or every feed fetched by default: the CVE feeds but the CVE List, then
+    ``CATALOG``.
 
     Raises ``CatalogError`` naming the catalog's feeds when a name is not one of them.
     """
+    every: tuple[Feed, ...] = (*CVE_FEEDS, *CATALOG)
     wanted = [n.strip() for n in names]
     if not wanted:
-        return list(CATALOG)
-    by_name = {f.name.casefold(): f for f in CATALOG}
+        return [f for f in every if not (isinstance(f, CveFeed) and f.by_name_only)]
+    by_name: dict[str, tuple[Feed, ...]] = {f.name.casefold(): (f,) for f in every}
+    by_name |= {group.casefold(): feeds for group, feeds in GROUPS.items()}
     unknown = [n for n in wanted if n.casefold() not in by_name]
     if unknown:
-        known = ", ".join(f.name for f in CATALOG)
+        years = GROUPS["NVD"]
+        known = ", ".join(
+            [f.name for f in CATALOG]
+            + [f"NVD ({years[0].name} … {years[-1].name})"]
+            + [f.name for f in CVE_FEEDS if f.by_name_only]
+        )
         raise CatalogError(f"not in the feed catalog: {', '.join(unknown)} (known: {known})")
-    chosen = {by_name[n.casefold()].name for n in wanted}
-    return [f for f in CATALOG if f.name in chosen]
+    chosen = {f.name for n in wanted for f in by_name[n.casefold()]}
+    return [f for f in every if f.name in chosen]
 
 
 def redacted(url: str) -> str:

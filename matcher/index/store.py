@@ -6,7 +6,10 @@ Named databases (LMDB keys are at most 511 bytes):
 * ``advisories`` ``source NUL id`` → ``StoredAdvisory`` (what a vulnerability record shows);
 * ``aliases``    alias id → the advisory keys that carry it;
 * ``packages``   ``ecosystem NUL name`` → an interval table (``table.py``) whose payloads
-  are ``Hit`` rows: which advisory, its fixed versions and the vendor's status.
+  are ``Hit`` rows: which advisory, its fixed versions and the vendor's status;
+* ``cves``       CVE id → ``CveRating``: the severity the CVE records give it
+  (``advisories.cve``), for the findings whose advisory has none of its own. An index
+  built before this database existed has none, and reads as one without CVE ratings.
 
 The index is immutable once built: ``build`` writes a new file beside the old one and
 ``os.replace``s it into place, so a reader sees the old index or the new one, never half of
@@ -31,6 +34,7 @@ import lmdb
 import msgspec
 
 from regsweep.matcher import lmdbfile, versions
+from regsweep.matcher.advisories import cve
 from regsweep.matcher.advisories.ecosystems import Ecosystem, normalize_version
 from regsweep.matcher.advisories.model import (
     Advisory,
@@ -50,6 +54,8 @@ SCHEMA_VERSION = 1
 #: Sparse on disk: LMDB only grows the file as pages are written.
 MAP_SIZE = 1 << 36
 _MAX_KEY = 511
+#: meta, advisories, aliases, packages, cves.
+_MAX_DBS = 5
 _EVENT = {
     EventKind.INTRODUCED: intervals.EventKind.INTRODUCED,
     EventKind.FIXED: intervals.EventKind.FIXED,
@@ -83,6 +89,10 @@ class IndexMeta(msgspec.Struct, kw_only=True):
     build_skipped: dict[str, int] = {}
     #: What the ingest read, skipped and noted, per source.
     ingest: IngestStats | None = None
+    #: CVE ids rated in the ``cves`` database.
+    cves: int = 0
+    #: How many advisories have no severity of their own, and how many the CVE ratings fill.
+    severity: cve.SeverityStats | None = None
 
 
 class StoredAdvisory(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -105,6 +115,10 @@ class StoredAdvisory(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     severity_source: SeveritySource | None = None
     cvss: tuple[Cvss, ...] = ()
     modified: datetime | None = None
+    #: The ids a downstream record was derived from (OSV ``upstream``: Alpine's, Red Hat's
+    #: CVEs), looked up with the aliases and related ids for a CVE's rating. Last, with a
+    #: default: an index written before it decodes as having none.
+    upstream: tuple[str, ...] = ()
 
 
 class Hit(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -247,14 +261,16 @@ def build(
     path: str | os.PathLike[str],
     advisories: Iterable[Advisory],
     ingest: IngestStats | None = None,
+    cves: cve.CveSeverities | None = None,
 ) -> IndexMeta:
     """Build the index at ``path`` from ``advisories`` and swap it into place atomically.
 
     ``ingest`` is the statistics object of the load that yields ``advisories`` (complete
     once they are consumed); it is recorded in the meta so that ``db info`` shows what was
-    read and what was left out, and why. Raises ``BuildLocked`` if another build of
-    ``path`` is running, ``AdvisoryIndexError`` if the index cannot be written (a path that
-    cannot be created, a full disk); the index that was there then stays.
+    read and what was left out, and why. ``cves`` is the same load's CVE ratings (complete
+    once ``advisories`` are), stored beside them. Raises ``BuildLocked`` if another build
+    of ``path`` is running, ``AdvisoryIndexError`` if the index cannot be written (a path
+    that cannot be created, a full disk); the index that was there then stays.
     """
     path = Path(path)
     try:
@@ -266,7 +282,8 @@ def build(
                 stale.unlink(missing_ok=True)
             tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
             try:
-                meta = _write(tmp, advisories, ingest)
+                table = cve.CveSeverities() if cves is None else cves
+                meta = _write(tmp, advisories, ingest, table)
                 os.replace(tmp, path)
             finally:
                 for leftover in (tmp, tmp.with_name(tmp.name + "-lock")):
@@ -293,6 +310,7 @@ def merge_duplicates(a: StoredAdvisory, b: StoredAdvisory) -> StoredAdvisory:
         newer,
         aliases=union(newer.aliases, older.aliases),
         related=union(newer.related, older.related),
+        upstream=union(newer.upstream, older.upstream),
         cvss=union(newer.cvss, older.cvss),
         summary=newer.summary or older.summary,
         severity=newer.severity if newer.severity is not Severity.UNKNOWN else older.severity,
@@ -312,7 +330,9 @@ def _when(adv: StoredAdvisory) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None) -> IndexMeta:
+def _write(
+    tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None, cves: cve.CveSeverities
+) -> IndexMeta:
     skipped: Counter[str] = Counter()
     tables: dict[bytes, _Table] = defaultdict(_Table)
     # Lists, not sets (a set is 216 bytes even with one member, and most aliases name one
@@ -322,7 +342,9 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
     n_advisories = 0
     enc = msgspec.msgpack.Encoder()
     # Owner only, like the state store: nobody else needs to read or swap a user's index.
-    env = lmdb.open(str(tmp), subdir=False, map_size=MAP_SIZE, max_dbs=4, sync=False, mode=0o600)
+    env = lmdb.open(
+        str(tmp), subdir=False, map_size=MAP_SIZE, max_dbs=_MAX_DBS, sync=False, mode=0o600
+    )
     try:
         adv_db = env.open_db(b"advisories")
         with env.begin(write=True, db=adv_db) as txn:
@@ -340,6 +362,7 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
                     severity_source=adv.severity_source,
                     cvss=tuple(adv.cvss),
                     modified=adv.modified,
+                    upstream=tuple(adv.upstream),
                 )
                 if not txn.put(akey, enc.encode(stored), overwrite=False):
                     # The same (source, id) twice: Docker's DHI feed repeats a CVE once per
@@ -371,6 +394,7 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
             for name in sorted(aliases):
                 if len(name) <= _MAX_KEY:
                     txn.put(name, enc.encode(sorted(set(aliases[name]))))
+        severity = _write_cves(env, adv_db, cves, enc)
         meta = IndexMeta(
             built_at=datetime.now(UTC).replace(microsecond=0),
             advisories=n_advisories,
@@ -379,6 +403,8 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
             exact_versions=n_exact,
             build_skipped=dict(skipped),
             ingest=ingest,
+            cves=len(cves),
+            severity=severity,
         )
         with env.begin(write=True, db=env.open_db(b"meta")) as txn:
             txn.put(b"meta", enc.encode(meta))
@@ -386,6 +412,39 @@ def _write(tmp: Path, advisories: Iterable[Advisory], ingest: IngestStats | None
     finally:
         env.close()
     return meta
+
+
+def _write_cves(
+    env: Any, adv_db: Any, cves: cve.CveSeverities, enc: msgspec.msgpack.Encoder
+) -> cve.SeverityStats:
+    # The CVE ratings, then what they leave unrated: every stored advisory (merged
+    # duplicates once) read back, as the matcher will see it.
+    with env.begin(write=True, db=env.open_db(b"cves")) as txn:
+        for cve_id, rating in cves.items():
+            key = cve_id.encode()
+            if len(key) <= _MAX_KEY:
+                txn.put(key, enc.encode(rating))
+    stats = cve.SeverityStats(
+        cve_records=dict(sorted(cves.records.items())),
+        rejected=cves.rejected,
+        cve_ratings=cves.by_rater(),
+    )
+    still: Counter[str] = Counter()
+    dec = msgspec.msgpack.Decoder(StoredAdvisory)
+    with env.begin(db=adv_db) as txn:
+        for _, raw in txn.cursor():
+            adv = dec.decode(raw)
+            if adv.severity is not Severity.UNKNOWN:
+                continue
+            stats.unrated += 1
+            ids = cve.cve_ids((adv.id,), adv.aliases, adv.upstream, adv.related)
+            if any(i in cves for i in ids):
+                stats.rated_by_cve += 1
+            else:
+                still[adv.source] += 1
+    stats.still_unrated = sum(still.values())
+    stats.still_unrated_by_source = dict(sorted(still.items()))
+    return stats
 
 
 class AdvisoryIndex:
@@ -410,7 +469,7 @@ class AdvisoryIndex:
             raise AdvisoryIndexError(f"cannot read advisory index {self.path}: {err}") from err
         try:
             self._env = lmdb.open(
-                str(self.path), subdir=False, readonly=True, lock=False, max_dbs=4
+                str(self.path), subdir=False, readonly=True, lock=False, max_dbs=_MAX_DBS
             )
         except lmdbfile.DAMAGE as err:
             raise IndexDamaged(f"{unusable}: {err}; {rebuild}") from err
@@ -420,9 +479,30 @@ class AdvisoryIndex:
         self._adv_db = self._env.open_db(b"advisories", create=False)
         self._alias_db = self._env.open_db(b"aliases", create=False)
         self._pkg_db = self._env.open_db(b"packages", create=False)
+        self._cve_db = self._open_cves()
+        self._cve_dec = msgspec.msgpack.Decoder(cve.CveRating)
         self._adv_dec = msgspec.msgpack.Decoder(StoredAdvisory)
         self._hits_dec = msgspec.msgpack.Decoder(tuple[Hit, ...])
         self.meta = self._read_meta()
+
+    def _open_cves(self) -> Any:
+        # An index built before CVE ratings were stored has no such database: no ratings.
+        try:
+            return self._env.open_db(b"cves", create=False)
+        except lmdb.NotFoundError:
+            return None
+
+    def cve_ratings(self, cve_ids: Iterable[str]) -> dict[str, cve.CveRating]:
+        """The ratings the index holds for ``cve_ids`` (those it has), in one transaction."""
+        out: dict[str, cve.CveRating] = {}
+        if self._cve_db is None:
+            return out
+        with self._env.begin(db=self._cve_db) as txn:
+            for cve_id in cve_ids:
+                raw = txn.get(cve_id.encode())
+                if raw is not None:
+                    out[cve_id] = self._cve_dec.decode(raw)
+        return out
 
     def _read_meta(self) -> IndexMeta:
         with self._env.begin(db=self._meta_db) as txn:

@@ -21,15 +21,19 @@ SAMPLES = paths.DATA / "advisories" / "osv"
 
 
 def test_db_feeds_lists_the_catalog() -> None:
-    """One line per feed, name and osv.dev URL; the ecosystems left out are named on
-    stderr, so that stdout stays a list."""
+    """One line per feed db update fetches by default, name and URL; the ecosystems left
+    out, and the feeds fetched only when named, are said on stderr, so that stdout stays a
+    list."""
     result = CliRunner().invoke(main, ["db", "feeds"])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert len(lines) == len(catalog.CATALOG)
+    assert len(lines) == len(catalog.select())
     rocky = next(ln for ln in lines if ln.startswith("Rocky Linux "))
     assert rocky.split()[-1] == f"{catalog.OSV_EXPORTS}Rocky%20Linux/all.zip"
+    nvd = next(ln for ln in lines if ln.startswith("NVD-2002 "))
+    assert nvd.split()[-1] == "https://nvd.nist.gov/feeds/json/cve/2.0/nvdcve-2.0-2002.json.zip"
     assert "not in the catalog: DHI" in result.stderr
+    assert "only when named: CVE-List https://github.com/CVEProject/" in result.stderr
 
 
 def test_db_feeds_on_a_mirror_and_as_json() -> None:

@@ -4,6 +4,8 @@ never fetched.)"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from regsweep.matcher.advisories import Ecosystem
@@ -62,6 +64,33 @@ def test_redacted_hides_a_password_or_a_token_only() -> None:
 
 def test_select_names_feeds_in_any_case_and_refuses_unknown_ones() -> None:
     assert [f.name for f in catalog.select(["rocky linux", "DEBIAN"])] == ["Debian", "Rocky Linux"]
-    assert catalog.select([]) == list(catalog.CATALOG)
+    nvd = [f for f in catalog.CVE_FEEDS if f.name.startswith("NVD-")]
+    assert catalog.select([]) == [*nvd, *catalog.CATALOG]
     with pytest.raises(catalog.CatalogError, match="not in the feed catalog: DHI"):
         catalog.select(["DHI"])
+
+
+def test_nvd_feeds_are_one_per_cve_year_at_nvds_paths_and_fetched_by_default() -> None:
+    """``nvdcve-2.0-<year>.json.zip`` from 2002 to this year, cached under that name (a zip
+    to ingest), on a mirror at the same path; ``NVD`` names them all."""
+    this_year = datetime.now(UTC).year
+    years = catalog.GROUPS["NVD"]
+    assert [f.name for f in years] == [f"NVD-{y}" for y in range(2002, this_year + 1)]
+    nvd_2024 = next(f for f in years if f.name == "NVD-2024")
+    assert nvd_2024.url == "https://nvd.nist.gov/feeds/json/cve/2.0/nvdcve-2.0-2024.json.zip"
+    assert nvd_2024.cache_name == "nvdcve-2.0-2024.json.zip" and nvd_2024.families == ()
+    assert catalog.mirrored(nvd_2024.url, "http://10.0.0.5/m") == (
+        "http://10.0.0.5/m/feeds/json/cve/2.0/nvdcve-2.0-2024.json.zip"
+    )
+    assert catalog.select(["nvd"]) == list(years)
+    assert set(years) <= set(catalog.select()) and catalog.select()[: len(years)] == list(years)
+
+
+def test_the_cve_list_is_fetched_only_when_named() -> None:
+    """GitHub's archive of cvelistV5's main branch: a stable URL (the repository's own
+    releases change name every hour), not in the default set, given by name."""
+    (cve_list,) = catalog.select(["cve-list"])
+    assert cve_list.url == "https://github.com/CVEProject/cvelistV5/archive/refs/heads/main.zip"
+    assert cve_list not in catalog.select() and cve_list.cache_name.endswith(".zip")
+    names = [f.cache_name for f in (*catalog.CVE_FEEDS, *catalog.CATALOG)]
+    assert len(set(names)) == len(names)

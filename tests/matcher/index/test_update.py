@@ -2,7 +2,8 @@
 ``--mirror``, conditional GET, resumed downloads, verification, and feeds that fail.
 
 The mirror is in osv.dev's layout (``<Ecosystem>/all.zip``), made from the real advisory
-samples in ``tests/data`` (and from ``../shared/data`` where it is present), and served by
+samples in ``tests/data`` (and from ``../shared/data`` where it is present), with NVD's
+yearly CVE feeds beside it (``/feeds/json/cve/2.0/…``, empty here), and served by
 aiohttp's own static-file response (``tests.feeds``). Every check compares the index an
 update built with the one ``db build`` makes of the same files, or with the index that was
 there before a fault.
@@ -17,7 +18,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
 import pytest
@@ -26,11 +27,13 @@ from click.testing import CliRunner
 from regsweep.cli.main import main
 from regsweep.matcher.index import catalog, store, update
 from tests import paths
-from tests.feeds import Fault, MirrorServer, write_osv_mirror
+from tests.feeds import Fault, MirrorServer, write_cve_mirror, write_osv_mirror
 
 SAMPLES = paths.DATA / "advisories" / "osv"
 SHARED_OSV = paths.REPO.parent / "shared" / "data" / "advisories" / "osv"
 NAMES = [f.name for f in catalog.CATALOG]
+#: Every feed an update fetches by default: the CVE feeds, then the ecosystems' (NAMES).
+DEFAULT = catalog.select()
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -76,12 +79,22 @@ def mirror(tmp_path: Path) -> Iterator[MirrorServer]:
     ``tests/data`` holds no record of it)."""
     root = tmp_path / "mirror"
     write_osv_mirror(root, [SAMPLES], only=NAMES, empty=NAMES)
+    write_cve_mirror(root)
     with MirrorServer(root) as srv:
         yield srv
 
 
 def zips(root: Path, names: list[str]) -> list[str]:
     return [str(root / n / "all.zip") for n in names]
+
+
+def cve_zips(root: Path) -> list[str]:
+    """The CVE feeds of the mirror at ``root``, in the order an update reads them."""
+    return [
+        str(root / urlsplit(f.url).path.lstrip("/"))
+        for f in DEFAULT
+        if isinstance(f, catalog.CveFeed)
+    ]
 
 
 def test_update_without_from_fetches_the_whole_catalog_from_the_mirror(
@@ -92,12 +105,16 @@ def test_update_without_from_fetches_the_whole_catalog_from_the_mirror(
     db = tmp_path / "adv.lmdb"
     code, out = cli("db", "update", "--db", str(db), "--mirror", mirror.base)
     assert code == 0, out
-    assert sorted(r.raw_path for r in mirror.requests) == sorted(raw_path(n) for n in NAMES)
+    cve_paths = [urlsplit(f.url).path for f in DEFAULT if isinstance(f, catalog.CveFeed)]
+    assert sorted(r.raw_path for r in mirror.requests) == sorted(
+        [*cve_paths, *(raw_path(n) for n in NAMES)]
+    )
     assert {r.status for r in mirror.requests} == {200}
-    for name in NAMES:
-        assert f"{name}: downloaded" in out
+    for feed in DEFAULT:
+        assert f"{feed.name}: downloaded" in out
     built = tmp_path / "built.lmdb"
-    code, out = cli("db", "build", "--db", str(built), *zips(mirror.root, NAMES))
+    sources = [*cve_zips(mirror.root), *zips(mirror.root, NAMES)]
+    code, out = cli("db", "build", "--db", str(built), *sources)
     assert code == 0, out
     got = summary(db)
     assert got == summary(built)
@@ -119,10 +136,10 @@ def test_a_second_update_is_not_modified_and_rebuilds_nothing(
     code, out = cli("db", "update", "--db", str(db), "--mirror", mirror.base)
     assert code == 0, out
     second = mirror.requests[first:]
-    assert len(second) == len(NAMES)
+    assert len(second) == len(DEFAULT)
     assert all(r.status == 304 and r.headers.get("If-None-Match") for r in second)
-    for name in NAMES:
-        assert f"{name}: not modified" in out
+    for feed in DEFAULT:
+        assert f"{feed.name}: not modified" in out
     assert "up to date: no feed changed, no rebuild" in out
     assert fingerprint(db) == before
 
@@ -390,12 +407,13 @@ def test_update_of_the_shared_data_equals_db_build(tmp_path: Path) -> None:
     the update through the mirror and ``db build`` of the same zips give the same index."""
     root = tmp_path / "mirror"
     counts = write_osv_mirror(root, [SHARED_OSV], only=NAMES, empty=NAMES)
+    write_cve_mirror(root)
     assert sum(counts.values()) > 15_000
     db, built = tmp_path / "adv.lmdb", tmp_path / "built.lmdb"
     with MirrorServer(root) as srv:
         code, out = cli("db", "update", "--db", str(db), "--mirror", srv.base)
     assert code == 0, out
-    assert cli("db", "build", "--db", str(built), *zips(root, NAMES))[0] == 0
+    assert cli("db", "build", "--db", str(built), *cve_zips(root), *zips(root, NAMES))[0] == 0
     got = summary(db)
     assert got == summary(built)
     assert got["advisories"] > 15_000
