@@ -115,11 +115,14 @@ def _package(
     if upstream and typ in ("deb", "apk"):
         # Syft: ``upstream=openssl`` or ``upstream=glibc@2.36-9``.
         source_name, _, source_version = upstream.partition("@")
+    root = props.get("package:root") == "true"
     return Package(
         name=_name(p),
         version=version,
         type=typ,
-        ecosystem=props.get("package:ecosystem") or ecosystem,
+        # A project's own root is listed, never matched (see ``Package.root``).
+        ecosystem=None if root else props.get("package:ecosystem") or ecosystem,
+        root=root,
         source_name=props.get("package:source_name") or source_name or None,
         source_version=props.get("package:source_version") or source_version or None,
         purl=purl_text,

@@ -24,5 +24,6 @@ class LineScanner:
         required: tuple[str, ...],
         image_fields: tuple[str, ...],
         image_required: tuple[str, ...],
+        false_fields: tuple[str, ...] = (),
     ) -> None: ...
     def clean(self, line: bytes, results: list[Any]) -> bool: ...

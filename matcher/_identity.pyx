@@ -892,13 +892,15 @@ cdef class LineScanner:
     ``package_fields``: every field of the package struct; ``required``: those without a
     default; the identity fields are the table's, in its order. The record's own fields are
     ``kind`` (``"package"``), ``schema_version`` (an int), ``image`` (null or an object of
-    ``image_fields``, ``image_required`` among them) and ``package``.
+    ``image_fields``, ``image_required`` among them) and ``package``. ``false_fields`` are
+    the package's boolean fields that are never part of an identity (``root``): ``false``
+    there reads as absent (a ``true`` one is decoded).
     """
 
     cdef IdentityTable table
     cdef KeySet top, image, package
     cdef int ident_of[MAX_KEYS]    # package key index -> identity field index, or -1
-    cdef uint32_t package_required, image_required
+    cdef uint32_t package_required, image_required, package_false
     cdef list _keep               # the bytes the KeySets point into
 
     def __cinit__(
@@ -908,6 +910,7 @@ cdef class LineScanner:
         tuple required,
         tuple image_fields,
         tuple image_required,
+        tuple false_fields=(),
     ):
         self.table = table
         self._keep = []
@@ -916,6 +919,9 @@ cdef class LineScanner:
         self._fill(&self.package, package_fields)
         self.package_required = self._mask(package_fields, required)
         self.image_required = self._mask(image_fields, image_required)
+        self.package_false = self._mask(package_fields, false_fields)
+        if any(name in table.names for name in false_fields):
+            raise ValueError("a boolean field read as absent cannot be an identity field")
         for i, name in enumerate(package_fields):
             self.ident_of[i] = table.names.index(name) if name in table.names else -1
         if len({n for n in table.names} - set(package_fields)):
@@ -943,11 +949,12 @@ cdef class LineScanner:
         return m
 
     cdef bint _object(
-        self, Cursor* c, const KeySet* ks, uint32_t required,
+        self, Cursor* c, const KeySet* ks, uint32_t required, uint32_t falses,
         const uint8_t** vals, Py_ssize_t* lens,
     ) noexcept:
         # An object of ``ks`` keys whose values are plain strings or null (value pointer
-        # NULL for null or absent). False for anything else.
+        # NULL for null or absent), or ``false`` for the keys of ``falses`` (read as
+        # absent). False for anything else.
         cdef uint32_t seen = 0
         cdef int last = -1
         cdef int i, more
@@ -967,6 +974,9 @@ cdef class LineScanner:
                 return False
             if c.p < c.end and c.p[0] == 110:  # 'n'
                 if not literal(c, "null", 4):
+                    return False
+            elif c.p < c.end and c.p[0] == 102 and falses & (1u << i):  # 'f'
+                if not literal(c, "false", 5):
                     return False
             elif not plain_string(c, &vals[i], &lens[i]):
                 return False
@@ -1023,10 +1033,12 @@ cdef class LineScanner:
                 if c.p < c.end and c.p[0] == 110:
                     if not literal(&c, "null", 4):
                         return False
-                elif not self._object(&c, &self.image, self.image_required, ivals, ilens):
+                elif not self._object(&c, &self.image, self.image_required, 0, ivals, ilens):
                     return False
             else:  # package
-                if not self._object(&c, &self.package, self.package_required, pvals, plens):
+                if not self._object(
+                    &c, &self.package, self.package_required, self.package_false, pvals, plens
+                ):
                     return False
             more = member_end(&c)
             if more < 0:

@@ -178,6 +178,7 @@ def _line_scanner(table: object) -> Any:
         tuple(f.name for f in msgspec.structs.fields(Package) if f.required),
         ImageRef.__struct_fields__,
         tuple(f.name for f in msgspec.structs.fields(ImageRef) if f.required),
+        tuple(f.name for f in msgspec.structs.fields(Package) if f.type is bool),
     )
 
 

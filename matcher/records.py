@@ -78,6 +78,10 @@ class Package(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     #: rpm modularity label (``name:stream:version:context``) of a package built for a module
     #: stream (RHEL 8+ AppStream): module advisories apply per stream.
     modularity_label: str | None = None
+    #: The project itself (an npm ``package-lock.json``'s root entry), not a dependency:
+    #: listed as a component, never matched (its ``ecosystem`` is null), as an app's own name
+    #: may be a public package's.
+    root: bool = False
 
 
 class Cvss(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -9,7 +9,10 @@ own root manifest, or the ``{"type": "module"}`` stubs packages keep in subdirec
 is skipped silently (some packages ship placeholder directories); one that is not JSON is
 noted.
 
-A project's ``package-lock.json`` (lockfile versions 1, 2 and 3) adds the packages it pins
+A project's ``package-lock.json`` names the project itself (``packages[""]``, or v1's top
+level): it is a package with ``root`` set, a component of the image but not a dependency,
+never matched (no ecosystem: an app's own name may be a public package's). The lockfile
+(versions 1, 2 and 3) also adds the packages it pins
 that are *not* installed in the image — a lock shipped without its ``node_modules``, or
 entries whose directory is missing — so an image that installs at start-up is still seen.
 An entry whose ``node_modules`` manifest is in the image is left to that manifest (the file on
@@ -75,8 +78,22 @@ class _LockEntry(msgspec.Struct, kw_only=True):
 
 class _Lock(msgspec.Struct, kw_only=True):
     lockfileVersion: object = None  # noqa: N815 - npm's own field name
+    name: object = None
+    version: object = None
     packages: object = None
     dependencies: object = None
+
+
+def _lock_root(lock: _Lock) -> tuple[str, str] | None:
+    """The project's own ``(name, version)``: lockfile v2/v3's ``packages[""]`` entry, or
+    v1's top level; None without both."""
+    name, version = lock.name, lock.version
+    if isinstance(lock.packages, dict) and isinstance(lock.packages.get(""), dict):
+        entry = msgspec.convert(lock.packages[""], _LockEntry)
+        name, version = entry.name if entry.name is not None else name, entry.version
+    if isinstance(name, str) and isinstance(version, str):
+        return name, version
+    return None
 
 
 _LOCK_DECODER = msgspec.json.Decoder(_Lock)
@@ -152,7 +169,7 @@ class NpmAnalyzer(BufferedAnalyzer):
     """Installed npm packages in ``node_modules`` trees."""
 
     NAME: ClassVar[str] = "npm"
-    VERSION: ClassVar[int] = 4
+    VERSION: ClassVar[int] = 5
 
     def wants(self, path: str) -> int | None:
         """``package.json`` of a package directory inside ``node_modules``; a project's
@@ -190,13 +207,21 @@ class NpmAnalyzer(BufferedAnalyzer):
         if truncated:
             return FileFacts(notes=(f"{path}: larger than {LOCK_CAP} bytes; skipped",))
         try:
-            entries = _lock_entries(_LOCK_DECODER.decode(data))
+            lock = _LOCK_DECODER.decode(data)
+            entries = _lock_entries(lock)
+            root = _lock_root(lock)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             return FileFacts(notes=(f"{path}: not a readable package-lock.json ({exc}); skipped",))
         project = path.rpartition("/")[0]
         prefix = f"{project}/" if project else ""
         packages: list[Package] = []
         hints: list[str] = []
+        if root is not None and _NAME.fullmatch(root[0]) and _VERSION.fullmatch(root[1]):
+            # The project: a component, not a dependency, and never matched (no ecosystem).
+            packages.append(
+                msgspec.structs.replace(_package(root[0], root[1], path), ecosystem=None, root=True)
+            )
+            hints.append(f"{prefix}package.json")
         for location, name, version in entries:
             if not _NAME.fullmatch(name) or not _SEMVERISH.fullmatch(version):
                 continue  # file:, git and tarball pins are not registry versions

@@ -331,6 +331,8 @@ def _package(pkg: Package, bom_ref: str) -> dict[str, object]:
         value = getattr(pkg, key)
         if value:
             props.append(_prop(f"package:{key}", value))
+    if pkg.root:  # the project itself, not a dependency
+        props.append(_prop("package:root", "true"))
     component["properties"] = props
     return component
 

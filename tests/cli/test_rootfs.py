@@ -92,3 +92,33 @@ def test_unreadable_files_are_noted_and_a_missing_directory_is_an_error(
     assert code == 1, err  # an unreadable source never passes as clean
     [error] = [r for r in records if r["kind"] == "error"]
     assert error["error"] == "not_found"
+
+
+def test_an_npm_projects_root_is_listed_and_never_matched(
+    example: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An app whose own name and version are a vulnerable public package's (formidable
+    2.1.1): the project is a ``root`` package with no ecosystem and no finding; the same
+    package as a dependency has its finding. CycloneDX says which is the root."""
+    _, db = example
+    root = tmp_path / "root"
+    (root / "app").mkdir(parents=True)
+    lock = {
+        "name": "formidable", "version": "2.1.1", "lockfileVersion": 3,
+        "packages": {
+            "": {"name": "formidable", "version": "2.1.1"},
+            "node_modules/formidable": {"version": "2.1.1"},
+        },
+    }  # fmt: skip
+    (root / "app" / "package-lock.json").write_bytes(msgspec.json.encode(lock))
+    code, records, err = scan(db, "--packages", f"dir:{root}")
+    assert code == 0, err
+    packages = [r["package"] for r in records if r["kind"] == "package"]
+    assert sorted((p["root"], p["ecosystem"]) for p in packages) == [(False, "npm"), (True, None)]  # type: ignore[index]
+    vulns = [r["package"] for r in records if r["kind"] == "vulnerability"]
+    assert vulns and all(not p["root"] for p in vulns)  # type: ignore[index]
+    proc = subprocess.run(
+        [REGSWEEP, "scan", "--db", str(db), "--format", "cyclonedx", f"dir:{root}"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert proc.stdout.count(b'"regsweep:package:root"') == 1

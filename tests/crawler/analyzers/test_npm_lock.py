@@ -66,6 +66,7 @@ def test_lockfile_v3_reports_pinned_packages_not_installed() -> None:
         ("formidable", "2.1.1", lock),
         ("qs", "6.11.0", lock),
         ("real-name", "1.2.3", lock),
+        ("web", "1.0.0", lock),  # the project itself (see the root test)
     ]
 
 
@@ -88,6 +89,7 @@ def test_lockfile_v1_nested_dependencies_and_non_registry_pins() -> None:
     assert got == [
         ("express", "4.17.1", "package-lock.json"),
         ("lodash", "4.17.15", "package-lock.json"),
+        ("old", "1.0.0", "package-lock.json"),  # the project itself (v1's top level)
         ("qs", "6.7.0", "package-lock.json"),
     ]
 
@@ -100,3 +102,17 @@ def test_hidden_lockfile_and_garbage() -> None:
     bad = {"package-lock.json": LayerFile(path="package-lock.json", data=b"\xff{", layer=LAYER)}
     result = an.analyze(bad, Context())
     assert result.packages == [] and result.notes
+
+
+def test_the_project_is_a_root_component_never_matched() -> None:
+    """The lock's own project (``packages[""]``; v1's top level) is a package with ``root``
+    set and no ecosystem: a component of the image, not a dependency, and never matched
+    (an app may share its name with a public package). Its dependencies are not roots."""
+    an = NpmAnalyzer()
+    for data, name in ((LOCK_V3, "web"), (LOCK_V1, "old")):
+        files = {"package-lock.json": msgspec.json.encode(data)}
+        wanted = {p: LayerFile(path=p, data=d, layer=LAYER) for p, d in files.items()}
+        packages = an.analyze(wanted, Context()).packages
+        [root] = [p for p in packages if p.root]
+        assert (root.name, root.version, root.ecosystem) == (name, "1.0.0", None)
+        assert all(p.ecosystem == "npm" for p in packages if not p.root)

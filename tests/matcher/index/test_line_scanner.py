@@ -150,8 +150,30 @@ def test_clean_lines_are_exactly_what_msgspec_reads_as_known_and_empty(
         out, errors = table.fan_out(results, type(None), lambda i, f: (i, f))
         assert out == [()] and errors == []
     if not mutations:
+        # Plain strings, null, or ``false`` in a boolean field (``root``) read as absent.
         plain = all(
-            v is None or (v.isascii() and v.isprintable() and '"' not in v and "\\" not in v)
+            v is None
+            or v is False
+            or (
+                isinstance(v, str)
+                and v.isascii()
+                and v.isprintable()
+                and '"' not in v
+                and "\\" not in v
+            )
             for v in (getattr(target, f) for f in Package.__struct_fields__)
         )
         assert clean == plain
+
+
+def test_a_root_package_line_is_decoded_and_a_false_root_is_clean() -> None:
+    """``root`` (a boolean outside the identity): ``false`` reads as absent, so a known
+    package's line stays on the fast path; ``true`` is decoded (a project's root)."""
+    pkg = Package(name="web", version="1.0.0", type="npm", ecosystem="npm")
+    table = _identity.IdentityTable(Package, IDENTITY_FIELDS, IDENTITY_FOLD)
+    assert table.assign([pkg]) == [0]
+    scanner = _line_scanner(table)
+    assert scanner is not None
+    line = msgspec.json.encode(PackageRecord(package=pkg))
+    assert b'"root":false' in line and scanner.clean(line, [()])
+    assert not scanner.clean(line.replace(b'"root":false', b'"root":true'), [()])
