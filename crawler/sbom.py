@@ -246,8 +246,12 @@ def read_sbom(ref: str, path: str) -> list[ImageFacts]:
         doc = msgspec.json.decode(raw)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise MalformedManifest(f"{ref}: not JSON ({exc})") from None
-    if isinstance(doc, dict) and doc.get("bomFormat") == "CycloneDX":
-        return _cyclonedx(ref, doc)
-    if isinstance(doc, dict) and str(doc.get("spdxVersion", "")).startswith("SPDX-"):
-        return _spdx(ref, doc)
+    try:
+        if isinstance(doc, dict) and doc.get("bomFormat") == "CycloneDX":
+            return _cyclonedx(ref, doc)
+        if isinstance(doc, dict) and str(doc.get("spdxVersion", "")).startswith("SPDX-"):
+            return _spdx(ref, doc)
+    except (TypeError, AttributeError, ValueError) as exc:
+        # A field of the wrong type somewhere (a number where a list belongs …).
+        raise MalformedManifest(f"{ref}: not a valid SBOM ({exc})") from None
     raise MalformedManifest(f"{ref}: neither a CycloneDX nor an SPDX JSON document")

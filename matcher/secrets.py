@@ -49,6 +49,7 @@ __all__ = [
     "SecretKind",
     "is_placeholder",
     "is_secret_name",
+    "named_hit",
     "redact",
     "redact_text",
     "scan_assignment",
@@ -440,17 +441,20 @@ def _scan_assignment(name: str, value: str) -> tuple[SecretHit, ...]:
         if h.start >= offset
     ]
     if not hits and is_secret_name(name) and not is_placeholder(value):
-        hits.append(
-            SecretHit(
-                rule="secret-name",
-                title=f"value of {show_name(name)}",
-                kind=SecretKind.NAMED,
-                start=0,
-                end=len(value),
-                shown=redact(value),
-            )
-        )
+        hits.append(named_hit(name, value))
     return tuple(hits)
+
+
+def named_hit(name: str, value: str) -> SecretHit:
+    """``value`` as a secret by its setting's ``name`` alone, spanning all of it."""
+    return SecretHit(
+        rule="secret-name",
+        title=f"value of {show_name(name)}",
+        kind=SecretKind.NAMED,
+        start=0,
+        end=len(value),
+        shown=redact(value),
+    )
 
 
 def redact_text(text: str) -> str:

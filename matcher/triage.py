@@ -270,11 +270,23 @@ def load_vex(path: str | os.PathLike[str]) -> list[VexStatement]:
         raise TriageError(f"{source}: not JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise TriageError(f"{source}: not a VEX document")
-    if doc.get("bomFormat") == "CycloneDX":
-        return _cyclonedx(doc, source)
-    if "statements" in doc or "openvex" in str(doc.get("@context", "")):
-        return _openvex(doc, source)
-    raise TriageError(f"{source}: neither OpenVEX nor CycloneDX")
+    try:
+        if doc.get("bomFormat") == "CycloneDX":
+            statements = _cyclonedx(doc, source)
+        elif "statements" in doc or "openvex" in str(doc.get("@context", "")):
+            statements = _openvex(doc, source)
+        else:
+            raise TriageError(f"{source}: neither OpenVEX nor CycloneDX")
+    except (TypeError, AttributeError, ValueError) as exc:
+        if isinstance(exc, TriageError):
+            raise
+        # A field of the wrong type somewhere (a number where a list belongs …).
+        raise TriageError(f"{source}: not a valid VEX document ({exc})") from None
+    for st in statements:
+        for text in (st.justification, st.detail):
+            if text is not None and not isinstance(text, str):
+                raise TriageError(f"{source}: a justification or detail is not a string")
+    return statements
 
 
 # -- ignore rules ---------------------------------------------------------------------------

@@ -52,12 +52,10 @@ from regsweep.matcher.facts import FileSecret
 from regsweep.matcher.secrets import (
     FORMAT_ANCHORS,
     SecretHit,
-    SecretKind,
     is_placeholder,
-    redact,
+    named_hit,
     scan_assignment,
     scan_formats,
-    show_name,
 )
 
 __all__ = ["SIZE_CAP", "SecretsAnalyzer", "file_secrets", "skipped"]
@@ -81,7 +79,8 @@ _SYSTEM_PREFIXES: Final = (
     "usr/lib64/",
     "usr/libexec/",
     "usr/include/",
-    "usr/src/",
+    # Kernel headers and sources; /usr/src/app is an app's WORKDIR (the node images'), read.
+    "usr/src/linux",
     "lib/",
     "lib64/",
     "var/lib/dpkg/",
@@ -121,10 +120,11 @@ _SKIPPED_DIRS: Final = frozenset(
         "__fixtures__",
         "example",
         "examples",
-        "spec",
-        "mod",  # Go's module cache (go/pkg/mod)
+        "gems",  # installed Ruby gems (their specs and fixtures)
     }
 )
+#: Path pieces of package caches whose directory names say nothing alone (Go's ``mod``).
+_SKIPPED_PIECES: Final = ("/go/pkg/mod/", "/.cargo/registry/", "/.m2/repository/")
 _SKIPPED_SUFFIXES: Final = (
     ".so", ".a", ".o", ".pyc", ".pyo", ".class", ".jar", ".war", ".whl", ".egg", ".zip",
     ".gz", ".tgz", ".xz", ".bz2", ".zst", ".7z", ".png", ".jpg", ".jpeg", ".gif", ".ico",
@@ -166,6 +166,8 @@ _PUBLISHED_FAKES: Final = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfi
 def skipped(path: str) -> bool:
     """Whether ``path`` is left unsearched (see the module doc)."""
     if path.startswith(_SYSTEM_PREFIXES) or path.endswith(_SKIPPED_SUFFIXES):
+        return True
+    if any(piece in f"/{path}" for piece in _SKIPPED_PIECES):
         return True
     return not _SKIPPED_DIRS.isdisjoint(path.split("/")[:-1])
 
@@ -233,6 +235,10 @@ class SecretsAnalyzer(Analyzer):
         if settings:
             taken = [(h.start, h.end) for h in hits]
             hits += [h for h in _settings_hits(text) if _apart(h, taken)]
+            if path.endswith(".json"):
+                # A JSON settings file on one line (``echo '{"auths":…}' > config.json``).
+                taken = [(h.start, h.end) for h in hits]
+                hits += [h for h in _json_hits(text) if _apart(h, taken)]
         if not hits:
             return None
         lines = _line_starts(text)
@@ -276,23 +282,42 @@ def _settings_hits(text: str) -> Iterable[SecretHit]:
             bare = name.rsplit(":", 1)[-1].lower()  # //registry/:_authToken
             hits = scan_assignment(name, value)
             if not hits and bare in _CREDENTIAL_NAMES and value and not is_placeholder(value):
-                hits = [_named(name, value)]
+                hits = [named_hit(name, value)]
             for h in hits:
                 if value[h.start : h.end] not in _PUBLISHED_FAKES:
                     yield msgspec.structs.replace(h, start=start + h.start, end=start + h.end)
         offset += len(line)
 
 
-def _named(name: str, value: str) -> SecretHit:
-    # A credential by the setting's name alone (``_authToken``, ``auth``, ``password``).
-    return SecretHit(
-        rule="secret-name",
-        title=f"value of {show_name(name)}",
-        kind=SecretKind.NAMED,
-        start=0,
-        end=len(value),
-        shown=redact(value),
-    )
+def _json_hits(text: str) -> Iterable[SecretHit]:
+    """The secret-named string values of a JSON document, whatever its layout; each at the
+    first place its JSON form appears in ``text``."""
+    try:
+        doc = msgspec.json.decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        return
+    stack: list[object] = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        if not isinstance(node, dict):
+            continue
+        for name, value in node.items():
+            if not isinstance(value, str):
+                stack.append(value)
+                continue
+            if not isinstance(name, str) or not value or is_placeholder(value):
+                continue
+            hits = scan_assignment(name, value)
+            if not hits and name.lower() in _CREDENTIAL_NAMES:
+                hits = [named_hit(name, value)]
+            at = text.find(msgspec.json.encode(value).decode()[1:-1])
+            if at < 0:
+                continue
+            for h in hits:
+                if value[h.start : h.end] not in _PUBLISHED_FAKES:
+                    yield msgspec.structs.replace(h, start=at + h.start, end=at + h.end)
 
 
 def _line_starts(text: str) -> list[int]:

@@ -270,10 +270,12 @@ def file_secret_records(
     evidence, the secret redacted (it was never kept whole)."""
     out = []
     for s in found:
-        layer = s.layer.removeprefix("sha256:")[:12]
-        where = f"{s.path}:{s.line} (layer {layer}" + (
-            ", removed by a later layer but still in this one)" if s.removed else ")"
-        )
+        said = []
+        if layer := s.layer.removeprefix("sha256:")[:12]:  # none for a root filesystem
+            said.append(f"layer {layer}")
+        if s.removed:
+            said.append("removed by a later layer but still in this one")
+        where = f"{s.path}:{s.line}" + (f" ({', '.join(said)})" if said else "")
         out.append(_record(image, _file_kind_check(s.kind), f"{where}: {s.title} {s.shown}"))
     return out
 

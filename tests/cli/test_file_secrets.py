@@ -45,6 +45,10 @@ LOWER = {
         {"auths": {"registry.example.com": {"auth": DOCKER_AUTH}}}, indent=2
     ),
     "app/.npmrc": f"//registry.npmjs.org/:_authToken={NPM}\n",
+    # Written by ``echo '{"auths":…}' > ~/.docker/config.json``: one line.
+    "home/ci/.docker/config.json": json.dumps({"auths": {"r.io": {"auth": DOCKER_AUTH}}}),
+    # /usr/src/app is the node images' WORKDIR: an app, not sources of the system.
+    "usr/src/app/index.js": f"const stripe = require('stripe')('{STRIPE}');\n",
     "app/old/deploy_key": PRIVATE,  # deleted by the upper layer: still in this one
     # Decoys.
     "app/README.md": (
@@ -75,6 +79,8 @@ EXPECTED = {
     ("RS-IMG-053", "root/.docker/config.json", 4),
     ("RS-IMG-050", "app/.npmrc", 1),
     ("RS-IMG-051", "app/old/deploy_key", 1),
+    ("RS-IMG-053", "home/ci/.docker/config.json", 1),
+    ("RS-IMG-050", "usr/src/app/index.js", 1),
 }
 
 
@@ -126,8 +132,8 @@ def test_every_planted_secret_and_no_decoy(
     planted: Path, example: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """Each secret once, with its file, line and layer, redacted; the one a later layer
-    deleted is reported as still in its layer; no decoy fires; no secret is written whole,
-    and none is kept in the state store of a crawl either (the layer cache holds hits)."""
+    deleted is reported as still in its layer; no decoy fires; no secret is written whole
+    (the layer cache holds only ``FileFacts.secrets``: redacted hits)."""
     _, db = example
     proc = subprocess.run(
         [REGSWEEP, "scan", "--db", str(db), f"oci:{planted}:latest"],

@@ -151,3 +151,22 @@ def test_a_file_that_is_no_sbom_is_an_error_record(
         assert code == 0, err
         [error] = [r for r in records if r["kind"] == "error"]
         assert error["ref"] == ref and error["error"] in ("malformed_manifest", "not_found")
+
+
+def test_a_hostile_sbom_is_an_error_record_not_a_traceback(
+    example: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, db = example
+    for i, doc in enumerate(
+        (
+            {"bomFormat": "CycloneDX", "components": 5},
+            {"bomFormat": "CycloneDX", "components": [{"type": "container", "components": 3}]},
+            {"spdxVersion": "SPDX-2.3", "packages": [{"name": "x", "externalRefs": 5}]},
+        )
+    ):
+        bad = tmp_path / f"bad{i}.json"
+        bad.write_bytes(msgspec.json.encode(doc))
+        code, records, err = scan(db, f"sbom:{bad}")
+        assert code == 0 and "Traceback" not in err, err
+        [error] = [r for r in records if r["kind"] == "error"]
+        assert error["error"] == "malformed_manifest"

@@ -343,3 +343,29 @@ def test_match_takes_the_same_triage_options(setup: tuple[Path, Path], tmp_path:
     assert findings(match("--vex", str(vex))) == ALL_VULNS - {"GHSA-75v8-2h7p-7m2m"}
     shown = match("--vex", str(vex), "--show-suppressed")
     assert set(set_aside(shown)) == {"GHSA-75v8-2h7p-7m2m"}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"@context": "https://openvex.dev/ns/v0.2.0", "statements": 5},
+        {"statements": [{"vulnerability": {"name": "X", "aliases": 5}, "status": "x"}]},
+        {"statements": [{"vulnerability": "X", "status": "not_affected", "products": 7}]},
+        {"statements": [{"vulnerability": "X", "status": "not_affected",
+                         "products": [{"@id": "pkg:npm/a", "subcomponents": 3}]}]},
+        {"statements": [{"vulnerability": "X", "status": "not_affected", "products": [],
+                         "justification": {"no": "string"}}]},
+        {"bomFormat": "CycloneDX", "vulnerabilities": [
+            {"id": "X", "references": ["x"], "analysis": {"state": "not_affected"}}]},
+        {"bomFormat": "CycloneDX", "vulnerabilities": [{"id": "X", "analysis": {"state": []}}]},
+        {"bomFormat": "CycloneDX", "metadata": "x", "vulnerabilities": []},
+    ],
+)  # fmt: skip
+def test_a_malformed_vex_document_is_a_usage_error(
+    setup: tuple[Path, Path], tmp_path: Path, doc: dict[str, object]
+) -> None:
+    """A field of the wrong type anywhere in a VEX document: exit 2 naming the file."""
+    vex = tmp_path / "bad.vex.json"
+    vex.write_bytes(msgspec.json.encode(doc))
+    code, _, err = scan(setup, "--vex", str(vex))
+    assert code == 2 and "bad.vex.json" in err and "Traceback" not in err, err
