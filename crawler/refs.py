@@ -204,9 +204,10 @@ _DIGEST_AT: Final = re.compile(r"@(?:sha256|sha512):")
 def refuse_credentials(text: str) -> None:
     """``InvalidReference`` for a reference or registry URL that carries credentials
     (``https://user:secret@host/…``, a bare token ``tok@host``): every ``@`` that does not
-    start a digest. The message shows none of what comes before the last such ``@`` (a
-    password may itself hold ``/``, ``:`` or ``@``): it is refused without being echoed into
-    a terminal, a CI log or a bug report. A local source's path may hold any character."""
+    start a digest. The message shows nothing between the user name and the last such ``@``
+    (a password may itself hold ``/``, ``:`` or ``@``): it is refused without being echoed
+    into a terminal, a CI log or a bug report. A local source's path may hold any
+    character."""
     if text.partition(":")[0] in _LOCAL:
         return
     last = max((i for i, c in enumerate(text) if c == "@" and not _DIGEST_AT.match(text, i)),
