@@ -30,6 +30,7 @@ LAZY_COMMANDS = {
     "match": "regsweep.cli.match:match_command",
     "scan": "regsweep.cli.scan:scan_command",
     "crawl": "regsweep.cli.crawl:crawl_command",
+    "rematch": "regsweep.cli.rematch:rematch_command",
     "bench": "regsweep.cli.bench:bench_group",
 }
 

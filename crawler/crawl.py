@@ -23,7 +23,7 @@ Results are facts and failures only; ``matcher.judge`` turns them into records.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -37,11 +37,12 @@ from regsweep.crawler import state
 from regsweep.crawler.analyze import default_analyzers
 from regsweep.crawler.analyzers.interface import Analyzer
 from regsweep.crawler.auth import Credentials
-from regsweep.crawler.images import Crawler, RefResult
+from regsweep.crawler.images import Crawler, RefResult, stored_ref
 from regsweep.crawler.oci import Platform
 from regsweep.crawler.refs import RegistryRef, is_glob, select
 from regsweep.crawler.registry import AuthError, Registry, RegistryError
 from regsweep.matcher.facts import Problem, problem_of
+from regsweep.matcher.records import ImageRef
 
 _log = structlog.get_logger("regsweep.crawler.crawl")
 
@@ -317,3 +318,43 @@ class RegistryCrawl:
             _log.exception("crawl_internal_error", ref=ref)
             result = RefResult(ref=ref, failures=[problem_of(exc, stage="crawl", ref=ref)])
         return Visit(f"{repo}:{tag}", result)
+
+
+def stored_refs(
+    store: state.StateStore,
+    *,
+    analyzers: Sequence[Analyzer] | None = None,
+    platform: Platform | None = None,
+) -> Iterator[RefResult]:
+    """Every tag the state store knows, as a crawl would find it, from the store alone: no
+    registry traffic (``regsweep rematch``). A tag whose images are not all in the store
+    (it failed, or was crawled under other analyzers or another platform filter) is a
+    result with one problem saying to crawl it again."""
+    analyzer_set = state.analyzer_set_hash(analyzers or default_analyzers())
+    platform_key = "" if platform is None else str(platform)
+    stacks: dict[str, state.StackFacts | None] = {}
+    for key, entry in store.tags():
+        host, _, rest = key.partition("/")
+        repository, _, tag = rest.rpartition(":")
+        base = ImageRef(ref=key, registry=host, repository=repository, tag=tag)
+        with store.reading() as r:
+
+            def stack_of(k: str, r: state.StateReader = r) -> state.StackFacts | None:
+                if k not in stacks:
+                    stacks[k] = r.get_stack(k)
+                return stacks[k]
+
+            done = stored_ref(r, entry.digest, base, key, analyzer_set, platform_key, stack_of)
+        if done is not None:
+            yield done.result
+            continue
+        yield RefResult(
+            ref=key,
+            failures=[
+                Problem(
+                    stage="state", error="not_stored", ref=key, image=base, retryable=True,
+                    message=f"{key}: its images are not all in the state store (it failed, or "
+                    "was crawled with other analyzers or platforms): crawl it again",
+                )
+            ],
+        )  # fmt: skip

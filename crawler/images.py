@@ -242,6 +242,45 @@ def _is_scrubbed(config: bytes, digest: str) -> bool:
     return compute_digest(config, algorithm) != digest
 
 
+def stored_ref(
+    r: StateReader,
+    digest: str,
+    base: ImageRef,
+    ref_text: str,
+    analyzer_set: str,
+    platform_key: str,
+    stack_of: Callable[[str], StackFacts | None],
+) -> _Stored | None:
+    """A reference's result for manifest ``digest`` from the store alone, inside ``r``'s
+    read transaction: the ``Walk`` an earlier crawl recorded for it (under ``analyzer_set``
+    and ``platform_key``, ``""`` for every platform) and each image's facts (its stack by
+    ``stack_of``). None when either is missing.
+
+    Nothing is decoded or hashed again here: the walk was recorded from documents that
+    were digest-checked and decoded when fetched, and names them by digest, so it cannot
+    go stale."""
+    walk = r.get_walk(digest, analyzer_set, platform_key)
+    if walk is None:
+        return None
+    done = _Stored(RefResult(ref=ref_text, digest=digest, notes=list(walk.notes)))
+    images = done.result.images
+    for w in walk.images:
+        stored = r.get_image(w.digest, analyzer_set)
+        stack = None if stored is None else stack_of(stored.stack)
+        if stored is None or stack is None:
+            return None
+        ref = msgspec.structs.replace(
+            base, digest=w.digest, index_digest=w.index_digest, platform=w.platform
+        )
+        images.append(
+            _facts_of_stored(stored, stack, ref, w.config, w.layers, w.size, scrubbed=bool(w.scrub))
+        )
+        done.layers += len(stored.layers)
+    done.manifests = walk.manifests
+    done.images = len(images)
+    return done
+
+
 class _Stored:
     """A reference resolved from the state store alone, and the cache hits that took
     (counted only if the resolution is used)."""
@@ -467,37 +506,14 @@ class Crawler:
     def _from_store(
         self, r: StateReader, digest: str, base: ImageRef, ref_text: str
     ) -> _Stored | None:
-        """``scan_ref``'s result for manifest ``digest`` from the store alone, built
-        synchronously inside one read transaction: the ``Walk`` an earlier crawl recorded
-        for it (under these analyzers and this platform filter) and each image's facts.
-        None when either is missing: the walk (``walk.Walker``) then does it (from the
-        document cache and the network), and ``scan_ref`` records it when it is clean.
-
-        Nothing is decoded or hashed again here: the walk was recorded from documents that
-        were digest-checked and decoded when fetched, and names them by digest, so it
-        cannot go stale."""
-        walk = r.get_walk(digest, self.analyzer_set, self._platform_key)
-        if walk is None:
-            return None
-        done = _Stored(RefResult(ref=ref_text, digest=digest, notes=list(walk.notes)))
-        images = done.result.images
-        for w in walk.images:
-            stored = r.get_image(w.digest, self.analyzer_set)
-            stack = None if stored is None else self._stack(r, stored.stack)
-            if stored is None or stack is None:
-                return None
-            ref = msgspec.structs.replace(
-                base, digest=w.digest, index_digest=w.index_digest, platform=w.platform
-            )
-            images.append(
-                _facts_of_stored(
-                    stored, stack, ref, w.config, w.layers, w.size, scrubbed=bool(w.scrub)
-                )
-            )
-            done.layers += len(stored.layers)
-        done.manifests = walk.manifests
-        done.images = len(images)
-        return done
+        """``scan_ref``'s result for manifest ``digest`` from the store alone (``stored_ref``
+        under this crawler's analyzers and platform filter, its stacks cached). None when
+        something is missing: the walk (``walk.Walker``) then does it (from the document
+        cache and the network), and ``scan_ref`` records it when it is clean."""
+        return stored_ref(
+            r, digest, base, ref_text, self.analyzer_set, self._platform_key,
+            lambda key: self._stack(r, key),
+        )  # fmt: skip
 
     def _clean_walk(self, result: RefResult, manifests: int) -> Walk | None:
         """What to record of a walk for the next crawl: only a clean one (no failure, every

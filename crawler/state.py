@@ -757,6 +757,25 @@ class StateStore:
             return None
         return cp
 
+    def tags(self) -> list[tuple[str, TagEntry]]:
+        """Every ``registry/repo:tag`` the store knows and its entry, in key order (a tag
+        longer than an LMDB key was stored under a hash: its name is not known, it is left
+        out). Empty while the store is bypassed."""
+        out: list[tuple[str, TagEntry]] = []
+        if self.bypassed is not None:
+            return out
+        try:
+            with self._read_txn() as txn:
+                for key, raw in txn.cursor(db=self._dbs["tags"]):
+                    if key.startswith(_HASHED):
+                        continue
+                    entry = self._decode("tags", key, raw, TagEntry)
+                    if entry is not None:
+                        out.append((key.decode(errors="replace"), entry))
+        except lmdb.Error as err:
+            self._damaged(err)
+        return out
+
     def done_images(self, cid: str) -> set[str]:
         """The image keys (as ``done_key`` spells them) crawl ``cid`` finished so far."""
         prefix = _done_prefix(cid)

@@ -812,3 +812,73 @@ def test_a_bug_while_rendering_one_image_is_an_error_record_and_the_crawl_goes_o
     crawled = {ref.rsplit(":", 1)[0] for ref, _ in refs_of(records)}
     assert crawled == {f"{h}/{repo}" for repo in images.tags if repo != "test/oci"}
     assert records[-1]["kind"] == "summary" and records[-1]["errors"] >= len(errors)
+
+
+def test_rematch_judges_the_stored_images_as_a_fresh_crawl_with_that_index(
+    db: Path, _plain_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """``regsweep rematch`` after a crawl: no registry traffic, and for every tag the crawl
+    stored, the records a fresh crawl with the same index writes; with another index (a
+    part of the advisories), those of a fresh crawl with that one. A tag the crawl could
+    not store is an error record saying to crawl it again."""
+    _plain_proxy.wait_idle()
+    _plain_proxy.reset()
+    state_path = tmp_path / "s.lmdb"
+
+    def crawl(index: Path, state_at: Path) -> list[Record]:
+        out = tmp_path / f"crawl-{index.name}-{state_at.name}.ndjson"
+        code, _, err = run(index, "crawl", _plain_proxy.url, "--packages", "--state",
+                           str(state_at), "-o", str(out))  # fmt: skip
+        assert code == 0, err
+        return [msgspec.json.decode(line) for line in _lines(out)]
+
+    def rematch(index: Path) -> list[Record]:
+        code, records, err = run(index, "rematch", "--packages", "--state", str(state_path))
+        assert code == 0, err
+        return records
+
+    def by_tag(records: list[Record]) -> dict[object, list[Record]]:
+        out: dict[object, list[Record]] = {}
+        for r in stable([r for r in records if r["kind"] != "summary"]):
+            out.setdefault((r.get("image") or {}).get("ref") or r.get("ref"), []).append(r)  # type: ignore[union-attr]
+        return out
+
+    crawled = by_tag(crawl(db, state_path))
+    _plain_proxy.reset()
+    again = by_tag(rematch(db))
+    assert not _plain_proxy.seen  # the store alone
+    stored = {t for t, recs in crawled.items() if not any(r["kind"] == "error" for r in recs)}
+    assert len(stored) >= 10
+    for t in sorted(stored):  # type: ignore[type-var]
+        assert again[t] == crawled[t], t
+    for tag in set(again) - stored:
+        assert {r["error"] for r in again[tag] if r["kind"] == "error"} == {"not_stored"}
+    # A new index: the same feeds and one more advisory, for a package the registry's
+    # Debian images have (base-files 12.4): a new finding for them.
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "DSA-9999-1.json").write_bytes(
+        msgspec.json.encode(
+            {
+                "id": "DSA-9999-1", "modified": "2026-12-01T00:00:00Z",
+                "affected": [{
+                    "package": {"ecosystem": "Debian:12", "name": "base-files"},
+                    "ranges": [{"type": "ECOSYSTEM",
+                                "events": [{"introduced": "0"}, {"fixed": "12.5"}]}],
+                }],
+            }
+        )
+    )  # fmt: skip
+    other = tmp_path / "other.lmdb"
+    adv = paths.DATA / "advisories"
+    subprocess.run(
+        [REGSWEEP, "db", "build", "--db", str(other), str(adv / "osv"), str(adv / "secdb"),
+         str(extra)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    fresh = by_tag(crawl(other, tmp_path / "fresh.lmdb"))
+    rematched = by_tag(rematch(other))
+    for t in sorted(stored):  # type: ignore[type-var]
+        assert rematched[t] == fresh[t], t
+    new = [r for t in stored for r in rematched[t] if r["kind"] == "vulnerability"]
+    assert new and {r["advisory"]["id"] for r in new} == {"DSA-9999-1"}  # type: ignore[index]
