@@ -320,6 +320,10 @@ class RegistryCrawl:
         return Visit(f"{repo}:{tag}", result)
 
 
+#: Stacks ``stored_refs`` keeps decoded between tags.
+_MAX_STACKS = 256
+
+
 def stored_refs(
     store: state.StateStore,
     *,
@@ -341,6 +345,10 @@ def stored_refs(
 
             def stack_of(k: str, r: state.StateReader = r) -> state.StackFacts | None:
                 if k not in stacks:
+                    if len(stacks) >= _MAX_STACKS:
+                        # Bounded: a stack holds an image's packages, and a store may hold
+                        # many; the tags of one build come in key order, so mostly together.
+                        stacks.clear()
                     stacks[k] = r.get_stack(k)
                 return stacks[k]
 
