@@ -205,6 +205,18 @@ class _ArchiveReader:
             self._spool.close()
 
 
+def _readable(info: zipfile.ZipInfo, cap: int, path: str, notes: list[str]) -> bool:
+    """Whether a member is worth opening: declared within ``cap`` and compressed in a way
+    whose output is bounded as it is read (``_METHODS``); otherwise a note says why not."""
+    if info.file_size > cap:
+        notes.append(f"{path}!/{info.filename}: {info.file_size} bytes, over {cap}, skipped")
+        return False
+    if info.compress_type not in _METHODS:
+        notes.append(f"{path}!/{info.filename}: compression method {info.compress_type}, not read")
+        return False
+    return True
+
+
 class JavaAnalyzer(Analyzer):
     """Maven coordinates from Java archives, nested archives included."""
 
@@ -363,13 +375,7 @@ class JavaAnalyzer(Analyzer):
         """A member up to ``cap`` bytes, inflated a piece at a time into a ``Spool``
         (memory while small, disk beyond) and charged to the budget; None with a note on
         damage. The declared size is not trusted: the reads themselves are bounded."""
-        if info.file_size > cap:
-            notes.append(f"{path}!/{info.filename}: {info.file_size} bytes, over {cap}, skipped")
-            return None
-        if info.compress_type not in _METHODS:
-            notes.append(
-                f"{path}!/{info.filename}: compression method {info.compress_type}, not read"
-            )
+        if not _readable(info, cap, path, notes):
             return None
         spool = Spool(cap + 1)
         try:
@@ -403,13 +409,7 @@ class JavaAnalyzer(Analyzer):
     ) -> bytes | None:
         """At most ``cap`` bytes of a member, charged to the budget; None with a note on
         damage. The declared size is not trusted: the read itself is bounded."""
-        if info.file_size > cap:
-            notes.append(f"{path}!/{info.filename}: {info.file_size} bytes, over {cap}, skipped")
-            return None
-        if info.compress_type not in _METHODS:
-            notes.append(
-                f"{path}!/{info.filename}: compression method {info.compress_type}, not read"
-            )
+        if not _readable(info, cap, path, notes):
             return None
         want = min(cap, budget.left) + 1
         try:
