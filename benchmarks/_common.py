@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
+import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from regsweep.cli import bench
 
@@ -90,3 +94,29 @@ class PeakRss:
         self._stop.set()
         self._thread.join()
         return self.kib / 1024
+
+
+class ScanRun(NamedTuple):
+    """One ``regsweep scan`` process: its stdout, exit code, wall and own CPU seconds, and
+    peak RSS (MB, ``VmHWM``)."""
+
+    out: bytes
+    code: int
+    wall: float
+    cpu: float
+    rss_mb: float
+
+
+def run_scan(db: Path, ref: str) -> ScanRun:
+    """``regsweep scan --db DB REF`` as a user runs it, measured from outside."""
+    cmd = [str(Path(sys.executable).parent / "regsweep"), "scan", "--db", str(db), ref]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    peak = PeakRss(proc.pid)
+    out = proc.stdout.read() if proc.stdout else b""
+    rss = peak.stop()
+    # wait4: this child's own rusage (RUSAGE_CHILDREN would mix in every earlier child).
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    cpu = usage.ru_utime + usage.ru_stime
+    return ScanRun(out, os.waitstatus_to_exitcode(status), wall, cpu, rss)

@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks._common import REPO, PeakRss, write_section
+from benchmarks._common import REPO, run_scan, write_section
 from tests import hostile
 from tests.example import REGSWEEP
 
@@ -144,23 +142,13 @@ def scan(case: Case, db: Path, scale: float, tmp: Path, repeat: int) -> Result:
 
 
 def _scan_once(case: Case, root: Path, db: Path, blob_mb: float) -> Result:
-    cmd = [REGSWEEP, "scan", "--db", str(db), f"oci:{root}:latest"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    peak = PeakRss(proc.pid)
-    out = proc.stdout.read() if proc.stdout else b""
-    rss = peak.stop()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    records = [json.loads(line) for line in out.splitlines()]
+    run = run_scan(db, f"oci:{root}:latest")
+    code = run.code
+    records = [json.loads(line) for line in run.out.splitlines()]
     if code != 0 or not records or records[-1].get("kind") != "summary":
         raise RuntimeError(f"regsweep scan failed on {case.name} (exit {code})")
     errors = [f"{r['error']}: {r['message'][:200]}" for r in records if r["kind"] == "error"]
-    return Result(
-        case, blob_mb, wall, usage.ru_utime + usage.ru_stime, rss, records[-1]["packages"],
-        errors,
-    )  # fmt: skip
+    return Result(case, blob_mb, run.wall, run.cpu, run.rss_mb, records[-1]["packages"], errors)
 
 
 def report(results: list[Result], scale: float, names: list[str], repeat: int) -> str:

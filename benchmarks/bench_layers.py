@@ -48,14 +48,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from isal import igzip_lib
 
-from benchmarks._common import REPO, PeakRss, best_of, write_section
+from benchmarks._common import REPO, best_of, run_scan, write_section
 from regsweep.cli import bench
 from regsweep.crawler import benchmark
 from regsweep.crawler.layers import scan_layer
@@ -225,24 +224,17 @@ class Scan:
 
 def product_scan(layout: Layout, db: Path) -> Scan:
     """``regsweep scan oci:LAYOUT`` (peak RSS from VmHWM) and ``zcat | tar -t`` beside it."""
-    cmd = [REGSWEEP, "scan", "--db", str(db), f"oci:{layout.path}:latest"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    peak = PeakRss(proc.pid)
-    out = proc.stdout.read() if proc.stdout else b""
-    rss = peak.stop()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+    run = run_scan(db, f"oci:{layout.path}:latest")
+    if run.code != 0:
         raise RuntimeError(f"regsweep scan failed on {layout.name}")
-    records = [json.loads(line) for line in out.splitlines()]
+    records = [json.loads(line) for line in run.out.splitlines()]
     summary = records[-1]
     zcat = best_of(
         lambda: subprocess.run(f"zcat '{layout.blob}' | tar -t > /dev/null", shell=True,
                                check=True), 2)  # fmt: skip
     inflate = best_of(lambda: raw_isal(layout.blob), 2)
-    return Scan(wall, usage.ru_utime + usage.ru_stime, rss, summary["packages"],
-                summary["errors"], zcat, inflate)  # fmt: skip
+    return Scan(run.wall, run.cpu, run.rss_mb, summary["packages"], summary["errors"], zcat,
+                inflate)  # fmt: skip
 
 
 def startup(db: Path) -> float:
