@@ -31,6 +31,7 @@ LAZY_COMMANDS = {
     "scan": "regsweep.cli.scan:scan_command",
     "crawl": "regsweep.cli.crawl:crawl_command",
     "rematch": "regsweep.cli.rematch:rematch_command",
+    "serve": "regsweep.cli.serve:serve_command",
     "bench": "regsweep.cli.bench:bench_group",
 }
 

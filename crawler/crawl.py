@@ -23,7 +23,7 @@ Results are facts and failures only; ``matcher.judge`` turns them into records.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -54,6 +54,10 @@ class RegistryOptions(msgspec.Struct, frozen=True, kw_only=True):
     ca_file: Path | None = None
     credentials: Credentials | None = None
     concurrency: int = 8
+    #: Request starts per second to the host (None: only ``concurrency`` limits them).
+    rate: float | None = None
+    #: Whether the Docker CLI config may supply credentials when ``credentials`` is None.
+    docker_config: bool = True
 
     def registry(self, session: aiohttp.ClientSession, url: str) -> Registry:
         """A ``Registry`` client for ``url`` with these options."""
@@ -64,6 +68,8 @@ class RegistryOptions(msgspec.Struct, frozen=True, kw_only=True):
             ca_file=self.ca_file,
             insecure=self.insecure,
             concurrency=self.concurrency,
+            rate=self.rate,
+            use_docker_config=self.docker_config,
         )
 
 
@@ -329,15 +335,20 @@ def stored_refs(
     *,
     analyzers: Sequence[Analyzer] | None = None,
     platform: Platform | None = None,
+    only: Sequence[str] | None = None,
 ) -> Iterator[RefResult]:
-    """Every tag the state store knows, as a crawl would find it, from the store alone: no
-    registry traffic (``regsweep rematch``). A tag whose images are not all in the store
-    (it failed, or was crawled under other analyzers or another platform filter) is a
-    result with one problem saying to crawl it again."""
+    """Every tag the state store knows (or the tags ``only`` names), as a crawl would find
+    it, from the store alone: no registry traffic (``regsweep rematch``). A tag whose
+    images are not all in the store (it failed, or was crawled under other analyzers or
+    another platform filter) is a result with one problem saying to crawl it again."""
     analyzer_set = state.analyzer_set_hash(analyzers or default_analyzers())
     platform_key = "" if platform is None else str(platform)
     stacks: dict[str, state.StackFacts | None] = {}
-    for key, entry in store.tags():
+    if only is None:
+        tags: Iterable[tuple[str, state.TagEntry]] = store.tags()
+    else:
+        tags = [(k, e) for k in only if (e := store.get_tag(k)) is not None]
+    for key, entry in tags:
         host, _, rest = key.partition("/")
         repository, _, tag = rest.rpartition(":")
         base = ImageRef(ref=key, registry=host, repository=repository, tag=tag)

@@ -1,0 +1,713 @@
+"""The service behind ``regsweep serve``: one asyncio loop that crawls, scans and re-judges.
+
+Work comes from three places: a scheduler per configured registry (a crawl at start-up,
+then on its interval or cron, with jitter; a failing registry backs off), a queue of scan
+requests (registry push notifications, ``POST /v1/scan``), and the advisory index (when
+its file changes, every stored image is judged again without registry traffic).
+
+Every piece of work ends in a *unit*: the records of one reference, compared image by image
+with the findings the state store says were reported last (``matcher.changes``).
+An image seen for the first time, or whose tag now names another digest, is written whole;
+an image judged again writes only what changed, new ``vulnerability`` records and
+``resolved`` ones; ``error`` records are always written, and never retire a finding. A
+unit's lines are appended to the current output part and its findings stored with the
+part's new committed position in ONE state-store transaction, then the part writer is told
+it may complete the part. After ``kill -9`` at any point the part is cut back to the
+stored position, and the work after it (whose findings were not stored either) is done
+again by the next crawl: no record lost, none doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import structlog
+
+from regsweep.cli.common import summary_record
+from regsweep.cli.service import config as cfg
+from regsweep.cli.service.metrics import Metrics
+from regsweep.cli.service.parts import Cursor, PartWriter
+from regsweep.crawler import state
+from regsweep.crawler.crawl import CrawlFatal, RegistryCrawl, RegistryOptions, connect, stored_refs
+from regsweep.crawler.images import Crawler, RefResult
+from regsweep.crawler.oci import Platform, parse_platform
+from regsweep.crawler.outfile import OutputError
+from regsweep.crawler.refs import select
+from regsweep.crawler.registry import RegistryError
+from regsweep.matcher import changes
+from regsweep.matcher.checks.scrub import SCRUB
+from regsweep.matcher.facts import problem_of
+from regsweep.matcher.index.errors import AdvisoryIndexError
+from regsweep.matcher.index.store import AdvisoryIndex
+from regsweep.matcher.judge import Policy, Tally, judge_all
+from regsweep.matcher.match import Matcher
+from regsweep.matcher.output.ndjson import encode_lines
+from regsweep.matcher.records import ErrorRecord, ImageRecord, Record
+
+log = structlog.get_logger("regsweep.serve")
+
+#: How often the index file is looked at for a replacement.
+INDEX_POLL = 2.0
+#: A failing registry is tried again after this, doubling up to its schedule's period.
+BACKOFF_FIRST = 30.0
+#: Scan requests worked on at once.
+SCAN_WORKERS = 4
+
+
+class ScanJob(msgspec.Struct, frozen=True, array_like=True):
+    """One image to scan: a configured registry's ``repo:tag`` (or ``repo@digest``)."""
+
+    registry: str
+    repository: str
+    reference: str
+
+    @property
+    def key(self) -> str:
+        """What deduplicates requests: the same image asked for twice is scanned once."""
+        sep = "@" if self.reference.startswith("sha256:") else ":"
+        return f"{self.registry}/{self.repository}{sep}{self.reference}"
+
+
+class RegistryStatus(msgspec.Struct, kw_only=True):
+    """What ``GET /v1/crawls`` says of one registry."""
+
+    registry: str
+    running: bool = False
+    last_started_at: datetime | None = None
+    last_finished_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_outcome: str | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    next_run_at: datetime | None = None
+    tags: int = 0
+    images: int = 0
+
+
+class _Registry:
+    def __init__(self, conf: cfg.RegistryConfig) -> None:
+        self.conf = conf
+        self.lock = asyncio.Lock()  # never two crawls of one registry at once
+        self.status = RegistryStatus(registry=conf.name)
+        self.platform: Platform | None = (
+            None if conf.platform == "all" else parse_platform(conf.platform)
+        )
+        self.wake = asyncio.Event()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    """``regsweep serve``: see the module doc. ``run()`` until SIGTERM or SIGINT."""
+
+    def __init__(self, conf: cfg.Config, *, token: str | None) -> None:
+        self.conf = conf
+        self.token = token
+        self.metrics = Metrics()
+        self.registries = {r.name: _Registry(r) for r in conf.registry}
+        self.policy = Policy(
+            packages=conf.output.packages, trusted_bases=tuple(conf.output.trusted_bases)
+        )
+        self.index: AdvisoryIndex | None = None
+        self.matcher: Matcher | None = None
+        self._index_stat: tuple[int, int, int, int] | None = None
+        self.store: state.StateStore | None = None
+        self.writer: state.StateWriter | None = None
+        self.parts: PartWriter | None = None
+        self._cursor: Cursor | None = None
+        self._commit_lock = asyncio.Lock()
+        self._rematch_lock = asyncio.Lock()
+        self.index_ready = asyncio.Event()
+        self.queue: asyncio.Queue[ScanJob] = asyncio.Queue()
+        #: Jobs queued or running, by key: a request for one of them adds nothing.
+        self.pending: dict[str, ScanJob] = {}
+        self._queue_file = Path(f"{conf.paths.state}.queue")
+        self._severities: dict[str, Counter[str]] = {}
+        #: Stored image keys by manifest digest (``GET /v1/images/{digest}``), and back.
+        self._digests: dict[str, set[str]] = {}
+        self._digest_by_key: dict[str, str] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self.started_at = _now()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def run(self, *, serve: Callable[[Service], Awaitable[Callable[[], Awaitable[None]]]]) -> int:
+        """Open everything, start the work and the HTTP API (``serve`` starts it and returns
+        its cleanup), and run until a signal; then finish or set aside work in flight."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop, sig)
+        try:
+            self._open()
+        except (state.StateError, OutputError, OSError) as exc:
+            log.error("service_cannot_start", error=str(exc))
+            return 2
+        stop_http = await serve(self)
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        try:
+            self._start_tasks()
+            await self._stopping.wait()
+            log.info("service_stopping", in_flight=len(self.pending))
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            await stop_http()
+            await self._session.close()
+            self._close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        log.info("service_stopped")
+        return 0
+
+    def _stop(self, sig: signal.Signals) -> None:
+        log.info("signal", signal=sig.name)
+        self._stopping.set()
+
+    def _open(self) -> None:
+        paths = self.conf.paths
+        paths.state.parent.mkdir(parents=True, exist_ok=True)
+        self.store = state.StateStore(paths.state, scrub=SCRUB)
+        self.writer = state.StateWriter(self.store)
+        out = self.conf.output
+        self.parts = PartWriter(
+            paths.output,
+            max_bytes=cfg.parse_size(out.max_bytes),
+            max_seconds=cfg.parse_duration(out.max_age),
+            compress=out.compression == "zstd",
+        )
+        raw = self.store.output_cursor()
+        self._cursor = None if raw is None else Cursor.decode(raw)
+        self.parts.open(self._cursor)
+        self._load_findings()
+        self._load_index()
+        self._load_queue()
+
+    def _close(self) -> None:
+        if self.parts is not None:
+            try:
+                self.parts.close()
+            except OutputError as exc:
+                log.error("output_close_failed", error=str(exc))
+        if self.writer is not None:
+            self.writer.close()
+        if self.store is not None:
+            self.store.close()
+        if self.index is not None:
+            self.index.close()
+
+    def _start_tasks(self) -> None:
+        spawn = self._tasks.append
+        for reg in self.registries.values():
+            spawn(asyncio.create_task(self._schedule(reg), name=f"crawl {reg.conf.name}"))
+        for i in range(SCAN_WORKERS):
+            spawn(asyncio.create_task(self._scan_worker(), name=f"scan {i}"))
+        spawn(asyncio.create_task(self._watch_index(), name="index watch"))
+        spawn(asyncio.create_task(self._tick_parts(), name="parts"))
+        if self.conf.feeds.update_interval is not None:
+            spawn(asyncio.create_task(self._update_feeds(), name="feeds"))
+
+    @property
+    def ready(self) -> dict[str, bool]:
+        """What ``GET /readyz`` checks: the index loaded, the state store and output open."""
+        return {
+            "index": self.matcher is not None,
+            "state": self.store is not None and self.store.bypassed is None,
+            "output": self.parts is not None,
+        }
+
+    # -- the advisory index -------------------------------------------------------------------
+
+    def _stat_index(self) -> tuple[int, int, int, int] | None:
+        try:
+            st = os.stat(self.conf.paths.db)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _load_index(self) -> bool:
+        """Open the index file as it is now; False (and the previous index kept) when it
+        is missing or refused."""
+        seen = self._stat_index()
+        if seen is None:
+            if self._index_stat is None:
+                log.warning("index_missing", db=str(self.conf.paths.db))
+            return False
+        try:
+            index = AdvisoryIndex(self.conf.paths.db)
+        except AdvisoryIndexError as exc:
+            log.error("index_refused", db=str(self.conf.paths.db), error=str(exc))
+            self._index_stat = seen  # the same broken file is not tried every poll
+            return False
+        old, self.index, self.matcher = self.index, index, Matcher(index)
+        self._index_stat = seen
+        # Judging runs on the loop thread between awaits, so nothing holds the old index.
+        if old is not None:
+            old.close()
+        meta = index.meta
+        log.info("index_loaded", db=str(self.conf.paths.db), built_at=meta.built_at)
+        self.index_ready.set()
+        return True
+
+    async def _watch_index(self) -> None:
+        while True:
+            await asyncio.sleep(INDEX_POLL)
+            seen = self._stat_index()
+            if seen is None or seen == self._index_stat:
+                continue
+            had = self.matcher is not None
+            if self._load_index() and had:
+                await self.rematch(reason="index_changed")
+
+    async def _update_feeds(self) -> None:
+        interval = cfg.parse_duration(self.conf.feeds.update_interval or "6h")
+        try:
+            age = time.time() - os.stat(self.conf.paths.db).st_mtime
+        except OSError:
+            age = float("inf")
+        delay = max(0.0, interval - age)
+        while True:
+            await asyncio.sleep(delay)
+            await self._run_db_update()
+            delay = interval
+
+    async def _run_db_update(self) -> None:
+        feeds = self.conf.feeds
+        argv = [sys.executable, "-m", "regsweep.cli", "db", "update", "--db", str(self.conf.paths.db)]
+        for url in feeds.urls:
+            argv += ["--from", url]
+        if feeds.mirror:
+            argv += ["--mirror", feeds.mirror]
+        for eco in feeds.ecosystems:
+            argv += ["--ecosystem", eco]
+        log.info("feed_update_start")
+        started = time.monotonic()
+        # A process of its own: a rebuild holds hundreds of MB for a minute, which the
+        # service need not keep; the new file is picked up by the index watch.
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            _, err = await proc.communicate()
+        except asyncio.CancelledError:
+            proc.terminate()
+            await proc.wait()
+            raise
+        said = err.decode("utf-8", "replace").strip().splitlines()[-3:]
+        if proc.returncode == 0:
+            log.info("feed_update_done", seconds=round(time.monotonic() - started, 1), said=said)
+        else:
+            self.metrics.errors.labels("feeds").inc()
+            log.error("feed_update_failed", status=proc.returncode, said=said)
+        # Picked up now rather than at the next poll.
+        seen = self._stat_index()
+        if seen is not None and seen != self._index_stat:
+            had = self.matcher is not None
+            if self._load_index() and had:
+                await self.rematch(reason="feeds_updated")
+
+    # -- findings and output -----------------------------------------------------------------
+
+    def _load_findings(self) -> None:
+        assert self.store is not None
+        for key, found in self.store.findings():
+            self._count(key, found)
+
+    def _count(self, key: str, found: changes.ImageFindings | None) -> None:
+        old = self._severities.pop(key, None)
+        if old is not None:
+            self.metrics_findings_sub(old)
+        digest = self._digest_by_key.pop(key, None)
+        if digest is not None:
+            self._digests[digest].discard(key)
+        if found is None:
+            return
+        counts = Counter(a.severity.value for _, a in found.records())
+        self._severities[key] = counts
+        for severity, n in counts.items():
+            self.metrics.findings.labels(severity).inc(n)
+        if found.digest is not None:
+            self._digests.setdefault(found.digest, set()).add(key)
+            self._digest_by_key[key] = found.digest
+
+    def metrics_findings_sub(self, counts: Counter[str]) -> None:
+        """Take an image's findings off the ``regsweep_findings`` gauge."""
+        for severity, n in counts.items():
+            self.metrics.findings.labels(severity).dec(n)
+
+    def keys_of_digest(self, digest: str) -> list[str]:
+        """The stored images (``ref`` + platform keys) whose manifest is ``digest``."""
+        return sorted(self._digests.get(digest, ()))
+
+    async def unit(self, result: RefResult, *, judged_again: bool = False) -> Tally:
+        """Judge one reference's result, write what changed and store its findings (see the
+        module doc). Never raises for bad output: an output failure is logged and counted,
+        and the unit is done again by the next crawl."""
+        assert self.matcher is not None and self.index is not None
+        judgement = judge_all(result.failures, result.images, self.matcher, self.policy)
+        if not judged_again:
+            self.metrics.images_scanned.inc(len(result.images))
+        known = self.index.has_advisory
+        # Shielded: once a unit's lines are written its commit must happen, or a stop
+        # between the two would cut them back (no loss, but the work is done again).
+        await asyncio.shield(self._commit(judgement.records, known, judged_again))
+        return judgement.tally
+
+    async def _commit(
+        self, records: Sequence[Record], known: Callable[[str], bool], judged_again: bool
+    ) -> None:
+        assert self.store is not None and self.writer is not None and self.parts is not None
+        async with self._commit_lock:
+            at = _now()
+            out: list[Record] = []
+            updates: dict[str, changes.ImageFindings] = {}
+            out.extend(r for r in records if getattr(r, "image", None) is None)
+            for key, group in changes.group_by_image(records).items():
+                previous = self.store.get_findings(key)
+                change = changes.changes(previous, group, known=known, at=at)
+                image = next((r.image for r in group if isinstance(r, ImageRecord)), None)
+                if image is None:
+                    # Not read: its error records, and what was found before stays.
+                    out.extend(group)
+                    continue
+                whole = previous is None or previous.digest != image.digest
+                out.extend(group if whole else [*change.new, *_errors(group)])
+                out.extend(change.resolved)
+                current = change.current
+                if current is None and previous is None:
+                    # Stored even without findings: the image is then known as reported,
+                    # and the next crawl writes nothing for it.
+                    current = changes.ImageFindings(image=image)
+                if current is not None:
+                    updates[key] = current
+            if not out and not updates:
+                return
+            lines = b"".join(encode_lines(out))
+            try:
+                cursor = self.parts.write(lines) if lines else self._cursor
+                await self.writer.call(
+                    self.store.put_findings, updates, None if cursor is None else cursor.encode()
+                )
+            except OutputError as exc:
+                self._output_failed(exc)
+                return
+            self._cursor = cursor
+            if cursor is not None:
+                self.parts.committed(cursor)
+            for key, found in updates.items():
+                self._count(key, found)
+            for r in out:
+                self.metrics.records.labels(r.__struct_config__.tag).inc()
+                if isinstance(r, ErrorRecord):
+                    self.metrics.errors.labels(r.stage).inc()
+
+    def _output_failed(self, exc: OutputError) -> None:
+        """A write that failed (a full disk …) left bytes after the committed position:
+        reopen the writer, which cuts them off, so later units follow committed lines."""
+        assert self.parts is not None
+        self.metrics.errors.labels("output").inc()
+        log.error("output_failed", error=str(exc))
+        with contextlib.suppress(OutputError):
+            self.parts.close()
+        try:
+            self.parts.open(self._cursor)
+        except OutputError as again:
+            log.error("output_reopen_failed", error=str(again))
+
+    async def _tick_parts(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            assert self.parts is not None
+            async with self._commit_lock:
+                try:
+                    self.parts.tick()
+                except OutputError as exc:
+                    self._output_failed(exc)
+
+    async def write_summary(self, started: datetime, tally: Tally, **counts: int) -> None:
+        """A ``summary`` record for a crawl or a rematch that ended."""
+        assert self.index is not None and self.parts is not None and self.writer is not None
+        record = summary_record(started, tally.counts(), self.index, **counts)
+        async with self._commit_lock:
+            try:
+                cursor = self.parts.write(b"".join(encode_lines([record])))
+                assert self.store is not None
+                await self.writer.call(self.store.put_findings, {}, cursor.encode())
+            except OutputError as exc:
+                self._output_failed(exc)
+                return
+            self._cursor = cursor
+            self.parts.committed(cursor)
+            self.metrics.records.labels("summary").inc()
+
+    # -- crawls -------------------------------------------------------------------------------
+
+    def registry_options(self, conf: cfg.RegistryConfig) -> RegistryOptions:
+        """How to reach a configured registry (credentials read now: a rotated secret is
+        picked up by the next crawl)."""
+        credentials, docker_config = conf.load_credentials()
+        return RegistryOptions(
+            insecure=conf.insecure, ca_file=conf.ca_file, credentials=credentials,
+            concurrency=conf.concurrency, rate=conf.rate_limit, docker_config=docker_config,
+        )  # fmt: skip
+
+    async def _schedule(self, reg: _Registry) -> None:
+        conf = reg.conf
+        await self.index_ready.wait()
+        while True:
+            ok = await self.crawl(reg)
+            st = reg.status
+            if ok:
+                schedule = conf.schedule()
+                if isinstance(schedule, cfg.Cron):
+                    delay = (schedule.next_after(_now()) - _now()).total_seconds()
+                else:
+                    assert st.last_started_at is not None
+                    delay = schedule - (_now() - st.last_started_at).total_seconds()
+                delay = max(0.0, delay) + random.uniform(0, conf.jitter_seconds())
+            else:
+                period = conf.schedule()
+                cap = 3600.0 if isinstance(period, cfg.Cron) else max(period, BACKOFF_FIRST)
+                delay = min(BACKOFF_FIRST * 2 ** (st.consecutive_failures - 1), cap)
+                delay *= random.uniform(0.8, 1.2)
+            st.next_run_at = datetime.fromtimestamp(time.time() + delay, UTC)
+            reg.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reg.wake.wait(), delay)
+
+    async def crawl(self, reg: _Registry) -> bool:
+        """Crawl one registry now (waiting for a crawl of it in progress); True when it
+        could be listed and walked (images that failed are error records, not a failure)."""
+        conf, st = reg.conf, reg.status
+        async with reg.lock:
+            started, t0 = _now(), time.monotonic()
+            st.running, st.last_started_at, st.next_run_at = True, started, None
+            log.info("crawl_start", registry=conf.name)
+            tally = Tally()
+            outcome, error = "failed", None
+            crawl: RegistryCrawl | None = None
+            try:
+                options = self.registry_options(conf)
+                assert self.store is not None and self.writer is not None
+                async with connect(
+                    conf.url, options, store=self.store, writer=self.writer,
+                    platform=reg.platform, session=self._session,
+                ) as crawler:  # fmt: skip
+                    crawl = RegistryCrawl(
+                        crawler, repos=conf.repos, exclude=conf.exclude, tags=conf.tags,
+                        max_tags=conf.max_tags, concurrency=conf.concurrency,
+                    )  # fmt: skip
+                    await crawl.start()
+                    seen = _Fetched(crawler)
+                    async for visit in crawl.visits():
+                        tally.add(await self.unit(visit.result))
+                        seen.count(self.metrics)
+                    await crawler.flush()
+                    seen.count(self.metrics)
+                outcome = "ok"
+            except (CrawlFatal, cfg.ConfigError, ValueError) as exc:
+                error = str(exc)
+            except asyncio.CancelledError:
+                outcome, error = "stopped", "the service stopped"
+                raise
+            finally:
+                seconds = time.monotonic() - t0
+                st.running, st.last_finished_at = False, _now()
+                st.last_outcome, st.last_error = outcome, error
+                self.metrics.crawls.labels(conf.name, outcome).inc()
+                if crawl is not None:
+                    st.tags, st.images = crawl.tags, tally.counts().get("images", 0)
+                if outcome == "ok":
+                    st.consecutive_failures = 0
+                    st.last_success_at = st.last_finished_at
+                    self.metrics.crawl_duration.labels(conf.name).observe(seconds)
+                    self.metrics.last_success.labels(conf.name).set(time.time())
+                    log.info(
+                        "crawl_done", registry=conf.name, seconds=round(seconds, 3),
+                        tags=st.tags, **tally.counts(),
+                    )  # fmt: skip
+                elif outcome == "failed":
+                    st.consecutive_failures += 1
+                    self.metrics.errors.labels("crawl").inc()
+                    log.error(
+                        "crawl_failed", registry=conf.name, error=error,
+                        consecutive_failures=st.consecutive_failures,
+                    )  # fmt: skip
+                else:
+                    log.warning("crawl_stopped", registry=conf.name)
+            if crawl is None or outcome != "ok":
+                return False
+            await self.write_summary(
+                started, tally, repositories=crawl.repositories, tags=crawl.tags
+            )
+            return True
+
+    # -- scans on request ---------------------------------------------------------------------
+
+    def request_scan(self, job: ScanJob) -> bool:
+        """Queue a scan unless the same image is queued or being scanned; True if queued."""
+        if job.key in self.pending:
+            return False
+        self.pending[job.key] = job
+        self._save_queue()
+        self.queue.put_nowait(job)
+        self.metrics.queue_depth.set(self.queue.qsize())
+        log.info("scan_queued", ref=job.key)
+        return True
+
+    def wanted(self, conf: cfg.RegistryConfig, repository: str, tag: str | None) -> bool:
+        """Whether a configured registry's crawl would cover ``repository`` (and ``tag``)."""
+        if not select([repository], conf.repos, conf.exclude):
+            return False
+        return tag is None or bool(select([tag], conf.tags, ()))
+
+    async def _scan_worker(self) -> None:
+        await self.index_ready.wait()
+        while True:
+            job = await self.queue.get()
+            self.metrics.queue_depth.set(self.queue.qsize())
+            try:
+                await self.scan(job)
+            except Exception:  # noqa: BLE001 - one bad request must not stop the worker
+                log.exception("scan_internal_error", ref=job.key)
+            finally:
+                # A job cancelled by a stop stays in the queue file: done after a restart.
+                self.pending.pop(job.key, None)
+                self._save_queue()
+
+    async def scan(self, job: ScanJob) -> None:
+        """Scan one image of a configured registry and write what changed."""
+        reg = self.registries[job.registry]
+        conf = reg.conf
+        t0 = time.monotonic()
+        try:
+            options = self.registry_options(conf)
+        except cfg.ConfigError as exc:
+            log.error("scan_failed", ref=job.key, error=str(exc))
+            self.metrics.errors.labels("auth").inc()
+            return
+        assert self.store is not None and self.writer is not None
+        async with connect(
+            conf.url, options, store=self.store, writer=self.writer, platform=reg.platform,
+            session=self._session,
+        ) as crawler:  # fmt: skip
+            sep = "@" if job.reference.startswith("sha256:") else ":"
+            ref = f"{crawler.registry.host}/{job.repository}{sep}{job.reference}"
+            try:
+                # First, on its own: requests build their URLs from the scheme it settles.
+                await crawler.registry.ping()
+            except RegistryError as exc:
+                result = RefResult(ref=ref, failures=[problem_of(exc, stage="auth", ref=ref)])
+            else:
+                result = await crawler.scan_ref(job.repository, job.reference, ref_text=ref)
+            await self.unit(result)
+            _Fetched(crawler).count(self.metrics)
+        log.info(
+            "scan_done", ref=job.key, images=len(result.images), failures=len(result.failures),
+            seconds=round(time.monotonic() - t0, 3),
+        )  # fmt: skip
+
+    def _load_queue(self) -> None:
+        try:
+            raw = self._queue_file.read_bytes()
+        except FileNotFoundError:
+            return
+        try:
+            jobs = msgspec.json.decode(raw, type=list[ScanJob])
+        except msgspec.DecodeError:
+            log.warning("queue_file_unreadable", path=str(self._queue_file))
+            return
+        for job in jobs:
+            if job.registry in self.registries:
+                self.request_scan(job)
+
+    def _save_queue(self) -> None:
+        # Small (the jobs not yet done) and rewritten whole: a temp file renamed over it.
+        tmp = self._queue_file.with_name(self._queue_file.name + ".tmp")
+        try:
+            tmp.write_bytes(msgspec.json.encode(list(self.pending.values())))
+            os.replace(tmp, self._queue_file)
+        except OSError as exc:
+            log.error("queue_file_failed", path=str(self._queue_file), error=exc.strerror)
+
+    # -- rematch ------------------------------------------------------------------------------
+
+    async def rematch(self, *, reason: str) -> None:
+        """Judge every stored image again with the current index (no registry traffic)."""
+        assert self.store is not None
+        async with self._rematch_lock:
+            started, t0 = _now(), time.monotonic()
+            log.info("rematch_start", reason=reason)
+            tally = Tally()
+            tags = 0
+            for result in stored_refs(self.store):
+                tags += 1
+                tally.add(await self.unit(result, judged_again=True))
+            self.metrics.rematches.inc()
+            await self.write_summary(started, tally, tags=tags)
+            log.info(
+                "rematch_done", reason=reason, tags=tags, seconds=round(time.monotonic() - t0, 3)
+            )
+
+    async def current_records(self, digest: str) -> list[Record]:
+        """The records of the image ``digest`` as judged now, from the state store."""
+        assert self.store is not None and self.matcher is not None
+        out: list[Record] = []
+        for key in self.keys_of_digest(digest):
+            ref = key.partition("\0")[0]
+            result = stored_tag(self.store, ref)
+            if result is None:
+                continue
+            judgement = judge_all([], result.images, self.matcher, self.policy)
+            out += [r for r in judgement.records if _digest_of(r) == digest]
+            if out:
+                break
+        return out
+
+
+def _errors(records: Iterable[Record]) -> list[Record]:
+    return [r for r in records if isinstance(r, ErrorRecord)]
+
+
+def _digest_of(record: Record) -> str | None:
+    image = getattr(record, "image", None)
+    return None if image is None else image.digest
+
+
+def stored_tag(store: state.StateStore, ref: str) -> RefResult | None:
+    """One tag's result from the store (as ``rematch`` finds it); None when not stored."""
+    for result in stored_refs(store, only=ref):
+        return None if result.failures else result
+    return None
+
+
+class _Fetched:
+    """Moves a crawler's download counters onto the metrics as they grow."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.layers = self.bytes = 0
+
+    def count(self, metrics: Metrics) -> None:
+        c = self.crawler.counters
+        metrics.layers_fetched.inc(c.layers_fetched - self.layers)
+        metrics.bytes_fetched.inc(c.bytes_fetched - self.bytes)
+        self.layers, self.bytes = c.layers_fetched, c.bytes_fetched
