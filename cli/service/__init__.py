@@ -1,0 +1,1 @@
+"""`regsweep serve`: the long-running service (scheduler, push scans, rematch, HTTP API, output)."""
