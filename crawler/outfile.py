@@ -29,7 +29,16 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["OutputBusy", "OutputError", "PartialFile", "direct", "partial_path", "special"]
+__all__ = [
+    "OutputBusy",
+    "OutputError",
+    "PartialFile",
+    "direct",
+    "partial_path",
+    "special",
+    "sync_dir",
+    "write_error",
+]
 
 
 class OutputError(Exception):
@@ -49,14 +58,14 @@ class _Checked(io.BufferedRandom):
         try:
             return super().write(data)
         except OSError as exc:
-            raise _failed(self.name, exc) from None
+            raise write_error(self.name, exc) from None
 
     def flush(self) -> None:
         """Flush, or raise ``OutputError``."""
         try:
             super().flush()
         except OSError as exc:
-            raise _failed(self.name, exc) from None
+            raise write_error(self.name, exc) from None
 
 
 class _CheckedWriter(io.BufferedWriter):
@@ -72,14 +81,14 @@ class _CheckedWriter(io.BufferedWriter):
         try:
             return super().write(data)
         except OSError as exc:
-            raise _failed(self.shown, exc) from None
+            raise write_error(self.shown, exc) from None
 
     def flush(self) -> None:
         """Flush, or raise ``OutputError``."""
         try:
             super().flush()
         except OSError as exc:
-            raise _failed(self.shown, exc) from None
+            raise write_error(self.shown, exc) from None
 
 
 def direct(path: str | os.PathLike[str] | None) -> BinaryIO:
@@ -90,11 +99,23 @@ def direct(path: str | os.PathLike[str] | None) -> BinaryIO:
             return _CheckedWriter(io.FileIO(sys.stdout.fileno(), "w", closefd=False), "stdout")
         return _CheckedWriter(io.FileIO(path, "w"), str(path))
     except OSError as exc:
-        raise _failed("stdout" if path is None else path, exc) from None
+        raise write_error("stdout" if path is None else path, exc) from None
 
 
-def _failed(name: object, exc: OSError) -> OutputError:
+def write_error(name: object, exc: OSError) -> OutputError:
+    """The one-line ``OutputError`` for a failed write of ``name`` (``cannot write NAME:
+    No space left on device``)."""
     return OutputError(f"cannot write {name}: {exc.strerror or exc}")
+
+
+def sync_dir(path: str | os.PathLike[str]) -> None:
+    """``fsync`` the directory ``path``, so that a rename or a new entry in it survives a
+    crash of the machine; raises ``OSError``."""
+    dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def special(path: str | os.PathLike[str]) -> bool:
@@ -129,7 +150,7 @@ class PartialFile:
                 # "a+": created, never truncated before the lock is ours.
                 raw = io.FileIO(self.partial, "a+")
             except OSError as exc:
-                raise _failed(self.partial, exc) from None
+                raise write_error(self.partial, exc) from None
             fh = _Checked(raw)
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -158,7 +179,7 @@ class PartialFile:
         try:
             os.fsync(self.fh.fileno())
         except OSError as exc:
-            raise _failed(self.partial, exc) from None
+            raise write_error(self.partial, exc) from None
 
     def commit(self) -> None:
         """The result is complete: make it durable, rename it onto ``FILE`` (replacing the
@@ -169,11 +190,7 @@ class PartialFile:
                 # The new result keeps the permissions the previous one was given.
                 os.chmod(self.fh.fileno(), stat.S_IMODE(os.stat(self.path).st_mode))
             os.replace(self.partial, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            sync_dir(self.path.parent)
         except OSError as exc:
             raise OutputError(
                 f"cannot rename {self.partial} to {self.path}: {exc.strerror}"

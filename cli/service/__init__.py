@@ -1,1 +1,1 @@
-"""The long-running service: ``regsweep serve``."""
+"""`regsweep serve`: the long-running service (scheduler, push scans, rematch, HTTP API, output)."""
