@@ -31,7 +31,14 @@ Named databases (LMDB keys are at most 511 bytes; longer keys are replaced by a 
 * ``crawls``  crawl id → ``Checkpoint`` (the ``-o`` file's byte offset and record count at
   the last checkpoint);
 * ``done``    ``crawl id NUL image key`` → empty: the images finished by that checkpoint
-  (one row each, so a checkpoint costs what it adds, not the whole set so far).
+  (one row each, so a checkpoint costs what it adds, not the whole set so far);
+* ``findings`` ``ref NUL platform`` (``changes.image_key``) → ``changes.ImageFindings``: the
+  findings the last ``crawl`` or ``rematch`` reported for that image, which ``rematch
+  --changes`` compares the next judgement with. Written with the output position that
+  reported them (a crawl's checkpoint; a caller's opaque cursor, kept in ``meta`` under
+  ``b"output_cursor"``, ``put_findings``) in one transaction, so that after ``kill -9``
+  the stored findings are exactly those of the output kept. Added within schema 4: a store
+  without it has no findings yet, which only makes every finding new once.
 
 Resumable output (``ResumableOutput``): records are appended to the output file, and at a
 checkpoint the file is flushed and ``fsync``ed *before* one LMDB transaction records the new
@@ -111,6 +118,7 @@ from regsweep.crawler.layers import LayerFacts
 from regsweep.crawler.oci import IMAGE_CONFIG_MEDIA_TYPES
 from regsweep.crawler.outfile import PartialFile
 from regsweep.matcher import lmdbfile
+from regsweep.matcher.changes import ImageFindings, image_key
 from regsweep.matcher.facts import FileSecret, Problem
 from regsweep.matcher.records import ImageRef, OsInfo, Package
 
@@ -126,7 +134,12 @@ _MAX_KEY = 511
 _MAX_DONE_PART = 250
 #: Prefix of hashed keys: NUL never starts a digest, a reference or a crawl id.
 _HASHED = b"\x00sha256:"
-_DBS = (b"meta", b"layers", b"docs", b"stacks", b"images", b"walks", b"tags", b"crawls", b"done")
+_DBS = (
+    b"meta", b"layers", b"docs", b"stacks", b"images", b"walks", b"tags", b"crawls", b"done",
+    b"findings",
+)  # fmt: skip
+#: The ``meta`` key of the output cursor stored with the findings (``put_findings``).
+_CURSOR = b"output_cursor"
 
 _log = structlog.get_logger("regsweep.crawler.state")
 _T = TypeVar("_T")
@@ -459,6 +472,7 @@ class StateStore:
                 TagEntry,
                 Checkpoint,
                 StateMeta,
+                ImageFindings,
             )
         }
         try:
@@ -750,6 +764,50 @@ class StateStore:
         with self.reading() as r:
             return r.get_tag(ref)
 
+    def get_findings(self, key: str) -> ImageFindings | None:
+        """The findings last reported for image key ``key`` (``changes.image_key``), else
+        None."""
+        with self.reading() as r:
+            return r.get_findings(key)
+
+    def findings(self) -> Iterator[tuple[str, ImageFindings]]:
+        """Every image key with its stored findings, in key order, read in batches of short
+        read transactions (a caller may take its time over each). Stops early, with the
+        store bypassed, at a damaged page."""
+        start = b""
+        while self.bypassed is None:
+            rows: list[tuple[bytes, bytes]] = []
+            try:
+                with self._read_txn() as txn:
+                    cur = txn.cursor(db=self._dbs["findings"])
+                    if cur.set_range(start):
+                        for k, v in cur:
+                            rows.append((bytes(k), bytes(v)))
+                            if len(rows) >= 1024:
+                                break
+            except lmdb.Error as err:
+                self._damaged(err)
+                return
+            for k, v in rows:
+                value = self._decode("findings", k, v, ImageFindings)
+                if value is not None:
+                    yield image_key(value.image), value
+            if len(rows) < 1024:
+                return
+            start = rows[-1][0] + b"\x00"
+
+    def output_cursor(self) -> bytes | None:
+        """The cursor last stored with ``put_findings``, else None."""
+        if self.bypassed is not None:
+            return None
+        try:
+            with self._read_txn() as txn:
+                raw = txn.get(_CURSOR, db=self._dbs["meta"])
+        except lmdb.Error as err:
+            self._damaged(err)
+            return None
+        return None if raw is None else bytes(raw)
+
     def get_checkpoint(self, cid: str) -> Checkpoint | None:
         """The last checkpoint of crawl ``cid``, else None (a fresh crawl)."""
         cp = self._get("crawls", _key(cid), Checkpoint)
@@ -912,8 +970,39 @@ class StateStore:
         raw = self._enc.encode(TagEntry(digest=digest, seen_at=seen_at or _now()))
         self._write(lambda txn: txn.put(_key(ref), raw, db=self._dbs["tags"]))
 
-    def commit_checkpoint(self, checkpoint: Checkpoint, finished: Sequence[str]) -> None:
-        """Record ``checkpoint`` and the images finished since the last one, atomically.
+    def _findings_rows(self, updates: Mapping[str, ImageFindings]) -> list[tuple[bytes, bytes]]:
+        rows = []
+        for key, value in updates.items():
+            if key != image_key(value.image):
+                raise ValueError(f"findings of {image_key(value.image)!r} given as {key!r}")
+            rows.append((_key(key), self._enc.encode(value)))
+        return rows
+
+    def put_findings(
+        self, updates: Mapping[str, ImageFindings], cursor: bytes | None = None
+    ) -> None:
+        """Store the findings of several image keys (``changes.image_key``) and, with
+        ``cursor``, the caller's output position (``output_cursor``), in one transaction:
+        the findings are then stored exactly when the output that reported them is."""
+        rows = self._findings_rows(updates)
+
+        def body(txn: Any) -> None:
+            db = self._dbs["findings"]
+            for key, raw in rows:
+                txn.put(key, raw, db=db)
+            if cursor is not None:
+                txn.put(_CURSOR, cursor, db=self._dbs["meta"])
+
+        self._write(body)
+
+    def commit_checkpoint(
+        self,
+        checkpoint: Checkpoint,
+        finished: Sequence[str],
+        findings: Mapping[str, ImageFindings] | None = None,
+    ) -> None:
+        """Record ``checkpoint``, the images finished since the last one and the findings
+        they reported (``put_findings``), atomically.
 
         The caller must have made the output durable up to ``checkpoint.offset`` first
         (``ResumableOutput.checkpoint`` does): a checkpoint then never points past bytes
@@ -922,12 +1011,15 @@ class StateStore:
         raw = self._enc.encode(checkpoint)
         prefix = _done_prefix(checkpoint.crawl_id)
         ckey = _key(checkpoint.crawl_id)
+        rows = self._findings_rows(findings or {})
 
         def body(txn: Any) -> None:
             done = self._dbs["done"]
             for image in finished:
                 txn.put(prefix + done_key(image).encode(), b"", db=done)
             txn.put(ckey, raw, db=self._dbs["crawls"])
+            for key, value in rows:
+                txn.put(key, value, db=self._dbs["findings"])
 
         self._write(body)
         # A checkpoint is the one record that must survive an OS crash as well.
@@ -1077,6 +1169,11 @@ class StateReader:
         """As ``StateStore.get_tag``."""
         return self._get("tags", _key(ref), TagEntry)
 
+    def get_findings(self, key: str) -> ImageFindings | None:
+        """As ``StateStore.get_findings``."""
+        value = self._get("findings", _key(key), ImageFindings)
+        return value if value is not None and image_key(value.image) == key else None
+
 
 def add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
     """Add ``counts`` to ``into``: sums, except a ``max_…`` key, which keeps the maximum."""
@@ -1147,6 +1244,7 @@ class ResumableOutput:
         #: Whether this run continues an interrupted crawl.
         self.resumed = cp is not None
         self._pending: list[str] = []
+        self._findings: dict[str, ImageFindings] = {}
 
     @property
     def partial(self) -> Path:
@@ -1187,13 +1285,21 @@ class ResumableOutput:
         return done_key(image) in self._done
 
     def write_image(
-        self, image: str, lines: Iterable[bytes], counts: Mapping[str, int] | None = None
+        self,
+        image: str,
+        lines: Iterable[bytes],
+        counts: Mapping[str, int] | None = None,
+        findings: Mapping[str, ImageFindings] | None = None,
     ) -> bool:
         """Append one image's NDJSON lines (each ending in ``\\n``); the image counts as done
         at the next checkpoint. An image already done is skipped whole (returns False).
-        ``counts`` are what the block adds to the crawl's tallies (see ``tally``)."""
+        ``counts`` are what the block adds to the crawl's tallies (see ``tally``);
+        ``findings`` what its images reported (``changes.ImageFindings`` by image key),
+        stored with the checkpoint that makes the lines final."""
         if self.is_done(image):
             return False
+        if findings:
+            self._findings.update(findings)
         n = 0
         for line in lines:
             self._fh.write(line)
@@ -1224,8 +1330,9 @@ class ResumableOutput:
         )
         # A store that cannot be written (a full disk, damage) is bypassed and drops this:
         # the output stays right, its resume point the last checkpoint that committed.
-        self.store.commit_checkpoint(cp, self._pending)
+        self.store.commit_checkpoint(cp, self._pending, self._findings)
         self._pending = []
+        self._findings = {}
         return cp
 
     def complete(self, last: Iterable[bytes] = ()) -> None:
@@ -1242,6 +1349,11 @@ class ResumableOutput:
             self._fh.write(line)
             self._records += 1
         self._file.commit()
+        # Killed before this commits, a rerun starts a new crawl that reports (and stores)
+        # these images' findings again: none is lost.
+        if self._findings:
+            self.store.put_findings(self._findings)
+            self._findings = {}
         # Dropped by a bypassed store: the stale checkpoint then finds no partial file, and
         # the next run starts afresh, as it should.
         self.store.clear_crawl(self.cid)

@@ -256,6 +256,34 @@ class SummaryRecord(_Record, tag="summary", frozen=True, kw_only=True):
     #: ``severity`` (outside ``--severity``), ``unfixed`` (``--ignore-unfixed``). Not counted
     #: in ``vulnerabilities`` or ``misconfigurations``.
     suppressed: dict[str, int] = {}
+    #: ``resolved`` records written (``rematch --changes``; 0 otherwise).
+    resolved: int = 0
+
+
+class ResolveReason(enum.StrEnum):
+    """Why a finding an earlier run reported no longer holds (``ResolvedRecord.reason``)."""
+
+    #: The advisory is still in the index but no longer matches this package version (its
+    #: ranges or fixed versions changed).
+    FIXED_IN_INDEX = "fixed_in_index"
+    #: The advisory id is no longer in the index at all.
+    WITHDRAWN = "withdrawn"
+    #: The image changed (a new digest for that tag and platform) and the package, at that
+    #: version, is not in it.
+    PACKAGE_GONE = "package_gone"
+
+
+class ResolvedRecord(_Record, tag="resolved", frozen=True, kw_only=True):
+    """A finding an earlier run reported that no longer holds (written by ``rematch
+    --changes``): the ``image``, ``package`` and ``advisory`` of the ``vulnerability``
+    record it retires, as that record had them, so a warehouse can keep the current
+    findings from the stream alone."""
+
+    image: ImageRef
+    package: Package
+    advisory: Advisory
+    reason: ResolveReason
+    resolved_at: datetime
 
 
 Record = (
@@ -265,6 +293,7 @@ Record = (
     | MisconfigurationRecord
     | ErrorRecord
     | SummaryRecord
+    | ResolvedRecord
 )
 
 #: Every record kind, as the ``kind`` tag spells it.
@@ -275,8 +304,11 @@ KINDS: tuple[str, ...] = (
     "misconfiguration",
     "error",
     "summary",
+    "resolved",
 )
-RecordKind = Literal["image", "package", "vulnerability", "misconfiguration", "error", "summary"]
+RecordKind = Literal[
+    "image", "package", "vulnerability", "misconfiguration", "error", "summary", "resolved"
+]
 
 
 def json_schema() -> dict[str, object]:

@@ -563,6 +563,18 @@ class AdvisoryIndex:
         keys: list[bytes] = msgspec.msgpack.decode(raw) if raw else []
         return [self.advisory(k.decode()) for k in keys]
 
+    def has_advisory(self, advisory_id: str) -> bool:
+        """Whether the index holds an advisory with this id (from any source), not only as
+        another advisory's alias: one read of ``aliases``, which lists every advisory under
+        its own id too, as ``source NUL id`` keys."""
+        with self._env.begin(db=self._alias_db) as txn:
+            raw = txn.get(advisory_id.encode())
+        if not raw:
+            return False
+        suffix = b"\x00" + advisory_id.encode()
+        keys: list[bytes] = msgspec.msgpack.decode(raw)
+        return any(k.endswith(suffix) for k in keys)
+
     def package_tables(self, batch: int = 1024) -> Iterator[tuple[str, str, bytes]]:
         """Every ``(ecosystem, name, interval table)`` the index holds, in key order.
 

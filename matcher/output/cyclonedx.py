@@ -150,6 +150,8 @@ class CycloneDxSink(Sink):
             where = record.ref or (record.image.ref if record.image else "input")
             self._errors.add(_prop("error", f"{where}: {record.stage} {record.error}: "
                                             f"{record.message}"))  # fmt: skip
+        # A ``resolved`` record (``rematch --changes``) is left out: the BOM states the
+        # vulnerabilities that hold now.
 
     def write_matches(
         self, image: ImageRef | None, package: Package, advisories: Sequence[Advisory]

@@ -152,6 +152,8 @@ class SarifSink(Sink):
             )
         elif isinstance(record, SummaryRecord):
             self._summary = record
+        # A ``resolved`` record (``rematch --changes``) is left out: a SARIF log lists the
+        # results that hold, and a code-scanning dashboard closes an alert by its absence.
 
     def _vulnerability(self, r: VulnerabilityRecord) -> None:
         adv, pkg, image = r.advisory, r.package, r.image

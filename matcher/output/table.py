@@ -12,6 +12,7 @@ from regsweep.matcher.records import (
     ImageRecord,
     MisconfigurationRecord,
     Record,
+    ResolvedRecord,
     Severity,
     SummaryRecord,
     Suppression,
@@ -64,6 +65,20 @@ class TableSink(Sink):
             self.images += 1
         elif isinstance(record, ErrorRecord):
             self.errors += 1
+        elif isinstance(record, ResolvedRecord):
+            # A finding that no longer holds (``rematch --changes``): a row saying why, not
+            # counted among the vulnerabilities.
+            adv, pkg = record.advisory, record.package
+            self.rows.append(
+                (
+                    record.image.ref,
+                    f"{pkg.name} {pkg.version}",
+                    adv.id,
+                    adv.severity.value,
+                    ", ".join(adv.fixed),
+                    f"resolved: {record.reason.value}",
+                )
+            )
         elif isinstance(record, SummaryRecord):
             self.summary = record
 

@@ -35,9 +35,11 @@ from regsweep.crawler.state import (
     analyzer_set_hash,
     stack_key,
 )
+from regsweep.matcher.changes import Finding, ImageFindings, image_key
 from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.facts import Problem
-from regsweep.matcher.records import ImageRef, OsInfo, Package
+from regsweep.matcher.records import Advisory, ImageRef, OsInfo, Package
+from tests import paths
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LAYER = "sha256:" + "a" * 64
@@ -978,3 +980,102 @@ def test_a_store_of_an_older_schema_is_replaced_by_a_new_file(tmp_path: Path) ->
         assert s.get_doc(_CONFIG_DIGEST) is None
     assert [e["found"] for e in logs if e["event"] == "state_schema_reset"] == [3]
     assert _SECRET.encode() not in path.read_bytes()
+
+
+# -- findings --------------------------------------------------------------------------
+
+
+def _findings(i: int, n: int = 2) -> ImageFindings:
+    image = ImageRef(ref=f"reg.example/r/a:{i}", digest=_digest(i), platform="linux/amd64")
+    pkg = Package(name="zlib1g", version=f"1.{i}", type="deb", ecosystem="Debian:12")
+    return ImageFindings(
+        image=image,
+        packages=(pkg,),
+        findings=tuple(Finding(0, Advisory(id=f"DSA-{i}-{j}", fixed=("9",))) for j in range(n)),
+    )
+
+
+def test_findings_round_trip_with_the_output_cursor(store: StateStore) -> None:
+    """``put_findings`` stores every update by its image key and the cursor with them;
+    ``findings()`` walks them all in key order across its read batches; a key that does not
+    name its findings' image is refused before anything is written."""
+    assert store.get_findings(image_key(_findings(0).image)) is None
+    assert store.output_cursor() is None
+    many = {image_key(f.image): f for f in map(_findings, range(1500))}
+    store.put_findings(many, cursor=b"part-7:120")
+    assert store.output_cursor() == b"part-7:120"
+    assert store.get_findings(image_key(_findings(3).image)) == _findings(3)
+    walked = list(store.findings())
+    assert [k for k, _ in walked] == sorted(many) and dict(walked) == many
+    store.put_findings({image_key(_findings(3).image): _findings(3, n=0)})
+    assert store.get_findings(image_key(_findings(3).image)) == _findings(3, n=0)
+    assert store.output_cursor() == b"part-7:120"  # kept when no cursor is given
+    with pytest.raises(ValueError, match="given as"):
+        store.put_findings({"other": _findings(4)}, cursor=b"x")
+    assert store.output_cursor() == b"part-7:120"
+
+
+def test_corrupt_findings_are_a_miss(store: StateStore) -> None:
+    """An undecodable findings value reads as none (every finding then new once)."""
+    key = image_key(_findings(1).image)
+    store.put_findings({key: _findings(1)})
+    _foreign_put(store.path, [("findings", key.encode(), b"\xc1")])
+    assert store.get_findings(key) is None and list(store.findings()) == []
+    assert store.corrupt == {"findings": 2}  # each read counts it
+
+
+def test_a_checkpoint_stores_the_findings_of_the_images_it_makes_final(
+    store: StateStore, tmp_path: Path
+) -> None:
+    """``ResumableOutput``: findings handed over with an image are stored by the checkpoint
+    that records its lines (one transaction), not before; ``complete`` stores the rest."""
+    out = ResumableOutput(store, "c", tmp_path / "out.ndjson")
+    k1, k2 = image_key(_findings(1).image), image_key(_findings(2).image)
+    out.write_image("a", [b"1\n"], findings={k1: _findings(1)})
+    assert store.get_findings(k1) is None
+    out.checkpoint()
+    assert store.get_findings(k1) == _findings(1)
+    out.write_image("b", [b"2\n"], findings={k2: _findings(2)})
+    out.complete()
+    assert store.get_findings(k2) == _findings(2)
+
+
+_FINDINGS_WRITER = textwrap.dedent(
+    """
+    import sys
+    from regsweep.crawler.state import StateStore
+    from tests.crawler.test_state import _findings
+    from regsweep.matcher.changes import image_key
+
+    store = StateStore(sys.argv[1])
+    print("started", flush=True)
+    for i in range(100000):
+        # Each commit: the findings of image i and the cursor saying i is written.
+        store.put_findings({image_key(_findings(i).image): _findings(i)}, cursor=b"%d" % i)
+    """
+)
+
+
+def test_findings_and_cursor_survive_kill_9_together(tmp_path: Path) -> None:
+    """Killed while committing findings with a cursor: the stored cursor names exactly the
+    last findings stored (all before it there, none after), the service's guarantee."""
+    path = tmp_path / "state.lmdb"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FINDINGS_WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=paths.REPO,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    threading.Event().wait(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    with StateStore(path) as s:
+        raw = s.output_cursor()
+        assert raw is not None
+        last = int(raw)
+        assert last > 0
+        stored = {f.image.digest for _, f in s.findings()}
+        assert stored == {_digest(i) for i in range(last + 1)}

@@ -52,6 +52,13 @@ def test_every_kind_is_in_the_union_and_tagged() -> None:
         ),
         ErrorRecord(ref="oci:/x", stage="layer", error="digest_mismatch", message="m"),
         SummaryRecord(started_at=now, finished_at=now),
+        records.ResolvedRecord(
+            image=image,
+            package=Package(name="zlib1g", version="1", type="deb"),
+            advisory=Advisory(id="DSA-1"),
+            reason=records.ResolveReason.WITHDRAWN,
+            resolved_at=now,
+        ),
     ]
     decoder = msgspec.json.Decoder(Record)
     seen = []
@@ -78,6 +85,11 @@ def test_contract_field_names_are_stable() -> None:
     }  # fmt: skip
     err = {f.name for f in msgspec.structs.fields(ErrorRecord)}
     assert err >= {"image", "ref", "stage", "error", "message", "retryable"}
+    resolved = {f.name for f in msgspec.structs.fields(records.ResolvedRecord)}
+    assert resolved >= {"image", "package", "advisory", "reason", "resolved_at"}
+    assert {r.value for r in records.ResolveReason} == {
+        "fixed_in_index", "withdrawn", "package_gone",
+    }  # fmt: skip
 
 
 def test_timestamps_are_rfc3339_utc() -> None:

@@ -767,3 +767,20 @@ def test_the_index_is_created_for_its_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "adv.lmdb"
     store.build(path, [DSA_5343])
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_has_advisory_knows_an_id_but_not_an_alias(tmp_path: Path) -> None:
+    """``has_advisory`` (``rematch --changes``: withdrawn or not) is true for an advisory's
+    own id in any source, false for an id that is only another advisory's alias or absent."""
+    path = tmp_path / "adv.lmdb"
+    store.build(
+        path,
+        [
+            advisory("GHSA-1", aliases=["CVE-2024-1"], source="osv:PyPI"),
+            advisory("CVE-2024-2", source="nvd"),
+        ],
+    )
+    with store.AdvisoryIndex(path) as index:
+        assert index.has_advisory("GHSA-1") and index.has_advisory("CVE-2024-2")
+        assert not index.has_advisory("CVE-2024-1")
+        assert not index.has_advisory("GHSA-2")
