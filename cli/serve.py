@@ -14,7 +14,9 @@ from pathlib import Path
 
 import click
 import structlog
+from click.core import ParameterSource
 
+from regsweep.cli import logs
 from regsweep.cli.common import run_async, usage_error
 from regsweep.cli.service import config as cfg
 
@@ -37,6 +39,11 @@ def serve_command(config_path: Path, check: bool) -> None:
     except cfg.ConfigError as exc:
         usage_error(str(exc))
     token = os.environ.get(conf.server.token_env) or None
+    parent = click.get_current_context().parent
+    if parent is not None and parent.get_parameter_source("log_level") is ParameterSource.DEFAULT:
+        # A service logs every crawl's start and end (the one-shot commands' default,
+        # warnings only, would leave its log silent while all is well).
+        logs.configure("info")
     if check:
         click.echo(f"{config_path}: ok ({len(conf.registry)} registries)", err=True)
         return

@@ -171,7 +171,9 @@ class Api:
         records = await self.service.current_records(digest)
         if not records:
             return _error(404, f"{digest} is not a stored image")
-        return web.Response(body=b"".join(encode_lines(records)), content_type="application/x-ndjson")
+        return web.Response(
+            body=b"".join(encode_lines(records)), content_type="application/x-ndjson"
+        )
 
     async def scan(self, request: web.Request) -> web.Response:
         """Queue a scan of ``{"ref": "HOST/REPO:TAG"}`` (a configured registry's image)."""

@@ -23,8 +23,8 @@ import msgspec
 
 from regsweep.crawler import state
 from regsweep.crawler.auth import Credentials
-from regsweep.crawler.oci import SourceError, parse_platform
-from regsweep.crawler.refs import InvalidReference, registry_url
+from regsweep.crawler.oci import InvalidReference, SourceError, parse_platform
+from regsweep.crawler.refs import registry_url
 from regsweep.matcher.index import store as index_store
 
 
@@ -76,7 +76,9 @@ class Cron:
     def __init__(self, text: str) -> None:
         fields = text.split()
         if len(fields) != 5:
-            raise ValueError(f"{text!r}: a cron schedule has 5 fields (minute hour day month weekday)")
+            raise ValueError(
+                f"{text!r}: a cron schedule has 5 fields (minute hour day month weekday)"
+            )
         self.text = text
         sets = [self._field(f, lo, hi) for f, (lo, hi) in zip(fields, self._RANGES, strict=True)]
         self.minutes, self.hours, self.days, self.months, weekdays = sets
@@ -131,7 +133,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=T
     pass
 
 
-class ServerConfig(_Strict):
+class ServerConfig(_Strict, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``[server]``: where the HTTP API listens and how writes are authorised."""
 
     listen: str = "127.0.0.1:9108"
@@ -169,7 +171,7 @@ class ServerConfig(_Strict):
         return int(self.listen.rpartition(":")[2])
 
 
-class PathsConfig(_Strict):
+class PathsConfig(_Strict, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``[paths]``: the advisory index, the state store, the output directory."""
 
     db: Path = msgspec.field(default_factory=index_store.default_path)
@@ -177,7 +179,7 @@ class PathsConfig(_Strict):
     output: Path = Path("regsweep-out")
 
 
-class OutputConfig(_Strict):
+class OutputConfig(_Strict, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``[output]``: how NDJSON parts are rotated, and what goes in them."""
 
     #: A part is completed when it reaches this size …
@@ -201,7 +203,7 @@ class OutputConfig(_Strict):
             raise ValueError(f"compression: {self.compression!r} is not none or zstd")
 
 
-class FeedsConfig(_Strict):
+class FeedsConfig(_Strict, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``[feeds]``: the scheduled ``regsweep db update`` (none without ``update_interval``)."""
 
     update_interval: str | None = None
@@ -221,7 +223,7 @@ class FeedsConfig(_Strict):
             raise ValueError("urls names its own feeds: it does not go with mirror or ecosystems")
 
 
-class RegistryConfig(_Strict):
+class RegistryConfig(_Strict, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``[[registry]]``: one registry to crawl, what of it, how often and how politely."""
 
     url: str
@@ -335,7 +337,7 @@ class RegistryConfig(_Strict):
         return Credentials(username=lines[0], password=lines[1]), False
 
 
-class Config(_Strict):
+class Config(_Strict, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The whole configuration file."""
 
     server: ServerConfig = ServerConfig()

@@ -65,6 +65,9 @@ INDEX_POLL = 2.0
 BACKOFF_FIRST = 30.0
 #: Scan requests worked on at once.
 SCAN_WORKERS = 4
+#: Fault injection for the tests (``REGSWEEP_SERVE_UNIT_DELAY``, seconds): a wait between
+#: writing a unit's lines and committing them, the window that ``kill -9`` must survive.
+UNIT_DELAY = float(os.environ.get("REGSWEEP_SERVE_UNIT_DELAY") or 0)
 
 
 class ScanJob(msgspec.Struct, frozen=True, array_like=True):
@@ -142,13 +145,16 @@ class Service:
         self._digests: dict[str, set[str]] = {}
         self._digest_by_key: dict[str, str] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._in_flight: set[asyncio.Future[None]] = set()
         self._stopping = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self.started_at = _now()
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    async def run(self, *, serve: Callable[[Service], Awaitable[Callable[[], Awaitable[None]]]]) -> int:
+    async def run(
+        self, *, serve: Callable[[Service], Awaitable[Callable[[], Awaitable[None]]]]
+    ) -> int:
         """Open everything, start the work and the HTTP API (``serve`` starts it and returns
         its cleanup), and run until a signal; then finish or set aside work in flight."""
         loop = asyncio.get_running_loop()
@@ -168,6 +174,8 @@ class Service:
             for t in self._tasks:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Units whose lines are written finish their commit before anything closes.
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
         finally:
             await stop_http()
             await self._session.close()
@@ -290,7 +298,15 @@ class Service:
 
     async def _run_db_update(self) -> None:
         feeds = self.conf.feeds
-        argv = [sys.executable, "-m", "regsweep.cli", "db", "update", "--db", str(self.conf.paths.db)]
+        argv = [
+            sys.executable,
+            "-m",
+            "regsweep.cli",
+            "db",
+            "update",
+            "--db",
+            str(self.conf.paths.db),
+        ]
         for url in feeds.urls:
             argv += ["--from", url]
         if feeds.mirror:
@@ -368,7 +384,10 @@ class Service:
         known = self.index.has_advisory
         # Shielded: once a unit's lines are written its commit must happen, or a stop
         # between the two would cut them back (no loss, but the work is done again).
-        await asyncio.shield(self._commit(judgement.records, known, judged_again))
+        commit = asyncio.ensure_future(self._commit(judgement.records, known, judged_again))
+        self._in_flight.add(commit)
+        commit.add_done_callback(self._in_flight.discard)
+        await asyncio.shield(commit)
         return judgement.tally
 
     async def _commit(
@@ -402,16 +421,16 @@ class Service:
                 return
             lines = b"".join(encode_lines(out))
             try:
-                cursor = self.parts.write(lines) if lines else self._cursor
-                await self.writer.call(
-                    self.store.put_findings, updates, None if cursor is None else cursor.encode()
-                )
+                cursor = self.parts.write(lines)
+                if UNIT_DELAY:
+                    await asyncio.sleep(UNIT_DELAY)
+                await self.writer.call(self.store.put_findings, updates, cursor.encode())
+                self._cursor = cursor
+                # In a thread: completing a part (fsync, zstd) takes up to a quarter second.
+                await asyncio.to_thread(self.parts.committed, cursor)
             except OutputError as exc:
                 self._output_failed(exc)
                 return
-            self._cursor = cursor
-            if cursor is not None:
-                self.parts.committed(cursor)
             for key, found in updates.items():
                 self._count(key, found)
             for r in out:
@@ -420,17 +439,11 @@ class Service:
                     self.metrics.errors.labels(r.stage).inc()
 
     def _output_failed(self, exc: OutputError) -> None:
-        """A write that failed (a full disk …) left bytes after the committed position:
-        reopen the writer, which cuts them off, so later units follow committed lines."""
-        assert self.parts is not None
+        """A write or a part's completion failed (a full disk …): the part writer has cut a
+        failed write back (the unit is done again by the next crawl) and tries a failed
+        completion again later; here it is counted and logged."""
         self.metrics.errors.labels("output").inc()
         log.error("output_failed", error=str(exc))
-        with contextlib.suppress(OutputError):
-            self.parts.close()
-        try:
-            self.parts.open(self._cursor)
-        except OutputError as again:
-            log.error("output_reopen_failed", error=str(again))
 
     async def _tick_parts(self) -> None:
         while True:
@@ -438,7 +451,7 @@ class Service:
             assert self.parts is not None
             async with self._commit_lock:
                 try:
-                    self.parts.tick()
+                    await asyncio.to_thread(self.parts.tick)
                 except OutputError as exc:
                     self._output_failed(exc)
 
@@ -451,11 +464,11 @@ class Service:
                 cursor = self.parts.write(b"".join(encode_lines([record])))
                 assert self.store is not None
                 await self.writer.call(self.store.put_findings, {}, cursor.encode())
+                self._cursor = cursor
+                await asyncio.to_thread(self.parts.committed, cursor)
             except OutputError as exc:
                 self._output_failed(exc)
                 return
-            self._cursor = cursor
-            self.parts.committed(cursor)
             self.metrics.records.labels("summary").inc()
 
     # -- crawls -------------------------------------------------------------------------------
@@ -618,6 +631,13 @@ class Service:
                 result = RefResult(ref=ref, failures=[problem_of(exc, stage="auth", ref=ref)])
             else:
                 result = await crawler.scan_ref(job.repository, job.reference, ref_text=ref)
+                for delay in _TAG_NOT_YET:
+                    if not _tag_not_found(result):
+                        break
+                    # Distribution notifies a manifest push before it writes the tag (the
+                    # handler tags after the put): the tag is there a moment later.
+                    await asyncio.sleep(delay)
+                    result = await crawler.scan_ref(job.repository, job.reference, ref_text=ref)
             await self.unit(result)
             _Fetched(crawler).count(self.metrics)
         log.info(
@@ -683,6 +703,16 @@ class Service:
         return out
 
 
+#: Waits before asking again for a tag a notification named and the registry did not have.
+_TAG_NOT_YET = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+def _tag_not_found(result: RefResult) -> bool:
+    return not result.images and any(
+        p.stage == "manifest" and p.error == "not_found" for p in result.failures
+    )
+
+
 def _errors(records: Iterable[Record]) -> list[Record]:
     return [r for r in records if isinstance(r, ErrorRecord)]
 
@@ -694,7 +724,7 @@ def _digest_of(record: Record) -> str | None:
 
 def stored_tag(store: state.StateStore, ref: str) -> RefResult | None:
     """One tag's result from the store (as ``rematch`` finds it); None when not stored."""
-    for result in stored_refs(store, only=ref):
+    for result in stored_refs(store, only=[ref]):
         return None if result.failures else result
     return None
 

@@ -38,8 +38,10 @@ def _load(tmp_path: Path, text: str) -> cfg.Config:
         (('interval = "1h30m"', 'interval = "6x"'), "registry[0].interval: '6x' is not a duration"),
         (("repos =", "repoz ="), "registry[0]: Object contains unknown field `repoz`"),
         (('listen = "127.0.0.1:9108"', 'listen = "everywhere"'), "server.listen: 'everywhere'"),
-        (('url = "http://127.0.0.1:5000"', 'url = "http://u:pw@127.0.0.1:5000"'),
-         "registry[0].url: http://u:***@127.0.0.1:5000"),
+        (
+            ('url = "http://127.0.0.1:5000"', 'url = "http://u:pw@127.0.0.1:5000"'),
+            "registry[0].url: http://u:***@127.0.0.1:5000",
+        ),
         (('interval = "1h30m"', 'cron = "61 * * * *"'), "registry[0].cron: '61'"),
         (('interval = "1h30m"', 'interval = "1h"\ncron = "0 * * * *"'), "give one schedule"),
         (('interval = "1h30m"', 'credentials = "vault:x"'), "registry[0].credentials"),
