@@ -162,10 +162,15 @@ class Service:
             loop.add_signal_handler(sig, self._stop, sig)
         try:
             self._open()
+            stop_http = await serve(self)
         except (state.StateError, OutputError, OSError) as exc:
+            # Another service on the same output, a port in use …: one line, and nothing
+            # left open.
             log.error("service_cannot_start", error=str(exc))
+            self._close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
             return 2
-        stop_http = await serve(self)
         self._session = aiohttp.ClientSession(auto_decompress=False)
         try:
             self._start_tasks()
@@ -195,7 +200,7 @@ class Service:
         self.store = state.StateStore(paths.state, scrub=SCRUB)
         self.writer = state.StateWriter(self.store)
         out = self.conf.output
-        self.parts = PartWriter(
+        parts = PartWriter(
             paths.output,
             max_bytes=cfg.parse_size(out.max_bytes),
             max_seconds=cfg.parse_duration(out.max_age),
@@ -203,7 +208,8 @@ class Service:
         )
         raw = self.store.output_cursor()
         self._cursor = None if raw is None else Cursor.decode(raw)
-        self.parts.open(self._cursor)
+        parts.open(self._cursor)
+        self.parts = parts
         self._load_findings()
         self._load_index()
         self._load_queue()

@@ -363,6 +363,17 @@ def test_write_endpoints_need_the_token_and_bound_size_and_rate(service: Service
         assert TOKEN.encode() not in blob
 
 
+def test_a_second_service_on_the_same_output_is_refused(service: Service) -> None:
+    """Two services writing one output directory would interleave parts: the second exits
+    2 with one line saying so, and the first goes on."""
+    proc = subprocess.run([REGSWEEP, "serve", "--config", str(service.config)],
+                          capture_output=True, text=True, timeout=30, env=service.env)  # fmt: skip
+    assert proc.returncode == 2
+    assert "service_cannot_start" in proc.stderr and "another" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert service.call("GET", "/healthz")[0] == 200
+
+
 def test_image_api_answers_the_current_records(service: Service) -> None:
     """``GET /v1/images/{digest}``: the records of that image as judged now, the same as the
     crawl wrote them (timestamps aside); an unknown digest is 404."""
