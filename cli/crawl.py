@@ -73,7 +73,13 @@ from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
 from regsweep.crawler.outfile import OutputBusy, OutputError, PartialFile, direct, special
 from regsweep.crawler.refs import registry_url
-from regsweep.matcher.changes import ImageFindings, changes, group_by_image, image_key
+from regsweep.matcher.changes import (
+    ImageFindings,
+    changes,
+    fingerprint,
+    group_by_image,
+    image_key,
+)
 from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
@@ -359,6 +365,9 @@ class _Crawl:
         # One short read transaction for the tag, as the crawler's own reads.
         with self.store.reading() as r:
             for key, group in groups.items():
+                stored = r.findings_fingerprint(key)
+                if stored is not None and stored == fingerprint(group):
+                    continue  # unchanged: the common case of a warm crawl, decoded no further
                 image = facts.get(key)
                 current = changes(
                     r.get_findings(key), group, known=self.index.has_advisory, at=at,

@@ -42,7 +42,13 @@ from regsweep.cli.common import (
 from regsweep.crawler import state
 from regsweep.crawler.crawl import stored_refs
 from regsweep.crawler.oci import SourceError, parse_platform
-from regsweep.matcher.changes import ImageFindings, changes, group_by_image, image_key
+from regsweep.matcher.changes import (
+    ImageFindings,
+    changes,
+    fingerprint,
+    group_by_image,
+    image_key,
+)
 from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
@@ -126,10 +132,17 @@ def rematch_command(
                 groups = group_by_image(judgement.records)
                 facts = {image_key(f.image): f for f in result.images}
                 with store.reading() as r:
-                    previous = {key: r.get_findings(key) for key in groups}
+                    # Images whose findings are as stored are decoded no further.
+                    previous = {
+                        key: r.get_findings(key)
+                        for key, group in groups.items()
+                        if r.findings_fingerprint(key) != fingerprint(group)
+                    }
                 new_records: set[int] = set()
                 retired: list[ResolvedRecord] = []
                 for key, group in groups.items():
+                    if key not in previous:
+                        continue
                     image = facts.get(key)
                     change = changes(
                         previous[key], group, known=index.has_advisory, at=started,
