@@ -29,6 +29,13 @@ rerun starts over (the state store still spares it every download). The document
 finished at its end (an interrupted crawl's is finished without a summary and left in
 ``FILE.partial``): a rerun starts them over, its downloads spared by the state store all
 the same.
+
+Findings (``matcher.changes``): the findings each image's records report are stored in the
+state store by image key, for a later ``rematch --changes`` to compare with; only those of
+images that changed are written (a warm crawl of an unchanged registry writes none). They
+are stored with what makes their records final: a ``-o`` crawl's checkpoint (one
+transaction), at the checkpoints of a crawl to stdout (after the flush), and when a
+document (``sarif`` …) is complete.
 """
 
 from __future__ import annotations
@@ -66,6 +73,13 @@ from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.oci import Platform, SourceError, parse_platform
 from regsweep.crawler.outfile import OutputBusy, OutputError, PartialFile, direct, special
 from regsweep.crawler.refs import registry_url
+from regsweep.matcher.changes import (
+    ImageFindings,
+    changes,
+    fingerprint,
+    group_by_image,
+    image_key,
+)
 from regsweep.matcher.checks.scrub import SCRUB
 from regsweep.matcher.index.errors import AdvisoryIndexError
 from regsweep.matcher.index.store import AdvisoryIndex
@@ -100,10 +114,13 @@ class _StdoutOutput:
     records = 0
     runs = 1
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, store: state.StateStore) -> None:
         self._out = out
+        self._store = store
         self.started_at = now()
         self._counts: dict[str, int] = {}
+        #: Findings reported since they were last stored (``store_findings``).
+        self._findings: dict[str, ImageFindings] = {}
 
     def tally(self, live: Mapping[str, int] | None = None) -> dict[str, int]:
         out = dict(self._counts)
@@ -114,22 +131,37 @@ class _StdoutOutput:
         return False
 
     def write_image(
-        self, image: str, lines: Iterable[bytes], counts: Mapping[str, int] | None = None
+        self,
+        image: str,
+        lines: Iterable[bytes],
+        counts: Mapping[str, int] | None = None,
+        findings: Mapping[str, ImageFindings] | None = None,
     ) -> bool:
         for line in lines:
             self._out.write(line)
         self._out.flush()
         state.add_counts(self._counts, counts or {})
+        if findings:
+            self._findings.update(findings)
         return True
+
+    def store_findings(self) -> None:
+        """Store the findings reported so far (on the writer thread), in one transaction."""
+        if self._findings:
+            self._store.put_findings(self._findings)
+            self._findings = {}
 
     def checkpoint(self, live: Mapping[str, int] | None = None) -> None:
         self._out.flush()
+        self.store_findings()
 
     def complete(self, last: Iterable[bytes] = ()) -> None:
         self.write_image("", last)
+        self.store_findings()
 
     def close(self, live: Mapping[str, int] | None = None) -> None:
         self._out.flush()
+        self.store_findings()
 
     def abandon(self) -> None:
         """Nothing to release: the stream is the caller's."""
@@ -139,17 +171,27 @@ class _DocumentOutput(_StdoutOutput):
     """A document sink (SARIF, CycloneDX, table): blocks go to the sink as records;
     ``finish`` ends the document of a complete crawl, ``close`` that of a stopped one."""
 
-    def __init__(self, sink: Sink, file: PartialFile | None = None) -> None:
-        super().__init__(sink.out)
+    def __init__(
+        self, sink: Sink, store: state.StateStore, file: PartialFile | None = None
+    ) -> None:
+        super().__init__(sink.out, store)
         self.sink = sink
         #: The ``-o`` file (None: stdout), renamed into place when the document is complete.
         self.file = file
         self._ended = False
         sink.begin()
 
-    def write_judgement(self, judgement: Judgement) -> None:
+    def write_judgement(
+        self, judgement: Judgement, findings: Mapping[str, ImageFindings] | None = None
+    ) -> None:
         self.sink.write_many(judgement.records)
         state.add_counts(self._counts, judgement.tally.counts())
+        if findings:
+            self._findings.update(findings)
+
+    def checkpoint(self, live: Mapping[str, int] | None = None) -> None:
+        # A document reports nothing until it is complete: its findings are stored then.
+        self._out.flush()
 
     def abandon(self) -> None:
         """Stop after a failed write: the partial document stays as it is."""
@@ -170,13 +212,14 @@ class _DocumentOutput(_StdoutOutput):
             return
         self._ended = True
         self.sink.end(complete)
-        if self.file is None:
-            return
+        if self.file is not None:
+            if complete:
+                self.file.commit()
+            else:  # a stopped crawl's document stays beside the previous complete one
+                self.file.close()
+                log.warning("document_incomplete", path=str(self.file.partial))
         if complete:
-            self.file.commit()
-        else:  # a stopped crawl's document stays beside the previous complete one
-            self.file.close()
-            log.warning("document_incomplete", path=str(self.file.partial))
+            self.store_findings()
 
 
 _Output = state.ResumableOutput | _StdoutOutput
@@ -299,15 +342,40 @@ class _Crawl:
         log_judged(judgement)
         for _ in result.images:
             self._progress.advance()
+        findings = self._findings(result, judgement)
         if isinstance(out, _DocumentOutput):
-            out.write_judgement(judgement)
+            out.write_judgement(judgement, findings)
         else:
             lines = encode_lines(judgement.records)
-            await writer.call(out.write_image, key, lines, judgement.tally.counts())
+            await writer.call(out.write_image, key, lines, judgement.tally.counts(), findings)
         now_ = time.monotonic()
         if now_ - self._last_checkpoint >= self.checkpoint_every:
             self._last_checkpoint = now_
             await writer.call(out.checkpoint, work_counts(self._crawler))
+
+    def _findings(self, result: RefResult, judgement: Judgement) -> dict[str, ImageFindings]:
+        """The findings to store for the images of one tag: those whose findings differ
+        from what is stored (``changes``; a failed image's are left as they are)."""
+        groups = group_by_image(judgement.records)
+        if not groups:
+            return {}
+        facts = {image_key(f.image): f for f in result.images}
+        at = now()
+        out: dict[str, ImageFindings] = {}
+        # One short read transaction for the tag, as the crawler's own reads.
+        with self.store.reading() as r:
+            for key, group in groups.items():
+                stored = r.findings_fingerprint(key)
+                if stored is not None and stored == fingerprint(group):
+                    continue  # unchanged: the common case of a warm crawl, decoded no further
+                image = facts.get(key)
+                current = changes(
+                    r.get_findings(key), group, known=self.index.has_advisory, at=at,
+                    packages=None if image is None else image.packages,
+                ).current  # fmt: skip
+                if current is not None:
+                    out[key] = current
+        return out
 
 
 class _Filters(NamedTuple):
@@ -450,13 +518,13 @@ def crawl_command(
         if out_path is None:
             stream = direct(None if str(output) == "-" else output)
             if fmt == Format.NDJSON:
-                return _StdoutOutput(stream)
-            return _DocumentOutput(open_sink(fmt, stream))
+                return _StdoutOutput(stream, store)
+            return _DocumentOutput(open_sink(fmt, stream), store)
         if fmt == Format.NDJSON:
             return state.ResumableOutput(store, cid, out_path)
         file = PartialFile(out_path)
         file.fh.truncate(0)  # a document is never resumed: a stopped one's is started over
-        return _DocumentOutput(open_sink(fmt, file.fh), file)
+        return _DocumentOutput(open_sink(fmt, file.fh), store, file)
 
     policy = Policy(
         packages=with_packages or sink_type(fmt).wants_packages,

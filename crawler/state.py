@@ -304,6 +304,14 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     tail: bytes = b""
 
 
+class _FindingsHead(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The leading fields of a stored ``ImageFindings`` (``array_like``: the rest of the
+    array is skipped, not decoded)."""
+
+    fingerprint: str
+    image: ImageRef
+
+
 class StateMeta(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The store's own description."""
 
@@ -473,6 +481,7 @@ class StateStore:
                 Checkpoint,
                 StateMeta,
                 ImageFindings,
+                _FindingsHead,
             )
         }
         try:
@@ -1173,6 +1182,12 @@ class StateReader:
         """As ``StateStore.get_findings``."""
         value = self._get("findings", _key(key), ImageFindings)
         return value if value is not None and image_key(value.image) == key else None
+
+    def findings_fingerprint(self, key: str) -> str | None:
+        """The ``fingerprint`` of the findings stored for ``key``, decoding nothing else:
+        a caller whose ``changes.fingerprint`` equals it has nothing to store."""
+        head = self._get("findings", _key(key), _FindingsHead)
+        return head.fingerprint if head is not None and image_key(head.image) == key else None
 
 
 def add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:

@@ -23,6 +23,7 @@ the caller reads and writes the store.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
@@ -60,6 +61,9 @@ class ImageFindings(msgspec.Struct, frozen=True, kw_only=True, array_like=True, 
     for each later: stored by the state store (``array_like``: compact), a package once
     however many advisories hit it."""
 
+    #: ``fingerprint`` of the findings: first, so a reader can compare it without decoding
+    #: the rest (a warm crawl of an unchanged image reads only this).
+    fingerprint: str
     #: The image as the records named it (its ``digest`` that of the image judged).
     image: ImageRef
     packages: tuple[Package, ...] = ()
@@ -121,7 +125,32 @@ def _finding_id(p: Package, advisory_id: str) -> tuple[object, ...]:
     return (*_package_id(p), advisory_id)
 
 
-def _build(image: ImageRef, items: Iterable[tuple[Package, Advisory]]) -> ImageFindings:
+_ENC = msgspec.msgpack.Encoder()
+
+
+def _fingerprint(digest: str | None, ids: Iterable[tuple[object, ...]]) -> str:
+    return hashlib.blake2b(_ENC.encode([digest, *ids]), digest_size=16).hexdigest()
+
+
+def fingerprint(records: Sequence[Record]) -> str | None:
+    """What ``ImageFindings.fingerprint`` would be for one image's records (a
+    ``group_by_image`` group): equal to the stored one exactly when the image's digest and
+    its findings (in order) are those stored, so the caller can skip ``changes``; None when
+    the records hold no ``image`` record (not judged)."""
+    image = next((r.image for r in reversed(records) if isinstance(r, ImageRecord)), None)
+    if image is None:
+        return None
+    return _fingerprint(
+        image.digest,
+        (
+            _finding_id(r.package, r.advisory.id)
+            for r in records
+            if isinstance(r, VulnerabilityRecord) and r.suppressed is None
+        ),
+    )
+
+
+def _build(image: ImageRef, items: Sequence[tuple[Package, Advisory]]) -> ImageFindings:
     packages: dict[tuple[object, ...], int] = {}
     pkgs: list[Package] = []
     findings: list[Finding] = []
@@ -132,7 +161,12 @@ def _build(image: ImageRef, items: Iterable[tuple[Package, Advisory]]) -> ImageF
             i = packages[pid] = len(pkgs)
             pkgs.append(pkg)
         findings.append(Finding(i, adv))
-    return ImageFindings(image=image, packages=tuple(pkgs), findings=tuple(findings))
+    return ImageFindings(
+        fingerprint=_fingerprint(image.digest, (_finding_id(p, a.id) for p, a in items)),
+        image=image,
+        packages=tuple(pkgs),
+        findings=tuple(findings),
+    )
 
 
 def changes(
@@ -160,6 +194,8 @@ def changes(
         # stored findings stay for the next judgement that succeeds.
         return Changes()
     image = image_record.image
+    if previous is not None and previous.fingerprint == fingerprint(records):
+        return Changes()  # the same image and findings as stored: nothing changed
     moved = previous is not None and previous.digest != image.digest
     hiding = any(
         isinstance(r, ErrorRecord) and (moved or r.stage in _HIDING_STAGES) for r in records
@@ -210,7 +246,9 @@ def changes(
                     )
                 )  # fmt: skip
     current = _build(image, now)
-    if current == previous or (previous is None and not current.findings):
+    if (previous is not None and current.fingerprint == previous.fingerprint) or (
+        previous is None and not current.findings
+    ):
         # Nothing to write: a warm run over unchanged images writes nothing.
         return Changes(new=new, resolved=resolved)
     return Changes(new=new, resolved=resolved, current=current)

@@ -989,6 +989,7 @@ def _findings(i: int, n: int = 2) -> ImageFindings:
     image = ImageRef(ref=f"reg.example/r/a:{i}", digest=_digest(i), platform="linux/amd64")
     pkg = Package(name="zlib1g", version=f"1.{i}", type="deb", ecosystem="Debian:12")
     return ImageFindings(
+        fingerprint=f"fp-{i}-{n}",
         image=image,
         packages=(pkg,),
         findings=tuple(Finding(0, Advisory(id=f"DSA-{i}-{j}", fixed=("9",))) for j in range(n)),
@@ -1005,6 +1006,8 @@ def test_findings_round_trip_with_the_output_cursor(store: StateStore) -> None:
     store.put_findings(many, cursor=b"part-7:120")
     assert store.output_cursor() == b"part-7:120"
     assert store.get_findings(image_key(_findings(3).image)) == _findings(3)
+    with store.reading() as r:  # the fingerprint alone, for a warm crawl
+        assert r.findings_fingerprint(image_key(_findings(3).image)) == "fp-3-2"
     walked = list(store.findings())
     assert [k for k, _ in walked] == sorted(many) and dict(walked) == many
     store.put_findings({image_key(_findings(3).image): _findings(3, n=0)})

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from regsweep.matcher.changes import ImageFindings, changes, group_by_image, image_key
+from regsweep.matcher.changes import ImageFindings, changes, fingerprint, group_by_image, image_key
 from regsweep.matcher.records import (
     Advisory,
     ErrorRecord,
@@ -144,3 +144,20 @@ def test_group_by_image_splits_a_tags_records_per_platform() -> None:
     f = stored(OLD, a, vuln(OLD, ZLIB, "DSA-2"))
     assert len(f.packages) == 1
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(f), type=ImageFindings) == f
+
+
+def test_the_fingerprint_tells_unchanged_findings_apart_without_decoding_them() -> None:
+    """``fingerprint(records)`` equals the stored ``ImageFindings.fingerprint`` exactly when
+    the digest and the findings are those stored (a layer moved by a rebuild is not a
+    change of finding, a new digest is); None for an image not judged."""
+    group = judged(OLD, vuln(OLD, ZLIB, "DSA-1"), vuln(OLD, SSL, "X"))
+    f = stored(OLD, *group[:-1])
+    assert fingerprint(group) == f.fingerprint
+    relayered = msgspec.structs.replace(ZLIB, layer="sha256:9")
+    assert (
+        fingerprint(judged(OLD, vuln(OLD, relayered, "DSA-1"), vuln(OLD, SSL, "X")))
+        == f.fingerprint
+    )
+    assert fingerprint(judged(OLD, vuln(OLD, ZLIB, "DSA-1"))) != f.fingerprint
+    assert fingerprint(judged(NEW, vuln(NEW, ZLIB, "DSA-1"), vuln(NEW, SSL, "X"))) != f.fingerprint
+    assert fingerprint([vuln(OLD, ZLIB, "DSA-1")]) is None

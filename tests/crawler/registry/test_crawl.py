@@ -814,16 +814,57 @@ def test_a_bug_while_rendering_one_image_is_an_error_record_and_the_crawl_goes_o
     assert records[-1]["kind"] == "summary" and records[-1]["errors"] >= len(errors)
 
 
+def _dsa(advisory_id: str, fixed: str) -> bytes:
+    """An OSV advisory for Debian 12's base-files (12.4 in the registry's Debian images)."""
+    return msgspec.json.encode(
+        {
+            "id": advisory_id, "modified": "2026-12-01T00:00:00Z",
+            "affected": [{
+                "package": {"ecosystem": "Debian:12", "name": "base-files"},
+                "ranges": [{"type": "ECOSYSTEM",
+                            "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+            }],
+        }
+    )  # fmt: skip
+
+
+def _index(tmp_path: Path, name: str, advisories: dict[str, str]) -> Path:
+    """The bundled feeds plus ``advisories`` (id → fixed version), built by ``db build``."""
+    extra = tmp_path / f"extra-{name}"
+    extra.mkdir()
+    for advisory_id, fixed in advisories.items():
+        (extra / f"{advisory_id}.json").write_bytes(_dsa(advisory_id, fixed))
+    path = tmp_path / f"{name}.lmdb"
+    adv = paths.DATA / "advisories"
+    subprocess.run(
+        [REGSWEEP, "db", "build", "--db", str(path), str(adv / "osv"), str(adv / "secdb"),
+         str(extra)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return path
+
+
 def test_rematch_judges_the_stored_images_as_a_fresh_crawl_with_that_index(
-    db: Path, _plain_proxy: FaultProxy, tmp_path: Path
+    _plain_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     """``regsweep rematch`` after a crawl: no registry traffic, and for every tag the crawl
-    stored, the records a fresh crawl with the same index writes; with another index (a
-    part of the advisories), those of a fresh crawl with that one. A tag the crawl could
-    not store is an error record saying to crawl it again."""
+    stored, the records a fresh crawl with the same index writes; with another index, those
+    of a fresh crawl with that one. A tag the crawl could not store is an error record
+    saying to crawl it again.
+
+    ``rematch --changes`` writes what changed since the findings the crawl (then each
+    rematch) stored: nothing with the crawl's index; with an index where one advisory is
+    fixed in the installed version, one is gone and one is new, a ``resolved`` record
+    (``fixed_in_index``, ``withdrawn``) per image for the first two and a ``vulnerability``
+    record for the third, once: an image that could not be judged resolves nothing until
+    it can, and a second run writes no finding."""
     _plain_proxy.wait_idle()
     _plain_proxy.reset()
     state_path = tmp_path / "s.lmdb"
+    # A: two advisories for base-files 12.4. B: the first fixed in 12.4, the second
+    # withdrawn, a third one new.
+    index_a = _index(tmp_path, "a", {"DSA-9990-1": "12.5", "DSA-9991-1": "12.5"})
+    index_b = _index(tmp_path, "b", {"DSA-9990-1": "12.4", "DSA-9999-1": "12.5"})
 
     def crawl(index: Path, state_at: Path) -> list[Record]:
         out = tmp_path / f"crawl-{index.name}-{state_at.name}.ndjson"
@@ -832,10 +873,12 @@ def test_rematch_judges_the_stored_images_as_a_fresh_crawl_with_that_index(
         assert code == 0, err
         return [msgspec.json.decode(line) for line in _lines(out)]
 
-    def rematch(index: Path) -> list[Record]:
-        code, records, err = run(index, "rematch", "--packages", "--state", str(state_path))
-        assert code == 0, err
-        return records
+    def rematch(index: Path, *args: str, faulty: bool = False) -> list[Record]:
+        argv = ["rematch", "--db", str(index), *args, "--state", str(state_path)]
+        cmd = [sys.executable, "-c", _RENDER_FAULT, *argv] if faulty else [REGSWEEP, *argv]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return [msgspec.json.decode(line) for line in proc.stdout.splitlines()]
 
     def by_tag(records: list[Record]) -> dict[object, list[Record]]:
         out: dict[object, list[Record]] = {}
@@ -843,9 +886,28 @@ def test_rematch_judges_the_stored_images_as_a_fresh_crawl_with_that_index(
             out.setdefault((r.get("image") or {}).get("ref") or r.get("ref"), []).append(r)  # type: ignore[union-attr]
         return out
 
-    crawled = by_tag(crawl(db, state_path))
+    def findings(records: list[Record], kind: str) -> set[tuple[object, ...]]:
+        """``(ref, platform, advisory id, reason)`` of the records of ``kind``."""
+        return {
+            (r["image"]["ref"], r["image"]["platform"], r["advisory"]["id"], r.get("reason"))  # type: ignore[index]
+            for r in records
+            if r["kind"] == kind
+        }
+
+    first = crawl(index_a, state_path)
+    crawled = by_tag(first)
+    # Every Debian image (base-files 12.4) has both of A's findings.
+    debian = {(ref, p) for ref, p, _, _ in findings(first, "vulnerability")}
+    assert len(debian) >= 5
+    assert findings(first, "vulnerability") == {
+        (*i, a, None) for i in debian for a in ("DSA-9990-1", "DSA-9991-1")
+    }
     _plain_proxy.reset()
-    again = by_tag(rematch(db))
+    # The crawl stored what it reported: with its own index, nothing changed.
+    same = rematch(index_a, "--changes")
+    assert {r["kind"] for r in same} <= {"error", "summary"}
+    assert same[-1]["kind"] == "summary" and same[-1]["resolved"] == 0
+    again = by_tag(rematch(index_a, "--packages"))
     assert not _plain_proxy.seen  # the store alone
     stored = {t for t, recs in crawled.items() if not any(r["kind"] == "error" for r in recs)}
     assert len(stored) >= 10
@@ -853,31 +915,40 @@ def test_rematch_judges_the_stored_images_as_a_fresh_crawl_with_that_index(
         assert again[t] == crawled[t], t
     for tag in set(again) - stored:
         assert {r["error"] for r in again[tag] if r["kind"] == "error"} == {"not_stored"}
-    # A new index: the same feeds and one more advisory, for a package the registry's
-    # Debian images have (base-files 12.4): a new finding for them.
-    extra = tmp_path / "extra"
-    extra.mkdir()
-    (extra / "DSA-9999-1.json").write_bytes(
-        msgspec.json.encode(
-            {
-                "id": "DSA-9999-1", "modified": "2026-12-01T00:00:00Z",
-                "affected": [{
-                    "package": {"ecosystem": "Debian:12", "name": "base-files"},
-                    "ranges": [{"type": "ECOSYSTEM",
-                                "events": [{"introduced": "0"}, {"fixed": "12.5"}]}],
-                }],
-            }
-        )
+
+    # Index B, while the images of test/oci cannot be judged (a bug in the judge): theirs
+    # are error records and keep their findings; every other image's changes are written.
+    oci = {i for i in debian if "/test/oci:" in str(i[0])}
+    assert oci and oci != debian
+    changed = rematch(index_b, "--changes", faulty=True)
+    assert {r["kind"] for r in changed} == {"vulnerability", "resolved", "error", "summary"}
+    want_resolved = {(*i, "DSA-9990-1", "fixed_in_index") for i in debian - oci} | {
+        (*i, "DSA-9991-1", "withdrawn") for i in debian - oci
+    }
+    assert findings(changed, "resolved") == want_resolved
+    assert findings(changed, "vulnerability") == {(*i, "DSA-9999-1", None) for i in debian - oci}
+    assert {(r["ref"], r["stage"]) for r in changed if r["kind"] == "error"} >= {
+        (ref, "match") for ref, _ in oci
+    }
+    summary = changed[-1]
+    assert summary["kind"] == "summary"
+    assert (summary["vulnerabilities"], summary["resolved"]) == (
+        len(debian - oci), len(want_resolved),
     )  # fmt: skip
-    other = tmp_path / "other.lmdb"
-    adv = paths.DATA / "advisories"
-    subprocess.run(
-        [REGSWEEP, "db", "build", "--db", str(other), str(adv / "osv"), str(adv / "secdb"),
-         str(extra)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    fresh = by_tag(crawl(other, tmp_path / "fresh.lmdb"))
-    rematched = by_tag(rematch(other))
+    # Judged again: only test/oci's changes are left to write, then nothing.
+    rest = rematch(index_b, "--changes")
+    assert findings(rest, "resolved") == {
+        (*i, a, why) for i in oci for a, why in
+        (("DSA-9990-1", "fixed_in_index"), ("DSA-9991-1", "withdrawn"))
+    }  # fmt: skip
+    assert findings(rest, "vulnerability") == {(*i, "DSA-9999-1", None) for i in oci}
+    quiet = rematch(index_b, "--changes")
+    assert {r["kind"] for r in quiet} <= {"error", "summary"}
+    assert quiet[-1]["vulnerabilities"] == quiet[-1]["resolved"] == 0
+
+    # All records with index B: those of a fresh crawl with it.
+    fresh = by_tag(crawl(index_b, tmp_path / "fresh.lmdb"))
+    rematched = by_tag(rematch(index_b, "--packages"))
     for t in sorted(stored):  # type: ignore[type-var]
         assert rematched[t] == fresh[t], t
     new = [r for t in stored for r in rematched[t] if r["kind"] == "vulnerability"]
