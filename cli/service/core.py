@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.judge import Policy, Tally, judge_all
 from regsweep.matcher.match import Matcher
 from regsweep.matcher.output.ndjson import encode_lines
-from regsweep.matcher.records import ErrorRecord, ImageRecord, Record
+from regsweep.matcher.records import ErrorRecord, ImageRecord, Package, Record
 
 log = structlog.get_logger("regsweep.serve")
 
@@ -390,14 +390,18 @@ class Service:
         known = self.index.has_advisory
         # Shielded: once a unit's lines are written its commit must happen, or a stop
         # between the two would cut them back (no loss, but the work is done again).
-        commit = asyncio.ensure_future(self._commit(judgement.records, known, judged_again))
+        packages = {changes.image_key(f.image): f.packages for f in result.images}
+        commit = asyncio.ensure_future(self._commit(judgement.records, packages, known))
         self._in_flight.add(commit)
         commit.add_done_callback(self._in_flight.discard)
         await asyncio.shield(commit)
         return judgement.tally
 
     async def _commit(
-        self, records: Sequence[Record], known: Callable[[str], bool], judged_again: bool
+        self,
+        records: Sequence[Record],
+        packages: Mapping[str, Sequence[Package]],
+        known: Callable[[str], bool],
     ) -> None:
         assert self.store is not None and self.writer is not None and self.parts is not None
         async with self._commit_lock:
@@ -407,7 +411,9 @@ class Service:
             out.extend(r for r in records if getattr(r, "image", None) is None)
             for key, group in changes.group_by_image(records).items():
                 previous = self.store.get_findings(key)
-                change = changes.changes(previous, group, known=known, at=at)
+                change = changes.changes(
+                    previous, group, known=known, at=at, packages=packages.get(key)
+                )
                 image = next((r.image for r in group if isinstance(r, ImageRecord)), None)
                 if image is None:
                     # Not read: its error records, and what was found before stays.
@@ -420,7 +426,9 @@ class Service:
                 if current is None and previous is None:
                     # Stored even without findings: the image is then known as reported,
                     # and the next crawl writes nothing for it.
-                    current = changes.ImageFindings(image=image)
+                    current = changes.ImageFindings(
+                        fingerprint=changes.fingerprint(group) or "", image=image
+                    )
                 if current is not None:
                     updates[key] = current
             if not out and not updates:
