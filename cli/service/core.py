@@ -137,8 +137,11 @@ class Service:
         self._rematch_lock = asyncio.Lock()
         self.index_ready = asyncio.Event()
         self.queue: asyncio.Queue[ScanJob] = asyncio.Queue()
-        #: Jobs queued or running, by key: a request for one of them adds nothing.
+        #: Jobs waiting, and running, by key (both kept in the queue file until done); a
+        #: request for a running one is done again after it (``again``).
         self.pending: dict[str, ScanJob] = {}
+        self.running: dict[str, ScanJob] = {}
+        self.again: set[str] = set()
         self._queue_file = Path(f"{conf.paths.state}.queue")
         self._severities: dict[str, Counter[str]] = {}
         #: Stored image keys by manifest digest (``GET /v1/images/{digest}``), and back.
@@ -175,7 +178,7 @@ class Service:
         try:
             self._start_tasks()
             await self._stopping.wait()
-            log.info("service_stopping", in_flight=len(self.pending))
+            log.info("service_stopping", queued=len(self.pending), running=len(self.running))
             for t in self._tasks:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -287,8 +290,12 @@ class Service:
             if seen is None or seen == self._index_stat:
                 continue
             had = self.matcher is not None
-            if self._load_index() and had:
-                await self.rematch(reason="index_changed")
+            try:
+                if self._load_index() and had:
+                    await self.rematch(reason="index_changed")
+            except Exception:  # noqa: BLE001 - the watch must outlive a bug in one rematch
+                self.metrics.errors.labels("rematch").inc()
+                log.exception("rematch_internal_error")
 
     async def _update_feeds(self) -> None:
         interval = cfg.parse_duration(self.conf.feeds.update_interval or "6h")
@@ -299,7 +306,11 @@ class Service:
         delay = max(0.0, interval - age)
         while True:
             await asyncio.sleep(delay)
-            await self._run_db_update()
+            try:
+                await self._run_db_update()
+            except Exception:  # noqa: BLE001 - the next update must still come
+                self.metrics.errors.labels("feeds").inc()
+                log.exception("feed_update_internal_error")
             delay = interval
 
     async def _run_db_update(self) -> None:
@@ -468,6 +479,8 @@ class Service:
                     await asyncio.to_thread(self.parts.tick)
                 except OutputError as exc:
                     self._output_failed(exc)
+                except Exception:  # noqa: BLE001 - parts must go on being completed
+                    log.exception("output_internal_error")
 
     async def write_summary(self, started: datetime, tally: Tally, **counts: int) -> None:
         """A ``summary`` record for a crawl or a rematch that ended."""
@@ -552,6 +565,9 @@ class Service:
                 outcome = "ok"
             except (CrawlFatal, cfg.ConfigError, ValueError) as exc:
                 error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the registry's schedule
+                log.exception("crawl_internal_error", registry=conf.name)
+                error = f"internal error: {type(exc).__name__}"
             except asyncio.CancelledError:
                 outcome, error = "stopped", "the service stopped"
                 raise
@@ -590,9 +606,14 @@ class Service:
     # -- scans on request ---------------------------------------------------------------------
 
     def request_scan(self, job: ScanJob) -> bool:
-        """Queue a scan unless the same image is queued or being scanned; True if queued."""
+        """Queue a scan of ``job``; False when the same image is already waiting (it is
+        scanned once). One asked for while it is being scanned is scanned again after: the
+        tag may have moved since the running scan read it."""
         if job.key in self.pending:
             return False
+        if job.key in self.running:
+            self.again.add(job.key)
+            return True
         self.pending[job.key] = job
         self._save_queue()
         self.queue.put_nowait(job)
@@ -611,13 +632,20 @@ class Service:
         while True:
             job = await self.queue.get()
             self.metrics.queue_depth.set(self.queue.qsize())
+            del self.pending[job.key]
+            self.running[job.key] = job
             try:
                 await self.scan(job)
             except Exception:  # noqa: BLE001 - one bad request must not stop the worker
                 log.exception("scan_internal_error", ref=job.key)
-            finally:
-                # A job cancelled by a stop stays in the queue file: done after a restart.
-                self.pending.pop(job.key, None)
+            except asyncio.CancelledError:
+                # Stopped: the job stays in the queue file and is done after a restart.
+                raise
+            del self.running[job.key]
+            if job.key in self.again:
+                self.again.discard(job.key)
+                self.request_scan(job)
+            else:
                 self._save_queue()
 
     async def scan(self, job: ScanJob) -> None:
@@ -677,7 +705,8 @@ class Service:
         # Small (the jobs not yet done) and rewritten whole: a temp file renamed over it.
         tmp = self._queue_file.with_name(self._queue_file.name + ".tmp")
         try:
-            tmp.write_bytes(msgspec.json.encode(list(self.pending.values())))
+            jobs = [*self.running.values(), *self.pending.values()]
+            tmp.write_bytes(msgspec.json.encode(jobs))
             os.replace(tmp, self._queue_file)
         except OSError as exc:
             log.error("queue_file_failed", path=str(self._queue_file), error=exc.strerror)
