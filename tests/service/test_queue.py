@@ -52,13 +52,13 @@ def test_a_request_for_a_running_scan_runs_it_again_after(tmp_path: Path) -> Non
         svc.index_ready.set()
         worker = asyncio.create_task(svc._scan_worker())
         svc.request_scan(JOB)
-        while not svc.running:
+        while not svc.running:  # noqa: ASYNC110 - polling the service's own state
             await asyncio.sleep(0.01)
         # Pushed again while its scan runs: the tag may have moved since it was read.
         assert svc.request_scan(JOB) is True
         assert svc.request_scan(JOB) is True
         release.set()
-        while len(scanned) < 2 or svc.running or svc.pending:
+        while len(scanned) < 2 or svc.running or svc.pending:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
         worker.cancel()
