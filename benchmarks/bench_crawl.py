@@ -214,8 +214,9 @@ class Server:
         return out
 
 
-def start_registry(work: Path) -> Server:
-    """``docker-registry serve`` on a free port, storage under ``work``, access log on."""
+def start_registry(work: Path, extra: str = "") -> Server:
+    """``docker-registry serve`` on a free port, storage under ``work``, access log on;
+    ``extra`` is more of its configuration (top-level YAML sections)."""
     binary = shutil.which("docker-registry")
     if binary is None:
         sys.exit("docker-registry is not installed (apt-get install docker-registry)")
@@ -244,7 +245,7 @@ http:
 health:
   storagedriver:
     enabled: false
-"""
+{extra}"""
     )
     log = work / "registry.log"
     with log.open("wb") as out:

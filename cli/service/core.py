@@ -390,10 +390,13 @@ class Service:
         """The stored images (``ref`` + platform keys) whose manifest is ``digest``."""
         return sorted(self._digests.get(digest, ()))
 
-    async def unit(self, result: RefResult, *, judged_again: bool = False) -> Tally:
+    async def unit(
+        self, result: RefResult, written: Counter[str], *, judged_again: bool = False
+    ) -> Tally:
         """Judge one reference's result, write what changed and store its findings (see the
-        module doc). Never raises for bad output: an output failure is logged and counted,
-        and the unit is done again by the next crawl."""
+        module doc); ``written`` counts the records written, by kind. Never raises for bad
+        output: an output failure is logged and counted, and the unit is done again by the
+        next crawl."""
         assert self.matcher is not None and self.index is not None
         judgement = judge_all(result.failures, result.images, self.matcher, self.policy)
         if not judged_again:
@@ -402,7 +405,7 @@ class Service:
         # Shielded: once a unit's lines are written its commit must happen, or a stop
         # between the two would cut them back (no loss, but the work is done again).
         packages = {changes.image_key(f.image): f.packages for f in result.images}
-        commit = asyncio.ensure_future(self._commit(judgement.records, packages, known))
+        commit = asyncio.ensure_future(self._commit(judgement.records, packages, known, written))
         self._in_flight.add(commit)
         commit.add_done_callback(self._in_flight.discard)
         await asyncio.shield(commit)
@@ -413,6 +416,7 @@ class Service:
         records: Sequence[Record],
         packages: Mapping[str, Sequence[Package]],
         known: Callable[[str], bool],
+        written: Counter[str],
     ) -> None:
         assert self.store is not None and self.writer is not None and self.parts is not None
         async with self._commit_lock:
@@ -459,7 +463,9 @@ class Service:
             for key, found in updates.items():
                 self._count(key, found)
             for r in out:
-                self.metrics.records.labels(r.__struct_config__.tag).inc()
+                kind = str(r.__struct_config__.tag)
+                written[kind] += 1
+                self.metrics.records.labels(kind).inc()
                 if isinstance(r, ErrorRecord):
                     self.metrics.errors.labels(r.stage).inc()
 
@@ -482,10 +488,21 @@ class Service:
                 except Exception:  # noqa: BLE001 - parts must go on being completed
                     log.exception("output_internal_error")
 
-    async def write_summary(self, started: datetime, tally: Tally, **counts: int) -> None:
-        """A ``summary`` record for a crawl or a rematch that ended."""
+    async def write_summary(
+        self, started: datetime, tally: Tally, written: Counter[str], **counts: int
+    ) -> None:
+        """A ``summary`` record for a crawl or a rematch that ended: the images and packages
+        it judged, and the findings and errors it wrote (the changes, not all there are)."""
         assert self.index is not None and self.parts is not None and self.writer is not None
-        record = summary_record(started, tally.counts(), self.index, **counts)
+        summed = tally.counts()
+        summed.update(
+            vulnerabilities=written["vulnerability"],
+            misconfigurations=written["misconfiguration"],
+            errors=written["error"],
+        )
+        record = msgspec.structs.replace(
+            summary_record(started, summed, self.index, **counts), resolved=written["resolved"]
+        )
         async with self._commit_lock:
             try:
                 cursor = self.parts.write(b"".join(encode_lines([record])))
@@ -541,7 +558,7 @@ class Service:
             started, t0 = _now(), time.monotonic()
             st.running, st.last_started_at, st.next_run_at = True, started, None
             log.info("crawl_start", registry=conf.name)
-            tally = Tally()
+            tally, written = Tally(), Counter[str]()
             outcome, error = "failed", None
             crawl: RegistryCrawl | None = None
             try:
@@ -558,7 +575,7 @@ class Service:
                     await crawl.start()
                     seen = _Fetched(crawler)
                     async for visit in crawl.visits():
-                        tally.add(await self.unit(visit.result))
+                        tally.add(await self.unit(visit.result, written))
                         seen.count(self.metrics)
                     await crawler.flush()
                     seen.count(self.metrics)
@@ -599,7 +616,7 @@ class Service:
             if crawl is None or outcome != "ok":
                 return False
             await self.write_summary(
-                started, tally, repositories=crawl.repositories, tags=crawl.tags
+                started, tally, written, repositories=crawl.repositories, tags=crawl.tags
             )
             return True
 
@@ -680,7 +697,7 @@ class Service:
                     # handler tags after the put): the tag is there a moment later.
                     await asyncio.sleep(delay)
                     result = await crawler.scan_ref(job.repository, job.reference, ref_text=ref)
-            await self.unit(result)
+            await self.unit(result, Counter())
             _Fetched(crawler).count(self.metrics)
         log.info(
             "scan_done", ref=job.key, images=len(result.images), failures=len(result.failures),
@@ -719,13 +736,13 @@ class Service:
         async with self._rematch_lock:
             started, t0 = _now(), time.monotonic()
             log.info("rematch_start", reason=reason)
-            tally = Tally()
+            tally, written = Tally(), Counter[str]()
             tags = 0
             for result in stored_refs(self.store):
                 tags += 1
-                tally.add(await self.unit(result, judged_again=True))
+                tally.add(await self.unit(result, written, judged_again=True))
             self.metrics.rematches.inc()
-            await self.write_summary(started, tally, tags=tags)
+            await self.write_summary(started, tally, written, tags=tags)
             log.info(
                 "rematch_done", reason=reason, tags=tags, seconds=round(time.monotonic() - t0, 3)
             )

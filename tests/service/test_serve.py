@@ -452,6 +452,10 @@ def test_a_replaced_index_is_rematched_and_equals_a_fresh_crawl(service: Service
     )
     assert {r["advisory"]["id"] for r in resolved} == {"DSA-5044-1"}
     assert {r["reason"] for r in resolved} == {"withdrawn"}
+    # The rematch's summary counts what it wrote: the resolved records, no new finding.
+    summary = wait_for(lambda: [r for r in service.records()[before:] if r["kind"] == "summary"],
+                       10, service)[0]  # fmt: skip
+    assert summary["resolved"] == len(resolved) and summary["vulnerabilities"] == 0
     fresh = _fresh_findings(service)
     # Within the parts' max_age (and a tick), once the rematch is done.
     wait_for(lambda: _current(service.records()) == fresh, 10, service)
