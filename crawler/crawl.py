@@ -23,7 +23,15 @@ Results are facts and failures only; ``matcher.judge`` turns them into records.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -241,7 +249,9 @@ class RegistryCrawl:
             self._repos = select(names, self.repo_globs, self.exclude)
         self.repositories = len(self._repos)
 
-    async def visits(self, done: Callable[[str], bool] = lambda key: False) -> AsyncIterator[Visit]:
+    async def visits(
+        self, done: Callable[[str], bool] = lambda key: False
+    ) -> AsyncGenerator[Visit, None]:
         """Every tag's result (and the listing failures) as it completes; what ``done``
         says an earlier run finished is skipped. Call ``start`` first."""
         if self._repos is None:
@@ -318,11 +328,13 @@ class RegistryCrawl:
 
     async def _scan_tag(self, repo: str, tag: str) -> Visit:
         ref = f"{self.registry.host}/{repo}:{tag}"
+        read_at = time.monotonic()
         try:
             result = await self.crawler.scan_ref(repo, tag, ref_text=ref)
         except Exception as exc:  # noqa: BLE001 - a bug on one image must not end a crawl
             _log.exception("crawl_internal_error", ref=ref)
             result = RefResult(ref=ref, failures=[problem_of(exc, stage="crawl", ref=ref)])
+        result.read_at = read_at
         return Visit(f"{repo}:{tag}", result)
 
 
@@ -349,6 +361,7 @@ def stored_refs(
     else:
         tags = [(k, e) for k in only if (e := store.get_tag(k)) is not None]
     for key, entry in tags:
+        read_at = time.monotonic()
         host, _, rest = key.partition("/")
         repository, _, tag = rest.rpartition(":")
         base = ImageRef(ref=key, registry=host, repository=repository, tag=tag)
@@ -365,6 +378,7 @@ def stored_refs(
 
             done = stored_ref(r, entry.digest, base, key, analyzer_set, platform_key, stack_of)
         if done is not None:
+            done.result.read_at = read_at
             yield done.result
             continue
         yield RefResult(

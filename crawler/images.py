@@ -102,6 +102,9 @@ class RefResult(msgspec.Struct, kw_only=True):
     images: list[ImageFacts] = []
     failures: list[Problem] = []
     notes: list[str] = []
+    #: ``time.monotonic()`` when its resolution began (0: not said): orders two results of
+    #: one reference that were worked on at once (a crawl's and a push scan's).
+    read_at: float = 0.0
 
 
 class Counters:

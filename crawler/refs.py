@@ -149,6 +149,13 @@ def _is_host(host: str) -> bool:
     return bool(_HOST.fullmatch(host)) and ("." in host or ":" in host or host == "localhost")
 
 
+#: The distribution spec's repository name grammar (``<name>``): what a registry accepts,
+#: so nothing else is ever put into a request path.
+_REPOSITORY_RE: Final = re.compile(
+    r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
+)
+
+
 def parse_registry_ref(text: str) -> RegistryRef:
     """Parse a registry image reference; ``InvalidReference`` with the accepted form."""
     rest, scheme = text, None
@@ -175,6 +182,11 @@ def parse_registry_ref(text: str) -> RegistryRef:
                 raise InvalidReference(f"{text!r}: {tag!r} is not a valid tag")
     if not path or path != path.lower():
         raise InvalidReference(f"{text!r}: repository names are lower case")
+    if len(path) > 255 or not _REPOSITORY_RE.fullmatch(path):
+        raise InvalidReference(
+            f"{text[:300]!r}: not a repository name (components of a-z, 0-9 and single "
+            "separators . _ __ -, joined by /)"
+        )
     url = f"http://{host}" if scheme == "http://" else f"https://{host}"
     if scheme in (None, "docker://"):
         url = host

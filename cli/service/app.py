@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import structlog
 from aiohttp import web
+from yarl import URL
 
 from regsweep.cli.service import config as cfg
 from regsweep.cli.service.core import ScanJob, Service
@@ -72,11 +73,13 @@ class _Bucket:
     """A token bucket: ``rate`` requests a second, bursts of as many."""
 
     def __init__(self, rate: float) -> None:
-        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
+        # At least one whole token: a rate below 1/s still lets one request through.
+        self.rate, self.capacity = rate, max(1.0, rate)
+        self.tokens, self.at = self.capacity, time.monotonic()
 
     def take(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens < 1:
             return False
@@ -107,7 +110,7 @@ class Api:
         self.service = service
         self.bucket = _Bucket(service.conf.server.write_rate)
         token = service.token
-        self._token = None if not token else f"Bearer {token}".encode()
+        self._token = None if not token else token.encode("utf-8", "surrogateescape")
 
     def app(self) -> web.Application:
         """The aiohttp application."""
@@ -123,8 +126,14 @@ class Api:
 
     def _write(self, handler: Handler) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
-            given = request.headers.get("Authorization", "").encode()
-            if self._token is None or not hmac.compare_digest(given, self._token):
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            # Header bytes that are not UTF-8 arrive as surrogates: compared, never a 500.
+            sent = given.strip().encode("utf-8", "surrogateescape")
+            if (
+                self._token is None
+                or scheme.lower() != "bearer"
+                or not hmac.compare_digest(sent, self._token)
+            ):
                 # Neither what was sent nor what is expected is said or logged.
                 return _error(401, "a bearer token is required", **{"WWW-Authenticate": "Bearer"})
             if not self.bucket.take():
@@ -187,8 +196,13 @@ class Api:
         conf = cfg.registry_for(self.service.conf, ref.host)
         if conf is None:
             return _error(404, f"{ref.host} is not a configured registry")
+        if not self.service.wanted(conf, ref.repository, ref.tag):
+            return _error(403, f"{ref.repository}:{ref.tag} is not covered by {conf.name}'s "
+                          "repos, exclude and tags")  # fmt: skip
         job = ScanJob(conf.name, ref.repository, ref.digest or ref.tag or "latest")
         queued = self.service.request_scan(job)
+        if queued is None:
+            return _error(503, "the scan queue is full", **{"Retry-After": "30"})
         return _json({"ref": job.key, "queued": queued}, 202)
 
     async def notifications(self, request: web.Request) -> web.Response:
@@ -217,20 +231,32 @@ class Api:
             # A crawl walks tags: an untagged manifest (an index's child) is scanned with
             # the tag that names it.
             return "untagged"
-        host = _host_of(t.url) or event.request.host
+        host = _host_of(t.url) or _host_of(f"//{event.request.host}")
         conf = cfg.registry_for(self.service.conf, host)
         if conf is None:
             log.warning("notification_unknown_registry", host=host[:255])
             return "unknown_registry"
-        if not self.service.wanted(conf, t.repository, t.tag):
+        try:
+            # The registry's own grammar: nothing else is put in a URL the service fetches.
+            ref = parse_registry_ref(f"{conf.name}/{t.repository}:{t.tag}")
+        except InvalidReference:
+            return "invalid"
+        if not self.service.wanted(conf, ref.repository, ref.tag):
             return "not_crawled"
-        self.service.request_scan(ScanJob(conf.name, t.repository, t.tag))
-        return "queued"
+        assert ref.tag is not None
+        queued = self.service.request_scan(ScanJob(conf.name, ref.repository, ref.tag, push=True))
+        return "queue_full" if queued is None else "queued"
 
 
 def _host_of(url: str) -> str:
-    rest = url.split("://", 1)[-1]
-    return rest.split("/", 1)[0]
+    """``host[:port]`` of a URL, without any user information (never logged or matched)."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return ""
+    host = parsed.raw_host or ""
+    port = parsed.explicit_port
+    return f"{host}:{port}" if port is not None and host else host
 
 
 async def serve(service: Service) -> Callable[[], Awaitable[None]]:

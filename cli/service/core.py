@@ -63,8 +63,10 @@ log = structlog.get_logger("regsweep.serve")
 INDEX_POLL = 2.0
 #: A failing registry is tried again after this, doubling up to its schedule's period.
 BACKOFF_FIRST = 30.0
-#: Scan requests worked on at once.
+#: Scan requests worked on at once, and waiting at most (then refused: 503, or counted
+#: as ``queue_full`` notifications; the next crawl finds those images).
 SCAN_WORKERS = 4
+MAX_QUEUE = 10_000
 #: Fault injection for the tests (``REGSWEEP_SERVE_UNIT_DELAY``, seconds): a wait between
 #: writing a unit's lines and committing them, the window that ``kill -9`` must survive.
 UNIT_DELAY = float(os.environ.get("REGSWEEP_SERVE_UNIT_DELAY") or 0)
@@ -76,12 +78,24 @@ class ScanJob(msgspec.Struct, frozen=True, array_like=True):
     registry: str
     repository: str
     reference: str
+    #: From a push notification: a tag not found yet is asked for again for a few seconds
+    #: (Distribution notifies before it writes the tag).
+    push: bool = False
 
     @property
     def key(self) -> str:
         """What deduplicates requests: the same image asked for twice is scanned once."""
         sep = "@" if self.reference.startswith("sha256:") else ":"
         return f"{self.registry}/{self.repository}{sep}{self.reference}"
+
+
+class Mark(msgspec.Struct, frozen=True, array_like=True):
+    """What every commit stores beside the findings (``StateStore.put_findings``'s
+    cursor): the output position, and the index every stored image was last judged
+    against in full (a rematch cut off by a stop is done again at start-up)."""
+
+    cursor: Cursor | None = None
+    judged: str | None = None
 
 
 class RegistryStatus(msgspec.Struct, kw_only=True):
@@ -108,7 +122,6 @@ class _Registry:
         self.platform: Platform | None = (
             None if conf.platform == "all" else parse_platform(conf.platform)
         )
-        self.wake = asyncio.Event()
 
 
 def _now() -> datetime:
@@ -133,6 +146,16 @@ class Service:
         self.writer: state.StateWriter | None = None
         self.parts: PartWriter | None = None
         self._cursor: Cursor | None = None
+        #: The identity of the index file every stored image was last judged against in
+        #: full (``Mark.judged``), and of the one loaded now.
+        self._judged: str | None = None
+        self._index_id: str | None = None
+        #: When the newest committed result of each reference was read (``RefResult.
+        #: read_at``): an older one arriving later (a crawl that read a tag before a push
+        #: scan of it committed) is dropped rather than written over the newer.
+        self._read_at: dict[str, float] = {}
+        #: Why the service stopped producing output (state store failed): exit 1.
+        self.broken: str | None = None
         self._commit_lock = asyncio.Lock()
         self._rematch_lock = asyncio.Lock()
         self.index_ready = asyncio.Event()
@@ -191,7 +214,7 @@ class Service:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
         log.info("service_stopped")
-        return 0
+        return 0 if self.broken is None else 1
 
     def _stop(self, sig: signal.Signals) -> None:
         log.info("signal", signal=sig.name)
@@ -210,7 +233,8 @@ class Service:
             compress=out.compression == "zstd",
         )
         raw = self.store.output_cursor()
-        self._cursor = None if raw is None else Cursor.decode(raw)
+        mark = Mark() if raw is None else msgspec.json.decode(raw, type=Mark)
+        self._cursor, self._judged = mark.cursor, mark.judged
         parts.open(self._cursor)
         self.parts = parts
         self._load_findings()
@@ -237,6 +261,7 @@ class Service:
         for i in range(SCAN_WORKERS):
             spawn(asyncio.create_task(self._scan_worker(), name=f"scan {i}"))
         spawn(asyncio.create_task(self._watch_index(), name="index watch"))
+        spawn(asyncio.create_task(self._resume_rematch(), name="resume rematch"))
         spawn(asyncio.create_task(self._tick_parts(), name="parts"))
         if self.conf.feeds.update_interval is not None:
             spawn(asyncio.create_task(self._update_feeds(), name="feeds"))
@@ -247,7 +272,7 @@ class Service:
         return {
             "index": self.matcher is not None,
             "state": self.store is not None and self.store.bypassed is None,
-            "output": self.parts is not None,
+            "output": self.parts is not None and self.broken is None,
         }
 
     # -- the advisory index -------------------------------------------------------------------
@@ -275,6 +300,7 @@ class Service:
             return False
         old, self.index, self.matcher = self.index, index, Matcher(index)
         self._index_stat = seen
+        self._index_id = "{1}:{2}:{3}".format(*seen)
         # Judging runs on the loop thread between awaits, so nothing holds the old index.
         if old is not None:
             old.close()
@@ -289,13 +315,22 @@ class Service:
             seen = self._stat_index()
             if seen is None or seen == self._index_stat:
                 continue
-            had = self.matcher is not None
             try:
-                if self._load_index() and had:
-                    await self.rematch(reason="index_changed")
+                await self.reload_index(reason="index_changed")
             except Exception:  # noqa: BLE001 - the watch must outlive a bug in one rematch
                 self.metrics.errors.labels("rematch").inc()
                 log.exception("rematch_internal_error")
+
+    async def reload_index(self, *, reason: str) -> None:
+        """Open the index file again (under the commit lock: no commit holds the old one
+        then) and, if stored images were judged against another, judge them again."""
+        async with self._commit_lock:
+            loaded = self._load_index()
+        if loaded and self._judged is not None and self._judged != self._index_id:
+            await self.rematch(reason=reason)
+        elif loaded and self._judged is None:
+            # Nothing judged before (a new state store): this is the index of record.
+            self._judged = self._index_id
 
     async def _update_feeds(self) -> None:
         interval = cfg.parse_duration(self.conf.feeds.update_interval or "6h")
@@ -353,9 +388,7 @@ class Service:
         # Picked up now rather than at the next poll.
         seen = self._stat_index()
         if seen is not None and seen != self._index_stat:
-            had = self.matcher is not None
-            if self._load_index() and had:
-                await self.rematch(reason="feeds_updated")
+            await self.reload_index(reason="feeds_updated")
 
     # -- findings and output -----------------------------------------------------------------
 
@@ -397,15 +430,16 @@ class Service:
         module doc); ``written`` counts the records written, by kind. Never raises for bad
         output: an output failure is logged and counted, and the unit is done again by the
         next crawl."""
-        assert self.matcher is not None and self.index is not None
+        assert self.matcher is not None
         judgement = judge_all(result.failures, result.images, self.matcher, self.policy)
         if not judged_again:
             self.metrics.images_scanned.inc(len(result.images))
-        known = self.index.has_advisory
+        packages = {changes.image_key(f.image): f.packages for f in result.images}
         # Shielded: once a unit's lines are written its commit must happen, or a stop
         # between the two would cut them back (no loss, but the work is done again).
-        packages = {changes.image_key(f.image): f.packages for f in result.images}
-        commit = asyncio.ensure_future(self._commit(judgement.records, packages, known, written))
+        commit = asyncio.ensure_future(
+            self._commit(result.ref, result.read_at, judgement.records, packages, written)
+        )
         self._in_flight.add(commit)
         commit.add_done_callback(self._in_flight.discard)
         await asyncio.shield(commit)
@@ -413,13 +447,24 @@ class Service:
 
     async def _commit(
         self,
+        ref: str,
+        read_at: float,
         records: Sequence[Record],
         packages: Mapping[str, Sequence[Package]],
-        known: Callable[[str], bool],
         written: Counter[str],
     ) -> None:
         assert self.store is not None and self.writer is not None and self.parts is not None
         async with self._commit_lock:
+            if self.broken is not None:
+                return
+            newest = self._read_at.get(ref)
+            if read_at and newest is not None and newest > read_at:
+                # A result read earlier than one already written (a crawl's, of a tag a
+                # push scan read after it): writing it would put the older image back.
+                log.info("result_superseded", ref=ref)
+                return
+            assert self.index is not None
+            known = self.index.has_advisory  # under the lock: no index swap meanwhile
             at = _now()
             out: list[Record] = []
             updates: dict[str, changes.ImageFindings] = {}
@@ -446,28 +491,62 @@ class Service:
                     )
                 if current is not None:
                     updates[key] = current
-            if not out and not updates:
-                return
-            lines = b"".join(encode_lines(out))
-            try:
-                cursor = self.parts.write(lines)
-                if UNIT_DELAY:
-                    await asyncio.sleep(UNIT_DELAY)
-                await self.writer.call(self.store.put_findings, updates, cursor.encode())
-                self._cursor = cursor
-                # In a thread: completing a part (fsync, zstd) takes up to a quarter second.
-                await asyncio.to_thread(self.parts.committed, cursor)
-            except OutputError as exc:
-                self._output_failed(exc)
-                return
-            for key, found in updates.items():
-                self._count(key, found)
-            for r in out:
-                kind = str(r.__struct_config__.tag)
-                written[kind] += 1
-                self.metrics.records.labels(kind).inc()
-                if isinstance(r, ErrorRecord):
-                    self.metrics.errors.labels(r.stage).inc()
+            if out or updates:
+                try:
+                    cursor = await self._write(out, updates)
+                except OutputError as exc:
+                    # Cut back by the part writer: nothing of the unit is kept, and the
+                    # next crawl does it again.
+                    self._output_failed(exc)
+                    return
+                if cursor is None:
+                    return
+                for key, found in updates.items():
+                    self._count(key, found)
+                for r in out:
+                    kind = str(r.__struct_config__.tag)
+                    written[kind] += 1
+                    self.metrics.records.labels(kind).inc()
+                    if isinstance(r, ErrorRecord):
+                        self.metrics.errors.labels(r.stage).inc()
+            if read_at:
+                self._read_at[ref] = max(read_at, newest or 0.0)
+
+    async def _write(
+        self, out: Sequence[Record], updates: Mapping[str, changes.ImageFindings]
+    ) -> Cursor | None:
+        """Append ``out`` to the part and store ``updates`` with the new position in one
+        transaction; then the part may be completed. None when the state store failed:
+        the service stops producing output (see ``_broken``)."""
+        assert self.store is not None and self.writer is not None and self.parts is not None
+        cursor = self.parts.write(b"".join(encode_lines(out)))
+        try:
+            if UNIT_DELAY:
+                await asyncio.sleep(UNIT_DELAY)
+            mark = Mark(cursor=cursor, judged=self._judged)
+            await self.writer.call(self.store.put_findings, updates, msgspec.json.encode(mark))
+            if self.store.bypassed is not None:
+                raise state.StateError(self.store.bypassed)
+        except Exception as exc:  # noqa: BLE001 - any failure here is the same failure
+            self._broken(f"the state store failed: {exc}")
+            return None
+        self._cursor = cursor
+        try:
+            # In a thread: completing a part (fsync, zstd) takes up to a quarter second.
+            await asyncio.to_thread(self.parts.committed, cursor)
+        except OutputError as exc:
+            self._output_failed(exc)  # the part is completed at a later tick
+        return cursor
+
+    def _broken(self, why: str) -> None:
+        """The lines just written are in the part but their findings and position are not
+        stored: nothing may follow them (a later commit's position would cover them, and
+        they would be written again after a restart). Stop, exit 1 (systemd restarts the
+        service), and let the restart cut the part back to the stored position."""
+        self.broken = why
+        self.metrics.errors.labels("state").inc()
+        log.error("service_broken", error=why)
+        self._stopping.set()
 
     def _output_failed(self, exc: OutputError) -> None:
         """A write or a part's completion failed (a full disk …): the part writer has cut a
@@ -493,7 +572,7 @@ class Service:
     ) -> None:
         """A ``summary`` record for a crawl or a rematch that ended: the images and packages
         it judged, and the findings and errors it wrote (the changes, not all there are)."""
-        assert self.index is not None and self.parts is not None and self.writer is not None
+        assert self.index is not None
         summed = tally.counts()
         summed.update(
             vulnerabilities=written["vulnerability"],
@@ -504,16 +583,13 @@ class Service:
             summary_record(started, summed, self.index, **counts), resolved=written["resolved"]
         )
         async with self._commit_lock:
+            if self.broken is not None:
+                return
             try:
-                cursor = self.parts.write(b"".join(encode_lines([record])))
-                assert self.store is not None
-                await self.writer.call(self.store.put_findings, {}, cursor.encode())
-                self._cursor = cursor
-                await asyncio.to_thread(self.parts.committed, cursor)
+                if await self._write([record], {}) is not None:
+                    self.metrics.records.labels("summary").inc()
             except OutputError as exc:
                 self._output_failed(exc)
-                return
-            self.metrics.records.labels("summary").inc()
 
     # -- crawls -------------------------------------------------------------------------------
 
@@ -546,9 +622,7 @@ class Service:
                 delay = min(BACKOFF_FIRST * 2 ** (st.consecutive_failures - 1), cap)
                 delay *= random.uniform(0.8, 1.2)
             st.next_run_at = datetime.fromtimestamp(time.time() + delay, UTC)
-            reg.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(reg.wake.wait(), delay)
+            await asyncio.sleep(delay)
 
     async def crawl(self, reg: _Registry) -> bool:
         """Crawl one registry now (waiting for a crawl of it in progress); True when it
@@ -574,9 +648,12 @@ class Service:
                     )  # fmt: skip
                     await crawl.start()
                     seen = _Fetched(crawler)
-                    async for visit in crawl.visits():
-                        tally.add(await self.unit(visit.result, written))
-                        seen.count(self.metrics)
+                    # Closed at once when the crawl is stopped: its workers must not go on
+                    # (and write to the state store) after the service closed it.
+                    async with contextlib.aclosing(crawl.visits()) as visits:
+                        async for visit in visits:
+                            tally.add(await self.unit(visit.result, written))
+                            seen.count(self.metrics)
                     await crawler.flush()
                     seen.count(self.metrics)
                 outcome = "ok"
@@ -622,15 +699,18 @@ class Service:
 
     # -- scans on request ---------------------------------------------------------------------
 
-    def request_scan(self, job: ScanJob) -> bool:
+    def request_scan(self, job: ScanJob) -> bool | None:
         """Queue a scan of ``job``; False when the same image is already waiting (it is
-        scanned once). One asked for while it is being scanned is scanned again after: the
-        tag may have moved since the running scan read it."""
+        scanned once), None when ``MAX_QUEUE`` are waiting. One asked for while it is being
+        scanned is scanned again after: the tag may have moved since the running scan read
+        it."""
         if job.key in self.pending:
             return False
         if job.key in self.running:
             self.again.add(job.key)
             return True
+        if len(self.pending) >= MAX_QUEUE:
+            return None
         self.pending[job.key] = job
         self._save_queue()
         self.queue.put_nowait(job)
@@ -689,14 +769,17 @@ class Service:
             except RegistryError as exc:
                 result = RefResult(ref=ref, failures=[problem_of(exc, stage="auth", ref=ref)])
             else:
+                read_at = time.monotonic()
                 result = await crawler.scan_ref(job.repository, job.reference, ref_text=ref)
-                for delay in _TAG_NOT_YET:
+                for delay in _TAG_NOT_YET if job.push else ():
                     if not _tag_not_found(result):
                         break
                     # Distribution notifies a manifest push before it writes the tag (the
                     # handler tags after the put): the tag is there a moment later.
                     await asyncio.sleep(delay)
+                    read_at = time.monotonic()
                     result = await crawler.scan_ref(job.repository, job.reference, ref_text=ref)
+                result.read_at = read_at
             await self.unit(result, Counter())
             _Fetched(crawler).count(self.metrics)
         log.info(
@@ -731,21 +814,38 @@ class Service:
     # -- rematch ------------------------------------------------------------------------------
 
     async def rematch(self, *, reason: str) -> None:
-        """Judge every stored image again with the current index (no registry traffic)."""
+        """Judge every stored image of the configured registries again with the current
+        index (no registry traffic), each registry's tags under its platform filter."""
         assert self.store is not None
         async with self._rematch_lock:
             started, t0 = _now(), time.monotonic()
+            index_id = self._index_id
             log.info("rematch_start", reason=reason)
             tally, written = Tally(), Counter[str]()
             tags = 0
-            for result in stored_refs(self.store):
-                tags += 1
-                tally.add(await self.unit(result, written, judged_again=True))
+            stored = [key for key, _ in self.store.tags()]
+            for reg in self.registries.values():
+                mine = [k for k in stored if k.startswith(f"{reg.conf.name}/")]
+                for result in stored_refs(self.store, platform=reg.platform, only=mine):
+                    tags += 1
+                    tally.add(await self.unit(result, written, judged_again=True))
             self.metrics.rematches.inc()
+            if self._index_id == index_id:
+                # Stored with the summary: a rematch cut off before this is done again.
+                self._judged = index_id
             await self.write_summary(started, tally, written, tags=tags)
             log.info(
                 "rematch_done", reason=reason, tags=tags, seconds=round(time.monotonic() - t0, 3)
             )
+
+    async def _resume_rematch(self) -> None:
+        """At start-up: judge the stored images again if the last full judgement used
+        another index (the file was replaced while stopped, or a rematch was cut off)."""
+        await self.index_ready.wait()
+        if self._judged is None:
+            self._judged = self._index_id
+        elif self._judged != self._index_id:
+            await self.rematch(reason="index_changed_while_stopped")
 
     async def current_records(self, digest: str) -> list[Record]:
         """The records of the image ``digest`` as judged now, from the state store."""
@@ -753,7 +853,8 @@ class Service:
         out: list[Record] = []
         for key in self.keys_of_digest(digest):
             ref = key.partition("\0")[0]
-            result = stored_tag(self.store, ref)
+            reg = self.registries.get(ref.partition("/")[0])
+            result = stored_tag(self.store, ref, None if reg is None else reg.platform)
             if result is None:
                 continue
             judgement = judge_all([], result.images, self.matcher, self.policy)
@@ -782,9 +883,9 @@ def _digest_of(record: Record) -> str | None:
     return None if image is None else image.digest
 
 
-def stored_tag(store: state.StateStore, ref: str) -> RefResult | None:
+def stored_tag(store: state.StateStore, ref: str, platform: Platform | None) -> RefResult | None:
     """One tag's result from the store (as ``rematch`` finds it); None when not stored."""
-    for result in stored_refs(store, only=[ref]):
+    for result in stored_refs(store, platform=platform, only=[ref]):
         return None if result.failures else result
     return None
 
