@@ -166,6 +166,7 @@ class Service:
         self.running: dict[str, ScanJob] = {}
         self.again: set[str] = set()
         self._queue_file = Path(f"{conf.paths.state}.queue")
+        self._journal_lines = 0
         self._severities: dict[str, Counter[str]] = {}
         #: Stored image keys by manifest digest (``GET /v1/images/{digest}``), and back.
         self._digests: dict[str, set[str]] = {}
@@ -712,7 +713,7 @@ class Service:
         if len(self.pending) >= MAX_QUEUE:
             return None
         self.pending[job.key] = job
-        self._save_queue()
+        self._journal(["+", job])
         self.queue.put_nowait(job)
         self.metrics.queue_depth.set(self.queue.qsize())
         log.info("scan_queued", ref=job.key)
@@ -739,11 +740,10 @@ class Service:
                 # Stopped: the job stays in the queue file and is done after a restart.
                 raise
             del self.running[job.key]
+            self._journal(["-", job.key])
             if job.key in self.again:
                 self.again.discard(job.key)
                 self.request_scan(job)
-            else:
-                self._save_queue()
 
     async def scan(self, job: ScanJob) -> None:
         """Scan one image of a configured registry and write what changed."""
@@ -788,28 +788,51 @@ class Service:
         )  # fmt: skip
 
     def _load_queue(self) -> None:
+        """The scan requests not done when the service last stopped, from the queue
+        journal (``STATE.queue``: one line per request queued, ``["+", job]``, and per
+        request done, ``["-", key]``; a line cut short by ``kill -9`` is skipped)."""
+        jobs: dict[str, ScanJob] = {}
         try:
-            raw = self._queue_file.read_bytes()
+            with self._queue_file.open("rb") as fh:
+                for line in fh:
+                    try:
+                        op, arg = msgspec.json.decode(line, type=tuple[str, ScanJob | str])
+                    except msgspec.DecodeError:
+                        continue
+                    if op == "+" and isinstance(arg, ScanJob):
+                        jobs[arg.key] = arg
+                    elif op == "-" and isinstance(arg, str):
+                        jobs.pop(arg, None)
         except FileNotFoundError:
-            return
-        try:
-            jobs = msgspec.json.decode(raw, type=list[ScanJob])
-        except msgspec.DecodeError:
-            log.warning("queue_file_unreadable", path=str(self._queue_file))
-            return
-        for job in jobs:
+            pass
+        self._compact_queue([])
+        for job in jobs.values():
             if job.registry in self.registries:
                 self.request_scan(job)
 
-    def _save_queue(self) -> None:
-        # Small (the jobs not yet done) and rewritten whole: a temp file renamed over it.
+    def _journal(self, entry: list[Any]) -> None:
+        # Appended, not rewritten: a burst of requests costs a line each.
+        try:
+            with self._queue_file.open("ab") as fh:
+                fh.write(msgspec.json.encode(entry) + b"\n")
+        except OSError as exc:
+            log.error("queue_file_failed", path=str(self._queue_file), error=exc.strerror)
+            return
+        self._journal_lines += 1
+        live = len(self.pending) + len(self.running)
+        if self._journal_lines > 4 * live + 1024:
+            self._compact_queue([*self.running.values(), *self.pending.values()])
+
+    def _compact_queue(self, jobs: list[ScanJob]) -> None:
+        """Rewrite the journal as just ``jobs`` (a temp file renamed over it)."""
         tmp = self._queue_file.with_name(self._queue_file.name + ".tmp")
         try:
-            jobs = [*self.running.values(), *self.pending.values()]
-            tmp.write_bytes(msgspec.json.encode(jobs))
+            tmp.write_bytes(b"".join(msgspec.json.encode(["+", j]) + b"\n" for j in jobs))
             os.replace(tmp, self._queue_file)
         except OSError as exc:
             log.error("queue_file_failed", path=str(self._queue_file), error=exc.strerror)
+            return
+        self._journal_lines = len(jobs)
 
     # -- rematch ------------------------------------------------------------------------------
 

@@ -92,3 +92,19 @@ def test_a_scan_stopped_by_a_signal_stays_in_the_queue_file(tmp_path: Path) -> N
     after = _service(tmp_path)
     after._load_queue()
     assert list(after.pending) == [JOB.key]
+
+
+def test_the_queue_journal_skips_a_line_cut_short_and_compacts(tmp_path: Path) -> None:
+    """The journal after ``kill -9`` mid-append: whole lines are replayed (a job queued and
+    done is gone), the cut one skipped; loading rewrites it as the jobs left."""
+    svc = _service(tmp_path)
+    done = ScanJob("127.0.0.1:5000", "team/app", "2.0")
+    svc.request_scan(JOB)
+    svc.request_scan(done)
+    svc._journal(["-", done.key])
+    with svc._queue_file.open("ab") as fh:
+        fh.write(b'["+",["127.0.0.1:5000","team/ap')
+    again = _service(tmp_path)
+    again._load_queue()
+    assert list(again.pending) == [JOB.key]
+    assert svc._queue_file.read_bytes().count(b"\n") == 1
