@@ -245,8 +245,8 @@ def run(args: argparse.Namespace) -> str:
                 latencies.append(time.perf_counter() - at)
             print(f"push latency p50 {statistics.median(latencies):.2f} s", file=sys.stderr)
             mark = len(svc.events())
-            swapped = time.perf_counter()
             build_db(db, without=WITHDRAWN)
+            swapped = time.perf_counter()  # the new file renamed into place
             end = svc.wait("rematch_done", after=mark)
             seen = time.perf_counter() - swapped
             time.sleep(2.5)
