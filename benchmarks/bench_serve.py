@@ -30,7 +30,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,16 +55,10 @@ from benchmarks.bench_crawl import (
     start_registry,
     stop_registry,
 )
+from tests.service.common import free_port, notifications
 
 T_PUSH_S = 5.0
 TOKEN = "bench-serve-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 #: Real advisories (OSV Debian, PyPI, Go …, Alpine secdb, Wolfi) when ``../shared`` is there:
@@ -209,17 +202,8 @@ def run(args: argparse.Namespace) -> str:
             print(f"cli rematch {batch.wall:.2f} s", file=sys.stderr)
         finally:
             stop_registry(first)
-        port = _free_port()
-        notify = f"""notifications:
-  endpoints:
-    - name: regsweep
-      url: http://127.0.0.1:{port}/v1/notifications
-      headers:
-        Authorization: [Bearer {TOKEN}]
-      timeout: 2s
-      threshold: 3
-      backoff: 500ms
-"""
+        port = free_port()
+        notify = notifications(port, TOKEN)
         (work / "reg2").mkdir()
         (work / "reg2" / "storage").symlink_to(work / "reg" / "storage")
         registry = start_registry(work / "reg2", notify)

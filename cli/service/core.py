@@ -609,19 +609,11 @@ class Service:
         while True:
             ok = await self.crawl(reg)
             st = reg.status
-            if ok:
-                schedule = conf.schedule()
-                if isinstance(schedule, cfg.Cron):
-                    delay = (schedule.next_after(_now()) - _now()).total_seconds()
-                else:
-                    assert st.last_started_at is not None
-                    delay = schedule - (_now() - st.last_started_at).total_seconds()
-                delay = max(0.0, delay) + random.uniform(0, conf.jitter_seconds())
-            else:
-                period = conf.schedule()
-                cap = 3600.0 if isinstance(period, cfg.Cron) else max(period, BACKOFF_FIRST)
-                delay = min(BACKOFF_FIRST * 2 ** (st.consecutive_failures - 1), cap)
-                delay *= random.uniform(0.8, 1.2)
+            assert st.last_started_at is not None
+            delay = next_delay(
+                conf, ok=ok, started=st.last_started_at, failures=st.consecutive_failures,
+                now=_now(), rng=random,
+            )  # fmt: skip
             st.next_run_at = datetime.fromtimestamp(time.time() + delay, UTC)
             await asyncio.sleep(delay)
 
@@ -885,6 +877,32 @@ class Service:
             if out:
                 break
         return out
+
+
+def next_delay(
+    conf: cfg.RegistryConfig,
+    *,
+    ok: bool,
+    started: datetime,
+    failures: int,
+    now: datetime,
+    rng: random.Random | Any,
+) -> float:
+    """Seconds until a registry's next crawl: after a crawl that worked, the next time its
+    schedule fires (an interval counts from the last start; a crawl longer than it is
+    followed at once) plus up to ``jitter_seconds`` at random; after ``failures`` in a row,
+    ``BACKOFF_FIRST`` doubling per failure up to the schedule's period (an hour for cron),
+    ±20 %."""
+    schedule = conf.schedule()
+    if ok:
+        if isinstance(schedule, cfg.Cron):
+            delay = (schedule.next_after(now) - now).total_seconds()
+        else:
+            delay = schedule - (now - started).total_seconds()
+        return max(0.0, delay) + rng.uniform(0, conf.jitter_seconds())
+    cap = 3600.0 if isinstance(schedule, cfg.Cron) else max(schedule, BACKOFF_FIRST)
+    delay = min(BACKOFF_FIRST * 2 ** max(0, failures - 1), cap)
+    return float(delay * rng.uniform(0.8, 1.2))
 
 
 #: Waits before asking again for a tag a notification named and the registry did not have.

@@ -145,3 +145,35 @@ def test_cron_next_after_matches_a_minute_by_minute_walk(
             t = (t + timedelta(hours=1)).replace(minute=0)
         else:
             t += timedelta(minutes=1)
+
+
+def test_the_next_crawl_follows_the_schedule_with_jitter_and_backs_off_on_failure() -> None:
+    """``next_delay``: an interval from the last start plus jitter within its bound; a cron
+    schedule's next minute; after failures 30 s doubling up to the period, ±20 %."""
+    import random
+
+    from regsweep.cli.service.core import next_delay
+
+    rng = random.Random(3)
+    start = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    hourly = cfg.RegistryConfig(url="h:5000", interval="1h")
+    for _ in range(200):
+        d = next_delay(hourly, ok=True, started=start, failures=0,
+                       now=start + timedelta(minutes=10), rng=rng)  # fmt: skip
+        assert 3000 <= d <= 3000 + 300
+    # A crawl that took longer than the interval is followed at once (plus jitter).
+    late = next_delay(hourly, ok=True, started=start, failures=0,
+                      now=start + timedelta(hours=2), rng=rng)  # fmt: skip
+    assert 0 <= late <= 300
+    cron = cfg.RegistryConfig(url="h:5000", cron="30 * * * *", jitter="1s")
+    d = next_delay(cron, ok=True, started=start, failures=0,
+                   now=start + timedelta(minutes=5), rng=rng)  # fmt: skip
+    assert 25 * 60 <= d <= 25 * 60 + 1
+    backoff = [next_delay(hourly, ok=False, started=start, failures=n, now=start, rng=rng)
+               for n in range(1, 10)]  # fmt: skip
+    for n, d in enumerate(backoff, start=1):
+        expected = min(30 * 2 ** (n - 1), 3600)
+        assert 0.8 * expected <= d <= 1.2 * expected
+    quick = cfg.RegistryConfig(url="h:5000", interval="40s")
+    assert max(next_delay(quick, ok=False, started=start, failures=9, now=start, rng=rng)
+               for _ in range(50)) <= 1.2 * 40  # fmt: skip

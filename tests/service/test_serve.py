@@ -17,7 +17,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -34,16 +33,10 @@ import pytest
 from tests import paths
 from tests.crawler.registry.conftest import RegistryServer, _start, _stop
 from tests.example import REGSWEEP, advisory_index, example_image
+from tests.service.common import call, free_port, notifications
 
 TOKEN = "svc-token-5f1e0c9a7b"
 Record = dict[str, Any]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _skopeo_copy(layout: Path, dest: str) -> None:
@@ -136,14 +129,7 @@ class Service:
             headers["Authorization"] = f"Bearer {token}"
         if auth is not None:
             headers["Authorization"] = auth
-        req = urllib.request.Request(self.api + path, data=body, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except (ConnectionError, urllib.error.URLError):
-            return 0, b""
+        return call(self.api + path, method, body, headers)
 
     def records(self) -> list[Record]:
         """Every record of the complete output parts, in part order."""
@@ -207,17 +193,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo is not installed (apt-get install skopeo)")
     root = tmp_path_factory.mktemp("serve")
-    port, dead_port = _free_port(), _free_port()
-    notify = f"""notifications:
-  endpoints:
-    - name: regsweep
-      url: http://127.0.0.1:{port}/v1/notifications
-      headers:
-        Authorization: [Bearer {TOKEN}]
-      timeout: 2s
-      threshold: 3
-      backoff: 500ms
-"""
+    port, dead_port = free_port(), free_port()
+    notify = notifications(port, TOKEN)
     registry = _start(root / "run", root / "storage", "notify", notify)
     layout = example_image(root / "image")
     host = registry.url.removeprefix("http://")

@@ -4,7 +4,6 @@ write again)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
@@ -13,13 +12,7 @@ import msgspec
 from tests.crawler.registry.conftest import _start, _stop
 from tests.crawler.registry.images import build_images, push
 from tests.example import REGSWEEP, advisory_index
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.service.common import free_port
 
 
 def test_a_failing_state_store_stops_the_service_before_any_part_is_sealed(
@@ -34,7 +27,7 @@ def test_a_failing_state_store_stops_the_service_before_any_part_is_sealed(
         config = tmp_path / "serve.toml"
         config.write_text(f"""
 [server]
-listen = "127.0.0.1:{_free_port()}"
+listen = "127.0.0.1:{free_port()}"
 [paths]
 db = "{db}"
 state = "{small_disk / "state.lmdb"}"

@@ -5,11 +5,8 @@ loopback), and becomes ready with the index it built."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import msgspec
@@ -17,29 +14,13 @@ import msgspec
 from tests import paths
 from tests.example import REGSWEEP
 from tests.feeds import MirrorServer, write_osv_mirror
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (ConnectionError, urllib.error.URLError):
-        return 0, b""
+from tests.service.common import call, free_port
 
 
 def test_a_service_without_an_index_updates_its_feeds_and_becomes_ready(tmp_path: Path) -> None:
     mirror = tmp_path / "mirror"
     write_osv_mirror(mirror, [paths.DATA / "advisories" / "osv"], only=["Debian", "PyPI"])
-    port = _free_port()
+    port = free_port()
     db = tmp_path / "db" / "advisories.lmdb"
     log = tmp_path / "serve.log"
     with MirrorServer(mirror) as srv:
@@ -66,7 +47,7 @@ urls = ["{srv.url("/Debian/all.zip")}", "{srv.url("/PyPI/all.zip")}"]
             statuses = []
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                code, body = _get(f"{api}/readyz")
+                code, body = call(f"{api}/readyz")
                 statuses.append(code)
                 if code == 200:
                     break
