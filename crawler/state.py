@@ -979,26 +979,35 @@ class StateStore:
         raw = self._enc.encode(TagEntry(digest=digest, seen_at=seen_at or _now()))
         self._write(lambda txn: txn.put(_key(ref), raw, db=self._dbs["tags"]))
 
-    def _findings_rows(self, updates: Mapping[str, ImageFindings]) -> list[tuple[bytes, bytes]]:
-        rows = []
+    def _findings_rows(
+        self, updates: Mapping[str, ImageFindings | None]
+    ) -> list[tuple[bytes, bytes | None]]:
+        rows: list[tuple[bytes, bytes | None]] = []
         for key, value in updates.items():
+            if value is None:
+                rows.append((_key(key), None))
+                continue
             if key != image_key(value.image):
                 raise ValueError(f"findings of {image_key(value.image)!r} given as {key!r}")
             rows.append((_key(key), self._enc.encode(value)))
         return rows
 
     def put_findings(
-        self, updates: Mapping[str, ImageFindings], cursor: bytes | None = None
+        self, updates: Mapping[str, ImageFindings | None], cursor: bytes | None = None
     ) -> None:
-        """Store the findings of several image keys (``changes.image_key``) and, with
-        ``cursor``, the caller's output position (``output_cursor``), in one transaction:
-        the findings are then stored exactly when the output that reported them is."""
+        """Store the findings of several image keys (``changes.image_key``; None deletes a
+        key's) and, with ``cursor``, the caller's output position (``output_cursor``), in
+        one transaction: the findings are then stored exactly when the output that
+        reported them is."""
         rows = self._findings_rows(updates)
 
         def body(txn: Any) -> None:
             db = self._dbs["findings"]
             for key, raw in rows:
-                txn.put(key, raw, db=db)
+                if raw is None:
+                    txn.delete(key, db=db)
+                else:
+                    txn.put(key, raw, db=db)
             if cursor is not None:
                 txn.put(_CURSOR, cursor, db=self._dbs["meta"])
 
@@ -1028,7 +1037,10 @@ class StateStore:
                 txn.put(prefix + done_key(image).encode(), b"", db=done)
             txn.put(ckey, raw, db=self._dbs["crawls"])
             for key, value in rows:
-                txn.put(key, value, db=self._dbs["findings"])
+                if value is None:
+                    txn.delete(key, db=self._dbs["findings"])
+                else:
+                    txn.put(key, value, db=self._dbs["findings"])
 
         self._write(body)
         # A checkpoint is the one record that must survive an OS crash as well.

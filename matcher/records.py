@@ -271,6 +271,9 @@ class ResolveReason(enum.StrEnum):
     #: The image changed (a new digest for that tag and platform) and the package, at that
     #: version, is not in it.
     PACKAGE_GONE = "package_gone"
+    #: The image is gone: its tag was deleted (or is no longer crawled), or its platform
+    #: left the tag's index.
+    IMAGE_GONE = "image_gone"
 
 
 class ResolvedRecord(_Record, tag="resolved", frozen=True, kw_only=True):

@@ -41,7 +41,14 @@ from regsweep.cli.service import config as cfg
 from regsweep.cli.service.metrics import Metrics
 from regsweep.cli.service.parts import Cursor, PartWriter
 from regsweep.crawler import state
-from regsweep.crawler.crawl import CrawlFatal, RegistryCrawl, RegistryOptions, connect, stored_refs
+from regsweep.crawler.crawl import (
+    CrawlFatal,
+    RegistryCrawl,
+    RegistryOptions,
+    Visit,
+    connect,
+    stored_refs,
+)
 from regsweep.crawler.images import Crawler, RefResult
 from regsweep.crawler.oci import Platform, parse_platform
 from regsweep.crawler.outfile import OutputError
@@ -55,7 +62,14 @@ from regsweep.matcher.index.store import AdvisoryIndex
 from regsweep.matcher.judge import Policy, Tally, judge_all
 from regsweep.matcher.match import Matcher
 from regsweep.matcher.output.ndjson import encode_lines
-from regsweep.matcher.records import ErrorRecord, ImageRecord, Package, Record
+from regsweep.matcher.records import (
+    ErrorRecord,
+    ImageRecord,
+    Package,
+    Record,
+    ResolvedRecord,
+    ResolveReason,
+)
 
 log = structlog.get_logger("regsweep.serve")
 
@@ -171,6 +185,8 @@ class Service:
         #: Stored image keys by manifest digest (``GET /v1/images/{digest}``), and back.
         self._digests: dict[str, set[str]] = {}
         self._digest_by_key: dict[str, str] = {}
+        #: Stored image keys by reference (a tag's platforms).
+        self._keys_of_ref: dict[str, set[str]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._in_flight: set[asyncio.Future[None]] = set()
         self._stopping = asyncio.Event()
@@ -405,8 +421,11 @@ class Service:
         digest = self._digest_by_key.pop(key, None)
         if digest is not None:
             self._digests[digest].discard(key)
+        ref = key.partition("\0")[0]
         if found is None:
+            self._keys_of_ref.get(ref, set()).discard(key)
             return
+        self._keys_of_ref.setdefault(ref, set()).add(key)
         counts = Counter(a.severity.value for _, a in found.records())
         self._severities[key] = counts
         for severity, n in counts.items():
@@ -468,9 +487,18 @@ class Service:
             known = self.index.has_advisory  # under the lock: no index swap meanwhile
             at = _now()
             out: list[Record] = []
-            updates: dict[str, changes.ImageFindings] = {}
+            updates: dict[str, changes.ImageFindings | None] = {}
             out.extend(r for r in records if getattr(r, "image", None) is None)
-            for key, group in changes.group_by_image(records).items():
+            groups = changes.group_by_image(records)
+            if groups and not any(
+                isinstance(r, ErrorRecord) and (r.image is None or r.image.platform is None)
+                for r in records
+            ):
+                # The tag was read whole: a platform stored before and not in it now has
+                # left its index.
+                for key in sorted(self._keys_of_ref.get(ref, set()) - set(groups)):
+                    out.extend(self._retire(key, updates, at))
+            for key, group in groups.items():
                 previous = self.store.get_findings(key)
                 change = changes.changes(
                     previous, group, known=known, at=at, packages=packages.get(key)
@@ -513,8 +541,50 @@ class Service:
             if read_at:
                 self._read_at[ref] = max(read_at, newest or 0.0)
 
+    def _retire(
+        self, key: str, updates: dict[str, changes.ImageFindings | None], at: datetime
+    ) -> list[Record]:
+        """A ``resolved`` record (``image_gone``) for each finding stored for ``key``, whose
+        image is gone; its findings are deleted with the commit."""
+        assert self.store is not None
+        previous = self.store.get_findings(key)
+        updates[key] = None
+        if previous is None:
+            return []
+        return [
+            ResolvedRecord(image=previous.image, package=pkg, advisory=adv,
+                           reason=ResolveReason.IMAGE_GONE, resolved_at=at)
+            for pkg, adv in previous.records()
+        ]  # fmt: skip
+
+    async def retire_refs(self, refs: Iterable[str], written: Counter[str]) -> None:
+        """Retire every stored image of ``refs`` (tags a complete crawl no longer found)."""
+        refs = sorted(refs)
+        async with self._commit_lock:
+            if self.broken is not None:
+                return
+            at = _now()
+            out: list[Record] = []
+            updates: dict[str, changes.ImageFindings | None] = {}
+            for ref in refs:
+                for key in sorted(self._keys_of_ref.get(ref, ())):
+                    out.extend(self._retire(key, updates, at))
+            if not updates:
+                return
+            try:
+                if await self._write(out, updates) is None:
+                    return
+            except OutputError as exc:
+                self._output_failed(exc)
+                return
+            for key in updates:
+                self._count(key, None)
+            written["resolved"] += len(out)
+            self.metrics.records.labels("resolved").inc(len(out))
+            log.info("tags_gone", tags=len(refs), resolved=len(out))
+
     async def _write(
-        self, out: Sequence[Record], updates: Mapping[str, changes.ImageFindings]
+        self, out: Sequence[Record], updates: Mapping[str, changes.ImageFindings | None]
     ) -> Cursor | None:
         """Append ``out`` to the part and store ``updates`` with the new position in one
         transaction; then the part may be completed. None when the state store failed:
@@ -643,12 +713,27 @@ class Service:
                     seen = _Fetched(crawler)
                     # Closed at once when the crawl is stopped: its workers must not go on
                     # (and write to the state store) after the service closed it.
+                    visited: set[str] = set()
+                    listed = True
                     async with contextlib.aclosing(crawl.visits()) as visits:
                         async for visit in visits:
+                            if _unlisted(visit):
+                                listed = False  # what was not listed is not known gone
+                            visited.add(visit.result.ref)
                             tally.add(await self.unit(visit.result, written))
                             seen.count(self.metrics)
                     await crawler.flush()
                     seen.count(self.metrics)
+                    if listed:
+                        # Tags stored from earlier crawls and not found now are gone (or no
+                        # longer crawled); images scanned by digest are not tags.
+                        host = f"{crawler.registry.host}/"
+                        await self.retire_refs(
+                            (r for r in self._keys_of_ref
+                             if r.startswith(host) and "@" not in r and r not in visited
+                             and self._keys_of_ref[r]),
+                            written,
+                        )  # fmt: skip
                 outcome = "ok"
             except (CrawlFatal, cfg.ConfigError, ValueError) as exc:
                 error = str(exc)
@@ -912,6 +997,17 @@ _TAG_NOT_YET = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 def _tag_not_found(result: RefResult) -> bool:
     return not result.images and any(
         p.stage == "manifest" and p.error == "not_found" for p in result.failures
+    )
+
+
+def _unlisted(visit: Visit) -> bool:
+    """Whether a visit is a catalog or tag list that could not be read. A repository the
+    catalog names whose tag list is 404 has no tag left (Distribution after the last tag's
+    manifest was deleted): that is a listing, of nothing."""
+    if visit.key == "\0catalog":
+        return True
+    return visit.key.endswith("\0tags") and any(
+        p.error != "not_found" for p in visit.result.failures
     )
 
 

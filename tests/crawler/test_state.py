@@ -1018,6 +1018,18 @@ def test_findings_round_trip_with_the_output_cursor(store: StateStore) -> None:
     assert store.output_cursor() == b"part-7:120"
 
 
+def test_none_deletes_a_key_s_findings_with_the_cursor(store: StateStore) -> None:
+    """An image gone: ``None`` deletes its findings in the same transaction as the others
+    and the cursor (a key never stored is no error)."""
+    a, b = image_key(_findings(1).image), image_key(_findings(2).image)
+    store.put_findings({a: _findings(1), b: _findings(2)}, cursor=b"c1")
+    store.put_findings({a: None, b: _findings(2, n=1), "never\0stored": None}, cursor=b"c2")
+    assert store.get_findings(a) is None
+    assert store.get_findings(b) == _findings(2, n=1)
+    assert [k for k, _ in store.findings()] == [b]
+    assert store.output_cursor() == b"c2"
+
+
 def test_corrupt_findings_are_a_miss(store: StateStore) -> None:
     """An undecodable findings value reads as none (every finding then new once)."""
     key = image_key(_findings(1).image)

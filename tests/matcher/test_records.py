@@ -88,7 +88,7 @@ def test_contract_field_names_are_stable() -> None:
     resolved = {f.name for f in msgspec.structs.fields(records.ResolvedRecord)}
     assert resolved >= {"image", "package", "advisory", "reason", "resolved_at"}
     assert {r.value for r in records.ResolveReason} == {
-        "fixed_in_index", "withdrawn", "package_gone",
+        "fixed_in_index", "withdrawn", "package_gone", "image_gone",
     }  # fmt: skip
 
 

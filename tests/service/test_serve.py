@@ -200,6 +200,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     host = registry.url.removeprefix("http://")
     _skopeo_copy(layout, f"{host}/team/app:1.0")
     _tag_copies(registry.url, "team/app", "1.0", [f"c{i}" for i in range(30)])
+    _skopeo_copy(layout, f"{host}/team/gone:1.0")  # deleted by a test
     db = _build_index(root / "db.lmdb")
     config = root / "serve.toml"
     config.write_text(_config(port, registry.url, dead_port, root))
@@ -257,10 +258,10 @@ def test_the_start_up_crawl_writes_the_registry_and_a_dead_one_backs_off(
     wait_for(lambda: _crawl_status(service, service.host)["last_outcome"] == "ok", 30, service)
     records = wait_for(lambda: [r for r in service.records() if r["kind"] == "summary"]
                        and service.records(), 10, service)  # fmt: skip
-    tags = ["1.0", *(f"c{i}" for i in range(30))]
+    tags = ["app:1.0", *(f"app:c{i}" for i in range(30)), "gone:1.0"]
     # The registry's platform filter: the arm64 images of the index are left out.
     assert _keys(records, "image") == sorted(
-        (f"{service.host}/team/app:{t}", "linux/amd64") for t in tags
+        (f"{service.host}/team/{t}", "linux/amd64") for t in tags
     )
     assert {r["advisory"]["id"] for r in records if r["kind"] == "vulnerability"} >= {
         "DSA-5044-1",
@@ -553,6 +554,39 @@ def test_a_rematch_cut_off_by_kill_9_is_resumed_at_start(service: Service) -> No
     assert done[0]["reason"] == "index_changed_while_stopped"
     fresh = _fresh_findings(service)
     wait_for(lambda: _current(service.records()) == fresh, 10, service)
+
+
+def test_a_deleted_tag_s_findings_are_resolved_as_image_gone(service: Service) -> None:
+    """The only tag of a repository deleted (its manifest DELETEd, as a registry's cleanup
+    does): the next crawl finds the repository with no tag, writes a ``resolved`` record
+    (``image_gone``) for each finding of the tag's image, and stores none for it."""
+    wait_for(lambda: _crawl_status(service, service.host)["last_outcome"] == "ok", 30, service)
+    ref = f"{service.host}/team/gone:1.0"
+    before = len(service.records())
+    had = _current(service.records())[(ref, "linux/amd64")]
+    assert had
+    req = urllib.request.Request(
+        f"{service.registry.url}/v2/team/gone/manifests/1.0", method="HEAD",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        digest = resp.headers["Docker-Content-Digest"]
+    delete = urllib.request.Request(
+        f"{service.registry.url}/v2/team/gone/manifests/{digest}", method="DELETE"
+    )
+    with urllib.request.urlopen(delete, timeout=10) as resp:
+        assert resp.status == 202
+    _kill(service)
+    service.start()  # its start-up crawl
+    gone = wait_for(
+        lambda: [r for r in service.records()[before:] if r["kind"] == "resolved"
+                 and r["image"]["ref"] == ref], 20, service,
+    )  # fmt: skip
+    assert {r["reason"] for r in gone} == {"image_gone"}
+    assert len(gone) == len(had)
+    assert (ref, "linux/amd64") not in {k for k, v in _current(service.records()).items() if v}
+    code, _ = service.call("GET", f"/v1/images/{gone[0]['image']['digest']}")
+    assert code == 200  # the same image is still stored under team/app's tags
 
 
 def test_duckdb_reads_the_parts(service: Service) -> None:
