@@ -13,6 +13,7 @@ to fetch from (or send credentials to) a host of someone else's choosing.
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -101,6 +102,7 @@ def _json(obj: object, status: int = 200) -> web.Response:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 
 
 class Api:
@@ -173,7 +175,7 @@ class Api:
     async def image(self, request: web.Request) -> web.Response:
         """The records of one image (platform manifest digest) as judged now."""
         digest = request.match_info["digest"]
-        if not digest.startswith("sha256:") or len(digest) != 71:
+        if not _DIGEST.fullmatch(digest):
             return _error(400, "expected a sha256:… manifest digest")
         if self.service.matcher is None:
             return _error(503, "the advisory index is not loaded yet")

@@ -15,6 +15,7 @@ from regsweep.cli.service import config as cfg
 from regsweep.cli.service.core import Service
 from regsweep.matcher.records import (
     Advisory,
+    ErrorRecord,
     ImageRecord,
     ImageRef,
     Package,
@@ -116,3 +117,41 @@ def test_an_index_swapped_while_commits_wait_is_never_used_closed(
     asyncio.run(go())
     kinds = Counter(msgspec.json.decode(line)["kind"] for line in _lines(service))
     assert kinds == {"image": 20, "vulnerability": 20, "resolved": 20, "summary": 1}
+
+
+def test_a_platform_that_left_the_tag_s_index_is_resolved_as_image_gone(
+    service: Service,
+) -> None:
+    """The tag read whole again with one platform fewer: the one gone gets a resolved
+    record (``image_gone``) per finding and its findings are deleted; a tag that could not
+    be read whole (an error about the tag itself) retires nothing."""
+    amd = _vulnerable(REF, "sha256:" + "a" * 64)
+    arm = [
+        msgspec.structs.replace(r, image=msgspec.structs.replace(r.image, platform="linux/arm64"))
+        for r in _vulnerable(REF, "sha256:" + "b" * 64)
+    ]
+    tag_error = ErrorRecord(
+        image=ImageRef(ref=REF), ref=REF, stage="manifest", error="not_found", message="gone"
+    )
+
+    async def go() -> None:
+        service._open()
+        try:
+            await service._commit(REF, 1.0, [*amd, *arm], {}, Counter())
+            await service._commit(REF, 2.0, [tag_error], {}, Counter())
+            await service._commit(REF, 3.0, amd, {}, Counter())
+        finally:
+            service._close()
+
+    asyncio.run(go())
+    records = [msgspec.json.decode(line) for line in _lines(service)]
+    gone = [r for r in records if r["kind"] == "resolved"]
+    assert [(r["image"]["platform"], r["reason"]) for r in gone] == [("linux/arm64", "image_gone")]
+    assert records.index(gone[0]) > records.index(next(r for r in records if r["kind"] == "error"))
+    again = Service(service.conf, token=None)
+    again._open()
+    try:
+        assert again.keys_of_digest("sha256:" + "b" * 64) == []
+        assert again.keys_of_digest("sha256:" + "a" * 64) == [f"{REF}\0linux/amd64"]
+    finally:
+        again._close()

@@ -421,6 +421,7 @@ def test_image_api_answers_the_current_records(service: Service) -> None:
     assert stable(answered) == stable(written)
     assert service.call("GET", "/v1/images/sha256:" + "0" * 64)[0] == 404
     assert service.call("GET", "/v1/images/nope")[0] == 400
+    assert service.call("GET", "/v1/images/sha256:" + "Z" * 64)[0] == 400
 
 
 def _state_from_stream(records: list[Record]) -> dict[tuple[str, str], Counter[tuple[Any, ...]]]:
