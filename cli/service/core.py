@@ -191,7 +191,6 @@ class Service:
         self._in_flight: set[asyncio.Future[None]] = set()
         self._stopping = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
-        self.started_at = _now()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -417,7 +416,8 @@ class Service:
     def _count(self, key: str, found: changes.ImageFindings | None) -> None:
         old = self._severities.pop(key, None)
         if old is not None:
-            self.metrics_findings_sub(old)
+            for severity, n in old.items():
+                self.metrics.findings.labels(severity).dec(n)
         digest = self._digest_by_key.pop(key, None)
         if digest is not None:
             self._digests[digest].discard(key)
@@ -433,11 +433,6 @@ class Service:
         if found.digest is not None:
             self._digests.setdefault(found.digest, set()).add(key)
             self._digest_by_key[key] = found.digest
-
-    def metrics_findings_sub(self, counts: Counter[str]) -> None:
-        """Take an image's findings off the ``regsweep_findings`` gauge."""
-        for severity, n in counts.items():
-            self.metrics.findings.labels(severity).dec(n)
 
     def keys_of_digest(self, digest: str) -> list[str]:
         """The stored images (``ref`` + platform keys) whose manifest is ``digest``."""
